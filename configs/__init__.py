@@ -1,0 +1,1 @@
+"""Hydra configs for the ``magworld`` commands (a package so an installed console script finds them)."""
