@@ -1,0 +1,1 @@
+"""Benchmarks: each prints a table and writes JSON (and plots where useful) under ``bench-results/``."""
