@@ -1,0 +1,73 @@
+"""Frame similarity metrics shared by the environment reward and the benchmarks.
+
+PSNR and SSIM on uint8 RGB frames, per frame. Identical frames have infinite PSNR; it is reported
+capped at :data:`PSNR_CAP` dB so means and JSON stay finite. SSIM follows Wang et al. (2004): 11x11
+Gaussian window (sigma 1.5), K1 = 0.01, K2 = 0.03, data range 255, computed per channel on the
+valid region and averaged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+PSNR_CAP = 100.0
+
+
+def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
+    if a.shape != b.shape:
+        raise ValueError(f"frames must have the same shape, got {a.shape} and {b.shape}")
+    if a.ndim != 3 or a.shape[-1] != 3:
+        raise ValueError(f"expected one RGB frame (H, W, 3), got shape {a.shape}")
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    """Peak signal-to-noise ratio in dB of two uint8 (H, W, 3) frames, capped at ``PSNR_CAP``."""
+    _check_pair(a, b)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    if mse == 0.0:
+        return PSNR_CAP
+    return float(min(PSNR_CAP, 10.0 * np.log10(255.0**2 / mse)))
+
+
+def _gaussian_kernel(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size) - (size - 1) / 2
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+_KERNEL = _gaussian_kernel()
+
+
+def _blur(x: np.ndarray) -> np.ndarray:
+    """Separable Gaussian filter over (H, W) of an (H, W, C) array, 'valid' region only."""
+    size = len(_KERNEL)
+    rows = sliding_window_view(x, size, axis=0) @ _KERNEL  # (H-10, W, C)
+    return sliding_window_view(rows, size, axis=1) @ _KERNEL  # (H-10, W-10, C)
+
+
+def ssim(a: np.ndarray, b: np.ndarray) -> float:
+    """Structural similarity of two uint8 (H, W, 3) frames (1.0 for identical frames)."""
+    _check_pair(a, b)
+    if min(a.shape[:2]) < len(_KERNEL):
+        raise ValueError(f"SSIM needs frames of at least {len(_KERNEL)}x{len(_KERNEL)} pixels, got {a.shape[:2]}")
+    x, y = a.astype(np.float64), b.astype(np.float64)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mu_x, mu_y = _blur(x), _blur(y)
+    var_x = _blur(x * x) - mu_x**2
+    var_y = _blur(y * y) - mu_y**2
+    cov = _blur(x * y) - mu_x * mu_y
+    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+    den = (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+    return float(np.mean(num / den))
+
+
+def frame_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
+    """``{"psnr": dB, "ssim": ...}`` of two frames."""
+    return {"psnr": psnr(a, b), "ssim": ssim(a, b)}
+
+
+def similarity_score(psnr_db: float, ssim_value: float, psnr_low: float = 10.0, psnr_high: float = 40.0) -> float:
+    """Map a (PSNR, SSIM) pair to [0, 1]: ``0.5 * clip((psnr - low) / (high - low), 0, 1) + 0.5 * max(ssim, 0)``."""
+    psnr_term = float(np.clip((psnr_db - psnr_low) / (psnr_high - psnr_low), 0.0, 1.0))
+    return 0.5 * psnr_term + 0.5 * max(float(ssim_value), 0.0)
