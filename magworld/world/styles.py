@@ -363,12 +363,14 @@ _GAME_SKIES = {"blue": ((150, 210, 255), (70, 140, 250)), "sunset": ((255, 180, 
 
 
 def sample_game(rng: np.random.Generator) -> dict[str, Any]:
-    n = int(rng.integers(8, 13))
+    n = int(rng.integers(10, 15))
     objects = [{"kind": _pick(rng, ("question block", "brick platform", "pipe", "coin", "pillar", "flag")), "az": az,
-                "distance": float(rng.uniform(7, 18)), "height": float(rng.uniform(2.5, 6.0)),
+                "distance": float(rng.uniform(5, 12)), "height": float(rng.uniform(2.5, 6.0)),
                 "color": _pick(rng, ("red", "blue", "purple", "orange", "pink", "lime"))} for az in _spread(rng, n)]
     floor = [_pick(rng, ("lime", "yellow", "orange", "pink", "teal")), _pick(rng, ("white", "purple", "blue", "green"))]
-    return {"sky": _pick(rng, list(_GAME_SKIES)), "floor": floor, "objects": objects}
+    hills = [{"az": az, "width": float(rng.uniform(20, 45)), "height": float(rng.uniform(4, 16)),
+              "color": _pick(rng, ("green", "lime", "teal", "purple", "orange", "pink", "blue"))} for az in _spread(rng, 10, 30)]
+    return {"sky": _pick(rng, list(_GAME_SKIES)), "floor": floor, "objects": objects, "hills": hills}
 
 
 def caption_game(p: dict[str, Any]) -> str:
@@ -385,6 +387,12 @@ def paint_game(c: Canvas, p: dict[str, Any]) -> None:
     blocky = (np.floor(c.az / 6) + np.floor(c.el / 4)) % 3 == 0
     clouds = (c.noise(2.0, octaves=2) > 0.55) & (c.el > 15) & blocky
     c.fill(clouds, (255, 255, 255))
+    for hill in p["hills"]:  # a backdrop of stepped, coloured hills: every direction looks different
+        offset = np.abs(angular_offset(c.az, hill["az"])) / (hill["width"] / 2)
+        top = hill["height"] * (1.0 - np.floor(offset * 4) / 4)
+        col = np.asarray(COLORS[hill["color"]], np.float32)
+        c.fill((offset <= 1.0) & (c.el >= 0) & (c.el <= top), col * 0.85)
+        c.fill((offset <= 1.0) & (c.el >= 0) & (c.el <= top) & (np.abs(c.el - top) < 0.8), col * 0.6 + 100)
     x, z, dist = c.ground(EYE_HEIGHT)
     below = np.isfinite(dist)
     checker = ((np.floor(x / 1.5) + np.floor(z / 1.5)) % 2).astype(bool)
