@@ -65,7 +65,7 @@ class MAGWorldEnv(gym.Env):
     Per step: ``w_revisit * R_revisit + w_explore * new_cells`` (defaults 1.0 and 0.0).
     ``R_revisit`` is the mean over the block's 3 frames of ``score(frame, reference)``, where a frame
     scores only if it is a *revisit*: an earlier step showed a pose within ``tolerance`` (1°) and the
-    camera has been farther away since. The reference is the frame of the earliest such visit, and
+    camera has been farther away since it last saw it (holding still on a view is not a revisit). The reference is the frame of the earliest such visit, and
     ``score = 0.5 * clip((PSNR - 10 dB) / 30 dB, 0, 1) + 0.5 * max(SSIM, 0)`` in [0, 1] (PSNR of
     identical frames is capped at 100 dB). ``new_cells`` counts newly seen 15° x 10° view cells.
     Aggregation for reports: per frame -> per step (mean over the block) -> per episode (mean over steps).

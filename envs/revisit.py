@@ -3,10 +3,10 @@
 Definitions (per frame; a step's block has 3 frames):
 
 * A frame at pose ``p`` in step ``t`` is a **revisit** when an earlier step's frame has a pose within
-  ``tolerance`` degrees of ``p`` (largest per-axis difference, yaw around the circle) and, after that
-  earliest match, some frame was at a distance greater than ``tolerance`` from ``p`` (the camera left
-  and came back). Its **reference** is that earliest matching frame — the first time the view was
-  seen — so drift accumulated over time is what the reward measures.
+  ``tolerance`` degrees of ``p`` (largest per-axis difference, yaw around the circle) and, after the
+  most recent such frame, some frame was farther than ``tolerance`` from ``p``: the camera left and
+  came back (holding still on a view is not a revisit). Its **reference** is the *earliest* matching
+  frame — the first time the view was seen — so drift accumulated over time is what is measured.
 * The step **revisit reward** is the mean over the block's frames of ``score(frame, reference)`` with
   ``score = 0`` for frames that are not revisits (see :func:`magworld.metrics.similarity_score`).
 * **Coverage** counts view-direction cells (15° of yaw x 10° of pitch) the frame centres have visited;
@@ -89,9 +89,8 @@ class RevisitTracker:
         matches = np.flatnonzero((dist <= self.tolerance) & earlier)
         if matches.size == 0:
             return None
-        first = matches[0]
-        left_since = np.any(dist[first + 1 :] > self.tolerance)
-        return int(first) if left_since else None
+        left_since_last_match = np.any(dist[matches[-1] + 1 :] > self.tolerance)
+        return int(matches[0]) if left_since_last_match else None
 
     def cell(self, pose: Pose) -> tuple[int, int]:
         yaw_cell = int(np.floor((pose.yaw + YAW_CELL / 2) / YAW_CELL)) % YAW_CELLS

@@ -1,0 +1,163 @@
+"""Contracts of MAGWorld-v0 on the simulator backend."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs  # noqa: F401  (registers MAGWorld-v0)
+from envs import backends
+from envs.magworld_env import MAGWorldEnv
+from magworld.metrics import PSNR_CAP, frame_metrics, similarity_score
+from magworld.world import ACTION_NAMES
+
+STAY, LEFT, RIGHT, UP, DOWN, ZOOM_IN, ZOOM_OUT = range(7)
+
+
+def test_public_names():
+    env = gym.make("MAGWorld-v0")
+    assert env.unwrapped.action_names == ("stay", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
+    assert env.action_space.n == len(ACTION_NAMES) == 7
+    table = env.unwrapped.action_table
+    assert table[1]["d_yaw"] == -15.0 and table[1]["phrase"] == "the camera pans left"
+    assert env.spec.max_episode_steps == 200
+
+
+def test_gymnasium_checker_with_render_modes():
+    check_env(gym.make("MAGWorld-v0").unwrapped)
+    check_env(gym.make("MAGWorld-v0", render_mode="rgb_array").unwrapped)
+
+
+def test_sb3_checker():
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    sb3_check_env(gym.make("MAGWorld-v0").unwrapped)
+
+
+def test_same_seed_and_actions_give_byte_identical_observations():
+    actions = np.random.default_rng(0).integers(0, 7, size=25)
+    runs = []
+    for _ in range(2):
+        env = gym.make("MAGWorld-v0")
+        obs, info = env.reset(seed=11)
+        trace = [obs, info["frames"]]
+        for a in actions:
+            obs, reward, *_ , info = env.step(a)
+            trace += [obs, np.array([reward])]
+        runs.append((info["caption"], np.concatenate([t.ravel() for t in trace])))
+    assert runs[0][0] == runs[1][0]
+    assert np.array_equal(runs[0][1], runs[1][1])
+
+
+def test_same_seed_same_scene_across_kwargs_and_backend_ground_truth():
+    a, b = gym.make("MAGWorld-v0"), gym.make("MAGWorld-v0", backend="simulator")
+    oa, ia = a.reset(seed=5)
+    ob, ib = b.reset(seed=5)
+    assert ia["caption"] == ib["caption"] and np.array_equal(oa, ob)
+    other = gym.make("MAGWorld-v0").reset(seed=6)[1]
+    assert (other["caption"], other["pose"]) != (ia["caption"], ia["pose"])
+
+
+def test_info_contents_and_observation_is_last_frame():
+    env = gym.make("MAGWorld-v0", resolution=48)
+    obs, info = env.reset(seed=0)
+    assert "action_table" in info and info["frames"].shape == (3, 48, 48, 3)
+    obs, reward, terminated, truncated, info = env.step(RIGHT)
+    for key in ("pose", "prompt", "frames", "is_revisit", "revisit", "gt", "step_ms", "coverage"):
+        assert key in info
+    assert np.array_equal(obs, info["frames"][-1]) and obs.shape == (48, 48, 3)
+    assert info["prompt"].endswith("the camera pans right") and info["prompt"].startswith(info["caption"])
+    assert info["pose"]["yaw"] == (env.unwrapped.pose.yaw) and info["gt"]["psnr"] == PSNR_CAP
+    obs[:] = 0  # returned arrays are copies
+    assert env.unwrapped.frames[-1].any()
+
+
+def test_revisit_fires_exactly_on_returns():
+    env = gym.make("MAGWorld-v0")
+    env.reset(seed=3, options={"pose": {"yaw": 90.0, "pitch": 0.0, "fov": 60.0}})
+    plan = [STAY, RIGHT, RIGHT, LEFT, LEFT, STAY, UP, DOWN, ZOOM_IN, ZOOM_OUT, LEFT, RIGHT, RIGHT]
+    expected = [False, False, False, True, True, False, False, True, False, True, False, True, True]
+    seen = []
+    for a in plan:
+        *_, info = env.step(a)
+        seen.append(info["is_revisit"])
+    assert seen == expected
+
+
+class NoisyBackend(backends.SimulatorBackend):
+    """Ground truth plus fixed noise: revisit PSNR/SSIM are known exactly."""
+
+    name, exact = "noisy", False
+
+    def step(self, poses, prompt):
+        frames = super().step(poses, prompt).astype(int)
+        rng = np.random.default_rng(len(prompt))
+        return np.clip(frames + rng.integers(-20, 21, size=frames.shape), 0, 255).astype(np.uint8)
+
+
+def test_reward_formula_matches_its_definition(monkeypatch):
+    monkeypatch.setitem(backends.BACKENDS, "noisy", NoisyBackend)
+    env = gym.make("MAGWorld-v0", backend="noisy", reward={"w_revisit": 2.0, "w_explore": 0.5})
+    env.reset(seed=1)
+    _, r1, *_, i1 = env.step(RIGHT)
+    first_block = i1["frames"]
+    _, r2, *_, i2 = env.step(LEFT)
+    # return block frames are at yaw +10, +5, 0 of the start; references: out frames at +10, +5 and the start block.
+    tracker = env.unwrapped.tracker
+    refs = [first_block[1], first_block[0], tracker.frames[0]]
+    scores = [similarity_score(m["psnr"], m["ssim"]) for m in (frame_metrics(f, ref) for f, ref in zip(i2["frames"], refs))]
+    assert i2["is_revisit"] and i2["revisit"]["frames"] == 3
+    assert r1 == pytest.approx(0.5 * i1["reward_terms"]["new_cells"])
+    assert r2 == pytest.approx(2.0 * np.mean(scores) + 0.5 * i2["reward_terms"]["new_cells"])
+    assert 0.0 < np.mean(scores) < 1.0 and i2["gt"]["psnr"] < 30.0
+
+
+def test_exploration_reward_counts_new_view_cells():
+    env = gym.make("MAGWorld-v0", reward={"w_revisit": 0.0, "w_explore": 1.0})
+    env.reset(seed=0)
+    rewards = [env.step(RIGHT)[1] for _ in range(24)]
+    assert sum(rewards) == 23  # 24 yaw cells at pitch 0; the start cell was covered at reset
+    assert env.step(RIGHT)[1] == 0.0 and env.unwrapped.tracker.coverage == pytest.approx(24 / 168)
+
+
+@pytest.mark.parametrize("action, error", [(7, ValueError), (-1, ValueError), (1.5, TypeError), ("left", TypeError),
+                                           (np.array([1, 2]), TypeError), (np.float32(2), TypeError)])
+def test_bad_action_raises_and_leaves_state_unchanged(action, error):
+    env = gym.make("MAGWorld-v0").unwrapped
+    env.reset(seed=0)
+    env.step(RIGHT)
+    before = (env.pose, env.step_index, env.frames.copy(), len(env.tracker.frames))
+    with pytest.raises(error, match="action"):
+        env.step(action)
+    assert (env.pose, env.step_index, len(env.tracker.frames)) == (before[0], before[1], before[3])
+    assert np.array_equal(env.frames, before[2])
+
+
+def test_numpy_integer_actions_are_accepted():
+    env = gym.make("MAGWorld-v0")
+    env.reset(seed=0)
+    env.step(np.int64(2))
+    env.step(np.array(1))
+
+
+@pytest.mark.parametrize("kwargs, message", [({"backend": "dream"}, "unknown backend"), ({"style": "moon"}, "unknown style"),
+                                             ({"resolution": 3}, "impossible"), ({"render_mode": "ascii"}, "render_mode"),
+                                             ({"reward": {"tolerance": -1}}, "tolerance")])
+def test_bad_constructor_arguments_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MAGWorldEnv(**kwargs)
+
+
+def test_step_before_reset_and_bad_reset_options():
+    env = MAGWorldEnv()
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(0)
+    with pytest.raises(ValueError, match="unknown reset options"):
+        env.reset(seed=0, options={"yaw": 3})
+
+
+def test_episode_truncates_at_registered_length():
+    env = gym.make("MAGWorld-v0", max_episode_steps=5)
+    env.reset(seed=0)
+    flags = [env.step(STAY)[3] for _ in range(5)]
+    assert flags == [False] * 4 + [True]
