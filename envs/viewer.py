@@ -1,0 +1,397 @@
+"""A pygame viewer for RGB frames plus a HUD, and ``magworld play``: steer the camera with the keyboard.
+
+:class:`Viewer` is a generic consumer of ``uint8 (H, W, 3)`` frames and a HUD dict; the env's
+``render_mode="human"`` uses it, and so does :func:`play`. The keyboard layout is data
+(:data:`ACTION_KEYS`, :data:`COMMAND_KEYS`: pygame key names -> action / command names).
+
+Actions are driven by KEYDOWN events (held keys repeat through ``pygame.key.set_repeat``), never by
+``pygame.key.get_pressed()``, so posted synthetic events drive the viewer headless in tests.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from magworld.world import ACTION_NAMES, STYLE_NAMES
+
+from .recording import EpisodeRecorder, RecordingPaths
+
+ACTION_KEYS: dict[str, str] = {
+    "left": "pan_left", "a": "pan_left", "right": "pan_right", "d": "pan_right",
+    "up": "tilt_up", "w": "tilt_up", "down": "tilt_down", "s": "tilt_down",
+    "q": "zoom_in", "e": "zoom_out", "space": "stay",
+}
+COMMANDS: tuple[str, ...] = ("record", "pause", "screenshot", "quit")
+COMMAND_KEYS: dict[str, str] = {"r": "record", "p": "pause", "f12": "screenshot", "escape": "quit"}
+
+HUD_LINES = 8
+FONT_SIZE = 18
+LINE_HEIGHT = 16
+MIN_WINDOW_WIDTH = 384
+KEY_REPEAT_MS = (300, 120)  # (delay, interval) of held-key repeats
+
+
+def import_pygame():
+    """pygame, imported on first use; a clear error names the extra that installs it."""
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    try:
+        import pygame
+    except ImportError as error:  # pragma: no cover - depends on the installed extras
+        raise ImportError("the MAGWorld viewer needs pygame: pip install 'magworld[viewer]'") from error
+    return pygame
+
+
+def check_keymap(action_keys: Mapping[str, str], command_keys: Mapping[str, str]) -> None:
+    """Raise ``ValueError`` naming the entry when a key map points at an unknown action or command."""
+    for key, action in action_keys.items():
+        if action not in ACTION_NAMES:
+            raise ValueError(f"key {key!r} maps to unknown action {action!r}; actions: {', '.join(ACTION_NAMES)}")
+    for key, command in command_keys.items():
+        if command not in COMMANDS:
+            raise ValueError(f"key {key!r} maps to unknown command {command!r}; commands: {', '.join(COMMANDS)}")
+    both = set(action_keys) & set(command_keys)
+    if both:
+        raise ValueError(f"keys {sorted(both)} are bound to both an action and a command")
+
+
+# --- HUD text ----------------------------------------------------------------------------------
+def _format_pose(pose: Mapping[str, float]) -> str:
+    return f"yaw {pose['yaw']:5.1f}°  pitch {pose['pitch']:5.1f}°  fov {pose['fov']:4.1f}°"
+
+
+def _format_revisit(revisit: Mapping[str, Any], score: float | None) -> str:
+    if not revisit or not revisit.get("frames"):
+        return "revisit: -"
+    score_text = "" if score is None else f"score {score:.2f}  "
+    return f"revisit: {score_text}PSNR {revisit['psnr']:.1f} dB  SSIM {revisit['ssim']:.3f}  ({revisit['frames']} frames)"
+
+
+def format_hud(hud: Mapping[str, Any], fps: float | None = None, width_chars: int = 60) -> list[str]:
+    """HUD dict -> text lines. Known keys get a layout; any other key is shown as ``key: value``.
+
+    Known keys: ``step``, ``pose`` (yaw/pitch/fov dict), ``reward``, ``score`` (revisit term),
+    ``revisit`` (psnr/ssim/frames dict), ``step_ms``, ``coverage``, ``prompt``, ``message``, and the
+    flags ``recording`` / ``paused`` (drawn as indicators, not text lines).
+    """
+    hud = dict(hud)
+    status = [f"{fps:4.1f} fps" if fps is not None else "", f"step {hud.pop('step')}" if "step" in hud else ""]
+    if "step_ms" in hud:
+        status.append(f"latency {float(hud.pop('step_ms')):.1f} ms")
+    if "reward" in hud:
+        status.append(f"reward {float(hud.pop('reward')):.3f}")
+    if "coverage" in hud:
+        status.append(f"coverage {100 * float(hud.pop('coverage')):.0f}%")
+    lines = ["  ".join(s for s in status if s)]
+    if "pose" in hud:
+        lines.append(_format_pose(hud.pop("pose")))
+    if "revisit" in hud or "score" in hud:
+        lines.append(_format_revisit(hud.pop("revisit", {}), hud.pop("score", None)))
+    if "prompt" in hud:
+        lines += textwrap.wrap(f"prompt: {hud.pop('prompt')}", width_chars) or ["prompt:"]
+    message = hud.pop("message", None)
+    hud.pop("recording", None)
+    hud.pop("paused", None)
+    lines += [f"{key}: {value}" for key, value in hud.items()]
+    if message:
+        lines.append(str(message))
+    return lines
+
+
+# --- window ------------------------------------------------------------------------------------
+class Viewer:
+    """A pygame window showing one frame scaled up by an integer factor, with HUD text below it.
+
+    ``show(frame, hud)`` draws ``uint8 (H, W, 3)`` and the HUD (see :func:`format_hud`), then waits
+    to hold ``fps`` (``fps=0``: no waiting). ``poll()`` returns the names of keys pressed since the
+    last call, in order; closing the window sets ``closed``. ``scale=None`` fits the frame to ~512 px.
+    """
+
+    def __init__(self, title: str = "MAGWorld", fps: int = 12, scale: int | None = None) -> None:
+        if fps < 0 or (scale is not None and scale < 1):
+            raise ValueError(f"fps must be >= 0 and scale >= 1, got fps={fps} scale={scale}")
+        self.pygame = import_pygame()
+        self.title, self.fps, self.scale = title, int(fps), scale
+        self.closed = False
+        self.screen = None
+        self.font = None
+        self.frame_size: tuple[int, int] | None = None  # (H, W) of the first frame shown
+        self.clock = self.pygame.time.Clock()
+        self.pygame.display.init()
+        self.pygame.font.init()
+        self.pygame.display.set_caption(title)
+        self.pygame.key.set_repeat(*KEY_REPEAT_MS)
+
+    def _open(self, height: int, width: int) -> None:
+        self.scale = self.scale or max(1, 512 // max(height, width))
+        self.frame_size = (height, width)
+        window = (max(MIN_WINDOW_WIDTH, width * self.scale), height * self.scale + HUD_LINES * LINE_HEIGHT + 8)
+        self.screen = self.pygame.display.set_mode(window)
+        self.font = self.pygame.font.Font(None, FONT_SIZE)
+
+    def show(self, frame: np.ndarray, hud: Mapping[str, Any] | None = None) -> None:
+        """Draw ``frame`` and ``hud``, put them on screen and wait to hold ``fps``."""
+        self.draw(frame, hud)
+        self.pygame.display.flip()
+        self.pygame.event.pump()
+        self.clock.tick(self.fps)
+
+    def draw(self, frame: np.ndarray, hud: Mapping[str, Any] | None = None) -> None:
+        """Draw ``frame`` (uint8 (H, W, 3)) and ``hud`` into the window buffer without showing it."""
+        frame = np.asarray(frame)
+        if frame.ndim != 3 or frame.shape[-1] != 3 or frame.dtype != np.uint8:
+            raise ValueError(f"Viewer expects a uint8 (H, W, 3) frame, got {frame.dtype} {frame.shape}")
+        if self.screen is None:
+            self._open(*frame.shape[:2])
+        if frame.shape[:2] != self.frame_size:
+            raise ValueError(f"frame size changed from {self.frame_size} to {frame.shape[:2]}")
+        hud = dict(hud or {})
+        self.screen.fill((16, 16, 16))
+        surface = self.pygame.surfarray.make_surface(frame.transpose(1, 0, 2))  # pygame wants (W, H, 3)
+        size = (frame.shape[1] * self.scale, frame.shape[0] * self.scale)
+        self.screen.blit(self.pygame.transform.scale(surface, size), (0, 0))
+        self._draw_hud(hud, top=size[1] + 4)
+        self._draw_indicators(hud, right=self.screen.get_width())
+
+    def _draw_hud(self, hud: dict[str, Any], top: int) -> None:
+        fps = self.clock.get_fps() if self.fps else None
+        width_chars = max(20, self.screen.get_width() // 7)
+        for row, line in enumerate(format_hud(hud, fps, width_chars)[:HUD_LINES]):
+            self.screen.blit(self.font.render(line, True, (230, 230, 230)), (6, top + row * LINE_HEIGHT))
+
+    def _draw_indicators(self, hud: dict[str, Any], right: int) -> None:
+        if hud.get("recording"):
+            self.pygame.draw.circle(self.screen, (220, 30, 30), (right - 48, 12), 6)
+            self.screen.blit(self.font.render("REC", True, (220, 30, 30)), (right - 38, 5))
+        if hud.get("paused"):
+            self.screen.blit(self.font.render("PAUSED", True, (250, 210, 60)), (6, 5))
+
+    def poll(self) -> list[str]:
+        """Names (``pygame.key.name``) of the keys pressed since the last call, oldest first."""
+        pressed = []
+        for event in self.pygame.event.get():
+            if event.type == self.pygame.QUIT:
+                self.closed = True
+            elif event.type == self.pygame.KEYDOWN:
+                pressed.append(self.pygame.key.name(event.key))
+        return pressed
+
+    def screenshot(self, path: str | Path) -> Path:
+        """Save the window (frame and HUD) as an image; PNG by the file extension."""
+        if self.screen is None:
+            raise RuntimeError("nothing shown yet: call show() before screenshot()")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.pygame.image.save(self.screen, str(path))
+        return path
+
+    def close(self) -> None:
+        """Close the window (safe to call twice)."""
+        if self.pygame.display.get_init():
+            self.pygame.display.quit()
+        self.screen, self.closed = None, True
+
+
+# --- the play loop -----------------------------------------------------------------------------
+@dataclass
+class PlayResult:
+    """What a play session did: env steps taken, episodes started, files written."""
+
+    steps: int = 0
+    episodes: int = 0
+    episode_return: float = 0.0  # of the last episode
+    recordings: list[RecordingPaths] = field(default_factory=list)
+    screenshots: list[Path] = field(default_factory=list)
+
+
+class PlaySession:
+    """State of one keyboard session: the env, the window, the recording in progress, pause."""
+
+    def __init__(self, env, viewer: Viewer, action_keys: Mapping[str, str], command_keys: Mapping[str, str],
+                 seed: int | None, out_dir: str | Path, video_scale: int, realtime: bool, max_steps: int | None) -> None:
+        check_keymap(action_keys, command_keys)
+        self.env, self.viewer, self.seed = env, viewer, seed
+        self.action_keys, self.command_keys = dict(action_keys), dict(command_keys)
+        self.out_dir, self.video_scale, self.realtime = Path(out_dir), video_scale, realtime
+        self.max_steps = max_steps
+        self.recorder: EpisodeRecorder | None = None
+        self.paused = self.quit = False
+        self.message = ""
+        self.result = PlayResult()
+        self.info: dict[str, Any] = {}
+        self.last_reward = 0.0
+
+    def new_episode(self) -> None:
+        seed = self.seed if self.result.episodes == 0 else None
+        _, self.info = self.env.reset(seed=seed)
+        self.result.episodes += 1
+        self.result.episode_return, self.last_reward = 0.0, 0.0
+
+    def step(self, action_name: str) -> None:
+        action = ACTION_NAMES.index(action_name)
+        _, reward, terminated, truncated, self.info = self.env.step(action)
+        self.last_reward = float(reward)
+        self.result.steps += 1
+        self.result.episode_return += float(reward)
+        if self.recorder is not None:
+            self.recorder.record(action, reward, self.info)
+        if terminated or truncated:
+            self.stop_recording()
+            self.new_episode()
+        if self.max_steps is not None and self.result.steps >= self.max_steps:
+            self.quit = True
+
+    def _stamp(self, prefix: str) -> str:
+        return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{len(self.result.recordings) + len(self.result.screenshots)}"
+
+    def toggle_recording(self) -> None:
+        if self.recorder is None:
+            self.recorder = EpisodeRecorder(self.out_dir, self._stamp("play"), seed=self.seed, scale=self.video_scale)
+            self.recorder.start(self.info)
+            self.message = "recording..."
+        else:
+            self.stop_recording()
+
+    def stop_recording(self) -> None:
+        if self.recorder is None:
+            return
+        paths = self.recorder.save()
+        self.recorder = None
+        self.result.recordings.append(paths)
+        self.message = f"saved {paths.video}"
+        print(f"recording saved: {paths.video} + {paths.sidecar.name}")
+
+    def screenshot(self) -> None:
+        self.viewer.draw(self.info["frames"][-1], self.hud())  # what is true now, not the last frame shown
+        path = self.viewer.screenshot(self.out_dir / f"{self._stamp('screenshot')}.png")
+        self.result.screenshots.append(path)
+        self.message = f"saved {path}"
+        print(f"screenshot saved: {path}")
+
+    def handle_key(self, key: str) -> None:
+        command = self.command_keys.get(key)
+        if command == "quit":
+            self.quit = True
+        elif command == "pause":
+            self.paused = not self.paused
+        elif command == "record":
+            self.toggle_recording()
+        elif command == "screenshot":
+            self.screenshot()
+        elif key in self.action_keys and not self.paused:
+            self.step(self.action_keys[key])
+
+    def hud(self) -> dict[str, Any]:
+        info = self.info
+        return {"step": self.env.unwrapped.step_index, "pose": info["pose"], "reward": self.last_reward,
+                "score": info.get("reward_terms", {}).get("revisit"), "revisit": info["revisit"],
+                "step_ms": info["step_ms"], "coverage": info["coverage"], "prompt": info["prompt"],
+                "message": self.message, "recording": self.recorder is not None, "paused": self.paused}
+
+    def tick(self) -> None:
+        """One frame: handle the keys pressed since the last frame, then draw."""
+        keys = self.viewer.poll()
+        stepped = self.result.steps
+        for key in keys:
+            if self.quit:
+                break
+            self.handle_key(key)
+        if self.viewer.closed:
+            self.quit = True
+        if self.realtime and not self.paused and not self.quit and self.result.steps == stepped:
+            self.step("stay")
+        if not self.quit:
+            self.viewer.show(self.info["frames"][-1], self.hud())
+
+
+def play(env, *, seed: int | None = None, viewer: Viewer | None = None, action_keys: Mapping[str, str] = ACTION_KEYS,
+         command_keys: Mapping[str, str] = COMMAND_KEYS, out_dir: str | Path = "recordings", video_scale: int = 4,
+         window_scale: int | None = None, fps: int = 12, realtime: bool = False, max_steps: int | None = None,
+         max_ticks: int | None = None) -> PlayResult:
+    """Play ``env`` (a MAGWorld env) from the keyboard until Esc, window close, ``max_steps`` or ``max_ticks``.
+
+    One key press = one env step (``realtime=True``: idle frames step ``stay``). R starts/stops an
+    mp4 + JSON recording in ``out_dir``, F12 saves a PNG screenshot there, P pauses. A recording in
+    progress is saved on quit and when an episode ends. ``viewer`` defaults to a new :class:`Viewer`
+    and is closed at the end either way.
+    """
+    viewer = viewer or Viewer(title="MAGWorld play", fps=fps, scale=window_scale)
+    session = PlaySession(env, viewer, action_keys, command_keys, seed, out_dir, video_scale, realtime, max_steps)
+    try:
+        session.new_episode()
+        viewer.show(session.info["frames"][-1], session.hud())
+        ticks = 0
+        while not session.quit:
+            session.tick()
+            ticks += 1
+            if max_ticks is not None and ticks >= max_ticks:
+                break
+        session.stop_recording()
+    finally:
+        viewer.close()
+    return session.result
+
+
+# --- magworld play -----------------------------------------------------------------------------
+@dataclass
+class PlayConfig:
+    """``magworld play`` settings (``configs/play.yaml``)."""
+
+    seed: int | None = 0
+    style: str | None = None  # None: drawn from the seed
+    backend: str = "simulator"
+    resolution: int | list[int] = 64
+    window_scale: int = 8  # window pixels per frame pixel
+    video_scale: int = 4  # mp4 pixels per frame pixel
+    fps: int = 12
+    out_dir: str = "recordings"  # recordings and screenshots
+    realtime: bool = False  # True: idle frames step "stay"
+    max_steps: int | None = None  # quit after this many env steps (tests, demos)
+    max_ticks: int | None = None  # quit after this many frames drawn
+    max_episode_steps: int = 200
+
+    def __post_init__(self) -> None:
+        from .backends import BACKENDS
+
+        if self.style is not None and self.style not in STYLE_NAMES:
+            raise ValueError(f"unknown style {self.style!r}; choose null or one of {', '.join(STYLE_NAMES)}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
+        if min(self.window_scale, self.video_scale, self.max_episode_steps) < 1 or self.fps < 0:
+            raise ValueError(f"window_scale, video_scale, max_episode_steps must be >= 1 and fps >= 0: {self}")
+
+
+def make_env(backend: str, style: str | None, resolution: int | Sequence[int], max_episode_steps: int, **kwargs: Any):
+    """``MAGWorld-v0`` through ``gymnasium.make`` (with its checks and time limit)."""
+    import gymnasium
+
+    import envs  # noqa: F401  (registers MAGWorld-v0)
+
+    resolution = resolution if isinstance(resolution, int) else tuple(resolution)
+    return gymnasium.make("MAGWorld-v0", backend=backend, style=style, resolution=resolution,
+                          max_episode_steps=max_episode_steps, **kwargs)
+
+
+def run(cfg: PlayConfig) -> PlayResult:
+    env = make_env(cfg.backend, cfg.style, cfg.resolution, cfg.max_episode_steps)
+    try:
+        result = play(env, seed=cfg.seed, out_dir=cfg.out_dir, video_scale=cfg.video_scale, window_scale=cfg.window_scale,
+                      fps=cfg.fps, realtime=cfg.realtime, max_steps=cfg.max_steps, max_ticks=cfg.max_ticks)
+    finally:
+        env.close()
+    print(f"played {result.steps} steps in {result.episodes} episode(s); last episode return {result.episode_return:.3f}; "
+          f"{len(result.recordings)} recording(s), {len(result.screenshots)} screenshot(s) in {cfg.out_dir}")
+    return result
+
+
+def main(cfg) -> None:
+    """``magworld play``: entry point for the composed hydra config (node ``play``)."""
+    from magworld.config import build
+
+    run(build(cfg.play))
