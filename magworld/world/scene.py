@@ -7,6 +7,7 @@ few small numpy ops, not a per-pixel loop.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -48,16 +49,17 @@ class Scene:
     params: dict[str, Any] = field(repr=False)
     caption: str
     _panoramas: dict[int, list[np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
+    _packed_levels: dict[tuple[int, bool], np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def panorama(self, width: int) -> list[np.ndarray]:
-        """Mip pyramid ``[level0 (W/2, W, 3), level1 (W/4, W/2, 3)]`` as float32, painted on first use."""
+        """Mip pyramid ``[level0 (W/2, W, 3), level1 (W/4, W/2, 3)]`` as uint8, painted on first use."""
         if width not in self._panoramas:
             canvas = Canvas(width, np.random.default_rng([self.seed, 1]))
             STYLES[self.style].paint(canvas, self.params)
-            level0 = canvas.to_uint8().astype(np.float32)
+            level0 = canvas.to_uint8()
             h, w = level0.shape[:2]
-            level1 = level0.reshape(h // 2, 2, w // 2, 2, 3).mean(axis=(1, 3))  # (h/2, w/2, 3) box filter
-            self._panoramas[width] = [level0, level1]
+            box = level0.reshape(h // 2, 2, w // 2, 2, 3).astype(np.float32).mean(axis=(1, 3))  # (h/2, w/2, 3)
+            self._panoramas[width] = [level0, (box + 0.5).astype(np.uint8)]
         return self._panoramas[width]
 
     def panorama_width(self, height: int, width: int) -> int:
@@ -73,30 +75,57 @@ class Scene:
         pixel_deg = pose.fov / width
         texel_deg = 360.0 / pano_width
         image = levels[1] if pixel_deg >= 2.0 * texel_deg else levels[0]
-        azimuth, elevation = view_angles(pose, height, width)
-        return _sample_bilinear(image, azimuth, elevation).reshape(height, width, 3)
+        packed = self._packed(pano_width, image is levels[1])
+        lookup = _view_lookup(height, width, pose.pitch, pose.fov, image.shape[0], image.shape[1])
+        return _sample(packed, image.shape[1], lookup, pose.yaw).reshape(height, width, 3)
+
+    def _packed(self, pano_width: int, coarse: bool) -> np.ndarray:
+        key = (pano_width, coarse)
+        if key not in self._packed_levels:
+            self._packed_levels[key] = _pack_rgb(self.panorama(pano_width)[int(coarse)])
+        return self._packed_levels[key]
 
     def render_many(self, poses: Sequence[Pose], resolution: int | Sequence[int] = 64) -> np.ndarray:
         """Views for several poses, ``uint8 (N, H, W, 3)``."""
         return np.stack([self.render(p, resolution) for p in poses])
 
 
-def _sample_bilinear(image: np.ndarray, azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
-    """Sample an equirectangular float image at view angles; wraps in azimuth, clamps in elevation."""
-    ph, pw = image.shape[:2]
-    col = azimuth * (pw / 360.0) - 0.5
-    row = np.clip((90.0 - elevation) * (ph / 180.0) - 0.5, 0.0, ph - 1.0)
+@functools.lru_cache(maxsize=256)
+def _view_lookup(height: int, width: int, pitch: float, fov: float, pano_h: int, pano_w: int) -> tuple[np.ndarray, ...]:
+    """Everything about a view that does not depend on yaw (turning only adds yaw to every azimuth).
+
+    Returns the per-pixel panorama column at yaw 0 (float, texels), the flat offsets of the two
+    bilinear rows and the row weight, each (H*W,).
+    """
+    azimuth, elevation = view_angles(Pose(0.0, pitch, fov), height, width)
+    col0 = azimuth * (pano_w / 360.0) - 0.5
+    row = np.clip((90.0 - elevation) * (pano_h / 180.0) - 0.5, 0.0, pano_h - 1.0)
+    r0 = np.minimum(np.floor(row), pano_h - 2)
+    weight = (row - r0).astype(np.float32)
+    top = (r0.astype(np.int64) * pano_w)
+    return col0, top, top + pano_w, weight
+
+
+def _pack_rgb(image: np.ndarray) -> np.ndarray:
+    """uint8 (H, W, 3) -> (H*W,) uint32 with RGBA bytes: one gather per texel instead of three."""
+    rgba = np.zeros((*image.shape[:2], 4), dtype=np.uint8)
+    rgba[..., :3] = image
+    return rgba.view(np.uint32).reshape(-1)
+
+
+def _sample(packed: np.ndarray, pano_w: int, lookup: tuple[np.ndarray, ...], yaw: float) -> np.ndarray:
+    """Bilinear sample of a packed equirectangular panorama along the view's rays, turned by ``yaw``."""
+    col0, top, bottom, fr = lookup
+    col = col0 + yaw * (pano_w / 360.0)
     c0 = np.floor(col)
-    r0 = np.minimum(np.floor(row), ph - 2)
-    fc = (col - c0).astype(np.float32)[:, None]
-    fr = (row - r0).astype(np.float32)[:, None]
-    c0 = c0.astype(np.int64) % pw
-    c1 = (c0 + 1) % pw
-    r0 = r0.astype(np.int64)
-    flat = image.reshape(-1, 3)
-    top = flat[r0 * pw + c0] * (1 - fc) + flat[r0 * pw + c1] * fc
-    bottom = flat[(r0 + 1) * pw + c0] * (1 - fc) + flat[(r0 + 1) * pw + c1] * fc
-    return (top * (1 - fr) + bottom * fr + 0.5).astype(np.uint8)
+    fc = (col - c0).astype(np.float32)
+    c0 = c0.astype(np.int64) % pano_w
+    c1 = c0 + 1
+    c1[c1 == pano_w] = 0
+    corners = np.stack([top + c0, top + c1, bottom + c0, bottom + c1])  # (4, N)
+    texels = packed[corners].view(np.uint8).reshape(4, -1, 4)[..., :3].astype(np.float32)  # (4, N, 3)
+    weights = np.stack([(1 - fc) * (1 - fr), fc * (1 - fr), (1 - fc) * fr, fc * fr])[..., None]  # (4, N, 1)
+    return ((texels * weights).sum(axis=0) + 0.5).astype(np.uint8)
 
 
 def make_scene(seed: int, style: str | None = None) -> Scene:
