@@ -182,6 +182,15 @@ class Viewer:
                 pressed.append(self.pygame.key.name(event.key))
         return pressed
 
+    def check_key_names(self, names: Sequence[str]) -> None:
+        """Raise ``ValueError`` for a name that is not a pygame key name (``pygame.key.name`` spelling)."""
+        for name in names:
+            try:
+                self.pygame.key.key_code(name)
+            except ValueError:
+                raise ValueError(f"unknown key name {name!r} in the key map; use pygame.key.name spellings "
+                                 f"such as 'left', 'a', 'space', 'f12', 'escape'") from None
+
     def screenshot(self, path: str | Path) -> Path:
         """Save the window (frame and HUD) as an image; PNG by the file extension."""
         if self.screen is None:
@@ -216,6 +225,7 @@ class PlaySession:
     def __init__(self, env, viewer: Viewer, action_keys: Mapping[str, str], command_keys: Mapping[str, str],
                  seed: int | None, out_dir: str | Path, video_scale: int, realtime: bool, max_steps: int | None) -> None:
         check_keymap(action_keys, command_keys)
+        viewer.check_key_names([*action_keys, *command_keys])
         self.env, self.viewer, self.seed = env, viewer, seed
         self.action_keys, self.command_keys = dict(action_keys), dict(command_keys)
         self.out_dir, self.video_scale, self.realtime = Path(out_dir), video_scale, realtime
@@ -322,8 +332,8 @@ def play(env, *, seed: int | None = None, viewer: Viewer | None = None, action_k
     and is closed at the end either way.
     """
     viewer = viewer or Viewer(title="MAGWorld play", fps=fps, scale=window_scale)
-    session = PlaySession(env, viewer, action_keys, command_keys, seed, out_dir, video_scale, realtime, max_steps)
     try:
+        session = PlaySession(env, viewer, action_keys, command_keys, seed, out_dir, video_scale, realtime, max_steps)
         session.new_episode()
         viewer.show(session.info["frames"][-1], session.hud())
         ticks = 0
