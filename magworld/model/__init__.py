@@ -1,0 +1,31 @@
+"""The MAG model core: autoencoder, text encoder, causal block transformer, KV cache, memory model.
+
+Public API (see each module's docstring for shapes):
+
+- :class:`Autoencoder` frames uint8 (B, 3, 64, 64) <-> latents (B, C, 8, 8)
+- :func:`make_text_encoder` prompts -> (B, 1, 384); the empty prompt is the zero vector
+- :class:`BlockTransformer` ``(x_t, t, pose, text, cache) -> Output(prediction=velocity, ...)``;
+  :meth:`BlockTransformer.write` puts a clean block's key/values in a cache
+- :class:`KVCache` / :class:`CacheConfig` with policies full, window, mag
+- :class:`MemoryModel` (stage 1) and :func:`memory_attention_mask`
+- :func:`transformer_preset` size registry (tiny, small, base, wan1.3b)
+- :func:`save_checkpoint` / :func:`load_into` (safetensors + JSON), :func:`load_bundled`
+"""
+
+from .autoencoder import Autoencoder, AutoencoderConfig
+from .cache import CacheConfig, CacheSnapshot, KVCache
+from .checkpoint import CheckpointError, load_into, read_meta, save_checkpoint
+from .config import PRESETS, TransformerConfig, transformer_preset
+from .flow import FlowConfig
+from .memory import MemoryConfig, MemoryModel, memory_attention_mask
+from .pretrained import load_autoencoder, load_bundled, load_memory
+from .text import HashingTextEncoder, MiniLMTextEncoder, TextConfig, make_text_encoder
+from .transformer import BlockTransformer, Output, block_causal_mask
+
+__all__ = [
+    "Autoencoder", "AutoencoderConfig", "CacheConfig", "CacheSnapshot", "KVCache", "CheckpointError", "load_into",
+    "read_meta", "save_checkpoint", "PRESETS", "TransformerConfig", "transformer_preset", "FlowConfig",
+    "MemoryConfig", "MemoryModel", "memory_attention_mask", "load_autoencoder", "load_bundled", "load_memory",
+    "HashingTextEncoder", "MiniLMTextEncoder", "TextConfig", "make_text_encoder", "BlockTransformer", "Output",
+    "block_causal_mask",
+]

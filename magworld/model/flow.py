@@ -1,0 +1,71 @@
+"""Flow matching on latents: ``x_t = (1 - t) x_0 + t eps``; networks predict the velocity ``v = eps - x_0``.
+
+Timesteps are shifted toward noise, ``t' = s t / (1 + (s - 1) t)`` (Wan / Self Forcing). The sampler
+owns the timestep list and knows no network: it calls ``velocity(x_t, t)``; everything else (cache,
+pose, text) is closed over by the caller. ``mode="renoise"`` is the few-step recipe (predict x_0,
+re-inject fresh noise at the next level); ``mode="euler"`` integrates the ODE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class FlowConfig:
+    shift: float = 2.0
+    steps: int = 4
+    mode: str = "euler"  # or "renoise"
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("euler", "renoise"):
+            raise ValueError(f"flow sampler mode must be 'euler' or 'renoise', got {self.mode!r}")
+
+
+def shift_time(t: torch.Tensor, shift: float) -> torch.Tensor:
+    return shift * t / (1 + (shift - 1) * t)
+
+
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x_t for per-frame t (B, T) and x0, noise (B, T, ...)."""
+    t = t.view(*t.shape, *([1] * (x0.dim() - t.dim())))
+    return (1 - t) * x0 + t * noise
+
+
+def velocity_target(x0: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    return noise - x0
+
+
+def x0_from_velocity(x_t: torch.Tensor, velocity: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    t = t.view(*t.shape, *([1] * (x_t.dim() - t.dim())))
+    return x_t - t * velocity
+
+
+def sample_train_time(shape: tuple[int, ...], shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training timesteps: uniform, then shifted toward noise."""
+    return shift_time(torch.rand(shape, generator=generator), shift)
+
+
+def timesteps(cfg: FlowConfig) -> list[float]:
+    """The sampler's descending levels from 1 to 0 (``steps + 1`` values)."""
+    return shift_time(torch.linspace(1.0, 0.0, cfg.steps + 1), cfg.shift).tolist()
+
+
+def sample(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor, cfg: FlowConfig,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Integrate from pure noise (B, T, ...) at t = 1 to x_0; ``velocity(x_t, t (B, T))`` is the network."""
+    x = noise
+    levels = timesteps(cfg)
+    for now, nxt in zip(levels[:-1], levels[1:]):
+        t = torch.full(noise.shape[:2], now, device=noise.device)
+        v = velocity(x, t)
+        if cfg.mode == "euler":
+            x = x + (nxt - now) * v
+        else:
+            x0 = x0_from_velocity(x, v, t)
+            fresh = torch.randn(x0.shape, generator=generator, device=x0.device) if nxt > 0 else torch.zeros_like(x0)
+            x = (1 - nxt) * x0 + nxt * fresh
+    return x

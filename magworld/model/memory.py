@@ -1,0 +1,123 @@
+"""The memory model (stage 1): compresses each clean block into the key/values of its kept frame(s).
+
+At run time, :meth:`MemoryModel.write` runs a clean pass (t = 0) over a finished block with full
+intra-block attention and the compressed history in the cache, and the ``mag`` cache policy keeps
+only the block's last ``kept`` frames. Training reproduces this in one parallel pass over
+``[clean frames | noisy frames]`` with :func:`memory_attention_mask`, and asks the noisy frames to
+reconstruct *all* frames of their block (flow-matching velocity loss), which forces the block's
+content into the kept frames' key/values.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .cache import CacheConfig, KVCache
+from .config import TransformerConfig, transformer_preset
+from .flow import FlowConfig, add_noise, sample, sample_train_time, velocity_target
+from .transformer import BlockTransformer
+
+
+@dataclass
+class MemoryConfig:
+    transformer: TransformerConfig = field(default_factory=lambda: transformer_preset("tiny"))
+    kept: int = 1  # frames of each block whose key/values are kept (compression ratio block_frames / kept)
+    flow: FlowConfig = field(default_factory=FlowConfig)
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.kept <= self.transformer.block_frames:
+            raise ValueError(f"kept must be in 1..block_frames={self.transformer.block_frames}, got {self.kept}")
+
+    @property
+    def compression(self) -> float:
+        return self.transformer.block_frames / self.kept
+
+
+def memory_attention_mask(blocks: int, block_frames: int, kept: int, tokens_per_frame: int,
+                          device: torch.device | str = "cpu") -> torch.Tensor:
+    """Boolean (L, L) mask, True = may attend, for the sequence ``[clean frames | noisy frames]``.
+
+    Both halves hold ``blocks * block_frames`` frames of ``tokens_per_frame`` tokens, clean frame f and
+    noisy frame f being the same frame. Frame f is in block ``f // block_frames`` and is *kept* when it
+    is one of its block's last ``kept`` frames. With query in block i:
+
+    - a clean query sees the kept clean frames of blocks < i (the compressed history) and every clean
+      frame of block i (full intra-block attention: the encoder);
+    - a noisy query sees the kept clean frames of blocks <= i (history + this block's compressed
+      frame) and every noisy frame of block i; the other clean frames of block i are masked out;
+    - nobody sees a later block, and clean queries never see noisy keys.
+    """
+    frames = blocks * block_frames
+    block = torch.arange(frames, device=device) // block_frames
+    is_kept = torch.arange(frames, device=device) % block_frames >= block_frames - kept
+    bq, bk = block[:, None], block[None, :]  # (F, 1), (1, F)
+    clean_clean = (bk < bq) & is_kept[None, :] | (bk == bq)
+    noisy_clean = (bk <= bq) & is_kept[None, :]
+    noisy_noisy = bk == bq
+    frame_mask = torch.cat([torch.cat([clean_clean, torch.zeros_like(clean_clean)], 1),
+                            torch.cat([noisy_clean, noisy_noisy], 1)], 0)  # (2F, 2F)
+    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)
+
+
+class MemoryModel(nn.Module):
+    def __init__(self, cfg: MemoryConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.net = BlockTransformer(cfg.transformer)
+
+    def new_cache(self) -> KVCache:
+        """An empty ``mag`` cache keeping ``kept`` frames per block."""
+        return self.net.new_cache(CacheConfig(policy="mag", kept=self.cfg.kept))
+
+    def write(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, cache: KVCache) -> None:
+        """Compress a clean block x0 (B, block_frames, C, h, w) into ``cache``."""
+        self.net.write(x0, pose, text, cache)
+
+    def loss(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """Flow-matching loss of reconstructing every block of x0 (B, T, C, h, w) from compressed memory."""
+        batch, frames = x0.shape[:2]
+        bf = self.cfg.transformer.block_frames
+        if frames % bf:
+            raise ValueError(f"clip of {frames} frames is not a whole number of {bf}-frame blocks")
+        t = sample_train_time((batch, frames // bf), self.cfg.flow.shift, generator).repeat_interleave(bf, 1)  # (B, T)
+        noise = torch.randn(x0.shape, generator=generator)
+        pred = self.reconstruction_velocity(x0, add_noise(x0, noise, t), t, pose, text)
+        return F.mse_loss(pred, velocity_target(x0, noise))
+
+    def reconstruction_velocity(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, pose: torch.Tensor,
+                                text: torch.Tensor) -> torch.Tensor:
+        """Velocity for noisy frames x_t (B, T, ...) given clean x0 through the memory mask, one parallel pass."""
+        frames = x0.shape[1]
+        index = torch.arange(frames, device=x0.device)
+        mask = memory_attention_mask(frames // self.cfg.transformer.block_frames, self.cfg.transformer.block_frames,
+                                     self.cfg.kept, self.cfg.transformer.tokens_per_frame, x0.device)
+        out = self.net(torch.cat([x0, x_t], 1), torch.cat([torch.zeros_like(t), t], 1), torch.cat([pose, pose], 1),
+                       text, frame_index=torch.cat([index, index]), mask=mask)
+        return out.prediction[:, frames:]  # (B, T, C, h, w)
+
+    def decode_block(self, noise: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, cache: KVCache,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        """Reconstruct the block last written to ``cache`` from noise (B, block_frames, ...) and the cache."""
+        frames = noise.shape[1]
+        index = torch.arange(cache.next_frame - frames, cache.next_frame, device=noise.device)
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.net(x, t, pose, text, cache, frame_index=index).prediction
+
+        return sample(velocity, noise, self.cfg.flow, generator)
+
+    @torch.no_grad()
+    def reconstruct(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
+                    generator: torch.Generator | None = None) -> tuple[torch.Tensor, KVCache]:
+        """Write each block of x0 (B, T, ...) into a fresh cache and decode it back; returns (latents, cache)."""
+        cache, bf, out = self.new_cache(), self.cfg.transformer.block_frames, []
+        for s in range(0, x0.shape[1], bf):
+            self.write(x0[:, s:s + bf], pose[:, s:s + bf], text, cache)
+            noise = torch.randn(x0[:, s:s + bf].shape, generator=generator)
+            out.append(self.decode_block(noise, pose[:, s:s + bf], text, cache, generator))
+        return torch.cat(out, 1), cache

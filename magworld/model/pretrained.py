@@ -1,0 +1,49 @@
+"""Build models from checkpoints (config from the JSON sidecar) and the weights bundled with the package.
+
+``load_bundled("autoencoder")`` and ``load_bundled("memory")`` return the tiny models trained by this
+project (``magworld/assets/weights/``), in eval mode, with no download.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .autoencoder import Autoencoder, AutoencoderConfig
+from .checkpoint import CheckpointError, load_into, read_meta
+from .config import TransformerConfig
+from .flow import FlowConfig
+from .memory import MemoryConfig, MemoryModel
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
+BUNDLED = {"autoencoder": "tiny-autoencoder.safetensors", "memory": "tiny-memory.safetensors"}
+
+
+def memory_config_from_dict(d: dict) -> MemoryConfig:
+    return MemoryConfig(transformer=TransformerConfig(**d["transformer"]), kept=d["kept"], flow=FlowConfig(**d["flow"]))
+
+
+def load_autoencoder(path: str | Path) -> Autoencoder:
+    model = Autoencoder(AutoencoderConfig(**read_meta(path)["config"]))
+    load_into(model, path, "autoencoder")
+    return model.eval()
+
+
+def load_memory(path: str | Path) -> MemoryModel:
+    model = MemoryModel(memory_config_from_dict(read_meta(path)["config"]))
+    load_into(model, path, "memory")
+    return model.eval()
+
+
+def bundled_path(name: str) -> Path:
+    if name not in BUNDLED:
+        raise ValueError(f"no bundled weights named {name!r}; choose one of {', '.join(BUNDLED)}")
+    return WEIGHTS_DIR / BUNDLED[name]
+
+
+def load_bundled(name: str) -> Autoencoder | MemoryModel:
+    """The bundled tiny ``autoencoder`` or ``memory`` model, ready for inference."""
+    path = bundled_path(name)
+    if not path.exists():
+        raise CheckpointError(f"bundled weights {path} are missing from this install; reinstall magworld or train "
+                              f"them with `magworld train stage={name}` and copy the export there")
+    return {"autoencoder": load_autoencoder, "memory": load_memory}[name](path)

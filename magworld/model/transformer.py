@@ -1,0 +1,220 @@
+"""The causal block transformer shared by the memory model and the generator.
+
+``BlockTransformer(x_t, t, pose, text, cache) -> velocity`` on latent frames:
+
+- latents (B, T, C, h, w) are patchified into N = (h/p)*(w/p) tokens per frame;
+- 3D RoPE over (frame, row, column) with absolute frame indices, pose-aware if configured
+  (see :mod:`magworld.model.rope`); the camera pose (yaw, pitch, fov) per frame is an input (B, T, 3);
+- per-frame timestep modulation (adaLN: 6 vectors per layer: shift/scale/gate for attention and MLP,
+  from one shared projection plus a learned per-layer table, as in Wan);
+- self-attention over [cached history ; current frames]; the current frames see each other fully
+  unless an explicit boolean ``mask`` (True = may attend) is given (training on whole sequences);
+- cross-attention to text tokens (a learned null token is always prepended, so the empty prompt,
+  a zero embedding, is well defined);
+- flow-matching head predicting the **velocity** ``v = noise - x_0`` (see :mod:`magworld.model.flow`).
+
+The network keeps no state between calls; it returns the block's rotated keys/values when asked
+(``return_kv=True``) and the caller stores them in a :class:`~magworld.model.cache.KVCache`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from .cache import KVCache
+from .config import TransformerConfig
+from .rope import Rope3D, rotate
+
+try:  # optional CUDA kernel; SDPA is the portable default
+    from flash_attn import flash_attn_func
+except ImportError:  # pragma: no cover - depends on the machine
+    flash_attn_func = None
+
+
+class Output(NamedTuple):
+    prediction: torch.Tensor  # (B, T, C, h, w) velocity
+    keys: list[torch.Tensor] | None  # per layer (B, heads, T, N, hd), after RoPE
+    values: list[torch.Tensor] | None
+
+
+def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, H, Lq, hd) x (B, H, Lk, hd) -> (B, H, Lq, hd); flash-attn on CUDA half precision without a mask."""
+    if flash_attn_func is not None and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
+        return flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+
+
+def timestep_embedding(t: torch.Tensor, dim: int) -> torch.Tensor:
+    """Sinusoidal features of t in [0, 1] (scaled by 1000), (...,) -> (..., dim)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(10000.0) * torch.arange(half, device=t.device, dtype=torch.float32) / half)
+    args = 1000.0 * t.float().unsqueeze(-1) * freqs
+    return torch.cat([args.cos(), args.sin()], dim=-1)
+
+
+def modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """x (B, T, N, D) with per-frame shift/scale (B, T, 1, D)."""
+    return x * (1 + scale) + shift
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.dim)
+        self.q_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+        self.k_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
+
+    def forward(self, x: torch.Tensor, angles: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None,
+                mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """x (B, L, D) -> (out (B, L, D), this call's keys and values (B, H, L, hd))."""
+        q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
+        q, k = rotate(self.q_norm(q), angles), rotate(self.k_norm(k), angles)
+        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        out = attention(q, keys, values, mask)  # (B, H, L, hd)
+        return self.out(out.transpose(1, 2).flatten(2)), k, v
+
+
+class CrossAttention(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.q = nn.Linear(cfg.dim, cfg.dim)
+        self.kv = nn.Linear(cfg.dim, 2 * cfg.dim)
+        self.out = nn.Linear(cfg.dim, cfg.dim)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """x (B, L, D) attends to context (B, S, D)."""
+        q = self.q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, L, hd)
+        k, v = self.kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, S, hd)
+        return self.out(attention(q, k, v).transpose(1, 2).flatten(2))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.modulation = nn.Parameter(torch.zeros(6, cfg.dim))  # per-layer adaLN table
+        self.norm1 = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.attn = SelfAttention(cfg)
+        self.norm2 = nn.LayerNorm(cfg.dim, eps=1e-6)
+        self.cross = CrossAttention(cfg)
+        self.norm3 = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(cfg.dim, cfg.mlp_dim), nn.GELU(approximate="tanh"),
+                                 nn.Linear(cfg.mlp_dim, cfg.dim))
+
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, angles: torch.Tensor, context: torch.Tensor,
+                past: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None):
+        """x (B, T, N, D); mod (B, T, 6, D) -> (x, keys, values)."""
+        shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, T, 1, D)
+        h = modulate(self.norm1(x), shift1, scale1).flatten(1, 2)  # (B, T*N, D)
+        a, k, v = self.attn(h, angles, past, mask)
+        x = x + gate1 * a.view_as(x)
+        x = x + self.cross(self.norm2(x).flatten(1, 2), context).view_as(x)
+        x = x + gate2 * self.mlp(modulate(self.norm3(x), shift2, scale2))
+        return x, k, v
+
+
+class BlockTransformer(nn.Module):
+    """The network: (x_t, t, pose, text, cache) -> velocity. See the module docstring."""
+
+    def __init__(self, cfg: TransformerConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.patch_embed = nn.Linear(cfg.patch_dim, cfg.dim)
+        self.text_embed = nn.Sequential(nn.Linear(cfg.text_dim, cfg.dim), nn.GELU(approximate="tanh"),
+                                        nn.Linear(cfg.dim, cfg.dim))
+        self.null_text = nn.Parameter(torch.randn(1, 1, cfg.dim) * 0.02)
+        self.time_embed = nn.Sequential(nn.Linear(cfg.time_freq_dim, cfg.dim), nn.SiLU(), nn.Linear(cfg.dim, cfg.dim))
+        self.time_proj = nn.Sequential(nn.SiLU(), nn.Linear(cfg.dim, 6 * cfg.dim))
+        self.rope = Rope3D(cfg)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.depth))
+        self.head_norm = nn.LayerNorm(cfg.dim, elementwise_affine=False, eps=1e-6)
+        self.head_modulation = nn.Parameter(torch.zeros(2, cfg.dim))
+        self.head = nn.Linear(cfg.dim, cfg.patch_dim)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+        for zero in (self.time_proj[-1], self.head):  # adaLN-zero: gates and output start at 0
+            nn.init.zeros_(zero.weight)
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, C, h, w) -> (B, T, N, C*p*p)."""
+        p, g = self.cfg.patch_size, self.cfg.grid
+        x = x.unflatten(3, (g, p)).unflatten(5, (g, p))  # (B, T, C, g, p, g, p)
+        return x.permute(0, 1, 3, 5, 2, 4, 6).flatten(2, 3).flatten(3)  # (B, T, N, C*p*p)
+
+    def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, N, C*p*p) -> (B, T, C, h, w)."""
+        p, g, c = self.cfg.patch_size, self.cfg.grid, self.cfg.latent_channels
+        x = x.unflatten(2, (g, g)).unflatten(4, (c, p, p))  # (B, T, g, g, C, p, p)
+        return x.permute(0, 1, 4, 2, 5, 3, 6).flatten(5, 6).flatten(3, 4)  # (B, T, C, h, w)
+
+    def forward(self, x_t: torch.Tensor, t: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
+                cache: KVCache | None = None, *, frame_index: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, return_kv: bool = False) -> Output:
+        """Predict the velocity of frames x_t (B, T, C, h, w) at per-frame times t (B, T) in [0, 1].
+
+        pose (B, T, 3) yaw/pitch/fov degrees; text (B, S, text_dim) (zeros = empty prompt); the frames sit
+        at absolute ``frame_index`` (T,) (default: right after the cache); ``mask`` (T*N, F*N + T*N) bool,
+        True = may attend, over [cached frames ; these frames]; keys/values of these frames are returned
+        per layer as (B, heads, T, N, hd) when ``return_kv``.
+        """
+        batch, frames = x_t.shape[:2]
+        if frame_index is None:
+            start = 0 if cache is None else cache.next_frame
+            frame_index = torch.arange(start, start + frames, device=x_t.device)
+        angles = self.rope(frame_index, pose)  # (B, T*N, hd/2)
+        x = self.patch_embed(self.patchify(x_t))  # (B, T, N, D)
+        temb = self.time_embed(timestep_embedding(t, self.cfg.time_freq_dim))  # (B, T, D)
+        mod = self.time_proj(temb).unflatten(-1, (6, self.cfg.dim))  # (B, T, 6, D)
+        context = torch.cat([self.null_text.expand(batch, -1, -1), self.text_embed(text)], dim=1)  # (B, 1+S, D)
+        keys, values = [], []
+        for i, block in enumerate(self.blocks):
+            x, k, v = block(x, mod, angles, context, None if cache is None else cache.layer(i), mask)
+            if return_kv:
+                keys.append(k.unflatten(2, (frames, -1)))  # (B, H, T, N, hd)
+                values.append(v.unflatten(2, (frames, -1)))
+        shift, scale = (temb.unsqueeze(2) + self.head_modulation).unsqueeze(2).unbind(3)  # (B, T, 1, D)
+        out = self.head(modulate(self.head_norm(x), shift, scale))  # (B, T, N, C*p*p)
+        return Output(self.unpatchify(out), keys if return_kv else None, values if return_kv else None)
+
+    def write(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, cache: KVCache) -> None:
+        """Clean pass (t = 0) over a final block x0 (B, T, C, h, w): its keys/values go into ``cache``
+        (which frames are kept is the cache policy's choice)."""
+        t = torch.zeros(x0.shape[:2], device=x0.device)
+        start = cache.next_frame
+        out = self.forward(x0, t, pose, text, cache, return_kv=True)
+        cache.append(out.keys, out.values, list(range(start, start + x0.shape[1])))
+
+    def new_cache(self, config) -> KVCache:
+        """An empty cache for this network's layer stack."""
+        return KVCache(config, self.cfg.depth)
+
+
+def block_causal_mask(frames: int, block_frames: int, tokens_per_frame: int, window: int | None = None,
+                      sink: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Boolean (L, L) mask (True = may attend) for a whole sequence of ``frames`` frames in blocks.
+
+    A query in block i sees every frame of block i and the earlier frames a cache would hold when block
+    i starts at frame s: all of them (``window=None``, the ``full`` policy), or the first ``sink``
+    frames plus frames >= s - window (the ``window`` policy). Never a later block.
+    """
+    f = torch.arange(frames, device=device)
+    start = (f // block_frames * block_frames)[:, None]  # (F, 1) first frame of the query's block
+    key = f[None, :]  # (1, F)
+    history = key < start
+    if window is not None:
+        history &= (key < sink) | (key >= start - window)
+    same_block = (key >= start) & (key < start + block_frames)
+    frame_mask = history | same_block  # (F, F)
+    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)
