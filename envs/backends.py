@@ -1,12 +1,13 @@
-"""World backends: what produces the frames of a block. The env talks to them through one protocol.
+"""World backends: what draws the frames of a block, for N worlds at once.
 
 ``simulator`` renders the procedural world exactly (ground truth). ``model`` (the MAG generator) plugs
-in here with the same two calls, so the environment's API does not change with the backend.
+in here with the same calls, so the environments' API does not change with the backend. The single
+env is a backend with ``num_worlds = 1``; the vector env advances all worlds in one ``step`` call.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, Sequence
 
 import numpy as np
 
@@ -17,42 +18,43 @@ class Backend(Protocol):
     name: str
     exact: bool  # True when the frames are the ground truth itself
 
-    def start(self, scene: Scene, poses: list[Pose], frames: np.ndarray) -> np.ndarray:
-        """Begin an episode from the ground-truth first block; returns the block it shows (3, H, W, 3)."""
+    def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray) -> np.ndarray:
+        """(Re)start world ``world`` from its ground-truth first block; returns the block it shows (F, H, W, 3)."""
 
-    def step(self, poses: list[Pose], prompt: str) -> np.ndarray:
-        """Produce the next block at ``poses`` given the prompt; returns uint8 (3, H, W, 3)."""
+    def step(self, poses: Sequence[list[Pose]], prompts: Sequence[str]) -> np.ndarray:
+        """Draw the next block of every world at ``poses`` given the prompts; returns uint8 (N, F, H, W, 3)."""
 
-    def info(self) -> dict[str, Any]:
-        """Backend-specific info entries (cache size, ...)."""
+    def info(self, world: int) -> dict[str, Any]:
+        """Backend entries of a world's info (memory policy, cache size, ...)."""
 
 
 class SimulatorBackend:
-    """Ground truth: renders the scene at the requested poses."""
+    """Ground truth: renders each world's scene at the requested poses."""
 
     name = "simulator"
     exact = True
 
-    def __init__(self, resolution: tuple[int, int]) -> None:
+    def __init__(self, resolution: tuple[int, int], num_worlds: int = 1) -> None:
         self.resolution = resolution
-        self.scene: Scene | None = None
+        self.scenes: list[Scene | None] = [None] * num_worlds
 
-    def start(self, scene: Scene, poses: list[Pose], frames: np.ndarray) -> np.ndarray:
-        self.scene = scene
-        return frames
+    def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray) -> np.ndarray:
+        self.scenes[world] = scene
+        return truth
 
-    def step(self, poses: list[Pose], prompt: str) -> np.ndarray:
-        assert self.scene is not None, "start() first"
-        return self.scene.render_many(poses, self.resolution)
+    def step(self, poses: Sequence[list[Pose]], prompts: Sequence[str]) -> np.ndarray:
+        if any(s is None for s in self.scenes):
+            raise RuntimeError("every world must be started before step()")
+        return np.stack([scene.render_many(p, self.resolution) for scene, p in zip(self.scenes, poses)])  # type: ignore[union-attr]
 
-    def info(self) -> dict[str, Any]:
-        return {}
+    def info(self, world: int) -> dict[str, Any]:
+        return {"backend": self.name}
 
 
 BACKENDS: dict[str, type] = {"simulator": SimulatorBackend}
 
 
-def make_backend(name: str, resolution: tuple[int, int], **kwargs: Any) -> Backend:
+def make_backend(name: str, resolution: tuple[int, int], num_worlds: int = 1, **kwargs: Any) -> Backend:
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
-    return BACKENDS[name](resolution, **kwargs)
+    return BACKENDS[name](resolution, num_worlds=num_worlds, **kwargs)

@@ -9,29 +9,12 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from magworld.world import ACTION_NAMES, ACTION_TABLE, STYLE_NAMES, Pose, Scene, apply_action, make_scene, parse_resolution
+from magworld.world import ACTION_NAMES, ACTION_TABLE, Pose, Scene, parse_resolution
 from magworld.world.scene import check_style
-from magworld.world.trajectory import BLOCK_FRAMES, block_poses
 
 from .backends import make_backend
-from .revisit import RevisitTracker, RewardConfig, step_reward
-
-
-class Latency(float):
-    """A wall-clock duration in milliseconds, reported in ``info["step_ms"]``.
-
-    Timing is a property of the machine, not of the world: two ``Latency`` values compare equal to
-    each other, so Gymnasium's determinism check (same seed + action -> same info) compares the world
-    state and not the clock. Against plain numbers it compares as the float it is.
-    """
-
-    def __eq__(self, other: object) -> bool:
-        return True if isinstance(other, Latency) else float(self) == other
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    __hash__ = float.__hash__
+from .episode import Episode, check_action
+from .revisit import RevisitTracker, RewardConfig
 
 
 class MAGWorldEnv(gym.Env):
@@ -103,14 +86,10 @@ class MAGWorldEnv(gym.Env):
         self.style = None if style is None else check_style(style)
         self.resolution = parse_resolution(resolution)
         self.reward_cfg = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
-        self.backend = make_backend(backend, self.resolution, **backend_kwargs)
+        self.backend = make_backend(backend, self.resolution, num_worlds=1, **backend_kwargs)
         self.action_space = spaces.Discrete(len(ACTION_TABLE))
         self.observation_space = spaces.Box(0, 255, (*self.resolution, 3), dtype=np.uint8)
-        self.tracker = RevisitTracker(tolerance=self.reward_cfg.tolerance)
-        self.scene: Scene | None = None
-        self.pose = Pose()
-        self.frames: np.ndarray | None = None
-        self.step_index = 0
+        self.episode = Episode(self.resolution, self.reward_cfg)
         self._viewer = None
         self._hud: dict[str, Any] = {}
 
@@ -118,49 +97,49 @@ class MAGWorldEnv(gym.Env):
     def action_table(self) -> list[dict[str, float | str]]:
         return [a.as_dict() for a in ACTION_TABLE]
 
+    # the world state, read through from the episode
+    @property
+    def scene(self) -> Scene | None:
+        return self.episode.scene
+
+    @property
+    def pose(self) -> Pose:
+        return self.episode.pose
+
+    @property
+    def frames(self) -> np.ndarray | None:
+        return self.episode.frames
+
+    @property
+    def step_index(self) -> int:
+        return self.episode.step_index
+
+    @property
+    def tracker(self) -> RevisitTracker:
+        return self.episode.tracker
+
     # --- gym API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        options = dict(options or {})
-        unknown = set(options) - {"scene_seed", "style", "pose"}
-        if unknown:
-            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: scene_seed, style, pose")
-        scene_seed = int(options.get("scene_seed", self.np_random.integers(0, 2**31 - 1)))
-        style = options.get("style", self.style)
-        if style is None:
-            style = STYLE_NAMES[int(self.np_random.integers(len(STYLE_NAMES)))]
-        start_yaw = 15.0 * int(self.np_random.integers(0, 24))
-        pose = Pose(**options["pose"]) if "pose" in options else Pose(start_yaw, 0.0, 60.0)
-        self.scene = make_scene(scene_seed, style)
-        self.pose, self.step_index = pose, 0
-        self.tracker.reset()
-        poses = [pose] * BLOCK_FRAMES
+        poses, truth = self.episode.begin(self.np_random, self.style, options)
         start = time.perf_counter()
-        truth = self.scene.render_many(poses, self.resolution)
-        self.frames = self.backend.start(self.scene, poses, truth)
-        found = self.tracker.observe(0, poses, self.frames, self.reward_cfg)
-        info = self._info(self.scene.caption, found, truth, (time.perf_counter() - start) * 1e3, 0.0)
-        info["action_table"] = self.action_table
+        assert self.episode.scene is not None
+        frames = self.backend.start(0, self.episode.scene, poses, truth)
+        elapsed = (time.perf_counter() - start) * 1e3
+        obs, info = self.episode.started_info(frames, truth, elapsed, self.backend.info(0))
         self._after_step(info, 0.0)
-        return self.frames[-1].copy(), info
+        return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        if self.scene is None or self.frames is None:
-            raise RuntimeError("call reset() before step()")
-        action = self._check_action(action)
-        target = apply_action(self.pose, action)
-        poses = block_poses(self.pose, target)
-        prompt = f"{self.scene.caption}, {ACTION_TABLE[action].phrase}"
+        action = check_action(action, int(self.action_space.n))
+        target, poses, prompt = self.episode.plan(action)
         start = time.perf_counter()
-        frames = self.backend.step(poses, prompt)
+        frames = self.backend.step([poses], [prompt])[0]
         step_ms = (time.perf_counter() - start) * 1e3
-        truth = frames if self.backend.exact else self.scene.render_many(poses, self.resolution)
-        self.pose, self.frames, self.step_index = target, frames, self.step_index + 1
-        found = self.tracker.observe(self.step_index, poses, frames, self.reward_cfg)
-        revisit_term, reward = step_reward(found, BLOCK_FRAMES, self.reward_cfg)
-        info = self._info(prompt, found, truth, step_ms, revisit_term)
+        truth = frames if self.backend.exact else self.episode.truth(poses)
+        obs, reward, info = self.episode.commit(target, poses, prompt, frames, truth, step_ms, self.backend.info(0))
         self._after_step(info, reward)
-        return frames[-1].copy(), reward, False, False, info
+        return obs, reward, False, False, info
 
     def render(self) -> np.ndarray | None:
         if self.frames is None:
@@ -177,32 +156,6 @@ class MAGWorldEnv(gym.Env):
             self._viewer = None
 
     # --- helpers ------------------------------------------------------------------------------
-    def _check_action(self, action: Any) -> int:
-        value = np.asarray(action)
-        if value.shape != () or not np.issubdtype(value.dtype, np.integer):
-            raise TypeError(f"action must be one integer index in 0..{self.action_space.n - 1} "
-                            f"({', '.join(self.action_names)}), got {action!r} of dtype {value.dtype}")
-        if not self.action_space.contains(int(value)):
-            raise ValueError(f"action {int(value)} is outside Discrete({self.action_space.n}); valid: "
-                             + ", ".join(f"{i}={n}" for i, n in enumerate(self.action_names)))
-        return int(value)
-
-    def _info(self, prompt: str, found, truth: np.ndarray, step_ms: float, revisit_term: float) -> dict[str, Any]:
-        from magworld.metrics import frame_metrics
-
-        assert self.scene is not None and self.frames is not None
-        gt = [frame_metrics(f, t) for f, t in zip(self.frames, truth)]
-        new_cells = found.new_cells
-        return {
-            "pose": self.pose.as_dict(), "prompt": prompt, "frames": self.frames.copy(), "is_revisit": found.is_revisit,
-            "revisit": found.mean_metrics(),
-            "gt": {"psnr": float(np.mean([m["psnr"] for m in gt])), "ssim": float(np.mean([m["ssim"] for m in gt]))},
-            "coverage": self.tracker.coverage, "step_ms": Latency(step_ms),
-            "reward_terms": {"revisit": revisit_term, "new_cells": new_cells},
-            "caption": self.scene.caption, "style": self.scene.style, "scene_seed": self.scene.seed,
-            "backend": self.backend.name, **self.backend.info(),
-        }
-
     def _after_step(self, info: dict[str, Any], reward: float) -> None:
         self._hud = {"pose": info["pose"], "prompt": info["prompt"], "reward": reward, "step_ms": info["step_ms"],
                      "revisit": info["revisit"], "step": self.step_index}

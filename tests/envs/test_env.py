@@ -89,9 +89,9 @@ class NoisyBackend(backends.SimulatorBackend):
 
     name, exact = "noisy", False
 
-    def step(self, poses, prompt):
-        frames = super().step(poses, prompt).astype(int)
-        rng = np.random.default_rng(len(prompt))
+    def step(self, poses, prompts):
+        frames = super().step(poses, prompts).astype(int)
+        rng = np.random.default_rng(len(prompts[0]))
         return np.clip(frames + rng.integers(-20, 21, size=frames.shape), 0, 255).astype(np.uint8)
 
 

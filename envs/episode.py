@@ -1,0 +1,123 @@
+"""One world's episode bookkeeping — scene, pose, revisits, reward, info — apart from who draws frames.
+
+The single env and the batched vector env both keep one :class:`Episode` per world and hand the
+frame drawing to a backend in one batched call, so their rewards and infos cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from magworld.metrics import frame_metrics
+from magworld.world import ACTION_NAMES, ACTION_TABLE, STYLE_NAMES, Pose, Scene, apply_action, make_scene
+from magworld.world.trajectory import BLOCK_FRAMES, block_poses
+
+from .revisit import RevisitTracker, RewardConfig, step_reward
+
+RESET_OPTIONS = ("scene_seed", "style", "pose")
+
+
+class Latency(float):
+    """A wall-clock duration in milliseconds, reported in ``info["step_ms"]``.
+
+    Timing is a property of the machine, not of the world: two ``Latency`` values compare equal to
+    each other, so Gymnasium's determinism check (same seed + action -> same info) compares the world
+    state and not the clock. Against plain numbers it compares as the float it is.
+    """
+
+    def __eq__(self, other: object) -> bool:
+        return True if isinstance(other, Latency) else float(self) == other
+
+    def __ne__(self, other: object) -> bool:
+        return not self.__eq__(other)
+
+    __hash__ = float.__hash__
+
+
+def check_action(action: Any, n: int = len(ACTION_NAMES)) -> int:
+    """The action as an int index, or a ``TypeError``/``ValueError`` that names the valid actions."""
+    value = np.asarray(action)
+    if value.shape != () or not np.issubdtype(value.dtype, np.integer):
+        raise TypeError(f"action must be one integer index in 0..{n - 1} ({', '.join(ACTION_NAMES)}), "
+                        f"got {action!r} of dtype {value.dtype}")
+    if not 0 <= int(value) < n:
+        raise ValueError(f"action {int(value)} is outside Discrete({n}); valid: " + ", ".join(f"{i}={a}" for i, a in enumerate(ACTION_NAMES)))
+    return int(value)
+
+
+class Episode:
+    """Scene, camera pose and revisit history of one world; computes reward and info of each block."""
+
+    def __init__(self, resolution: tuple[int, int], reward_cfg: RewardConfig) -> None:
+        self.resolution = resolution
+        self.reward_cfg = reward_cfg
+        self.tracker = RevisitTracker(tolerance=reward_cfg.tolerance)
+        self.scene: Scene | None = None
+        self.pose = Pose()
+        self.frames: np.ndarray | None = None
+        self.step_index = 0
+
+    @property
+    def started(self) -> bool:
+        return self.scene is not None and self.frames is not None
+
+    def begin(self, rng: np.random.Generator, style: str | None, options: dict[str, Any] | None) -> tuple[list[Pose], np.ndarray]:
+        """Pick the scene and start pose (from ``rng`` unless ``options`` fix them); returns the first block's poses and truth."""
+        options = dict(options or {})
+        unknown = set(options) - set(RESET_OPTIONS)
+        if unknown:
+            raise ValueError(f"unknown reset options {sorted(unknown)}; allowed: {', '.join(RESET_OPTIONS)}")
+        scene_seed = int(options.get("scene_seed", rng.integers(0, 2**31 - 1)))
+        style = options.get("style", style)
+        if style is None:
+            style = STYLE_NAMES[int(rng.integers(len(STYLE_NAMES)))]
+        start_yaw = 15.0 * int(rng.integers(0, 24))
+        self.scene = make_scene(scene_seed, style)
+        self.pose = Pose(**options["pose"]) if "pose" in options else Pose(start_yaw, 0.0, 60.0)
+        self.step_index, self.frames = 0, None
+        self.tracker.reset()
+        poses = [self.pose] * BLOCK_FRAMES
+        return poses, self.scene.render_many(poses, self.resolution)
+
+    def started_info(self, frames: np.ndarray, truth: np.ndarray, step_ms: float, backend_info: dict[str, Any]) -> tuple[np.ndarray, dict]:
+        """Record the first block; returns (observation, reset info)."""
+        assert self.scene is not None
+        self.frames = frames
+        found = self.tracker.observe(0, [self.pose] * BLOCK_FRAMES, frames, self.reward_cfg)
+        info = self._info(self.scene.caption, found, truth, step_ms, 0.0, backend_info)
+        info["action_table"] = [a.as_dict() for a in ACTION_TABLE]
+        return frames[-1].copy(), info
+
+    def plan(self, action: int) -> tuple[Pose, list[Pose], str]:
+        """Target pose, per-frame poses and prompt of ``action`` (no state change)."""
+        if not self.started:
+            raise RuntimeError("call reset() before step()")
+        assert self.scene is not None
+        target = apply_action(self.pose, action)
+        return target, block_poses(self.pose, target), f"{self.scene.caption}, {ACTION_TABLE[action].phrase}"
+
+    def truth(self, poses: list[Pose]) -> np.ndarray:
+        assert self.scene is not None
+        return self.scene.render_many(poses, self.resolution)
+
+    def commit(self, target: Pose, poses: list[Pose], prompt: str, frames: np.ndarray, truth: np.ndarray,
+               step_ms: float, backend_info: dict[str, Any]) -> tuple[np.ndarray, float, dict]:
+        """Record the generated block; returns (observation, reward, info)."""
+        self.pose, self.frames, self.step_index = target, frames, self.step_index + 1
+        found = self.tracker.observe(self.step_index, poses, frames, self.reward_cfg)
+        revisit_term, reward = step_reward(found, BLOCK_FRAMES, self.reward_cfg)
+        return frames[-1].copy(), reward, self._info(prompt, found, truth, step_ms, revisit_term, backend_info)
+
+    def _info(self, prompt: str, found, truth: np.ndarray, step_ms: float, revisit_term: float, backend_info: dict[str, Any]) -> dict[str, Any]:
+        assert self.scene is not None and self.frames is not None
+        gt = [frame_metrics(f, t) for f, t in zip(self.frames, truth)]
+        return {
+            "pose": self.pose.as_dict(), "prompt": prompt, "frames": self.frames.copy(), "is_revisit": found.is_revisit,
+            "revisit": found.mean_metrics(),
+            "gt": {"psnr": float(np.mean([m["psnr"] for m in gt])), "ssim": float(np.mean([m["ssim"] for m in gt]))},
+            "coverage": self.tracker.coverage, "step_ms": Latency(step_ms),
+            "reward_terms": {"revisit": revisit_term, "new_cells": found.new_cells},
+            "caption": self.scene.caption, "style": self.scene.style, "scene_seed": self.scene.seed, **backend_info,
+        }
