@@ -71,3 +71,65 @@ def similarity_score(psnr_db: float, ssim_value: float, psnr_low: float = 10.0, 
     """Map a (PSNR, SSIM) pair to [0, 1]: ``0.5 * clip((psnr - low) / (high - low), 0, 1) + 0.5 * max(ssim, 0)``."""
     psnr_term = float(np.clip((psnr_db - psnr_low) / (psnr_high - psnr_low), 0.0, 1.0))
     return 0.5 * psnr_term + 0.5 * max(float(ssim_value), 0.0)
+
+
+# --- masked versions (the benchmark's memory-only region) ---------------------------------------
+# A mask is a boolean (H, W) array; only pixels where it is true count. An empty mask has no score:
+# the functions return ``nan`` (callers drop it before averaging).
+
+
+def _check_mask(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.dtype != bool or mask.shape != a.shape[:2]:
+        raise ValueError(f"mask must be a boolean (H, W) array matching the frames {a.shape[:2]}, got {mask.dtype} {mask.shape}")
+    return mask
+
+
+def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """PSNR (dB, capped at ``PSNR_CAP``) over the pixels where ``mask`` is true; ``nan`` for an empty mask."""
+    _check_pair(a, b)
+    mask = _check_mask(a, mask)
+    if not mask.any():
+        return float("nan")
+    diff = a[mask].astype(np.float64) - b[mask].astype(np.float64)  # (M, 3)
+    mse = float(np.mean(diff**2))
+    if mse == 0.0:
+        return PSNR_CAP
+    return float(min(PSNR_CAP, 10.0 * np.log10(255.0**2 / mse)))
+
+
+def _blur_same(x: np.ndarray) -> np.ndarray:
+    """The Gaussian filter of :func:`_blur` with zero padding, so the output keeps the (H, W) size."""
+    pad = len(_KERNEL) // 2
+    return _blur(np.pad(x, ((pad, pad), (pad, pad), (0, 0))))
+
+
+def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    """SSIM over the pixels where ``mask`` is true; ``nan`` for an empty mask.
+
+    Pixels outside the mask take no part at all: the local means, variances and covariance are
+    mask-weighted Gaussian averages (normalised convolution, zero outside the frame), and the SSIM map
+    is averaged over the masked pixels. So frames that agree inside the mask score exactly 1 whatever
+    lies outside it. With an all-true mask this is SSIM with border pixels included (close to, but not
+    bit-equal to, :func:`ssim`, which uses the valid region only).
+    """
+    _check_pair(a, b)
+    mask = _check_mask(a, mask)
+    if not mask.any():
+        return float("nan")
+    m = mask.astype(np.float64)[..., None]  # (H, W, 1)
+    x, y = a.astype(np.float64) * m, b.astype(np.float64) * m
+    weight = _blur_same(m)  # (H, W, 1), > 0 wherever a masked pixel is within the window
+    safe = np.where(weight > 1e-12, weight, 1.0)
+    mu_x, mu_y = _blur_same(x) / safe, _blur_same(y) / safe
+    var_x = np.maximum(_blur_same(x * x) / safe - mu_x**2, 0.0)
+    var_y = np.maximum(_blur_same(y * y) / safe - mu_y**2, 0.0)
+    cov = _blur_same(x * y) / safe - mu_x * mu_y
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    smap = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))  # (H, W, 3)
+    return float(np.mean(smap[mask]))
+
+
+def masked_frame_metrics(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """``{"psnr": dB, "ssim": ...}`` restricted to ``mask`` (both ``nan`` for an empty mask)."""
+    return {"psnr": masked_psnr(a, b, mask), "ssim": masked_ssim(a, b, mask)}

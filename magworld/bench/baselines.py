@@ -1,0 +1,173 @@
+"""Reference policies for the benchmarks, all speaking :class:`magworld.protocol.BlockWorld`.
+
+* :class:`GroundTruthOracle` (``oracle``) renders the true frames from the scenes. It must score the
+  PSNR cap and SSIM 1 everywhere — the check that the harness compares the right frames.
+* :class:`ShiftBaseline` (``shift``) re-renders the previous frame from the new pose: a shift by the
+  pan/tilt in pixels (a rescale for a zoom), the exposed strip filled by replicating the edge. It has
+  no memory beyond the last frame.
+* :class:`NoMemory` (``no_memory``) repeats the last frame.
+* :class:`ReprojectionMemory` (``reproject_full``, ``reproject_window``) keeps frames and re-renders
+  any pose from them (pixels no kept frame shows: the shift fill). ``full`` keeps every frame;
+  ``window`` keeps the first block (sink) and the last 6 frames — the geometric counterparts of the
+  model's ``full`` and ``window`` cache policies, with perfect "generation". They show how far memory
+  alone moves each metric.
+
+Shapes as in :mod:`magworld.protocol`: frames ``uint8 (N, F, H, W, 3)``, poses ``N x F`` poses.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from magworld.protocol import BlockPoses
+from magworld.world import Pose, Scene, pose_distance
+
+from .geometry import project, warp
+from .policies import PolicySpec, register_policy
+
+
+@runtime_checkable
+class SceneAware(Protocol):
+    """A policy that needs the true scenes (only the oracle); the harness calls this before ``start``."""
+
+    def bind_scenes(self, scenes: Sequence[Scene]) -> None: ...
+
+
+class _LastFrame:
+    """Shared bookkeeping: the last frame and pose of each world."""
+
+    name = "last_frame"
+
+    def __init__(self) -> None:
+        self.last: list[np.ndarray] = []
+        self.last_pose: list[Pose] = []
+
+    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str]) -> None:
+        self.last, self.last_pose = [], []
+        self._keep(frames, poses)
+
+    def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
+        self._keep(frames, poses)
+
+    def _keep(self, frames: np.ndarray, poses: BlockPoses) -> None:
+        self.last = [block[-1].copy() for block in frames]  # (H, W, 3) each
+        self.last_pose = [block_poses[-1] for block_poses in poses]
+
+    def cache_bytes(self) -> int:
+        return int(sum(frame.nbytes for frame in self.last))
+
+
+class NoMemory(_LastFrame):
+    """Repeats the last frame for every new frame."""
+
+    name = "no_memory"
+
+    def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        out = np.stack([np.repeat(frame[None], len(p), axis=0) for frame, p in zip(self.last, poses)])  # (N, F, H, W, 3)
+        self._keep(out, poses)
+        return out
+
+
+class ShiftBaseline(_LastFrame):
+    """Warps the previous frame to each new pose (shift for pans/tilts, rescale for zooms), edge fill."""
+
+    name = "shift"
+
+    def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        out = []
+        for frame, pose, block_poses in zip(self.last, self.last_pose, poses):
+            block = []
+            for target in block_poses:
+                frame, pose = warp(frame, pose, target), target
+                block.append(frame)
+            out.append(np.stack(block))
+        out = np.stack(out)  # (N, F, H, W, 3)
+        self._keep(out, poses)
+        return out
+
+
+class GroundTruthOracle:
+    """Renders the true frame at every pose (needs :meth:`bind_scenes`); holds no history."""
+
+    name = "oracle"
+
+    def __init__(self) -> None:
+        self.scenes: list[Scene] = []
+        self.resolution: tuple[int, int] = (64, 64)
+
+    def bind_scenes(self, scenes: Sequence[Scene]) -> None:
+        self.scenes = list(scenes)
+
+    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str]) -> None:
+        if len(self.scenes) != len(frames):
+            raise RuntimeError(f"oracle: bind_scenes() got {len(self.scenes)} scenes for {len(frames)} worlds")
+        self.resolution = (frames.shape[2], frames.shape[3])
+
+    def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
+        pass
+
+    def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        return np.stack([scene.render_many(p, self.resolution) for scene, p in zip(self.scenes, poses)])
+
+    def cache_bytes(self) -> int:
+        return 0
+
+
+class ReprojectionMemory:
+    """Keeps frames (all, or a sink + a recent window) and re-renders new poses from them.
+
+    Each target pixel is taken from the kept frame nearest in pose that shows it (so an exact revisit
+    copies the earlier frame); pixels no kept frame shows get the shift fill from the last frame.
+    """
+
+    def __init__(self, window: int | None = None, sink: int = 3, name: str = "reproject") -> None:
+        self.window, self.sink, self.name = window, sink, name
+        self.memory: list[list[tuple[np.ndarray, Pose]]] = []  # per world: (frame, pose) kept
+
+    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str]) -> None:
+        self.memory = [[] for _ in range(len(frames))]
+        self.memorize(frames, poses)
+
+    def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
+        for kept, block, block_poses in zip(self.memory, frames, poses):
+            kept.extend((frame.copy(), pose) for frame, pose in zip(block, block_poses))
+            if self.window is not None and len(kept) > self.sink + self.window:
+                del kept[self.sink : len(kept) - self.window]
+
+    def _render(self, kept: list[tuple[np.ndarray, Pose]], target: Pose) -> np.ndarray:
+        last, last_pose = kept[-1]
+        out = warp(last, last_pose, target)
+        height, width = out.shape[:2]
+        todo = np.ones((height, width), dtype=bool)
+        for frame, pose in sorted(kept, key=lambda item: pose_distance(item[1], target)):
+            col, row, seen = project(target, pose, height, width)
+            take = todo & seen
+            if take.any():
+                sampled = warp(frame, pose, target)
+                out[take] = sampled[take]
+                todo &= ~take
+            if not todo.any():
+                break
+        return out
+
+    def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        out = np.stack([np.stack([self._render(kept, pose) for pose in block_poses])
+                        for kept, block_poses in zip(self.memory, poses)])  # (N, F, H, W, 3)
+        self.memorize(out, poses)
+        return out
+
+    def cache_bytes(self) -> int:
+        return int(sum(frame.nbytes for kept in self.memory for frame, _ in kept))
+
+
+def _window_options(spec: PolicySpec) -> dict:
+    return {"window": int(spec.options.get("window", 6)), "sink": int(spec.options.get("sink", 3))}
+
+
+register_policy("oracle", lambda spec: GroundTruthOracle())
+register_policy("shift", lambda spec: ShiftBaseline())
+register_policy("no_memory", lambda spec: NoMemory())
+register_policy("reproject_full", lambda spec: ReprojectionMemory(window=None, name="reproject_full"))
+register_policy("reproject_window", lambda spec: ReprojectionMemory(**_window_options(spec), name="reproject_window"))

@@ -1,0 +1,68 @@
+"""Camera geometry for the revisit benchmark: where a view's pixels land in another view.
+
+All cameras share one centre (the worlds are panoramas), so two poses are related by a rotation and
+a zoom: :func:`project` maps every pixel of a target view into a source view's pixel grid. From it
+come the shift baseline's warp (:func:`warp`) and the benchmark's *memory-only region*
+(:func:`memory_only_mask`): the pixels of a view that none of the recent frames showed.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from magworld.world import Pose
+from magworld.world.camera import camera_rays, rotation
+
+
+def project(target: Pose, source: Pose, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Source-image coordinates of each target pixel's ray: ``(col, row, in_view)``, each (H, W).
+
+    ``col``/``row`` are continuous pixel coordinates (pixel centres at integers); ``in_view`` is true
+    where the ray hits the source image (in front of the camera, inside its borders).
+    """
+    world = camera_rays(height, width, target.fov) @ rotation(target.yaw, target.pitch).T  # (H*W, 3)
+    cam = world @ rotation(source.yaw, source.pitch)  # (H*W, 3) in source camera axes
+    half = np.tan(np.radians(source.fov) / 2.0)
+    front = cam[:, 2] > 1e-9
+    z = np.where(front, cam[:, 2], 1.0)
+    u, v = cam[:, 0] / z, cam[:, 1] / z
+    col = (u / half + 1.0) * width / 2.0 - 0.5
+    row = (1.0 - v / (half * height / width)) * height / 2.0 - 0.5
+    in_view = front & (col >= -0.5) & (col <= width - 0.5) & (row >= -0.5) & (row <= height - 0.5)
+    shape = (height, width)
+    return col.reshape(shape), row.reshape(shape), in_view.reshape(shape)
+
+
+def warp(frame: np.ndarray, source: Pose, target: Pose) -> np.ndarray:
+    """Re-render ``frame`` (uint8 (H, W, 3), seen from ``source``) from ``target``.
+
+    For a pan or tilt this is a shift by the rotation in pixels; for a zoom a rescale about the centre.
+    Pixels the source never saw are filled by replicating its nearest edge pixel (bilinear sampling
+    with clamped coordinates).
+    """
+    height, width = frame.shape[:2]
+    col, row, _ = project(target, source, height, width)
+    col = np.clip(col, 0.0, width - 1.0)
+    row = np.clip(row, 0.0, height - 1.0)
+    c0 = np.minimum(np.floor(col).astype(np.int64), width - 2)
+    r0 = np.minimum(np.floor(row).astype(np.int64), height - 2)
+    fc, fr = (col - c0)[..., None], (row - r0)[..., None]
+    img = frame.astype(np.float64)
+    top = img[r0, c0] * (1 - fc) + img[r0, c0 + 1] * fc
+    bottom = img[r0 + 1, c0] * (1 - fc) + img[r0 + 1, c0 + 1] * fc
+    return np.clip(top * (1 - fr) + bottom * fr + 0.5, 0, 255).astype(np.uint8)
+
+
+def visible_mask(target: Pose, sources: Sequence[Pose], height: int, width: int) -> np.ndarray:
+    """Boolean (H, W): pixels of the ``target`` view that at least one of the ``sources`` views shows."""
+    seen = np.zeros((height, width), dtype=bool)
+    for source in sources:
+        seen |= project(target, source, height, width)[2]
+    return seen
+
+
+def memory_only_mask(target: Pose, recent: Sequence[Pose], height: int, width: int) -> np.ndarray:
+    """Boolean (H, W): pixels of ``target`` that none of the ``recent`` frame poses showed."""
+    return ~visible_mask(target, recent, height, width)

@@ -1,0 +1,323 @@
+"""``magworld bench revisit``: MAG-Bench analogue — does the world come back the same after leaving?
+
+For every episode of the suite (:mod:`magworld.bench.suite`) and every policy (a
+:class:`~magworld.protocol.BlockWorld` looked up by name, :mod:`magworld.bench.policies`) and protocol:
+
+* ``memorize`` (MAG-Bench): the first block, the prefix and the outbound path are ground truth,
+  written with ``BlockWorld.memorize``; the return path is generated with ``BlockWorld.step``
+  (prompt = scene caption + action phrase).
+* ``generate_all``: only the first block is given; everything after it is generated.
+
+Scored frames (see :class:`EpisodePlan`): a **revisit** frame is a return-path frame whose pose matches
+a history frame's pose (within ``tolerance`` degrees); its reference is the earliest such frame.
+Per revisit frame: PSNR/SSIM vs the reference as the policy saw or made it (*history context*), vs
+the simulator's frame (*ground truth*), and both restricted to the *memory-only region* — the pixels
+not shown by any frame of the last ``recent_blocks`` blocks before the frame's block. Generated frames
+that are not revisits are scored against ground truth as *novel* frames. In the ``memorize`` protocol
+the reference *is* the ground-truth frame at that pose (the worlds are static), so the history
+context and ground truth columns agree; they differ under ``generate_all``.
+
+Aggregation: per frame -> mean per episode -> mean over episodes, with seeded 95% bootstrap intervals
+over episodes; the same per style. The report (:mod:`magworld.bench.report`) goes to
+``<out_dir>/<name>/``: ``report.md``, ``results.json`` and PNG plots.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from magworld.config import build
+from magworld.metrics import frame_metrics, masked_frame_metrics
+from magworld.world import ACTION_TABLE, Pose, make_scene, pose_distance
+from magworld.world.trajectory import BLOCK_FRAMES
+
+from .baselines import SceneAware
+from .geometry import memory_only_mask
+from .policies import PolicySpec, load_plugins, make_policy
+from .suite import Episode, SuiteConfig, build_suite, quick_subset
+
+MODES = ("memorize", "generate_all")
+METRICS = ("hc_psnr", "hc_ssim", "gt_psnr", "gt_ssim", "mem_hc_psnr", "mem_hc_ssim", "mem_gt_psnr", "mem_gt_ssim",
+           "novel_psnr", "novel_ssim")
+LPIPS_METRICS = ("hc_lpips", "gt_lpips", "mem_hc_lpips", "mem_gt_lpips", "novel_lpips")
+
+
+@dataclass
+class RevisitBenchConfig:
+    name: str = "revisit"  # results go to <out_dir>/<name>/
+    out_dir: str = "bench-results"
+    suite: SuiteConfig = field(default_factory=SuiteConfig)
+    # policies: names ("shift") or {name, checkpoint, label, options}; one row each, so several
+    # checkpoints of one policy (compression ratio 1-5, history term lambda) compare in one run
+    policies: list[Any] = field(default_factory=lambda: ["oracle", "shift", "no_memory"])
+    plugins: list[str] = field(default_factory=list)  # modules imported first (they register policies)
+    modes: list[str] = field(default_factory=lambda: list(MODES))
+    recent_blocks: int = 2  # W: the recent window of the memory-only region, in blocks
+    tolerance: float = 0.01  # degrees: poses this close are the same view
+    batch_size: int = 16  # worlds per BlockWorld call (episodes of the same shape share a batch)
+    bootstrap: int = 1000  # resamples for the 95% intervals
+    seed: int = 0  # bootstrap seed
+    quick: bool = False  # development subset: the first quick_per_style episodes of each style
+    quick_per_style: int = 5
+    lpips: bool = True  # use LPIPS when its weights are available locally
+    example_episode: int | None = None  # suite index for the example strip; None: the longest pan run
+
+    def __post_init__(self) -> None:
+        if isinstance(self.suite, dict):
+            self.suite = SuiteConfig(**{k: v for k, v in self.suite.items() if k != "_target_"})
+        self.policies = [PolicySpec.parse(p) for p in self.policies]
+        labels = [p.label for p in self.policies]
+        if not labels or len(set(labels)) != len(labels):
+            raise ValueError(f"bench.policies needs at least one policy and distinct labels, got {labels}")
+        bad = [m for m in self.modes if m not in MODES]
+        if bad or not self.modes:
+            raise ValueError(f"bench.modes must be a non-empty list from {', '.join(MODES)}, got {self.modes}")
+        if self.recent_blocks < 1 or self.batch_size < 1 or self.bootstrap < 1 or self.quick_per_style < 1:
+            raise ValueError("recent_blocks, batch_size, bootstrap and quick_per_style must be >= 1")
+
+
+# --- what to score in an episode (independent of the policy) -------------------------------------
+@dataclass
+class RevisitFrame:
+    frame: int  # flat frame index (block * 3 + k)
+    reference: int  # flat index of the earliest history frame at the same pose
+    mask: np.ndarray  # (H, W) memory-only region
+    distance: float  # degrees the camera travelled from the reference frame to this one
+    history: int  # frames between the reference and this frame
+
+
+@dataclass
+class EpisodePlan:
+    episode: Episode
+    poses: list[Pose]  # flat, one per frame
+    revisits: list[RevisitFrame]
+    return_frames: list[int]  # flat indices of the return path's frames
+
+
+def plan_episode(ep: Episode, recent_blocks: int, tolerance: float, height: int, width: int) -> EpisodePlan:
+    poses = [p for block in ep.trajectory.frame_poses() for p in block]
+    start = ep.history_blocks * BLOCK_FRAMES
+    steps = np.array([0.0] + [pose_distance(a, b) for a, b in zip(poses[:-1], poses[1:])])
+    travelled = np.cumsum(steps)
+    revisits = []
+    for t in range(start, len(poses)):
+        matches = [r for r in range(start) if pose_distance(poses[r], poses[t]) <= tolerance]
+        if not matches:
+            continue
+        block = t // BLOCK_FRAMES
+        recent = poses[max(0, block - recent_blocks) * BLOCK_FRAMES : block * BLOCK_FRAMES]
+        revisits.append(RevisitFrame(frame=t, reference=matches[0], mask=memory_only_mask(poses[t], recent, height, width),
+                                     distance=float(travelled[t] - travelled[matches[0]]), history=t - matches[0]))
+    return EpisodePlan(ep, poses, revisits, list(range(start, len(poses))))
+
+
+def score_episode(plan: EpisodePlan, frames: np.ndarray, truth: np.ndarray, mode: str, lpips=None) -> tuple[dict, list[dict]]:
+    """Per-episode means and per-revisit-frame records. ``frames``/``truth``: (T, H, W, 3) flat frames."""
+    per: dict[str, list[float]] = defaultdict(list)
+    records = []
+    for rv in plan.revisits:
+        gen, ref, gt = frames[rv.frame], frames[rv.reference], truth[rv.frame]
+        row = {"frame": rv.frame, "distance": rv.distance, "history": rv.history, "mem_fraction": float(rv.mask.mean())}
+        for prefix, other in (("hc", ref), ("gt", gt)):
+            m = frame_metrics(gen, other)
+            row[f"{prefix}_psnr"], row[f"{prefix}_ssim"] = m["psnr"], m["ssim"]
+            if lpips is not None:
+                row[f"{prefix}_lpips"] = lpips(gen, other)
+            if rv.mask.any():
+                mm = masked_frame_metrics(gen, other, rv.mask)
+                row[f"mem_{prefix}_psnr"], row[f"mem_{prefix}_ssim"] = mm["psnr"], mm["ssim"]
+                if lpips is not None:
+                    row[f"mem_{prefix}_lpips"] = lpips(gen, other, rv.mask)
+        records.append(row)
+        for key, value in row.items():
+            if key in METRICS or key in LPIPS_METRICS:
+                per[key].append(value)
+    revisit_set = {rv.frame for rv in plan.revisits}
+    generated = plan.return_frames if mode == "memorize" else range(BLOCK_FRAMES, len(plan.poses))
+    for t in generated:
+        if t in revisit_set:
+            continue
+        m = frame_metrics(frames[t], truth[t])
+        per["novel_psnr"].append(m["psnr"])
+        per["novel_ssim"].append(m["ssim"])
+        if lpips is not None:
+            per["novel_lpips"].append(lpips(frames[t], truth[t]))
+    summary = {key: float(np.mean(values)) for key, values in per.items()}
+    summary["revisit_frames"] = len(plan.revisits)
+    summary["memory_frames"] = sum(int(rv.mask.any()) for rv in plan.revisits)
+    summary["mem_fraction"] = float(np.mean([rv.mask.mean() for rv in plan.revisits])) if plan.revisits else 0.0
+    return summary, records
+
+
+# --- aggregation -----------------------------------------------------------------------------------
+def bootstrap_mean(values: Sequence[float], resamples: int, seed: int) -> dict[str, float | int | None]:
+    """Mean and seeded 95% percentile bootstrap interval of the non-NaN values."""
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if v.size == 0:
+        return {"mean": None, "low": None, "high": None, "n": 0}
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
+    return {"mean": float(v.mean()), "low": float(np.percentile(means, 2.5)), "high": float(np.percentile(means, 97.5)), "n": int(v.size)}
+
+
+def aggregate(episodes: list[dict], keys: Sequence[str], resamples: int, seed: int) -> dict[str, dict]:
+    return {key: bootstrap_mean([e["metrics"].get(key, np.nan) for e in episodes], resamples, seed) for key in keys}
+
+
+# --- LPIPS (only with local weights) ----------------------------------------------------------------
+def load_lpips():
+    """``(fn, note)``: ``fn(a, b, mask=None) -> float`` or ``None`` when no local LPIPS weights exist."""
+    skipped = "LPIPS skipped: no local weights"
+    try:
+        import lpips as lpips_package
+        import torch
+    except ImportError:
+        return None, f"{skipped} (the lpips package and torchvision are not installed)"
+    hub = Path(torch.hub.get_dir()) / "checkpoints"
+    if not any(hub.glob("alexnet-*.pth")):
+        return None, f"{skipped} (no AlexNet checkpoint under {hub})"
+    model = lpips_package.LPIPS(net="alex", verbose=False, spatial=True).eval()
+
+    def fn(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
+        def tensor(x: np.ndarray):
+            return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W) in [-1, 1]
+
+        with torch.no_grad():
+            dist = model(tensor(a), tensor(b))[0, 0].numpy()  # (H, W)
+        return float(dist[mask].mean() if mask is not None else dist.mean())
+
+    return fn, "LPIPS: lpips package, AlexNet backbone (spatial map, masked mean for the memory-only region)"
+
+
+# --- the run -----------------------------------------------------------------------------------------
+def _batches(episodes: list[Episode], size: int) -> list[list[Episode]]:
+    groups: dict[tuple, list[Episode]] = defaultdict(list)
+    for ep in episodes:
+        groups[(ep.history_blocks, ep.return_steps)].append(ep)
+    return [group[i : i + size] for _, group in sorted(groups.items()) for i in range(0, len(group), size)]
+
+
+def _rollout(world, mode: str, batch: list[Episode], truth: np.ndarray, poses: list[list[list[Pose]]],
+             prompts: list[list[str]], captions: list[str], scenes, clock: dict) -> np.ndarray:
+    """Drive one policy through a batch; returns frames (N, B, F, H, W, 3) as the policy saw/made them."""
+    n_blocks = truth.shape[1]
+    frames = truth.copy()
+    if isinstance(world, SceneAware):
+        world.bind_scenes(scenes)
+    world.start(truth[:, 0], [p[0] for p in poses], captions)
+    history = batch[0].history_blocks
+    for b in range(1, n_blocks):
+        block_poses = [p[b] for p in poses]
+        if mode == "memorize" and b < history:
+            t0 = time.perf_counter()
+            world.memorize(truth[:, b], block_poses)
+            clock["memorize_s"] += time.perf_counter() - t0
+        else:
+            t0 = time.perf_counter()
+            out = world.step(block_poses, [p[b] for p in prompts])
+            clock["step_s"] += time.perf_counter() - t0
+            if out.shape != truth[:, b].shape or out.dtype != np.uint8:
+                raise ValueError(f"policy {world.name!r} returned {out.dtype} {out.shape}, expected uint8 {truth[:, b].shape}")
+            frames[:, b] = out
+            clock["frames"] += out.shape[0] * out.shape[1]
+        clock["cache_bytes"] = max(clock["cache_bytes"], world.cache_bytes() / len(batch))
+    return frames
+
+
+def run(cfg: RevisitBenchConfig) -> dict:
+    from .report import write_report
+
+    t_start = time.perf_counter()
+    load_plugins(cfg.plugins)
+    suite = build_suite(cfg.suite)
+    episodes = quick_subset(suite, cfg.quick_per_style) if cfg.quick else suite
+    worlds = [(spec, make_policy(spec)) for spec in cfg.policies]
+    lpips, lpips_note = load_lpips() if cfg.lpips else (None, "LPIPS skipped: disabled in the config")
+    height = width = cfg.suite.resolution
+    example = cfg.example_episode
+    if example is None:
+        example = max((e for e in episodes if e.kind == "pan"), key=lambda e: e.outbound, default=episodes[0]).index
+
+    rows: dict[tuple[str, str], list[dict]] = defaultdict(list)  # (mode, label) -> per-episode results
+    frames_out: dict[tuple[str, str], list[dict]] = defaultdict(list)  # per revisit frame (for the plots)
+    clocks = {(m, s.label): {"step_s": 0.0, "memorize_s": 0.0, "frames": 0, "cache_bytes": 0.0} for m in cfg.modes for s, _ in worlds}
+    strip: dict[str, Any] = {}
+    batches = _batches(episodes, cfg.batch_size)
+    bar = tqdm(total=len(episodes) * len(cfg.modes) * len(worlds), desc="revisit bench", unit="episode")
+    render_s = 0.0
+    for batch in batches:
+        t0 = time.perf_counter()
+        scenes = [make_scene(ep.seed, ep.style) for ep in batch]
+        poses = [ep.trajectory.frame_poses() for ep in batch]
+        truth = np.stack([np.stack([scene.render_many(block, (height, width)) for block in p]) for scene, p in zip(scenes, poses)])  # (N, B, F, H, W, 3)
+        captions = [scene.caption for scene in scenes]
+        prompts = [[""] + [f"{c}, {ACTION_TABLE[a].phrase}" for a in ep.trajectory.actions] for c, ep in zip(captions, batch)]
+        plans = [plan_episode(ep, cfg.recent_blocks, cfg.tolerance, height, width) for ep in batch]
+        render_s += time.perf_counter() - t0
+        for mode in cfg.modes:
+            for spec, world in worlds:
+                bar.set_postfix_str(f"{mode} {spec.label}")
+                made = _rollout(world, mode, batch, truth, poses, prompts, captions, scenes, clocks[(mode, spec.label)])
+                for i, (ep, plan) in enumerate(zip(batch, plans)):
+                    flat_made = made[i].reshape(-1, height, width, 3)  # (T, H, W, 3)
+                    flat_truth = truth[i].reshape(-1, height, width, 3)
+                    summary, records = score_episode(plan, flat_made, flat_truth, mode, lpips)
+                    rows[(mode, spec.label)].append({"episode": ep.index, "style": ep.style, "kind": ep.kind, "metrics": summary})
+                    frames_out[(mode, spec.label)].extend({"style": ep.style, "kind": ep.kind, **r} for r in records)
+                    if ep.index == example:
+                        strip.setdefault("truth", flat_truth)
+                        strip.setdefault("plan", plan)
+                        strip.setdefault("made", {})[(mode, spec.label)] = flat_made
+                    bar.update(1)
+    bar.close()
+    total_s = time.perf_counter() - t_start
+    results = summarize(cfg, episodes, rows, frames_out, clocks, lpips is not None)
+    results.update({"lpips": lpips_note, "wall_s": total_s, "render_and_plan_s": render_s, "batches": len(batches),
+                    "episodes": [ep.describe() for ep in episodes]})
+    out = Path(cfg.out_dir) / cfg.name
+    write_report(out, cfg, results, frames_out, strip)
+    print(f"wrote {out / 'report.md'} ({total_s:.0f} s)")
+    return results
+
+
+def summarize(cfg: RevisitBenchConfig, episodes: list[Episode], rows, frames_out, clocks, with_lpips: bool) -> dict:
+    keys = list(METRICS) + (list(LPIPS_METRICS) if with_lpips else [])
+    styles = sorted({ep.style for ep in episodes}, key=list(cfg.suite.styles).index)
+    table = []
+    for mode in cfg.modes:
+        for spec in cfg.policies:
+            eps = rows[(mode, spec.label)]
+            clock = clocks[(mode, spec.label)]
+            table.append({
+                "mode": mode, "policy": spec.label, "name": spec.name, "checkpoint": spec.checkpoint,
+                "episodes": len(eps), "revisit_frames": int(sum(e["metrics"]["revisit_frames"] for e in eps)),
+                "memory_frames": int(sum(e["metrics"]["memory_frames"] for e in eps)),
+                "mem_fraction": float(np.mean([e["metrics"]["mem_fraction"] for e in eps])),
+                "overall": aggregate(eps, keys, cfg.bootstrap, cfg.seed),
+                "per_style": {s: aggregate([e for e in eps if e["style"] == s], keys, cfg.bootstrap, cfg.seed) for s in styles},
+                "per_kind": {k: aggregate([e for e in eps if e["kind"] == k], ("gt_psnr", "mem_gt_psnr"), cfg.bootstrap, cfg.seed)
+                             for k in sorted({e["kind"] for e in eps})},
+                "cache_bytes_per_world": clock["cache_bytes"],
+                "frames_per_s": clock["frames"] / clock["step_s"] if clock["step_s"] > 0 else None,
+                "step_s": clock["step_s"], "memorize_s": clock["memorize_s"], "generated_frames": clock["frames"],
+                "per_episode": eps,
+            })
+    return {"benchmark": "revisit", "config": _config_dict(cfg), "quick": cfg.quick, "n_episodes": len(episodes),
+            "styles": styles, "metrics": keys, "table": table}
+
+
+def _config_dict(cfg: RevisitBenchConfig) -> dict:
+    d = asdict(cfg)
+    d["policies"] = [asdict(p) for p in cfg.policies]
+    return d
+
+
+def main(cfg) -> None:
+    run(build(cfg.bench))
