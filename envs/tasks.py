@@ -1,0 +1,183 @@
+"""Task variants of MAGWorld with a goal an agent can reach: ``MAGWorld-Loop-v0`` (leave and come back)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from magworld.metrics import frame_metrics, similarity_score
+from magworld.world import PITCH_LIMIT, Pose
+from magworld.world.camera import DEFAULT_FOV, FOV_MAX, wrap_degrees
+
+from .magworld_env import MAGWorldEnv
+from .revisit import RewardConfig
+
+LOOP_MAX_STEPS = 50
+STATE_NAMES = ("sin_yaw", "cos_yaw", "pitch", "fov", "farthest", "directions", "time", "ready")
+
+
+@dataclass
+class LoopTaskConfig:
+    """Weights and thresholds of the loop task's reward (see :class:`MAGWorldLoopEnv`)."""
+
+    min_away: float = 60.0  # degrees the camera must get away from a view before a return to it pays
+    directions: int = 8  # K: distinct view cells (15° yaw x 10° pitch) to visit before the loop can close
+    w_revisit: float = 1.0  # per far revisit, once per remembered frame (score / 3 per frame of the block)
+    w_direction: float = 0.1  # per newly seen view cell, for the first K cells
+    w_return: float = 5.0  # x score(last frame, start frame) when the loop closes
+
+    def __post_init__(self) -> None:
+        if self.min_away <= 0 or self.directions < 1:
+            raise ValueError(f"loop task needs min_away > 0 and directions >= 1, got {self}")
+
+
+def _distances(history: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """Largest per-axis difference (degrees, yaw around the circle) of each (N, 3) history pose to ``pose``."""
+    d_yaw = np.abs(wrap_degrees(history[:, 0] - pose[0]))
+    return np.maximum(d_yaw, np.abs(history[:, 1:] - pose[1:]).max(axis=1))
+
+
+class MAGWorldLoopEnv(MAGWorldEnv):
+    """Leave the start view, see ``K`` directions, come back: MAGWorld with a goal and an end.
+
+    ## Description
+    The world and the actions are those of ``MAGWorld-v0`` (3-frame blocks, 7 camera actions). The
+    task: get at least ``min_away`` (60°) away from the start view, see at least ``K`` (8) distinct
+    view cells, then return to the exact start view (pose within ``tolerance`` = 1°, pitch and fov
+    included). Returning to views is what the reward pays for, but only *real* returns: a view counts
+    after the camera has been at least 60° away from it since it last showed it, so jittering on the
+    spot (which the ``MAGWorld-v0`` reward pays) earns nothing here.
+
+    ## Action Space
+    ``Discrete(7)``: stay, pan_left, pan_right, tilt_up, tilt_down, zoom_in, zoom_out (see ``MAGWorld-v0``).
+
+    ## Observation Space
+    ``observation="dict"`` (default): ``Dict(pixels=Box(0, 255, (H, W, 3), uint8), state=Box(-1, 1, (8,), float32))``;
+    ``observation="state"``: the state vector alone. ``state`` is, relative to the start view:
+    sin and cos of the yaw offset, pitch / 30°, (fov - 60°) / 30°, farthest distance from the start so
+    far / 180°, distinct cells seen / K (capped at 1), step / ``horizon``, and ``ready`` (1 once the
+    farthest distance is >= ``min_away`` and K cells are seen, i.e. returning now closes the loop).
+
+    ## Rewards
+    Per step, the sum of
+    * **far revisits**: ``w_revisit`` (1.0) x the sum over the block's frames of ``score(frame, reference) / 3``
+      for each frame that revisits a view (an earlier step showed a pose within 1°) the camera has
+      been at least ``min_away`` from since it last showed it; the reference is the first frame of
+      that view, and each reference frame pays at most once per episode.
+      ``score = 0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 * max(SSIM, 0)`` (1.0 on the simulator backend).
+    * **directions**: ``w_direction`` (0.1) per newly seen 15° x 10° view cell, for the first K cells.
+    * **return bonus**: ``w_return`` (5.0) x ``score(last frame, start frame)`` on the step that closes the loop.
+
+    So an episode's return is at most ``0.1 K + 5 +`` (far revisits): on the simulator a 105° pan
+    out and back earns 0.8 + 3 + 5.
+
+    ## Starting State
+    As ``MAGWorld-v0``: a scene and a start yaw (multiple of 15°) from the env's RNG, pitch 0°, fov 60°.
+
+    ## Episode End
+    Terminated when the loop closes (the step's last frame is at the start view while ``ready``);
+    truncated after ``max_episode_steps`` (50 at registration; keep ``horizon`` equal to it).
+
+    ## Info
+    Everything ``MAGWorld-v0`` reports (``reward_terms`` replaced by the task's terms ``far_revisit``,
+    ``directions``, ``return``), plus ``task``: ``far_revisits`` (frames paid this episode),
+    ``farthest`` (degrees), ``directions`` (cells seen), ``ready``, ``success``.
+
+    ## Arguments
+    ``gym.make("MAGWorld-Loop-v0", task=LoopTaskConfig | dict, observation="dict" | "state",
+    horizon=50, **MAGWorld-v0 arguments)``.
+
+    ## Version History
+    * v0: initial release.
+    """
+
+    def __init__(self, render_mode: str | None = None, task: LoopTaskConfig | dict | None = None, observation: str = "dict",
+                 horizon: int = LOOP_MAX_STEPS, reward: RewardConfig | dict | None = None, **kwargs: Any) -> None:
+        super().__init__(render_mode=render_mode, reward=reward, **kwargs)
+        self.task = task if isinstance(task, LoopTaskConfig) else LoopTaskConfig(**(task or {}))
+        if observation not in ("dict", "state"):
+            raise ValueError(f"observation must be 'dict' or 'state', got {observation!r}")
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1 step, got {horizon}")
+        self.observation_mode, self.horizon = observation, int(horizon)
+        state = spaces.Box(-1.0, 1.0, (len(STATE_NAMES),), dtype=np.float32)
+        self.observation_space = spaces.Dict({"pixels": self.observation_space, "state": state}) if observation == "dict" else state
+        self.start_pose = Pose()
+        self.start_frame: np.ndarray | None = None
+        self.farthest = 0.0
+        self.paid: set[int] = set()
+        self.far_revisits = 0
+        self.success = False
+
+    # --- gym API ------------------------------------------------------------------------------
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        pixels, info = super().reset(seed=seed, options=options)
+        assert self.frames is not None
+        self.start_pose, self.start_frame = self.pose, self.frames[-1].copy()
+        self.farthest, self.paid, self.far_revisits, self.success = 0.0, set(), 0, False
+        info["reward_terms"] = {"far_revisit": 0.0, "directions": 0, "return": 0.0}
+        info["task"] = self._task_info()
+        return self._observation(pixels), info
+
+    def step(self, action: Any):
+        cells_before = len(self.tracker.cells)
+        pixels, _, _, truncated, info = super().step(action)
+        far_term = self._far_revisits()
+        new_dirs = max(0, min(len(self.tracker.cells), self.task.directions) - min(cells_before, self.task.directions))
+        start = self.start_pose.as_array()
+        block = np.asarray(self.tracker.poses[-len(self.frames):])  # (3, 3) this step's frame poses
+        self.farthest = max(self.farthest, float(_distances(block, start).max()))
+        return_term = 0.0
+        at_start = float(_distances(block[-1:], start)[0]) <= self.reward_cfg.tolerance
+        if at_start and self._ready():
+            self.success = True
+            return_term = self._score(self.frames[-1], self.start_frame)
+        reward = float(self.task.w_revisit * far_term + self.task.w_direction * new_dirs + self.task.w_return * return_term)
+        info["reward_terms"] = {"far_revisit": far_term, "directions": new_dirs, "return": return_term}
+        info["task"] = self._task_info()
+        self._hud["reward"] = reward
+        return self._observation(pixels), reward, bool(self.success), bool(truncated), info
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _ready(self) -> bool:
+        return self.farthest >= self.task.min_away and len(self.tracker.cells) >= self.task.directions
+
+    def _score(self, frame: np.ndarray, reference: np.ndarray) -> float:
+        m = frame_metrics(frame, reference)
+        return float(similarity_score(m["psnr"], m["ssim"], self.reward_cfg.psnr_low, self.reward_cfg.psnr_high))
+
+    def _far_revisits(self) -> float:
+        """Far-revisit term of the step just recorded: sum of first-time scores / frames in the block."""
+        assert self.frames is not None
+        poses, steps = np.asarray(self.tracker.poses), np.asarray(self.tracker.steps)  # (N, 3), (N,)
+        n_block = len(self.frames)
+        total = 0.0
+        for k in range(n_block):
+            index = len(poses) - n_block + k
+            dist = _distances(poses[:index], poses[index])
+            matches = np.flatnonzero((dist <= self.reward_cfg.tolerance) & (steps[:index] < steps[index]))
+            if matches.size == 0 or int(matches[0]) in self.paid:
+                continue
+            since_last = dist[matches[-1] + 1 :]
+            if since_last.size and since_last.max() >= self.task.min_away:
+                self.paid.add(int(matches[0]))
+                self.far_revisits += 1
+                total += self._score(self.tracker.frames[index], self.tracker.frames[int(matches[0])])
+        return float(total / n_block)
+
+    def _state(self) -> np.ndarray:
+        d_yaw = np.radians(self.pose.yaw - self.start_pose.yaw)
+        state = [np.sin(d_yaw), np.cos(d_yaw), self.pose.pitch / PITCH_LIMIT, (self.pose.fov - DEFAULT_FOV) / (FOV_MAX - DEFAULT_FOV),
+                 min(self.farthest / 180.0, 1.0), min(len(self.tracker.cells) / self.task.directions, 1.0),
+                 min(self.step_index / self.horizon, 1.0), float(self._ready())]
+        return np.clip(np.asarray(state, dtype=np.float32), -1.0, 1.0)
+
+    def _observation(self, pixels: np.ndarray):
+        return {"pixels": pixels, "state": self._state()} if self.observation_mode == "dict" else self._state()
+
+    def _task_info(self) -> dict[str, Any]:
+        return {"far_revisits": self.far_revisits, "farthest": self.farthest, "directions": len(self.tracker.cells),
+                "ready": self._ready(), "success": self.success}

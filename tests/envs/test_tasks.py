@@ -1,0 +1,100 @@
+"""Contracts of the MAGWorld-Loop-v0 task: checkers, and the reward firing as its docstring says."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs  # noqa: F401  (registers the ids)
+from envs.tasks import STATE_NAMES, LoopTaskConfig
+
+STAY, LEFT, RIGHT, UP, DOWN = range(5)
+RES = 36  # smallest size NatureCNN accepts; the task reward does not depend on it
+
+
+def make(**kwargs):
+    return gym.make("MAGWorld-Loop-v0", resolution=RES, **kwargs)
+
+
+def play(env, actions, seed=0):
+    obs, info = env.reset(seed=seed)
+    steps = []
+    for a in actions:
+        obs, reward, terminated, truncated, info = env.step(a)
+        steps.append((obs, reward, terminated, truncated, info))
+    return steps
+
+
+@pytest.mark.parametrize("observation", ["dict", "state"])
+def test_both_checkers(observation):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    check_env(make(observation=observation).unwrapped)
+    check_env(make(observation=observation, render_mode="rgb_array").unwrapped)
+    sb3_check_env(make(observation=observation).unwrapped)
+
+
+def test_registration_and_spaces():
+    env = make()
+    assert env.spec.max_episode_steps == envs.LOOP_MAX_STEPS == env.unwrapped.horizon
+    assert set(env.observation_space.spaces) == {"pixels", "state"}
+    assert env.observation_space["pixels"].shape == (RES, RES, 3)
+    assert env.observation_space["state"].shape == (len(STATE_NAMES),)
+    with pytest.raises(ValueError, match="observation"):
+        make(observation="rgb")
+    with pytest.raises(ValueError, match="min_away"):
+        LoopTaskConfig(min_away=0)
+
+
+def test_leave_105_degrees_and_return_closes_the_loop():
+    """Pan right 7 (105°: 8 cells), pan left 7: views <= 45° were >= 60° away and pay; the start view closes the loop."""
+    env = make()
+    steps = play(env, [RIGHT] * 7 + [LEFT] * 7)
+    rewards = [s[1] for s in steps]
+    terms = [s[4]["reward_terms"] for s in steps]
+    assert [t["directions"] for t in terms] == [1] * 7 + [0] * 7  # cells 2..8 of K = 8
+    assert not any(s[2] for s in steps[:-1]) and steps[-1][2] and not steps[-1][3]  # terminated only at the start view
+    # frames at yaw 100..50 were never 60° away from 105°: nothing pays until the block reaching 45°
+    assert [t["far_revisit"] for t in terms[7:]] == pytest.approx([0, 0, 0, 1 / 3, 1, 1, 1])
+    assert terms[-1]["return"] == pytest.approx(1.0)  # simulator: identical start frame, score 1
+    assert rewards[-1] == pytest.approx(1.0 + 5.0)
+    assert sum(rewards) == pytest.approx(0.7 + 10 / 3 + 5.0)
+    task = steps[-1][4]["task"]
+    assert task == {"far_revisits": 10, "farthest": 105.0, "directions": 8, "ready": True, "success": True}
+    state = steps[-1][0]["state"]
+    assert state[STATE_NAMES.index("ready")] == 1.0 and state[STATE_NAMES.index("cos_yaw")] == pytest.approx(1.0)
+
+
+def test_short_loops_and_jitter_pay_no_revisit_and_do_not_end():
+    env = make()
+    near = play(env, [RIGHT] * 3 + [LEFT] * 3)  # 45° out: never 60° away
+    assert all(s[4]["reward_terms"]["far_revisit"] == 0 for s in near)
+    assert not near[-1][2] and near[-1][4]["is_revisit"]  # a revisit for MAGWorld-v0, but not for the task
+    assert near[-1][0]["state"][STATE_NAMES.index("ready")] == 0.0
+    jitter = play(env, [LEFT, RIGHT] * 10)
+    assert sum(s[1] for s in jitter) == pytest.approx(0.1)  # only the one new cell at -15°
+
+
+def test_each_view_pays_once():
+    """Out to 105°, back to 45°, out to 105° again and back to 45°: the second return pays nothing."""
+    env = make()
+    steps = play(env, [RIGHT] * 7 + [LEFT] * 4 + [RIGHT] * 4 + [LEFT] * 4)
+    first, second = steps[7:11], steps[15:19]
+    assert sum(s[4]["reward_terms"]["far_revisit"] for s in first) == pytest.approx(1 / 3)
+    assert sum(s[4]["reward_terms"]["far_revisit"] for s in second) == 0.0
+
+
+def test_loop_must_match_pitch_and_fov_and_truncates_at_horizon():
+    env = make()
+    steps = play(env, [UP] + [RIGHT] * 7 + [LEFT] * 7)  # back to yaw 0 but at pitch 10°: not the start view
+    assert not any(s[2] for s in steps)
+    steps = play(env, [STAY] * env.spec.max_episode_steps)
+    assert steps[-1][3] and not steps[-1][2] and sum(s[1] for s in steps) == 0.0
+
+
+def test_same_seed_same_episode():
+    actions = np.random.default_rng(3).integers(0, 7, size=30)
+    a, b = play(make(), actions, seed=4), play(make(), actions, seed=4)
+    for x, y in zip(a, b):
+        assert np.array_equal(x[0]["pixels"], y[0]["pixels"]) and np.array_equal(x[0]["state"], y[0]["state"])
+        assert x[1] == y[1] and x[4]["task"] == y[4]["task"]
