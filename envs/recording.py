@@ -11,13 +11,14 @@ Usage::
     recorder.record(action, reward, info)      # adds the step's 3 frames and its record
     paths = recorder.save()                    # -> recordings/my-episode.mp4 + .json
 
-Sidecar contract (``<name>.json``): ``seed``, ``style``, ``caption``, ``backend``, ``resolution``,
-``fps``, ``scale``, ``video``, ``frames`` (frames in the mp4 = 3 * (steps + 1)), ``steps``,
-``actions`` (names, one per step), ``poses`` (start pose then the pose after each step: steps + 1
-dicts), ``rewards``, ``prompts`` (one per step), ``episode_return`` (sum of rewards),
-``revisit_steps`` (steps with at least one revisit frame), ``mean_revisit_psnr`` (mean over those
-steps of the step's mean revisit PSNR; ``null`` when there were none) and ``records`` (per step:
-action, pose, reward, prompt, is_revisit, revisit, step_ms).
+Sidecar contract (``<name>.json``): ``seed`` (of ``reset``; null if unknown), ``scene_seed``,
+``style``, ``caption``, ``backend``, ``resolution``, ``fps``, ``scale``, ``video``, ``frames``
+(frames in the mp4 = 3 * (steps + 1)), ``steps``, ``actions`` (names, one per step), ``poses``
+(start pose then the pose after each step: steps + 1 dicts), ``rewards``, ``prompts`` (one per
+step), ``episode_return`` (sum of the recorded steps' rewards), ``revisit_steps`` (steps with at
+least one revisit frame), ``mean_revisit_psnr`` (mean over those steps of the step's mean revisit
+PSNR; ``null`` when there were none) and ``records`` (per step: action, pose, reward, prompt,
+is_revisit, revisit, step_ms).
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class EpisodeRecorder:
         """Begin with the block described by ``info`` (from ``reset`` or the latest ``step``)."""
         if self.started:
             raise RuntimeError(f"recording {self.name!r} has already started")
-        self.start_info = {k: info[k] for k in ("pose", "prompt", "caption", "style", "backend")}
+        self.start_info = {k: info[k] for k in ("pose", "prompt", "caption", "style", "scene_seed", "backend")}
         self._add_frames(info["frames"])
 
     def record(self, action: Any, reward: float, info: dict[str, Any]) -> None:
@@ -128,7 +129,8 @@ class EpisodeRecorder:
         revisit_psnrs = [r.revisit["psnr"] for r in self.records if r.is_revisit and r.revisit.get("psnr") is not None]
         height, width = self.frames[0].shape[:2]
         return {
-            "name": self.name, "seed": self.seed, "style": self.start_info["style"], "caption": self.start_info["caption"],
+            "name": self.name, "seed": self.seed, "scene_seed": self.start_info["scene_seed"],
+            "style": self.start_info["style"], "caption": self.start_info["caption"],
             "backend": self.start_info["backend"], "resolution": [height, width], "fps": self.fps, "scale": self.scale,
             "video": f"{self.name}.mp4", "frames": len(self.frames), "steps": len(self.records),
             "actions": [r.action for r in self.records],

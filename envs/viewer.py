@@ -236,10 +236,12 @@ class PlaySession:
         self.result = PlayResult()
         self.info: dict[str, Any] = {}
         self.last_reward = 0.0
+        self.episode_seed: int | None = None
 
     def new_episode(self) -> None:
-        seed = self.seed if self.result.episodes == 0 else None
-        _, self.info = self.env.reset(seed=seed)
+        """Reset the env: the first episode with ``seed``, later ones continue the env's RNG (seed unknown)."""
+        self.episode_seed = self.seed if self.result.episodes == 0 else None
+        _, self.info = self.env.reset(seed=self.episode_seed)
         self.result.episodes += 1
         self.result.episode_return, self.last_reward = 0.0, 0.0
 
@@ -262,7 +264,7 @@ class PlaySession:
 
     def toggle_recording(self) -> None:
         if self.recorder is None:
-            self.recorder = EpisodeRecorder(self.out_dir, self._stamp("play"), seed=self.seed, scale=self.video_scale)
+            self.recorder = EpisodeRecorder(self.out_dir, self._stamp("play"), seed=self.episode_seed, scale=self.video_scale)
             self.recorder.start(self.info)
             self.message = "recording..."
         else:
