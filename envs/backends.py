@@ -27,6 +27,12 @@ class Backend(Protocol):
     def info(self, world: int) -> dict[str, Any]:
         """Backend entries of a world's info (memory policy, cache size, ...)."""
 
+    def snapshot(self, world: int) -> dict[str, np.ndarray]:
+        """A world's backend state (e.g. the memory cache) as named numpy arrays."""
+
+    def restore(self, world: int, scene: Scene, state: dict[str, np.ndarray]) -> None:
+        """Inverse of :meth:`snapshot`."""
+
 
 class SimulatorBackend:
     """Ground truth: renders each world's scene at the requested poses."""
@@ -49,6 +55,12 @@ class SimulatorBackend:
 
     def info(self, world: int) -> dict[str, Any]:
         return {"backend": self.name}
+
+    def snapshot(self, world: int) -> dict[str, np.ndarray]:
+        return {}  # the scene is rebuilt from its seed
+
+    def restore(self, world: int, scene: Scene, state: dict[str, np.ndarray]) -> None:
+        self.scenes[world] = scene
 
 
 BACKENDS: dict[str, type] = {"simulator": SimulatorBackend}

@@ -110,6 +110,38 @@ class Episode:
         revisit_term, reward = step_reward(found, BLOCK_FRAMES, self.reward_cfg)
         return frames[-1].copy(), reward, self._info(prompt, found, truth, step_ms, revisit_term, backend_info)
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything needed to continue this episode exactly: arrays are copies, the rest is JSON-able."""
+        if not self.started:
+            raise RuntimeError("call reset() before get_state()")
+        assert self.scene is not None and self.frames is not None
+        t = self.tracker
+        h, w = self.resolution
+        return {
+            "scene_seed": self.scene.seed, "style": self.scene.style, "pose": self.pose.as_dict(), "step_index": self.step_index,
+            "frames": self.frames.copy(),
+            "history_poses": np.asarray(t.poses, dtype=np.float64).reshape(-1, 3),
+            "history_frames": np.asarray(t.frames, dtype=np.uint8).reshape(-1, h, w, 3),
+            "history_steps": np.asarray(t.steps, dtype=np.int64),
+            "cells": np.asarray(sorted(t.cells), dtype=np.int64).reshape(-1, 2),
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`snapshot` (validates shapes before changing anything)."""
+        frames = np.asarray(state["frames"])
+        h, w = self.resolution
+        if frames.shape != (BLOCK_FRAMES, h, w, 3) or frames.dtype != np.uint8:
+            raise ValueError(f"state frames have shape {frames.shape} {frames.dtype}, this env needs ({BLOCK_FRAMES}, {h}, {w}, 3) uint8: "
+                             "was the state saved from an env with another resolution?")
+        scene = make_scene(int(state["scene_seed"]), str(state["style"]))
+        self.scene, self.pose, self.step_index = scene, Pose(**state["pose"]), int(state["step_index"])
+        self.frames = frames.copy()
+        t = self.tracker
+        t.poses = [p.copy() for p in np.asarray(state["history_poses"], dtype=np.float64)]
+        t.frames = [f.copy() for f in np.asarray(state["history_frames"], dtype=np.uint8)]
+        t.steps = [int(s) for s in state["history_steps"]]
+        t.cells = {(int(a), int(b)) for a, b in np.asarray(state["cells"]).reshape(-1, 2)}
+
     def _info(self, prompt: str, found, truth: np.ndarray, step_ms: float, revisit_term: float, backend_info: dict[str, Any]) -> dict[str, Any]:
         assert self.scene is not None and self.frames is not None
         gt = [frame_metrics(f, t) for f, t in zip(self.frames, truth)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -14,6 +15,7 @@ from magworld.world.scene import check_style
 
 from .backends import make_backend
 from .episode import Episode, check_action
+from .state import load_state_file, save_state_file
 from .revisit import RevisitTracker, RewardConfig
 
 
@@ -149,6 +151,36 @@ class MAGWorldEnv(gym.Env):
         if self.render_mode == "human":
             self._show()
         return None
+
+    # --- world state: snapshot, branch, save -------------------------------------------------------
+    def get_state(self) -> dict[str, Any]:
+        """A snapshot of the whole world state: scene, pose, revisit history, RNG and backend memory.
+
+        ``set_state(get_state())`` followed by the same actions gives identical observations, so
+        rollouts can branch from any step. Arrays in the snapshot are copies.
+        """
+        state = self.episode.snapshot()
+        state["rng"] = self.np_random.bit_generator.state
+        state["backend_name"] = self.backend.name
+        state["backend"] = self.backend.snapshot(0)
+        return state
+
+    def set_state(self, state: dict[str, Any]) -> None:
+        if state.get("backend_name") != self.backend.name:
+            raise ValueError(f"state was saved with backend {state.get('backend_name')!r}, this env runs {self.backend.name!r}")
+        self.episode.restore(state)
+        assert self.episode.scene is not None
+        self.backend.restore(0, self.episode.scene, state["backend"])
+        rng = np.random.Generator(np.random.PCG64())
+        rng.bit_generator.state = state["rng"]
+        self.np_random = rng
+
+    def save_state(self, path: str | Path) -> Path:
+        """Write :meth:`get_state` to one safetensors file (arrays) with the rest as JSON metadata."""
+        return save_state_file(self.get_state(), path)
+
+    def load_state(self, path: str | Path) -> None:
+        self.set_state(load_state_file(path))
 
     def close(self) -> None:
         if self._viewer is not None:

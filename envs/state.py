@@ -1,0 +1,56 @@
+"""World-state files: numpy arrays in safetensors, everything else as JSON in its metadata (no pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FORMAT = "magworld-state/1"
+
+
+def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    arrays: dict[str, np.ndarray] = {}
+    rest: dict[str, Any] = {}
+    for key, value in state.items():
+        if isinstance(value, np.ndarray):
+            arrays[prefix + key] = np.ascontiguousarray(value)
+        elif isinstance(value, dict) and key == "backend":
+            sub_arrays, _ = _split(value, prefix=f"{prefix}{key}/")
+            arrays.update(sub_arrays)
+        else:
+            rest[key] = value
+    return arrays, rest
+
+
+def save_state_file(state: dict[str, Any], path: str | Path) -> Path:
+    from safetensors.numpy import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays, rest = _split(state)
+    save_file(arrays, str(path), metadata={"format": FORMAT, "state": json.dumps(rest)})
+    return path
+
+
+def load_state_file(path: str | Path) -> dict[str, Any]:
+    """Read a state file; missing, corrupt or foreign files raise ``ValueError``/``FileNotFoundError`` naming the file."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no state file at {path}; save one with env.unwrapped.save_state(path)")
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            arrays = {key: f.get_tensor(key) for key in f.keys()}
+    except Exception as exc:  # safetensors raises several types for damaged files
+        raise ValueError(f"{path} is not a readable MAGWorld state file (corrupt or truncated?): {exc}") from exc
+    if metadata.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a MAGWorld state file (format {metadata.get('format')!r}, expected {FORMAT!r})")
+    state = json.loads(metadata["state"])
+    state["backend"] = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("backend/")}
+    state.update({k: v for k, v in arrays.items() if not k.startswith("backend/")})
+    return state
