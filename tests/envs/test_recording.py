@@ -40,6 +40,7 @@ def test_recorder_writes_every_block_frame_and_the_sidecar(tmp_path):
     assert sidecar["actions"] == ["pan_right", "pan_right", "pan_left"]
     assert sidecar["poses"] == poses
     assert sidecar["seed"] == 5 and sidecar["style"] == "indoor" and sidecar["backend"] == "simulator"
+    assert sidecar["scene_seed"] == info["scene_seed"] and sidecar["caption"] == info["caption"]
     assert sidecar["frames"] == 12 and sidecar["steps"] == 3 and len(sidecar["prompts"]) == 3
     assert sidecar["caption"] in sidecar["prompts"][0]
     # pan_left returns to a view seen one step before: a revisit with identical simulator frames
