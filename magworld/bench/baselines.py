@@ -162,12 +162,29 @@ class ReprojectionMemory:
         return int(sum(frame.nbytes for kept in self.memory for frame, _ in kept))
 
 
-def _window_options(spec: PolicySpec) -> dict:
-    return {"window": int(spec.options.get("window", 6)), "sink": int(spec.options.get("sink", 3))}
+def make_oracle(spec: PolicySpec) -> GroundTruthOracle:
+    return GroundTruthOracle()
 
 
-register_policy("oracle", lambda spec: GroundTruthOracle())
-register_policy("shift", lambda spec: ShiftBaseline())
-register_policy("no_memory", lambda spec: NoMemory())
-register_policy("reproject_full", lambda spec: ReprojectionMemory(window=None, name="reproject_full"))
-register_policy("reproject_window", lambda spec: ReprojectionMemory(**_window_options(spec), name="reproject_window"))
+def make_shift(spec: PolicySpec) -> ShiftBaseline:
+    return ShiftBaseline()
+
+
+def make_no_memory(spec: PolicySpec) -> NoMemory:
+    return NoMemory()
+
+
+def make_reproject_full(spec: PolicySpec) -> ReprojectionMemory:
+    return ReprojectionMemory(window=None, name="reproject_full")
+
+
+def make_reproject_window(spec: PolicySpec) -> ReprojectionMemory:
+    """Options ``window`` (frames, default 6) and ``sink`` (frames, default 3), as the model's window cache."""
+    return ReprojectionMemory(window=int(spec.options.get("window", 6)), sink=int(spec.options.get("sink", 3)), name="reproject_window")
+
+
+register_policy("oracle", make_oracle)
+register_policy("shift", make_shift)
+register_policy("no_memory", make_no_memory)
+register_policy("reproject_full", make_reproject_full)
+register_policy("reproject_window", make_reproject_window)

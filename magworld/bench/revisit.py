@@ -307,10 +307,18 @@ def summarize(cfg: RevisitBenchConfig, episodes: list[Episode], rows, frames_out
                 "cache_bytes_per_world": clock["cache_bytes"],
                 "frames_per_s": clock["frames"] / clock["step_s"] if clock["step_s"] > 0 else None,
                 "step_s": clock["step_s"], "memorize_s": clock["memorize_s"], "generated_frames": clock["frames"],
-                "per_episode": eps,
+                "per_episode": _columns(eps, keys),
             })
     return {"benchmark": "revisit", "config": _config_dict(cfg), "quick": cfg.quick, "n_episodes": len(episodes),
             "styles": styles, "metrics": keys, "table": table}
+
+
+def _columns(eps: list[dict], keys: Sequence[str]) -> dict[str, list]:
+    """Per-episode results as columns (compact JSON): episode index, style, kind, then one list per metric."""
+    cols: dict[str, list] = {"episode": [e["episode"] for e in eps], "style": [e["style"] for e in eps], "kind": [e["kind"] for e in eps]}
+    for key in (*keys, "revisit_frames", "memory_frames", "mem_fraction"):
+        cols[key] = [e["metrics"].get(key) for e in eps]
+    return cols
 
 
 def _config_dict(cfg: RevisitBenchConfig) -> dict:

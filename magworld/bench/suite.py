@@ -100,10 +100,23 @@ class Episode:
         return [ACTION_TABLE[a].name for a in self.trajectory.actions]
 
     def describe(self) -> dict:
+        """JSON-able summary; action runs written ``"pan_right*4"``."""
         names = self.action_names()
+        parts = {"prefix": names[: self.prefix], "outbound": names[self.prefix : self.prefix + self.outbound],
+                 "return": names[self.prefix + self.outbound :]}
         return {"index": self.index, "seed": self.seed, "style": self.style, "kind": self.kind,
-                "start": self.trajectory.start.as_dict(), "prefix": names[: self.prefix],
-                "outbound": names[self.prefix : self.prefix + self.outbound], "return": names[self.prefix + self.outbound :]}
+                "start": self.trajectory.start.as_dict(), **{k: _runs(v) for k, v in parts.items()}}
+
+
+def _runs(names: list[str]) -> str:
+    """``["pan_right", "pan_right", "stay"]`` -> ``"pan_right*2 stay*1"``."""
+    runs: list[list] = []
+    for name in names:
+        if runs and runs[-1][0] == name:
+            runs[-1][1] += 1
+        else:
+            runs.append([name, 1])
+    return " ".join(f"{name}*{count}" for name, count in runs)
 
 
 def _path(kind: str, rng: np.random.Generator, pan: str) -> tuple[list[str], list[str]]:
