@@ -23,8 +23,13 @@ BlockPoses = Sequence[Sequence[Pose]]
 class BlockWorld(Protocol):
     name: str
 
-    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str]) -> None:
-        """Begin N episodes from ground-truth first blocks (the memory is cleared, then holds them)."""
+    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str], worlds: Sequence[int] | None = None) -> None:
+        """Begin episodes from ground-truth first blocks (the memory is cleared, then holds them).
+
+        ``worlds=None`` (re)starts all N worlds (``frames`` is (N, F, H, W, 3)); otherwise only the listed
+        world indices restart, ``frames``/``poses``/``captions`` having one entry per listed world, and the
+        other worlds keep their memory (a vector env resets finished worlds this way).
+        """
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
         """Write given (ground-truth) blocks into memory without generating ("memorize" phase)."""
