@@ -64,8 +64,9 @@ class RevisitBenchConfig:
     batch_size: int = 16  # worlds per BlockWorld call (episodes of the same shape share a batch)
     bootstrap: int = 1000  # resamples for the 95% intervals
     seed: int = 0  # bootstrap seed
-    quick: bool = False  # development subset: the first quick_per_style episodes of each style
+    quick: bool = False  # development run: the first quick_per_style episodes of each style, protocols quick_modes
     quick_per_style: int = 5
+    quick_modes: list[str] = field(default_factory=lambda: ["memorize"])
     lpips: bool = True  # use LPIPS when its weights are available locally
     example_episode: int | None = None  # suite index for the example strip; None: the longest pan run
 
@@ -76,9 +77,10 @@ class RevisitBenchConfig:
         labels = [p.label for p in self.policies]
         if not labels or len(set(labels)) != len(labels):
             raise ValueError(f"bench.policies needs at least one policy and distinct labels, got {labels}")
-        bad = [m for m in self.modes if m not in MODES]
-        if bad or not self.modes:
-            raise ValueError(f"bench.modes must be a non-empty list from {', '.join(MODES)}, got {self.modes}")
+        for key in ("modes", "quick_modes"):
+            modes = getattr(self, key)
+            if not modes or any(m not in MODES for m in modes):
+                raise ValueError(f"bench.{key} must be a non-empty list from {', '.join(MODES)}, got {modes}")
         if self.recent_blocks < 1 or self.batch_size < 1 or self.bootstrap < 1 or self.quick_per_style < 1:
             raise ValueError("recent_blocks, batch_size, bootstrap and quick_per_style must be >= 1")
 
@@ -238,6 +240,7 @@ def run(cfg: RevisitBenchConfig) -> dict:
     load_plugins(cfg.plugins)
     suite = build_suite(cfg.suite)
     episodes = quick_subset(suite, cfg.quick_per_style) if cfg.quick else suite
+    modes = cfg.quick_modes if cfg.quick else cfg.modes
     worlds = [(spec, make_policy(spec)) for spec in cfg.policies]
     lpips, lpips_note = load_lpips() if cfg.lpips else (None, "LPIPS skipped: disabled in the config")
     height = width = cfg.suite.resolution
@@ -247,10 +250,10 @@ def run(cfg: RevisitBenchConfig) -> dict:
 
     rows: dict[tuple[str, str], list[dict]] = defaultdict(list)  # (mode, label) -> per-episode results
     frames_out: dict[tuple[str, str], list[dict]] = defaultdict(list)  # per revisit frame (for the plots)
-    clocks = {(m, s.label): {"step_s": 0.0, "memorize_s": 0.0, "frames": 0, "cache_bytes": 0.0} for m in cfg.modes for s, _ in worlds}
+    clocks = {(m, s.label): {"step_s": 0.0, "memorize_s": 0.0, "frames": 0, "cache_bytes": 0.0} for m in modes for s, _ in worlds}
     strip: dict[str, Any] = {}
     batches = _batches(episodes, cfg.batch_size)
-    bar = tqdm(total=len(episodes) * len(cfg.modes) * len(worlds), desc="revisit bench", unit="episode")
+    bar = tqdm(total=len(episodes) * len(modes) * len(worlds), desc="revisit bench", unit="episode")
     render_s = 0.0
     for batch in batches:
         t0 = time.perf_counter()
@@ -261,7 +264,7 @@ def run(cfg: RevisitBenchConfig) -> dict:
         prompts = [[""] + [f"{c}, {ACTION_TABLE[a].phrase}" for a in ep.trajectory.actions] for c, ep in zip(captions, batch)]
         plans = [plan_episode(ep, cfg.recent_blocks, cfg.tolerance, height, width) for ep in batch]
         render_s += time.perf_counter() - t0
-        for mode in cfg.modes:
+        for mode in modes:
             for spec, world in worlds:
                 bar.set_postfix_str(f"{mode} {spec.label}")
                 made = _rollout(world, mode, batch, truth, poses, prompts, captions, scenes, clocks[(mode, spec.label)])
@@ -278,7 +281,7 @@ def run(cfg: RevisitBenchConfig) -> dict:
                     bar.update(1)
     bar.close()
     total_s = time.perf_counter() - t_start
-    results = summarize(cfg, episodes, rows, frames_out, clocks, lpips is not None)
+    results = summarize(cfg, modes, episodes, rows, frames_out, clocks, lpips is not None)
     results.update({"lpips": lpips_note, "wall_s": total_s, "render_and_plan_s": render_s, "batches": len(batches),
                     "episodes": [ep.describe() for ep in episodes]})
     out = Path(cfg.out_dir) / cfg.name
@@ -287,11 +290,11 @@ def run(cfg: RevisitBenchConfig) -> dict:
     return results
 
 
-def summarize(cfg: RevisitBenchConfig, episodes: list[Episode], rows, frames_out, clocks, with_lpips: bool) -> dict:
+def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Episode], rows, frames_out, clocks, with_lpips: bool) -> dict:
     keys = list(METRICS) + (list(LPIPS_METRICS) if with_lpips else [])
     styles = sorted({ep.style for ep in episodes}, key=list(cfg.suite.styles).index)
     table = []
-    for mode in cfg.modes:
+    for mode in modes:
         for spec in cfg.policies:
             eps = rows[(mode, spec.label)]
             clock = clocks[(mode, spec.label)]
