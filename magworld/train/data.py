@@ -58,6 +58,14 @@ def trajectory_frames(rng: np.random.Generator, frames: int, leave_and_return_pr
     return poses[offset:offset + frames]
 
 
+def render_clips(scenes: list[Scene], poses: list[list[Pose]], resolution: int) -> Clip:
+    """Render one clip per (scene, per-frame poses) pair."""
+    video = np.stack([s.render_many(p, resolution) for s, p in zip(scenes, poses)])  # (B, T, H, W, 3)
+    pose_arr = np.array([[p.as_array() for p in clip] for clip in poses], dtype=np.float32)  # (B, T, 3)
+    return Clip(torch.from_numpy(video).permute(0, 1, 4, 2, 3).contiguous(), torch.from_numpy(pose_arr),
+                [s.caption for s in scenes], [s.style for s in scenes])
+
+
 class WorldStream:
     """Random frames and clips from a refreshed pool of scenes of one split ("train" or "heldout")."""
 
@@ -95,10 +103,7 @@ class WorldStream:
         self._tick()
         scenes = [self.pool[i] for i in self.rng.integers(len(self.pool), size=batch)]
         poses = [trajectory_frames(self.rng, frames, self.cfg.leave_and_return_prob) for _ in scenes]
-        video = np.stack([s.render_many(p, self.cfg.resolution) for s, p in zip(scenes, poses)])  # (B, T, H, W, 3)
-        pose_arr = np.array([[p.as_array() for p in clip] for clip in poses], dtype=np.float32)  # (B, T, 3)
-        return Clip(torch.from_numpy(video).permute(0, 1, 4, 2, 3).contiguous(), torch.from_numpy(pose_arr),
-                    [s.caption for s in scenes], [s.style for s in scenes])
+        return render_clips(scenes, poses, self.cfg.resolution)
 
 
 def heldout_frames(cfg: WorldDataConfig, per_style: int, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -112,4 +117,12 @@ def heldout_frames(cfg: WorldDataConfig, per_style: int, seed: int = 0) -> dict[
     return out
 
 
-__all__ = ["Clip", "HELDOUT_START", "WorldDataConfig", "WorldStream", "heldout_frames", "trajectory_frames"]
+def heldout_clips(cfg: WorldDataConfig, count: int, frames: int, seed: int = 0) -> Clip:
+    """A fixed held-out set of ``count`` clips, each from its own held-out scene, styles cycling."""
+    rng = np.random.default_rng([seed, 3])
+    scenes = [make_scene(cfg.heldout_start + 20_000 + i, cfg.styles[i % len(cfg.styles)]) for i in range(count)]
+    poses = [trajectory_frames(rng, frames, cfg.leave_and_return_prob) for _ in scenes]
+    return render_clips(scenes, poses, cfg.resolution)
+
+
+__all__ = ["Clip", "HELDOUT_START", "WorldDataConfig", "WorldStream", "heldout_clips", "heldout_frames", "trajectory_frames"]
