@@ -1,5 +1,5 @@
 """Agents for MAGWorld-v0: scripted baselines (``agents.baselines``); light to import (no RL libraries)."""
 
-from .baselines import BASELINES, CoverageAgent, LoopExplorer, RandomAgent, SweepAgent, make_baseline
+from .baselines import BASELINES, Agent, CoverageAgent, LoopExplorer, RandomAgent, SweepAgent, make_baseline
 
-__all__ = ["BASELINES", "CoverageAgent", "LoopExplorer", "RandomAgent", "SweepAgent", "make_baseline"]
+__all__ = ["Agent", "BASELINES", "CoverageAgent", "LoopExplorer", "RandomAgent", "SweepAgent", "make_baseline"]

@@ -15,7 +15,7 @@ returned — the scripted agents steer by ``info["pose"]``, none of them looks a
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 
@@ -27,6 +27,16 @@ from magworld.world.camera import wrap_degrees
 MAX_PLAN_DRAWS = 100
 POSE_EPSILON = 1e-6  # degrees; poses closer than this are the same pose
 _VIEW_GRID = RevisitTracker()  # only for its cell(), the env's coverage grid
+
+
+class Agent(Protocol):
+    """What every baseline (and any agent the evaluation runs) provides."""
+
+    def reset(self, seed: int | None = None) -> None:
+        """Start an episode; ``seed`` reseeds any randomness (None: the constructor's seed)."""
+
+    def act(self, obs: np.ndarray, info: dict[str, Any]) -> int:
+        """The action index for the observation and info the env just returned."""
 
 
 def _pose(info: dict[str, Any]) -> Pose:
@@ -42,7 +52,7 @@ def _action(name: str) -> int:
 
 
 class RandomAgent:
-    """Uniformly random actions; the same seed gives the same action sequence."""
+    """Uniformly random actions; the same seed gives the same action sequence (``reset()`` replays it)."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed
@@ -195,12 +205,12 @@ class CoverageAgent:
         return _action("tilt_up" if target[1] > here[1] else "tilt_down")
 
 
-BASELINES: dict[str, Callable[..., Any]] = {
+BASELINES: dict[str, Callable[..., Agent]] = {
     "random": RandomAgent, "sweep": SweepAgent, "loop": LoopExplorer, "coverage": CoverageAgent,
 }
 
 
-def make_baseline(name: str, **kwargs: Any):
+def make_baseline(name: str, **kwargs: Any) -> Agent:
     """Build the baseline registered as ``name`` with its keyword arguments; clear errors for bad input."""
     if name not in BASELINES:
         raise ValueError(f"unknown baseline policy {name!r}; choose one of {', '.join(BASELINES)}")
