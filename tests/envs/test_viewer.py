@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 import envs  # noqa: F401  (registers MAGWorld-v0)
-from envs.viewer import ACTION_KEYS, COMMAND_KEYS, PlayConfig, Viewer, check_keymap, format_hud, import_pygame, make_env, play
+from envs.viewer import (ACTION_KEYS, COMMAND_KEYS, PlayConfig, Viewer, check_keymap, format_hud, import_pygame, main,
+                         make_env, play)
 
 assert os.environ.get("SDL_VIDEODRIVER") == "dummy", "tests/conftest.py makes pygame headless"
 pygame = import_pygame()
@@ -122,9 +123,10 @@ def test_play_config_from_hydra(tmp_path):
     from magworld.config import build
 
     with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose("play", overrides=["play.style=indoor", f"play.out_dir={tmp_path}", "play.max_ticks=2"])
+        cfg = compose("play", overrides=["play.style=indoor", f"play.out_dir={tmp_path}", "play.max_ticks=2", "play.fps=0"])
     config = build(cfg.play)
     assert isinstance(config, PlayConfig) and config.style == "indoor" and config.out_dir == str(tmp_path)
+    main(cfg)  # the `magworld play` entry point, quits after 2 frames
     with pytest.raises(ValueError, match="unknown style"):
         PlayConfig(style="moon")
     with pytest.raises(ValueError, match="unknown backend"):
