@@ -1,0 +1,293 @@
+"""``WorldModel``: the MAG runtime — autoencoder, text encoder, generator, memory model and cache together.
+
+It speaks :class:`magworld.protocol.BlockWorld` for N independent worlds at once (one forward pass):
+
+- ``start(frames, poses, captions)`` encodes the ground-truth first blocks and writes them to a fresh
+  cache (memory model clean pass);
+- ``memorize(frames, poses)`` writes more ground-truth blocks;
+- ``step(poses, prompts)`` samples the next block with the generator reading the cache (few-step
+  flow matching, :class:`~magworld.model.sampler.BlockSampler`), writes it to the cache through the
+  memory model, decodes it and returns ``uint8 (N, F, H, W, 3)``;
+- ``snapshot()/restore()`` branch and replay (cache + random streams), ``cache_bytes()``,
+  ``cache_frames()``.
+
+Memory policies (``memory=``): ``mag`` (compressed, the whole history), ``window`` (first block as a sink
++ the last block) and ``full`` (every frame); how each cache is written is in
+:mod:`magworld.model.generator`. CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
+per prompt, so a step does not run the text encoder for a prompt it has seen.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from magworld.protocol import BlockPoses
+
+from .autoencoder import Autoencoder
+from .cache import CacheSnapshot
+from .checkpoint import CheckpointError, load_into, read_meta
+from .config import TransformerConfig
+from .flow import FlowConfig
+from .generator import Generator, GeneratorConfig, write_block
+from .memory import MemoryModel
+from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
+from .sampler import BlockSampler
+from .text import TextConfig, make_text_encoder
+
+GENERATOR_FILE = "generator.safetensors"
+MANIFEST_FILE = "generator.manifest.json"
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; asking for CUDA without it is an error."""
+    if isinstance(device, torch.device):
+        device = str(device)
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here "
+                               f"(torch.cuda.is_available() is False); use device='cpu' or device='auto'")
+        return torch.device(device)
+    if device == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+
+
+def sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def generator_config_from_dict(d: dict) -> GeneratorConfig:
+    return GeneratorConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
+                           kept=d["kept"], window=d["window"], sink=d["sink"])
+
+
+def load_generator(path: str | Path) -> Generator:
+    """A generator checkpoint (safetensors + JSON sidecar of kind ``generator``), in eval mode."""
+    meta = read_meta(path)
+    if meta["kind"] != "generator":
+        raise CheckpointError(f"checkpoint {path} holds a {meta['kind']!r}, not a 'generator'; pass the generator's "
+                              f"checkpoint (magworld train stage=generator writes <run>/generator.safetensors)")
+    try:
+        cfg = generator_config_from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} has a generator config this version cannot read ({err}); "
+                              f"retrain it with magworld train stage=generator") from err
+    model = Generator(cfg)
+    load_into(model, path, "generator")
+    return model.eval()
+
+
+@dataclass
+class WorldSnapshot:
+    """Everything a :class:`WorldModel` needs to continue exactly from here."""
+
+    cache: CacheSnapshot
+    rng: list[torch.Tensor]
+    captions: list[str]
+    memory_text: torch.Tensor
+
+
+class WorldModel:
+    """N MAG worlds stepping together. See the module docstring; build with :meth:`from_bundled`."""
+
+    def __init__(self, generator: Generator, memory_model: MemoryModel, autoencoder: Autoencoder, text_encoder=None,
+                 *, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto", seed: int = 0,
+                 name: str | None = None) -> None:
+        gcfg, mcfg = generator.cfg.transformer, memory_model.cfg.transformer
+        if gcfg != mcfg:
+            raise CheckpointError(f"generator and memory model shapes differ ({gcfg} vs {mcfg}); the generator reads "
+                                  f"the memory model's key/values, so pair it with the memory model it was trained with")
+        if generator.cfg.kept != memory_model.cfg.kept:
+            raise CheckpointError(f"generator trained for kept={generator.cfg.kept}, memory model keeps "
+                                  f"{memory_model.cfg.kept} frames per block")
+        if autoencoder.cfg.latent_channels != gcfg.latent_channels:
+            raise CheckpointError(f"autoencoder has {autoencoder.cfg.latent_channels} latent channels, the generator "
+                                  f"{gcfg.latent_channels}")
+        self.cache_config = generator.cfg.cache_config(memory)  # validates the policy name
+        self.device = resolve_device(device)
+        self.memory, self.name, self.seed = memory, name or memory, seed
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.memory_model = memory_model.to(self.device).eval().requires_grad_(False)
+        self.autoencoder = autoencoder.to(self.device).eval().requires_grad_(False)
+        self.text_encoder = text_encoder if text_encoder is not None else make_text_encoder(TextConfig())
+        flow = generator.cfg.flow if steps is None else replace(generator.cfg.flow, steps=int(steps))
+        self.sampler = BlockSampler(flow)
+        self.cfg = gcfg
+        self.cache = generator.new_cache(memory)
+        self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, text_dim) on device
+        self._rng: list[torch.Generator] = []
+        self._captions: list[str] = []
+        self._memory_text: torch.Tensor | None = None
+
+    # --- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, memory: str = "mag", memory_model: str | Path = "bundled",
+                        autoencoder: str | Path = "bundled", check_hashes: bool = True, **kwargs) -> "WorldModel":
+        """A world model from a generator checkpoint; memory model and autoencoder default to the bundled ones.
+
+        The checkpoint records the sha256 of the memory model it was trained against; a different one
+        triggers a warning (the generator would read key/values it never saw).
+        """
+        generator = load_generator(path)
+        mem_path = bundled_path("memory") if memory_model == "bundled" else Path(memory_model)
+        ae_path = bundled_path("autoencoder") if autoencoder == "bundled" else Path(autoencoder)
+        mem = load_bundled("memory") if memory_model == "bundled" else load_memory(mem_path)
+        ae = load_bundled("autoencoder") if autoencoder == "bundled" else load_autoencoder(ae_path)
+        wanted = read_meta(path)["extra"].get("memory_sha256")
+        if check_hashes and wanted and sha256(mem_path) != wanted:
+            warnings.warn(f"generator {path} was trained against a memory model with sha256 {wanted[:12]}..., but "
+                          f"{mem_path} differs; retrain the generator (magworld train stage=generator) for this memory "
+                          f"model", stacklevel=2)
+        return cls(generator, mem, ae, memory=memory, **kwargs)
+
+    @classmethod
+    def from_bundled(cls, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto",
+                     **kwargs) -> "WorldModel":
+        """The tiny world model shipped in ``magworld/assets/weights`` (no download)."""
+        path = WEIGHTS_DIR / GENERATOR_FILE
+        if not path.exists():
+            raise CheckpointError(f"bundled generator weights {path} are missing from this install; reinstall magworld "
+                                  f"or train them with `magworld train stage=generator` and copy the export there")
+        return cls.from_checkpoint(path, memory=memory, steps=steps, device=device, **kwargs)
+
+    # --- helpers --------------------------------------------------------------------------------
+    def _autocast(self):
+        if self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def embed(self, prompts: Sequence[str]) -> torch.Tensor:
+        """Prompts -> (N, 1, text_dim) on the device, each prompt encoded once per WorldModel."""
+        missing = [p for p in dict.fromkeys(prompts) if p not in self._text]
+        if missing:
+            for p, e in zip(missing, self.text_encoder.encode(list(missing))):
+                self._text[p] = e.to(self.device, torch.float32)
+        return torch.stack([self._text[p] for p in prompts])
+
+    def _poses(self, poses: BlockPoses) -> torch.Tensor:
+        arr = np.array([[p.as_array() for p in block] for block in poses], dtype=np.float32)  # (N, F, 3)
+        if arr.shape != (self.worlds, self.cfg.block_frames, 3):
+            raise ValueError(f"expected poses for {self.worlds} worlds x {self.cfg.block_frames} frames, got "
+                             f"{arr.shape[:2]}")
+        return torch.from_numpy(arr).to(self.device)
+
+    def _encode(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 (N, F, H, W, 3) -> latents (N, F, C, h, w)."""
+        size = self.cfg.latent_size * self.autoencoder.cfg.downsample
+        want = (self.worlds, self.cfg.block_frames, size, size, 3)
+        if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.shape != want:
+            got = f"{getattr(frames, 'dtype', type(frames).__name__)} {getattr(frames, 'shape', '')}"
+            raise ValueError(f"frames must be uint8 {want} (worlds, frames per block, H, W, RGB), got {got}")
+        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
+        x = x.permute(0, 1, 4, 2, 3).flatten(0, 1)  # (N*F, 3, H, W)
+        return self.autoencoder.encode(x).unflatten(0, (self.worlds, -1)).float()  # (N, F, C, h, w)
+
+    def _decode(self, latents: torch.Tensor) -> np.ndarray:
+        """(N, F, C, h, w) -> uint8 (N, F, H, W, 3)."""
+        frames = self.autoencoder.decode(latents.flatten(0, 1))  # (N*F, 3, H, W) uint8
+        return frames.unflatten(0, latents.shape[:2]).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
+
+    def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
+        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept."""
+        write_block(self.memory_model, x0, pose, self._memory_text, self.cache)
+
+    def _require_started(self) -> None:
+        if not self._rng:
+            raise RuntimeError("call start(frames, poses, captions) before memorize/step")
+
+    @property
+    def worlds(self) -> int:
+        return len(self._rng)
+
+    # --- BlockWorld -----------------------------------------------------------------------------
+    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str],
+              seeds: Sequence[int] | None = None) -> None:
+        """Begin N worlds from ground-truth first blocks; world i's noise comes from ``seeds[i]``
+        (default ``seed + i``)."""
+        n = len(captions)
+        seeds = [self.seed + i for i in range(n)] if seeds is None else list(seeds)
+        if len(seeds) != n:
+            raise ValueError(f"{n} captions but {len(seeds)} seeds")
+        self._rng = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self._captions = list(captions)
+        self.cache.reset()
+        with torch.inference_mode(), self._autocast():
+            self._memory_text = self.embed(self._captions)
+            self._write(self._encode(frames), self._poses(poses))
+
+    def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
+        self._require_started()
+        with torch.inference_mode(), self._autocast():
+            self._write(self._encode(frames), self._poses(poses))
+
+    def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        with torch.inference_mode(), self._autocast():
+            return self._decode(self._generate(poses, prompts))
+
+    def generate_latents(self, poses: BlockPoses, prompts: Sequence[str]) -> torch.Tensor:
+        """Like :meth:`step` but returns the block's latents (N, F, C, h, w) float32 (for tests and tools)."""
+        with torch.inference_mode(), self._autocast():
+            return self._generate(poses, prompts).float().clone()
+
+    def _generate(self, poses: BlockPoses, prompts: Sequence[str]) -> torch.Tensor:
+        """Sample the next block of every world reading the cache, then write it; latents (N, F, C, h, w)."""
+        self._require_started()
+        if len(prompts) != self.worlds:
+            raise ValueError(f"expected {self.worlds} prompts, got {len(prompts)}")
+        pose, text = self._poses(poses), self.embed(prompts)
+        shape = (self.worlds, self.cfg.block_frames, self.cfg.latent_channels, self.cfg.latent_size,
+                 self.cfg.latent_size)
+        start = self.cache.next_frame
+        index = torch.arange(start, start + shape[1], device=self.device)
+
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return self.generator(x, t, pose, text, self.cache, frame_index=index).prediction
+
+        x0 = self.sampler.sample(velocity, shape, self._rng, self.device)
+        self._write(x0, pose)
+        return x0
+
+    def cache_bytes(self) -> int:
+        return self.cache.bytes()
+
+    def cache_frames(self) -> int:
+        """Frames whose key/values the cache holds (all worlds share the count)."""
+        return self.cache.frames()
+
+    # --- branching ------------------------------------------------------------------------------
+    def snapshot(self) -> WorldSnapshot:
+        self._require_started()
+        return WorldSnapshot(self.cache.snapshot(), [g.get_state() for g in self._rng], list(self._captions),
+                             self._memory_text.clone())
+
+    def restore(self, snap: WorldSnapshot) -> None:
+        self.cache.restore(snap.cache)
+        self._rng = [torch.Generator().set_state(s.clone()) for s in snap.rng]
+        self._captions, self._memory_text = list(snap.captions), snap.memory_text.clone()
+
+
+def read_manifest(path: str | Path | None = None) -> dict:
+    """The bundled weights' manifest: file name -> sha256 (and sizes)."""
+    path = Path(path) if path is not None else WEIGHTS_DIR / MANIFEST_FILE
+    if not path.exists():
+        raise CheckpointError(f"weights manifest {path} is missing; it is written with the bundled generator")
+    return json.loads(path.read_text())
+
+
+__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "load_generator", "read_manifest",
+           "resolve_device", "sha256"]

@@ -1,0 +1,55 @@
+"""Block sampler: few-step flow matching for one block of N worlds, with per-world random streams.
+
+The sampler owns the timestep list (shifted toward noise, ``FlowConfig.steps`` levels, 4 by default)
+and knows no network: it calls ``velocity(x_t, t)`` with per-frame times ``t`` (N, T). In
+``renoise`` mode (the default for the generator) each step predicts x_0 from the velocity and
+re-injects *fresh* noise at the next level; ``euler`` integrates the ODE. Noise is drawn per world
+from that world's own ``torch.Generator`` (on the CPU, then moved), so a world's block depends only on
+its own seed: a batch of N worlds equals N single worlds, on any device.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+
+from .flow import FlowConfig, timesteps
+
+Velocity = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class BlockSampler:
+    def __init__(self, cfg: FlowConfig) -> None:
+        if cfg.steps < 1:
+            raise ValueError(f"the sampler needs at least one step, got steps={cfg.steps}")
+        self.cfg = cfg
+        self.levels = timesteps(cfg)  # steps + 1 descending values from 1 to 0
+
+    def noise(self, shape: tuple[int, ...], generators: Sequence[torch.Generator], device: torch.device,
+              dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """Standard normal (N, ...) with world i's slice drawn from ``generators[i]``."""
+        if len(generators) != shape[0]:
+            raise ValueError(f"need one torch.Generator per world: {shape[0]} worlds, {len(generators)} generators")
+        draws = [torch.randn(shape[1:], generator=g) for g in generators]
+        return torch.stack(draws).to(device=device, dtype=dtype)
+
+    def sample(self, velocity: Velocity, shape: tuple[int, ...], generators: Sequence[torch.Generator],
+               device: torch.device | str = "cpu") -> torch.Tensor:
+        """Denoise a block (N, T, C, h, w) from pure noise to x_0."""
+        device = torch.device(device)
+        x = self.noise(shape, generators, device)
+        times = torch.tensor(self.levels, device=device)
+        for i in range(len(self.levels) - 1):
+            now, nxt = self.levels[i], self.levels[i + 1]
+            t = times[i].expand(shape[:2])  # (N, T) per-frame times (all frames of a block share a level)
+            v = velocity(x, t).float()
+            if self.cfg.mode == "euler":
+                x = x + (nxt - now) * v
+            else:
+                x0 = x - now * v
+                x = x0 if nxt <= 0 else (1 - nxt) * x0 + nxt * self.noise(shape, generators, device)
+        return x
+
+
+__all__ = ["BlockSampler", "Velocity"]

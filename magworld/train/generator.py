@@ -1,0 +1,277 @@
+"""Stage ``generator`` (MAG stage 2): learn to generate the next block from the frozen memory model's cache.
+
+One training step, all blocks of a clip in one parallel pass:
+
+1. render ``batch_size`` long clips (mostly leave-and-return) of ``blocks`` blocks, encode them with the
+   frozen autoencoder;
+2. draw a memory policy per batch (``policies``: mag / full / window) and run the frozen memory model's
+   clean pass over the whole clip with :func:`~magworld.model.generator.writer_mask` (block i sees the
+   kept frames of the earlier blocks the policy holds): the key/values a run-time cache would hold;
+3. noise every block to its own flow time and let the generator predict the velocity of each noisy
+   block through :func:`~magworld.model.generator.reader_mask` — block i reads the cached clean frames of
+   earlier blocks the policy holds and its own noisy frames; loss on blocks 1.. (block 0 has no history);
+4. with probability ``history_drop`` (the paper's lambda) a clip's prompt is empty, so its blocks must
+   come from the history alone (history-consistency term); otherwise the prompt is caption + the
+   clip's dominant action phrase, as at run time.
+
+Optionally (``self_forcing`` > 0) part of the batches replace the history blocks by the generator's own
+few-step rollout (no gradient), keeping ground-truth targets. Evaluation rolls held-out clips out
+through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from magworld.model.cache import CacheConfig, KVCache
+from magworld.model.flow import add_noise, sample_train_time, velocity_target
+from magworld.model.generator import Generator, GeneratorConfig, reader_mask, writer_mask
+from magworld.model.memory import MemoryModel
+from magworld.model.pipeline import WorldModel, sha256
+from magworld.model.pretrained import bundled_path, load_bundled, load_memory
+from magworld.model.text import TextConfig, make_text_encoder
+from magworld.world import ACTION_TABLE, Pose
+
+from .common import Run, RunConfig, lr_at, seed_everything, set_lr
+from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
+from .memory import decode_clip, encode_clip, frozen_autoencoder
+from .metrics import psnr
+
+
+@dataclass
+class GeneratorStageConfig:
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/generator"))
+    model: GeneratorConfig = field(default_factory=GeneratorConfig)
+    data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
+    text: TextConfig = field(default_factory=TextConfig)
+    autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
+    memory: str = "bundled"  # or a path to a memory-model .safetensors (frozen)
+    init: str = "memory"  # "memory": start from the memory model's weights; "random"
+    blocks: int = 8  # blocks per training clip
+    history_drop: float = 0.3  # lambda: probability that a clip's prompt is empty
+    policies: dict[str, float] = field(default_factory=lambda: {"mag": 0.6, "full": 0.2, "window": 0.2})
+    max_offset_blocks: int = 16  # random absolute start block (RoPE time) in 0..max_offset_blocks
+    self_forcing: float = 0.0  # probability that a batch's history is the generator's own rollout
+    self_forcing_steps: int = 2  # sampler steps of that rollout
+    eval_clips: int = 16
+    eval_context_blocks: int = 4  # held-out clips: this many ground-truth blocks, the rest generated
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
+            raise ValueError("history_drop and self_forcing are probabilities in [0, 1]")
+        if self.init not in ("memory", "random"):
+            raise ValueError(f"init must be 'memory' or 'random', got {self.init!r}")
+        if not self.policies or sum(self.policies.values()) <= 0:
+            raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
+        for name in self.policies:
+            self.model.cache_config(name)
+        if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
+            raise ValueError("need blocks >= 2 and 1 <= eval_context_blocks < blocks")
+
+
+def frozen_memory(spec: str) -> tuple[MemoryModel, str]:
+    """(frozen memory model, sha256 of its file)."""
+    model = load_bundled("memory") if spec == "bundled" else load_memory(spec)
+    path = bundled_path("memory") if spec == "bundled" else spec
+    return model.requires_grad_(False).eval(), sha256(path)
+
+
+def motion_phrase(poses: torch.Tensor, block_frames: int) -> str:
+    """The action phrase most blocks of a clip's poses (T, 3) move by (``stay`` when none moves)."""
+    names = []
+    for s in range(0, poses.shape[0] - block_frames + 1, block_frames):
+        d = poses[s + block_frames - 1] - poses[s]
+        d[0] = (d[0] + 180.0) % 360.0 - 180.0
+        best = max(ACTION_TABLE[1:], key=lambda a: float(d[0] * a.d_yaw + d[1] * a.d_pitch + d[2] * a.d_fov))
+        moved = float(d.abs().max()) > 1e-3
+        names.append(best.phrase if moved else ACTION_TABLE[0].phrase)
+    return Counter(names).most_common(1)[0][0]
+
+
+def clip_prompts(clip: Clip, block_frames: int, drop: float, rng: np.random.Generator) -> list[str]:
+    return ["" if rng.random() < drop else f"{c}, {motion_phrase(p, block_frames)}"
+            for c, p in zip(clip.captions, clip.poses)]
+
+
+@torch.no_grad()
+def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
+              index: torch.Tensor, policy: str, cfg: GeneratorConfig) -> KVCache:
+    """The clean key/values of every frame of the clip, as the memory model writes them under ``policy``."""
+    tc = cfg.transformer
+    mask = writer_mask(policy, latents.shape[1], tc.block_frames, cfg.kept, cfg.window, cfg.sink,
+                       tc.tokens_per_frame, latents.device)
+    t = torch.zeros(latents.shape[:2], device=latents.device)
+    out = memory.net(latents, t, pose, text, frame_index=index, mask=mask, return_kv=True)
+    cache = KVCache(CacheConfig(policy="full"), tc.depth)
+    cache.append(out.keys, out.values, index.tolist())
+    return cache
+
+
+def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,
+                   text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
+                   generator: torch.Generator | None = None, history: torch.Tensor | None = None) -> torch.Tensor:
+    """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
+    blocks under ``policy``. ``history`` (default: ``latents``) is what the cache is written from."""
+    cfg, tc = gen.cfg, gen.cfg.transformer
+    batch, frames = latents.shape[:2]
+    bf = tc.block_frames
+    index = torch.arange(offset, offset + frames, device=latents.device)
+    cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg)
+    t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator).repeat_interleave(bf, 1)  # (B, T)
+    noise = torch.randn(latents.shape, generator=generator)
+    mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device)
+    pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask).prediction
+    return F.mse_loss(pred[:, bf:], velocity_target(latents, noise)[:, bf:])
+
+
+def as_poses(poses: torch.Tensor, block_frames: int) -> list[list[list[Pose]]]:
+    """(B, T, 3) -> per clip, per block, per frame :class:`Pose`."""
+    out = []
+    for clip in poses.tolist():
+        flat = [Pose(*p) for p in clip]
+        out.append([flat[s:s + block_frames] for s in range(0, len(flat), block_frames)])
+    return out
+
+
+def as_frames(frames: torch.Tensor) -> np.ndarray:
+    """uint8 (B, T, 3, H, W) -> (B, T, H, W, 3) numpy."""
+    return frames.permute(0, 1, 3, 4, 2).contiguous().numpy()
+
+
+@torch.no_grad()
+def rollout(world: WorldModel, clip: Clip, context_blocks: int, prompts: list[str]) -> np.ndarray:
+    """Memorize ``context_blocks`` ground-truth blocks of each clip, generate the rest; uint8 (B, T, H, W, 3)."""
+    bf = world.cfg.block_frames
+    frames, poses = as_frames(clip.frames), as_poses(clip.poses, bf)
+    blocks = frames.shape[1] // bf
+    out = frames.copy()
+    world.start(frames[:, :bf], [p[0] for p in poses], clip.captions)
+    for b in range(1, blocks):
+        sl = slice(b * bf, (b + 1) * bf)
+        if b < context_blocks:
+            world.memorize(frames[:, sl], [p[b] for p in poses])
+        else:
+            out[:, sl] = world.step([p[b] for p in poses], prompts)
+    return out
+
+
+def evaluate(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, cfg: GeneratorStageConfig,
+             policies: tuple[str, ...] = ("mag", "window", "full")) -> dict[str, float]:
+    """Held-out rollouts (first ``eval_context_blocks`` blocks given): PSNR of generated frames per policy,
+    and on the frames whose pose revisits a context frame."""
+    bf = cfg.model.transformer.block_frames
+    start = cfg.eval_context_blocks * bf
+    prompts = [f"{c}, {motion_phrase(p, bf)}" for c, p in zip(clip.captions, clip.poses)]
+    frozen = copy.deepcopy(gen)
+    truth = as_frames(clip.frames)
+    poses = clip.poses.numpy()
+    revisit = np.zeros(poses.shape[:2], dtype=bool)  # (B, T) generated frame with a context frame at its pose
+    for i in range(poses.shape[0]):
+        for t in range(start, poses.shape[1]):
+            d = np.abs(poses[i, :start] - poses[i, t])
+            d[:, 0] = np.minimum(d[:, 0], 360 - d[:, 0])
+            revisit[i, t] = bool((d.max(1) < 0.01).any())
+    result: dict[str, float] = {}
+    for policy in policies:
+        world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device="cpu")
+        made = rollout(world, clip, cfg.eval_context_blocks, prompts)
+        p = psnr(torch.from_numpy(made[:, start:]).flatten(0, 1).permute(0, 3, 1, 2),
+                 torch.from_numpy(truth[:, start:]).flatten(0, 1).permute(0, 3, 1, 2)).view(len(made), -1)
+        result[f"psnr_{policy}"] = float(p.mean())
+        rv = torch.from_numpy(revisit[:, start:])
+        result[f"psnr_revisit_{policy}"] = float(p[rv].mean()) if rv.any() else float("nan")
+    memory.requires_grad_(False)
+    return result
+
+
+@torch.no_grad()
+def self_forced_history(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, latents: torch.Tensor,
+                        prompts: list[str], policy: str, steps: int, seed: int) -> torch.Tensor:
+    """The clip's latents with blocks 1.. replaced by the generator's own rollout from block 0 (no gradient)."""
+    frozen = copy.deepcopy(gen)
+    world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, steps=steps, device="cpu", seed=seed)
+    bf = gen.cfg.transformer.block_frames
+    poses = as_poses(clip.poses, bf)
+    frames = as_frames(clip.frames)
+    world.start(frames[:, :bf], [p[0] for p in poses], clip.captions)
+    out = [latents[:, :bf]]
+    for b in range(1, latents.shape[1] // bf):
+        out.append(world.generate_latents([p[b] for p in poses], prompts))
+    memory.requires_grad_(False)
+    return torch.cat(out, 1)
+
+
+def train(cfg: GeneratorStageConfig) -> dict[str, float]:
+    torch.set_num_threads(cfg.run.threads)
+    seed_everything(cfg.run.seed)
+    ae, text_encoder = frozen_autoencoder(cfg.autoencoder), make_text_encoder(cfg.text)
+    memory, memory_hash = frozen_memory(cfg.memory)
+    if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
+        raise SystemExit("magworld train stage=generator: the generator's transformer/kept must equal the memory "
+                         f"model's ({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
+    gen = Generator(cfg.model)
+    if cfg.init == "memory":
+        gen.net.load_state_dict(memory.net.state_dict())
+    gen.train()
+    opt = torch.optim.AdamW(gen.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay)
+    run = Run(cfg.run, "generator", asdict(cfg))
+    start = run.resume(gen, cfg.model, opt)
+    bf = cfg.model.transformer.block_frames
+    frames = cfg.blocks * bf
+    stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
+    generator = torch.Generator().manual_seed(cfg.run.seed * 100_003 + start)
+    heldout = heldout_clips(cfg.data, cfg.eval_clips, frames)
+    names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
+    extra = {"memory_sha256": memory_hash, "history_drop": cfg.history_drop, "policies": cfg.policies}
+    bar = tqdm(range(start, cfg.run.steps), initial=start, total=cfg.run.steps, desc=f"generator λ={cfg.history_drop}")
+    metrics: dict[str, float] = {}
+    done = start
+    for step in bar:
+        set_lr(opt, lr_at(step, cfg.run))
+        clip = stream.clips(cfg.run.batch_size, frames)
+        latents = encode_clip(ae, clip.frames)  # (B, T, C, h, w)
+        prompts = clip_prompts(clip, bf, cfg.history_drop, rng)
+        text, memory_text = text_encoder.encode(prompts), text_encoder.encode(clip.captions)  # (B, 1, 384)
+        policy = str(rng.choice(names, p=weights / weights.sum()))
+        offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
+        history = None
+        if cfg.self_forcing > 0 and rng.random() < cfg.self_forcing:
+            history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
+                                          cfg.self_forcing_steps, seed=step)
+        loss = generator_loss(gen, memory, latents, clip.poses, text, memory_text, policy, offset, generator, history)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+        opt.step()
+        done = step + 1
+        if done % cfg.run.log_every == 0:
+            elapsed = max(1e-6, bar.format_dict["elapsed"])
+            run.log(done, loss=loss.item(), lr=opt.param_groups[0]["lr"], policy=policy,
+                    clips_per_s=(done - start) * cfg.run.batch_size / elapsed)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if done % cfg.run.eval_every == 0 or done == cfg.run.steps:
+            metrics = evaluate(gen, memory, ae, text_encoder, heldout, cfg)
+            run.log(done, **metrics)
+            bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+        if done % cfg.run.save_every == 0 or done == cfg.run.steps or run.out_of_time():
+            run.save(gen, cfg.model, opt, done, extra)
+        if run.out_of_time():
+            bar.write(f"stopping at step {done}: max_minutes={cfg.run.max_minutes} reached (resume to continue)")
+            break
+    if not metrics or done % cfg.run.eval_every:
+        metrics = evaluate(gen, memory, ae, text_encoder, heldout, cfg)
+        run.log(done, **metrics)
+    path = run.export(gen, cfg.model, "generator", extra={"step": done, **extra, **metrics})
+    print(f"held-out rollouts: {metrics}\nwrote {path}")
+    return metrics
+
+
+__all__ = ["GeneratorStageConfig", "clip_prompts", "evaluate", "generator_loss", "memory_kv", "motion_phrase",
+           "rollout", "train"]

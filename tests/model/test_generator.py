@@ -1,0 +1,131 @@
+"""Generator stage contracts: sampler determinism, policy masks, and the parallel training pass equal to the
+block-by-block run-time path (cache written by the memory model, read by the generator) for every policy."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from model_testing import micro_config, random_inputs
+
+from magworld.model.flow import FlowConfig
+from magworld.model.generator import (Generator, GeneratorConfig, cache_writer_mask, held_frames, reader_mask,
+                                      write_block, writer_mask)
+from magworld.model.memory import MemoryConfig, MemoryModel
+from magworld.model.sampler import BlockSampler
+from magworld.train.generator import generator_loss, memory_kv, motion_phrase
+
+
+def perturbed(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Random init leaves adaLN gates and the head at zero; give every weight some signal."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return module.eval()
+
+
+def models(seed: int = 0):
+    tc = micro_config()
+    return perturbed(Generator(GeneratorConfig(transformer=tc)), seed), perturbed(MemoryModel(MemoryConfig(transformer=tc)), seed + 1)
+
+
+def test_sampler_same_seed_same_block_other_seed_differs():
+    gen, _ = models()
+    tc = gen.cfg.transformer
+    _, _, pose, text = random_inputs(tc, 2, 3)
+    sampler = BlockSampler(FlowConfig(shift=2.0, steps=4, mode="renoise"))
+    velocity = lambda x, t: gen(x, t, pose, text).prediction  # noqa: E731
+    shape = (2, 3, tc.latent_channels, tc.latent_size, tc.latent_size)
+    draw = lambda seeds: sampler.sample(velocity, shape, [torch.Generator().manual_seed(s) for s in seeds])  # noqa: E731
+    a, b, c = draw([1, 2]), draw([1, 2]), draw([1, 3])
+    assert torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert torch.equal(a[0], c[0]) and not torch.allclose(a[1], c[1])
+    assert len(sampler.levels) == 5 and sampler.levels[0] == 1.0 and sampler.levels[-1] == 0.0
+
+
+def test_sampler_rejects_zero_steps_and_wrong_generator_count():
+    with pytest.raises(ValueError, match="at least one step"):
+        BlockSampler(FlowConfig(steps=0))
+    with pytest.raises(ValueError, match="one torch.Generator per world"):
+        BlockSampler(FlowConfig()).noise((2, 3), [torch.Generator()], torch.device("cpu"))
+
+
+def test_policy_history_frames():
+    # 4 blocks of 3 frames; query rows of block 3 (frames 9..11)
+    mag, full = held_frames("mag", 12, 3, 1, 3, 3)[9], held_frames("full", 12, 3, 1, 3, 3)[9]
+    window = held_frames("window", 12, 3, 1, 3, 3)[9]
+    assert mag.nonzero().flatten().tolist() == [2, 5, 8]
+    assert full.nonzero().flatten().tolist() == list(range(9))
+    assert window.nonzero().flatten().tolist() == [0, 1, 2, 6, 7, 8]
+    assert not held_frames("full", 12, 3, 1, 3, 3)[:3].any()  # block 0 has no history
+    with pytest.raises(ValueError, match="unknown memory policy"):
+        held_frames("lru", 12, 3, 1, 3, 3)
+
+
+def test_reader_never_sees_its_own_clean_block_or_the_future():
+    m = reader_mask("full", 9, 3, 1, 3, 3, tokens_per_frame=1)  # (9, 18): [clean ; noisy]
+    clean, noisy = m[:, :9], m[:, 9:]
+    for q in range(9):
+        b = q // 3
+        assert not clean[q, 3 * b:].any()  # own clean block and later blocks hidden
+        assert noisy[q].nonzero().flatten().tolist() == [3 * b, 3 * b + 1, 3 * b + 2]
+    w = writer_mask("mag", 9, 3, 1, 3, 3, tokens_per_frame=1)
+    assert w[7].nonzero().flatten().tolist() == [2, 5, 6, 7, 8]  # kept frames of earlier blocks + own block
+
+
+@pytest.mark.parametrize("policy", ["mag", "window", "full"])
+def test_parallel_training_pass_equals_block_by_block_runtime(policy):
+    gen, mem = models()
+    tc = gen.cfg.transformer
+    x0, t, pose, text = random_inputs(tc, 2, 12)  # 4 blocks
+    x_t = torch.randn_like(x0)
+    t = t[:, ::3].repeat_interleave(3, 1)
+    index = torch.arange(12)
+    with torch.no_grad():
+        cache = memory_kv(mem, x0, pose, text, index, policy, gen.cfg)
+        mask = reader_mask(policy, 12, 3, 1, 3, 3, tc.tokens_per_frame)
+        parallel = gen(x_t, t, pose, text, cache, frame_index=index, mask=mask).prediction
+        live = gen.new_cache(policy)
+        for b in range(4):
+            s = slice(3 * b, 3 * b + 3)
+            step = gen(x_t[:, s], t[:, s], pose[:, s], text, live).prediction
+            torch.testing.assert_close(step, parallel[:, s], atol=2e-5, rtol=1e-4)
+            write_block(mem, x0[:, s], pose[:, s], text, live)
+    assert live.frames() == {"mag": 4, "window": 6, "full": 12}[policy]
+
+
+def test_cache_writer_mask_only_for_uncompressed_caches():
+    gen, mem = models()
+    tc = gen.cfg.transformer
+    x0, _, pose, text = random_inputs(tc, 1, 6)
+    for policy, expect_mask in (("mag", False), ("full", True)):
+        cache = gen.new_cache(policy)
+        write_block(mem, x0[:, :3], pose[:, :3], text, cache)
+        mask = cache_writer_mask(cache, 3, 3, 1, tc.tokens_per_frame, "cpu")
+        assert (mask is not None) == expect_mask
+        if mask is not None:  # only the kept frame (index 2) of the cached block is visible to the writer
+            n = tc.tokens_per_frame
+            assert mask[0, :3 * n].tolist() == [False] * 2 * n + [True] * n
+
+
+def test_generator_loss_is_finite_and_trains_only_the_generator():
+    gen, mem = models()
+    gen.train()
+    mem.requires_grad_(False)
+    tc = gen.cfg.transformer
+    x0, _, pose, text = random_inputs(tc, 2, 9)
+    loss = generator_loss(gen, mem, x0, pose, text, text, "mag", offset=6, generator=torch.Generator().manual_seed(0))
+    loss.backward()
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert all(p.grad is not None for p in gen.parameters() if p.requires_grad)
+    assert all(p.grad is None for p in mem.parameters())
+
+
+def test_motion_phrase():
+    still = torch.tensor([[10.0, 0.0, 60.0]] * 6)
+    pan = torch.tensor([[355.0 + 5 * k, 0.0, 60.0] for k in range(6)])
+    zoom = torch.tensor([[0.0, 0.0, 60.0 - 3 * k] for k in range(6)])
+    assert motion_phrase(still, 3) == "the camera holds still"
+    assert motion_phrase(pan, 3) == "the camera pans right"  # across the 360° seam
+    assert motion_phrase(zoom, 3) == "the camera zooms in"
