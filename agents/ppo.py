@@ -25,9 +25,9 @@ class PPOConfig:
 
     policy: str = "MultiInputPolicy"
     n_envs: int = 4  # DummyVecEnv copies (one process: the envs are cheap numpy renders)
-    n_steps: int = 256  # per env and rollout
-    batch_size: int = 256
-    n_epochs: int = 4
+    n_steps: int = 128  # per env and rollout
+    batch_size: int = 128
+    n_epochs: int = 10
     learning_rate: float = 3e-4
     gamma: float = 0.99
     gae_lambda: float = 0.95

@@ -49,8 +49,11 @@ def _curve_callback(cfg: TrainConfig, curve: list[dict[str, Any]], start: float)
 
         def _point(self) -> None:
             summary = evaluate(PPOAgent(self.model), cfg.env, cfg.eval_episodes, cfg.eval_seed)["summary"]
+            recent = [e["r"] for e in self.model.ep_info_buffer]  # Monitor returns of the last <= 100 training episodes
             curve.append({"timesteps": int(self.num_timesteps), "wall_s": time.perf_counter() - start,
+                          "train_return_mean": float(sum(recent) / len(recent)) if recent else None,
                           **{f"{k}_{s}": v[s] for k, v in summary.items() for s in ("mean", "std", "se")}})
+            self.model.save(cfg.run_dir / "model.zip")  # latest checkpoint, so a stopped run still leaves a model
             (cfg.run_dir / "curve.json").write_text(json.dumps({"name": cfg.name, "partial": True, "curve": curve}, indent=2))
 
         def _on_training_start(self) -> None:
@@ -105,7 +108,9 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     train_s = time.perf_counter() - start
     if not curve or curve[-1]["timesteps"] != model.num_timesteps:
         final = evaluate(PPOAgent(model), cfg.env, cfg.eval_episodes, cfg.eval_seed)["summary"]
+        recent = [e["r"] for e in model.ep_info_buffer]
         curve.append({"timesteps": int(model.num_timesteps), "wall_s": time.perf_counter() - start,
+                      "train_return_mean": float(sum(recent) / len(recent)) if recent else None,
                       **{f"{k}_{s}": v[s] for k, v in final.items() for s in ("mean", "std", "se")}})
     venv.close()
     model.save(run_dir / "model.zip")
