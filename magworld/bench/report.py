@@ -65,7 +65,7 @@ def write_report(out: Path, cfg, results: dict, frames_out: dict, strip: dict) -
     out.mkdir(parents=True, exist_ok=True)
     results["curves"] = _curves(frames_out, results["table"])
     plots = _plots(out, results, strip)
-    (out / "results.json").write_text(json.dumps(_round({**results, "machine": machine_info()}), indent=1))
+    (out / "results.json").write_text(json.dumps(_round({**results, "machine": machine_info()}), separators=(",", ":")))
     (out / "report.md").write_text(render_markdown(results, plots))
 
 
