@@ -36,6 +36,7 @@ from tqdm import tqdm
 from magworld.config import build
 from magworld.metrics import frame_metrics, masked_frame_metrics
 from magworld.world import ACTION_TABLE, Pose, make_scene, pose_distance
+from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import BLOCK_FRAMES
 
 from .baselines import SceneAware
@@ -200,9 +201,10 @@ def load_lpips():
 
 # --- the run -----------------------------------------------------------------------------------------
 def _batches(episodes: list[Episode], size: int) -> list[list[Episode]]:
-    groups: dict[tuple, list[Episode]] = defaultdict(list)
+    """Episodes with the same number of history blocks share a batch (shorter return paths get padded)."""
+    groups: dict[int, list[Episode]] = defaultdict(list)
     for ep in episodes:
-        groups[(ep.history_blocks, ep.return_steps)].append(ep)
+        groups[ep.history_blocks].append(ep)
     return [group[i : i + size] for _, group in sorted(groups.items()) for i in range(0, len(group), size)]
 
 
@@ -258,10 +260,18 @@ def run(cfg: RevisitBenchConfig) -> dict:
     for batch in batches:
         t0 = time.perf_counter()
         scenes = [make_scene(ep.seed, ep.style) for ep in batch]
-        poses = [ep.trajectory.frame_poses() for ep in batch]
-        truth = np.stack([np.stack([scene.render_many(block, (height, width)) for block in p]) for scene, p in zip(scenes, poses)])  # (N, B, F, H, W, 3)
+        n_blocks = max(ep.blocks for ep in batch)  # shorter episodes hold still at the end (frames not scored)
+        poses, truth, prompts = [], [], []
+        for scene, ep in zip(scenes, batch):
+            ep_poses = ep.trajectory.frame_poses()
+            pad = n_blocks - len(ep_poses)
+            ep_truth = [scene.render_many(block, (height, width)) for block in ep_poses]  # (F, H, W, 3) each
+            poses.append(ep_poses + [[ep_poses[-1][-1]] * BLOCK_FRAMES] * pad)
+            truth.append(np.stack(ep_truth + [np.repeat(ep_truth[-1][-1:], BLOCK_FRAMES, axis=0)] * pad))
+            prompts.append([""] + [f"{scene.caption}, {ACTION_TABLE[a].phrase}" for a in ep.trajectory.actions]
+                           + [f"{scene.caption}, {ACTION_TABLE[ACTION_INDEX['stay']].phrase}"] * pad)
+        truth = np.stack(truth)  # (N, B, F, H, W, 3)
         captions = [scene.caption for scene in scenes]
-        prompts = [[""] + [f"{c}, {ACTION_TABLE[a].phrase}" for a in ep.trajectory.actions] for c, ep in zip(captions, batch)]
         plans = [plan_episode(ep, cfg.recent_blocks, cfg.tolerance, height, width) for ep in batch]
         render_s += time.perf_counter() - t0
         for mode in modes:
@@ -269,8 +279,8 @@ def run(cfg: RevisitBenchConfig) -> dict:
                 bar.set_postfix_str(f"{mode} {spec.label}")
                 made = _rollout(world, mode, batch, truth, poses, prompts, captions, scenes, clocks[(mode, spec.label)])
                 for i, (ep, plan) in enumerate(zip(batch, plans)):
-                    flat_made = made[i].reshape(-1, height, width, 3)  # (T, H, W, 3)
-                    flat_truth = truth[i].reshape(-1, height, width, 3)
+                    flat_made = made[i, : ep.blocks].reshape(-1, height, width, 3)  # (T, H, W, 3)
+                    flat_truth = truth[i, : ep.blocks].reshape(-1, height, width, 3)
                     summary, records = score_episode(plan, flat_made, flat_truth, mode, lpips)
                     rows[(mode, spec.label)].append({"episode": ep.index, "style": ep.style, "kind": ep.kind, "metrics": summary})
                     frames_out[(mode, spec.label)].extend({"style": ep.style, "kind": ep.kind, **r} for r in records)

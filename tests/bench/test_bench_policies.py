@@ -86,3 +86,13 @@ def test_hydra_config_builds_the_typed_config():
     bench = build(cfg.bench)
     assert isinstance(bench, RevisitBenchConfig) and isinstance(bench.suite, SuiteConfig)
     assert bench.suite.episodes_per_style == 44 and [p.label for p in bench.policies] == ["shift", "mag@r3"]
+
+
+def test_batching_and_padding_do_not_change_scores(tmp_path):
+    """Episodes of different return lengths share a batch (padded by holding still); scores stay per episode."""
+    def scores(batch_size):
+        cfg = RevisitBenchConfig(name=f"b{batch_size}", out_dir=str(tmp_path), suite=SuiteConfig(resolution=24), policies=["shift"],
+                                 quick=True, quick_per_style=3, quick_modes=["memorize", "generate_all"], batch_size=batch_size, bootstrap=10)
+        return [r["per_episode"] for r in run(cfg)["table"]]
+
+    assert scores(1) == scores(16)
