@@ -95,3 +95,4 @@ def load_plugins(modules: list[str]) -> None:
 
 def _load_builtins() -> None:
     from . import baselines  # noqa: F401  (registers the baselines on import)
+    from . import model_policies  # noqa: F401  (the world model's mag / window / full, lazily built)

@@ -14,8 +14,8 @@ from magworld.world import Pose
 
 
 def test_unknown_policy_is_a_clear_error():
-    with pytest.raises(KeyError, match="unknown policy 'mag'.*no_memory.*oracle.*shift"):
-        make_policy("mag")
+    with pytest.raises(KeyError, match="unknown policy 'no_such_policy'.*mag.*no_memory.*oracle.*shift"):
+        make_policy("no_such_policy")
 
 
 def test_registration_is_one_line_and_lazy_strings_work():
