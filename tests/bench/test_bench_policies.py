@@ -86,6 +86,11 @@ def test_hydra_config_builds_the_typed_config():
     bench = build(cfg.bench)
     assert isinstance(bench, RevisitBenchConfig) and isinstance(bench.suite, SuiteConfig)
     assert bench.suite.episodes_per_style == 44 and [p.label for p in bench.policies] == ["shift", "mag@r3"]
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        presets = {name: build(compose("bench_revisit", overrides=[f"bench/revisit={name}"]).bench) for name in ("baselines", "models", "ablation")}
+    assert [p.label for p in presets["baselines"].policies][:3] == ["oracle", "shift", "no_memory"]
+    assert {"mag", "window", "full"} <= {p.name for p in presets["models"].policies}
+    assert len({p.label for p in presets["ablation"].policies}) == len(presets["ablation"].policies) > 5
 
 
 def test_batching_and_padding_do_not_change_scores(tmp_path):
