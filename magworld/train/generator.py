@@ -22,8 +22,12 @@ through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time.
 from __future__ import annotations
 
 import copy
+import json
+import shutil
+import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -34,8 +38,8 @@ from magworld.model.cache import CacheConfig, KVCache
 from magworld.model.flow import add_noise, sample_train_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, reader_mask, writer_mask
 from magworld.model.memory import MemoryModel
-from magworld.model.pipeline import WorldModel, sha256
-from magworld.model.pretrained import bundled_path, load_bundled, load_memory
+from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, sha256
+from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.world import ACTION_TABLE, Pose
 
@@ -273,5 +277,28 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     return metrics
 
 
-__all__ = ["GeneratorStageConfig", "clip_prompts", "evaluate", "generator_loss", "memory_kv", "motion_phrase",
+def bundle(run_dir: str | Path, weights_dir: str | Path = WEIGHTS_DIR) -> dict:
+    """Copy a finished run's export (``generator.safetensors`` + ``.json``) and training log into the package's
+    weights folder and write the manifest: sha256 and size of every bundled file the world model loads."""
+    run_dir, weights_dir = Path(run_dir), Path(weights_dir)
+    for src, dst in ((GENERATOR_FILE, GENERATOR_FILE), ("generator.json", "generator.json"),
+                     ("metrics.jsonl", "generator.log.jsonl"), ("config.json", "generator.train.json")):
+        shutil.copyfile(run_dir / src, weights_dir / dst)
+    names = [GENERATOR_FILE, "generator.json", "tiny-memory.safetensors", "tiny-memory.json",
+             "tiny-autoencoder.safetensors", "tiny-autoencoder.json"]
+    manifest = {"about": "sha256 of the bundled files WorldModel.from_bundled loads; the generator was trained "
+                         "against exactly this memory model and autoencoder",
+                "files": {n: {"sha256": sha256(weights_dir / n), "bytes": (weights_dir / n).stat().st_size}
+                          for n in names}}
+    (weights_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
+    return manifest
+
+
+__all__ = ["GeneratorStageConfig", "bundle", "clip_prompts", "evaluate", "generator_loss", "memory_kv", "motion_phrase",
            "rollout", "train"]
+
+
+if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator
+    if len(sys.argv) != 3 or sys.argv[1] != "bundle":
+        raise SystemExit("usage: python -m magworld.train.generator bundle <run_dir>")
+    print(json.dumps(bundle(sys.argv[2]), indent=2))
