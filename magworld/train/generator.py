@@ -66,6 +66,7 @@ class GeneratorStageConfig:
     self_forcing_steps: int = 2  # sampler steps of that rollout
     eval_clips: int = 16
     eval_context_blocks: int = 4  # held-out clips: this many ground-truth blocks, the rest generated
+    keep_every: int = 0  # also export the weights every this many steps (step_NNNNN.safetensors; ablations)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
@@ -236,6 +237,8 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     extra = {"memory_sha256": memory_hash, "history_drop": cfg.history_drop, "policies": cfg.policies}
     bar = tqdm(range(start, cfg.run.steps), initial=start, total=cfg.run.steps, desc=f"generator λ={cfg.history_drop}")
     metrics: dict[str, float] = {}
+    if start == 0 and cfg.run.eval_every > 0:  # the starting point (memory-model weights or random)
+        run.log(0, **evaluate(gen, memory, ae, text_encoder, heldout, cfg))
     done = start
     for step in bar:
         set_lr(opt, lr_at(step, cfg.run))
@@ -264,6 +267,8 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
             metrics = evaluate(gen, memory, ae, text_encoder, heldout, cfg)
             run.log(done, **metrics)
             bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+        if cfg.keep_every and done % cfg.keep_every == 0:
+            run.export(gen, cfg.model, f"step_{done:05d}", extra={"step": done, **extra})
         if done % cfg.run.save_every == 0 or done == cfg.run.steps or run.out_of_time():
             run.save(gen, cfg.model, opt, done, extra)
         if run.out_of_time():
