@@ -31,6 +31,7 @@ class TrainConfig:
     eval_seed: int = 10_000  # curve seeds, apart from the seeds `magworld agent eval` uses by default
     torch_threads: int = 1
     progress_bar: bool = True
+    max_wall_s: float | None = None  # stop early (after the current step) once training has run this long
 
     def __post_init__(self) -> None:
         if self.total_timesteps < 1 or self.eval_episodes < 1:
@@ -64,7 +65,7 @@ def _curve_callback(cfg: TrainConfig, curve: list[dict[str, Any]], start: float)
             if cfg.eval_freq and self.num_timesteps >= self.next_eval:
                 self._point()
                 self.next_eval += cfg.eval_freq
-            return True
+            return cfg.max_wall_s is None or time.perf_counter() - start < cfg.max_wall_s
 
     return EvalCurve()
 
@@ -115,6 +116,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     venv.close()
     model.save(run_dir / "model.zip")
     result = {"name": cfg.name, "timesteps": int(model.num_timesteps), "train_wall_s": train_s,
+              "stopped_early": int(model.num_timesteps) < cfg.total_timesteps,
               "torch_threads": cfg.torch_threads, "curve": curve}
     (run_dir / "curve.json").write_text(json.dumps(result, indent=2))
     plot_curve(curve, run_dir / "curve.png", f"PPO on {cfg.env.id} ({cfg.env.backend})")

@@ -45,6 +45,15 @@ def test_tiny_ppo_train_then_eval(tmp_path, capsys):
     assert "ppo:tiny: 2 episodes" in out and "reward" in out and "SE" in out
 
 
+def test_max_wall_s_stops_training_early(tmp_path):
+    cfg = compose_cfg("agent_train", [
+        *TINY_ENV, "total_timesteps=256", "agent.n_envs=2", "agent.n_steps=64", "agent.batch_size=64",
+        "eval_freq=0", "eval_episodes=1", "progress_bar=false", "max_wall_s=0", f"out_dir={tmp_path}", "name=stop"])
+    train.main(cfg)
+    curve = json.loads((tmp_path / "stop" / "curve.json").read_text())
+    assert curve["stopped_early"] and curve["timesteps"] < 256 and (tmp_path / "stop" / "model.zip").is_file()
+
+
 def test_baseline_eval_is_deterministic_for_a_seed(tmp_path):
     def run(seed):
         cfg = compose_cfg("agent_eval", eval_overrides(tmp_path, "agent=random", f"seed={seed}"))
