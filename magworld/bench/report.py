@@ -117,7 +117,7 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
                 for r in rows]
         lines += [format_table(header, body), ""]
     lines += ["## Timing", ""]
-    header = ["protocol", "policy", "generated frames", "generate s", "memorize s", "frames/s"]
+    header = ["protocol", "policy", "frames generated (incl. batch padding)", "generate s", "memorize s", "frames/s"]
     body = [[r["mode"], r["policy"], r["generated_frames"], f"{r['step_s']:.1f}", f"{r['memorize_s']:.1f}",
              "—" if r["frames_per_s"] is None else f"{r['frames_per_s']:.0f}"] for r in table]
     lines += [format_table(header, body), ""]

@@ -309,7 +309,7 @@ def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Epis
     table = []
     for mode in modes:
         for spec in cfg.policies:
-            eps = rows[(mode, spec.label)]
+            eps = sorted(rows[(mode, spec.label)], key=lambda e: e["episode"])  # suite order: intervals independent of batching
             clock = clocks[(mode, spec.label)]
             table.append({
                 "mode": mode, "policy": spec.label, "name": spec.name, "checkpoint": spec.checkpoint,
