@@ -13,13 +13,18 @@ import numpy as np
 
 from magworld.world import Pose, Scene
 
+DEFAULT_RESOLUTION = 64
+
 
 class Backend(Protocol):
     name: str
     exact: bool  # True when the frames are the ground truth itself
 
-    def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray) -> np.ndarray:
-        """(Re)start world ``world`` from its ground-truth first block; returns the block it shows (F, H, W, 3)."""
+    resolution: tuple[int, int]  # (H, W) of the frames it draws
+
+    def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray, seed: int = 0) -> np.ndarray:
+        """(Re)start world ``world`` from its ground-truth first block; ``seed`` seeds its sampling noise.
+        Returns the block it shows (F, H, W, 3)."""
 
     def step(self, poses: Sequence[list[Pose]], prompts: Sequence[str]) -> np.ndarray:
         """Draw the next block of every world at ``poses`` given the prompts; returns uint8 (N, F, H, W, 3)."""
@@ -40,11 +45,11 @@ class SimulatorBackend:
     name = "simulator"
     exact = True
 
-    def __init__(self, resolution: tuple[int, int], num_worlds: int = 1) -> None:
-        self.resolution = resolution
+    def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1) -> None:
+        self.resolution = resolution or (DEFAULT_RESOLUTION, DEFAULT_RESOLUTION)
         self.scenes: list[Scene | None] = [None] * num_worlds
 
-    def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray) -> np.ndarray:
+    def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray, seed: int = 0) -> np.ndarray:
         self.scenes[world] = scene
         return truth
 
@@ -63,10 +68,22 @@ class SimulatorBackend:
         self.scenes[world] = scene
 
 
-BACKENDS: dict[str, type] = {"simulator": SimulatorBackend}
+def _model_backend(*args: Any, **kwargs: Any) -> Backend:
+    from .model_backend import ModelBackend  # torch is imported only when the model is used
+
+    return ModelBackend(*args, **kwargs)
 
 
-def make_backend(name: str, resolution: tuple[int, int], num_worlds: int = 1, **kwargs: Any) -> Backend:
+BACKENDS: dict[str, Any] = {"model": _model_backend, "simulator": SimulatorBackend}
+BACKEND_OPTIONS = {"simulator": set(), "model": {"memory", "checkpoint", "steps", "device", "world_model"}}
+
+
+def make_backend(name: str, resolution: tuple[int, int] | None, num_worlds: int = 1, **kwargs: Any) -> Backend:
+    """The backend ``name`` drawing ``resolution`` frames (None: its own default) for ``num_worlds`` worlds."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    unknown = set(kwargs) - BACKEND_OPTIONS.get(name, set(kwargs))
+    if unknown:
+        raise ValueError(f"backend {name!r} takes no argument(s) {sorted(unknown)}; "
+                         f"its options: {sorted(BACKEND_OPTIONS[name]) or 'none'}")
     return BACKENDS[name](resolution, num_worlds=num_worlds, **kwargs)

@@ -80,15 +80,17 @@ class MAGWorldEnv(gym.Env):
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 12}
     action_names: tuple[str, ...] = ACTION_NAMES
 
-    def __init__(self, render_mode: str | None = None, backend: str = "simulator", style: str | None = None,
-                 resolution: int | tuple[int, int] = 64, reward: RewardConfig | dict | None = None, **backend_kwargs: Any) -> None:
+    def __init__(self, render_mode: str | None = None, backend: str = "model", style: str | None = None,
+                 resolution: int | tuple[int, int] | None = None, reward: RewardConfig | dict | None = None,
+                 **backend_kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; choose None or one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
         self.style = None if style is None else check_style(style)
-        self.resolution = parse_resolution(resolution)
         self.reward_cfg = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
-        self.backend = make_backend(backend, self.resolution, num_worlds=1, **backend_kwargs)
+        requested = None if resolution is None else parse_resolution(resolution)
+        self.backend = make_backend(backend, requested, num_worlds=1, **backend_kwargs)
+        self.resolution = self.backend.resolution
         self.action_space = spaces.Discrete(len(ACTION_TABLE))
         self.observation_space = spaces.Box(0, 255, (*self.resolution, 3), dtype=np.uint8)
         self.episode = Episode(self.resolution, self.reward_cfg)
@@ -124,9 +126,10 @@ class MAGWorldEnv(gym.Env):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         poses, truth = self.episode.begin(self.np_random, self.style, options)
+        noise_seed = int(self.np_random.integers(0, 2**31 - 1))
         start = time.perf_counter()
         assert self.episode.scene is not None
-        frames = self.backend.start(0, self.episode.scene, poses, truth)
+        frames = self.backend.start(0, self.episode.scene, poses, truth, noise_seed)
         elapsed = (time.perf_counter() - start) * 1e3
         obs, info = self.episode.started_info(frames, truth, elapsed, self.backend.info(0))
         self._after_step(info, 0.0)

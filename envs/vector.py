@@ -30,8 +30,8 @@ class MAGWorldVectorEnv(VectorEnv):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12, "autoreset_mode": AutoresetMode.SAME_STEP}
 
-    def __init__(self, num_envs: int = 1, backend: str = "simulator", style: str | None = None,
-                 resolution: int | tuple[int, int] = 64, reward: RewardConfig | dict | None = None,
+    def __init__(self, num_envs: int = 1, backend: str = "model", style: str | None = None,
+                 resolution: int | tuple[int, int] | None = None, reward: RewardConfig | dict | None = None,
                  max_episode_steps: int | None = 200, render_mode: str | None = None, **backend_kwargs: Any) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
@@ -39,10 +39,11 @@ class MAGWorldVectorEnv(VectorEnv):
             raise ValueError(f"the vector env renders only 'rgb_array', got render_mode={render_mode!r}")
         self.num_envs, self.render_mode = num_envs, render_mode
         self.style = None if style is None else check_style(style)
-        self.resolution = parse_resolution(resolution)
         reward_cfg = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
         self.max_episode_steps = max_episode_steps
-        self.backend = make_backend(backend, self.resolution, num_worlds=num_envs, **backend_kwargs)
+        requested = None if resolution is None else parse_resolution(resolution)
+        self.backend = make_backend(backend, requested, num_worlds=num_envs, **backend_kwargs)
+        self.resolution = self.backend.resolution
         self.single_action_space = spaces.Discrete(len(ACTION_TABLE))
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.single_observation_space = spaces.Box(0, 255, (*self.resolution, 3), dtype=np.uint8)
@@ -96,9 +97,10 @@ class MAGWorldVectorEnv(VectorEnv):
         episode, rng = self.episodes[world], self.world_rngs[world]
         assert rng is not None
         poses, truth = episode.begin(rng, self.style, options)
+        noise_seed = int(rng.integers(0, 2**31 - 1))
         start = time.perf_counter()
         assert episode.scene is not None
-        frames = self.backend.start(world, episode.scene, poses, truth)
+        frames = self.backend.start(world, episode.scene, poses, truth, noise_seed)
         obs, info = episode.started_info(frames, truth, (time.perf_counter() - start) * 1e3, self.backend.info(world))
         self.world_infos[world] = info
         return obs, info

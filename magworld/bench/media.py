@@ -40,7 +40,7 @@ def loop_episode_frames(style: str, cfg: MediaConfig) -> np.ndarray:
     import envs  # noqa: F401  (registers MAGWorld-v0)
     from agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS, LoopExplorer
 
-    env = gym.make("MAGWorld-v0", style=style, resolution=cfg.resolution, max_episode_steps=cfg.steps)
+    env = gym.make("MAGWorld-v0", backend="simulator", style=style, resolution=cfg.resolution, max_episode_steps=cfg.steps)
     agent = LoopExplorer(seed=cfg.seed, k_min=2, k_max=5, directions=LOOP_DIRECTIONS + RECTANGLE_DIRECTIONS)
     obs, info = env.reset(seed=cfg.seed)
     agent.reset(cfg.seed)

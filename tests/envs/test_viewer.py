@@ -76,7 +76,7 @@ def test_max_steps_realtime_and_episode_end(tmp_path):
 
 
 def test_env_human_render_mode_uses_the_viewer():
-    env = gym.make("MAGWorld-v0", render_mode="human")
+    env = gym.make("MAGWorld-v0", backend="simulator", render_mode="human")
     env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": 0}  # no pacing in the test
     env.reset(seed=0)
     env.step(2)
@@ -96,7 +96,7 @@ def test_viewer_rejects_bad_frames_and_key_maps():
     check_keymap(ACTION_KEYS, COMMAND_KEYS)
     viewer.check_key_names([*ACTION_KEYS, *COMMAND_KEYS])
     with pytest.raises(ValueError, match="unknown key name 'lefty'"):
-        play(gym.make("MAGWorld-v0"), viewer=viewer, action_keys={"lefty": "pan_left"})
+        play(gym.make("MAGWorld-v0", backend="simulator"), viewer=viewer, action_keys={"lefty": "pan_left"})
     assert viewer.closed
     with pytest.raises(ValueError, match="unknown action 'jump'"):
         check_keymap({"j": "jump"}, COMMAND_KEYS)

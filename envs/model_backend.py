@@ -1,0 +1,101 @@
+"""The ``model`` backend: MAG draws every block — the generator reads the compressed memory of the world.
+
+A thin adapter from the env's per-world calls to one :class:`magworld.model.pipeline.WorldModel` that
+steps all N worlds in one forward pass. ``start`` shows the ground-truth first block and writes it
+into memory; ``step`` generates, compresses and decodes the next block.
+
+The world model's cache holds every world at the same history length, so worlds (re)start together:
+starts are collected until every world has one, then issued as one batched start. MAGWorld-v0's
+episodes all have the same length, so a vector env's autoresets always arrive together.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from magworld.world import Pose, Scene
+from magworld.world.trajectory import BLOCK_FRAMES
+
+
+def load_world_model(memory: str, checkpoint: str | None, steps: int | None, device: str):
+    """The bundled tiny world model (``checkpoint=None``) or a generator checkpoint, with a clear error if missing."""
+    from magworld.model.pipeline import WorldModel, resolve_device
+
+    resolve_device(device)  # fail fast on a device that isn't there, before loading anything
+    if checkpoint is None:
+        return WorldModel.from_bundled(memory=memory, steps=steps, device=device)
+    return WorldModel.from_checkpoint(checkpoint, memory=memory, steps=steps, device=device)
+
+
+class ModelBackend:
+    name = "model"
+    exact = False
+
+    def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1, memory: str = "mag",
+                 checkpoint: str | None = None, steps: int | None = 4, device: str = "auto", world_model: Any = None) -> None:
+        """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled)."""
+        self.world = world_model if world_model is not None else load_world_model(memory, checkpoint, steps, device)
+        self.memory = self.world.memory
+        size = self.world.cfg.latent_size * self.world.autoencoder.cfg.downsample
+        if resolution is not None and tuple(resolution) != (size, size):
+            raise ValueError(f"the model backend's checkpoint generates {size}x{size} frames, but resolution={resolution} "
+                             f"was asked; leave resolution unset (it comes from the checkpoint) or use backend='simulator'")
+        self.resolution = (size, size)
+        self.num_worlds = num_worlds
+        self._pending: dict[int, tuple[np.ndarray, list[Pose], str, int]] = {}
+        self._frames_seen = 0
+
+    def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray, seed: int = 0) -> np.ndarray:
+        self._pending[world] = (truth, poses, scene.caption, seed)
+        if len(self._pending) == self.num_worlds:
+            order = sorted(self._pending)
+            frames = np.stack([self._pending[w][0] for w in order])  # (N, F, H, W, 3)
+            self.world.start(frames, [self._pending[w][1] for w in order], [self._pending[w][2] for w in order],
+                             seeds=[self._pending[w][3] for w in order])
+            self._pending.clear()
+            self._frames_seen = BLOCK_FRAMES
+        return truth
+
+    def step(self, poses: Sequence[list[Pose]], prompts: Sequence[str]) -> np.ndarray:
+        if self._pending:
+            raise RuntimeError(f"worlds {sorted(self._pending)} were restarted alone; the model backend restarts all "
+                               f"{self.num_worlds} worlds together (reset the whole vector env)")
+        frames = self.world.step(poses, prompts)
+        self._frames_seen += BLOCK_FRAMES
+        return frames
+
+    def info(self, world: int) -> dict[str, Any]:
+        cached = self.world.cache_frames()
+        return {"backend": self.name, "memory": self.memory, "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
+                "cache_frames": int(cached), "compression": float(self._frames_seen / cached) if cached else 1.0}
+
+    def snapshot(self, world: int) -> dict[str, np.ndarray]:
+        """The world model's memory (cache and noise streams) as arrays; single-world envs only."""
+        if self.num_worlds != 1:
+            raise NotImplementedError("state snapshots are per env; use the single env (gym.make), not make_vec")
+        snap = self.world.snapshot()
+        arrays = {"next_frame": np.array([snap.cache.next_frame]), "frame_index": np.asarray(snap.cache.frame_index, dtype=np.int64),
+                  "frames_seen": np.array([self._frames_seen]), "memory_text": snap.memory_text.cpu().numpy()}
+        for i, (k, v) in enumerate(zip(snap.cache.keys, snap.cache.values)):
+            if k is not None:
+                arrays[f"key{i}"], arrays[f"value{i}"] = k.cpu().numpy(), v.cpu().numpy()
+        for i, state in enumerate(snap.rng):
+            arrays[f"rng{i}"] = state.numpy()
+        return arrays
+
+    def restore(self, world: int, scene: Scene, state: dict[str, np.ndarray]) -> None:
+        import torch
+
+        from magworld.model.cache import CacheSnapshot
+        from magworld.model.pipeline import WorldSnapshot
+
+        depth = self.world.cache.depth
+        device = self.world.device
+        tensor = lambda name: torch.from_numpy(np.array(state[name])).to(device) if name in state else None  # noqa: E731
+        cache = CacheSnapshot([tensor(f"key{i}") for i in range(depth)], [tensor(f"value{i}") for i in range(depth)],
+                              [int(i) for i in state["frame_index"]], int(state["next_frame"][0]))
+        rngs = [torch.from_numpy(np.array(state[f"rng{i}"])) for i in range(self.num_worlds)]
+        self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("memory_text")))
+        self._frames_seen = int(state["frames_seen"][0])
