@@ -13,7 +13,7 @@ RES = 36  # smallest size NatureCNN accepts; the task reward does not depend on 
 
 
 def make(**kwargs):
-    return gym.make("MAGWorld-Loop-v0", resolution=RES, **kwargs)
+    return gym.make("MAGWorld-Loop-v0", backend="simulator", resolution=RES, **kwargs)
 
 
 def play(env, actions, seed=0):
