@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from magworld.config import build
 from magworld.metrics import frame_metrics, masked_frame_metrics
-from magworld.world import ACTION_TABLE, Pose, make_scene, pose_distance
+from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, pose_distance
 from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import BLOCK_FRAMES
 
@@ -211,30 +211,58 @@ def _batches(episodes: list[Episode], size: int) -> list[list[Episode]]:
     return [group[i : i + size] for _, group in sorted(groups.items()) for i in range(0, len(group), size)]
 
 
-def _rollout(world, mode: str, batch: list[Episode], truth: np.ndarray, poses: list[list[list[Pose]]],
-             prompts: list[list[str]], captions: list[str], scenes, clock: dict) -> np.ndarray:
+@dataclass
+class Batch:
+    """Episodes driven together: ``N`` worlds, ``B`` blocks (shorter episodes padded by holding still)."""
+
+    episodes: list[Episode]
+    scenes: list[Scene]
+    poses: list[list[list[Pose]]]  # N x B x F
+    truth: np.ndarray  # (N, B, F, H, W, 3) ground truth
+    prompts: list[list[str]]  # N x B (block 0: "")
+    plans: list[EpisodePlan]
+
+
+def prepare_batch(episodes: list[Episode], cfg: RevisitBenchConfig) -> Batch:
+    height = width = cfg.suite.resolution
+    scenes = [make_scene(ep.seed, ep.style) for ep in episodes]
+    n_blocks = max(ep.blocks for ep in episodes)
+    stay = ACTION_TABLE[ACTION_INDEX["stay"]].phrase
+    poses, truth, prompts = [], [], []
+    for scene, ep in zip(scenes, episodes):
+        ep_poses = ep.trajectory.frame_poses()
+        pad = n_blocks - len(ep_poses)
+        ep_truth = [scene.render_many(block, (height, width)) for block in ep_poses]  # (F, H, W, 3) each
+        poses.append(ep_poses + [[ep_poses[-1][-1]] * BLOCK_FRAMES] * pad)
+        truth.append(np.stack(ep_truth + [np.repeat(ep_truth[-1][-1:], BLOCK_FRAMES, axis=0)] * pad))
+        prompts.append([""] + [f"{scene.caption}, {ACTION_TABLE[a].phrase}" for a in ep.trajectory.actions]
+                       + [f"{scene.caption}, {stay}"] * pad)
+    plans = [plan_episode(ep, cfg.recent_blocks, cfg.tolerance, height, width) for ep in episodes]
+    return Batch(episodes, scenes, poses, np.stack(truth), prompts, plans)
+
+
+def rollout(world, mode: str, batch: Batch, clock: dict) -> np.ndarray:
     """Drive one policy through a batch; returns frames (N, B, F, H, W, 3) as the policy saw/made them."""
-    n_blocks = truth.shape[1]
+    truth = batch.truth
     frames = truth.copy()
     if isinstance(world, SceneAware):
-        world.bind_scenes(scenes)
-    world.start(truth[:, 0], [p[0] for p in poses], captions)
-    history = batch[0].history_blocks
-    for b in range(1, n_blocks):
-        block_poses = [p[b] for p in poses]
+        world.bind_scenes(batch.scenes)
+    world.start(truth[:, 0], [p[0] for p in batch.poses], [scene.caption for scene in batch.scenes])
+    history = batch.episodes[0].history_blocks  # the same for the whole batch
+    for b in range(1, truth.shape[1]):
+        block_poses = [p[b] for p in batch.poses]
+        t0 = time.perf_counter()
         if mode == "memorize" and b < history:
-            t0 = time.perf_counter()
             world.memorize(truth[:, b], block_poses)
             clock["memorize_s"] += time.perf_counter() - t0
         else:
-            t0 = time.perf_counter()
-            out = world.step(block_poses, [p[b] for p in prompts])
+            out = world.step(block_poses, [p[b] for p in batch.prompts])
             clock["step_s"] += time.perf_counter() - t0
             if out.shape != truth[:, b].shape or out.dtype != np.uint8:
                 raise ValueError(f"policy {world.name!r} returned {out.dtype} {out.shape}, expected uint8 {truth[:, b].shape}")
             frames[:, b] = out
             clock["frames"] += out.shape[0] * out.shape[1]
-        clock["cache_bytes"] = max(clock["cache_bytes"], world.cache_bytes() / len(batch))
+        clock["cache_bytes"] = max(clock["cache_bytes"], world.cache_bytes() / len(batch.episodes))
     return frames
 
 
@@ -260,30 +288,17 @@ def run(cfg: RevisitBenchConfig) -> dict:
     batches = _batches(episodes, cfg.batch_size)
     bar = tqdm(total=len(episodes) * len(modes) * len(worlds), desc="revisit bench", unit="episode")
     render_s = 0.0
-    for batch in batches:
+    for episodes_in_batch in batches:
         t0 = time.perf_counter()
-        scenes = [make_scene(ep.seed, ep.style) for ep in batch]
-        n_blocks = max(ep.blocks for ep in batch)  # shorter episodes hold still at the end (frames not scored)
-        poses, truth, prompts = [], [], []
-        for scene, ep in zip(scenes, batch):
-            ep_poses = ep.trajectory.frame_poses()
-            pad = n_blocks - len(ep_poses)
-            ep_truth = [scene.render_many(block, (height, width)) for block in ep_poses]  # (F, H, W, 3) each
-            poses.append(ep_poses + [[ep_poses[-1][-1]] * BLOCK_FRAMES] * pad)
-            truth.append(np.stack(ep_truth + [np.repeat(ep_truth[-1][-1:], BLOCK_FRAMES, axis=0)] * pad))
-            prompts.append([""] + [f"{scene.caption}, {ACTION_TABLE[a].phrase}" for a in ep.trajectory.actions]
-                           + [f"{scene.caption}, {ACTION_TABLE[ACTION_INDEX['stay']].phrase}"] * pad)
-        truth = np.stack(truth)  # (N, B, F, H, W, 3)
-        captions = [scene.caption for scene in scenes]
-        plans = [plan_episode(ep, cfg.recent_blocks, cfg.tolerance, height, width) for ep in batch]
+        batch = prepare_batch(episodes_in_batch, cfg)
         render_s += time.perf_counter() - t0
         for mode in modes:
             for spec, world in worlds:
                 bar.set_postfix_str(f"{mode} {spec.label}")
-                made = _rollout(world, mode, batch, truth, poses, prompts, captions, scenes, clocks[(mode, spec.label)])
-                for i, (ep, plan) in enumerate(zip(batch, plans)):
+                made = rollout(world, mode, batch, clocks[(mode, spec.label)])
+                for i, (ep, plan) in enumerate(zip(batch.episodes, batch.plans)):
                     flat_made = made[i, : ep.blocks].reshape(-1, height, width, 3)  # (T, H, W, 3)
-                    flat_truth = truth[i, : ep.blocks].reshape(-1, height, width, 3)
+                    flat_truth = batch.truth[i, : ep.blocks].reshape(-1, height, width, 3)
                     summary, records = score_episode(plan, flat_made, flat_truth, mode, lpips)
                     rows[(mode, spec.label)].append({"episode": ep.index, "style": ep.style, "kind": ep.kind, "metrics": summary})
                     frames_out[(mode, spec.label)].extend({"style": ep.style, "kind": ep.kind, **r} for r in records)
