@@ -33,7 +33,7 @@ def _mean(stat: dict | None, digits: int = 2) -> str:
 
 def _round(x: Any) -> Any:
     if isinstance(x, float):
-        return float(f"{x:.5g}")
+        return float(f"{x:.6g}")
     if isinstance(x, dict):
         return {k: _round(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
@@ -64,8 +64,9 @@ def _curves(frames_out: dict, table: list[dict]) -> dict:
 def write_report(out: Path, cfg, results: dict, frames_out: dict, strip: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
     results["curves"] = _curves(frames_out, results["table"])
+    results["machine"] = machine_info()
     plots = _plots(out, results, strip)
-    (out / "results.json").write_text(json.dumps(_round({**results, "machine": machine_info()}), separators=(",", ":")))
+    (out / "results.json").write_text(json.dumps(_round(results), separators=(",", ":")))
     (out / "report.md").write_text(render_markdown(results, plots))
 
 
@@ -83,7 +84,7 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
              f"({results['config']['bootstrap']} resamples, seed {results['config']['seed']}). PSNR capped at {PSNR_CAP:g} dB.", "",
              f"**{lp}.**" if not has_lpips else lp, "",
              f"Full run time: **{results['wall_s']:.0f} s** wall ({results['batches']} batches; ground-truth rendering and "
-             f"planning {results['render_and_plan_s']:.0f} s), on {results.get('cpu', 'this machine')}.", ""]
+             f"planning {results['render_and_plan_s']:.0f} s), on {_machine(results.get('machine'))}.", ""]
     for mode in modes:
         rows = [r for r in table if r["mode"] == mode]
         note = ("the outbound path is given (memorized); the history reference *is* the ground-truth frame, so both "
@@ -128,6 +129,13 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
               "(episodes without such pixels are left out of that mean); novel = generated frames that are not revisits, vs ground truth. "
               "`results.json` has every number, per episode.", ""]
     return "\n".join(lines)
+
+
+def _machine(info: dict | None) -> str:
+    if not info:
+        return "this machine"
+    device = info.get("cuda") or f"{info.get('cpu_count')} CPU cores, {info.get('torch_threads')} torch threads"
+    return f"{info.get('platform')}, {device}"
 
 
 def _plots(out: Path, results: dict, strip: dict) -> list[str]:

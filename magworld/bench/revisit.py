@@ -335,7 +335,7 @@ def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Epis
                 "per_style": {s: aggregate([e for e in eps if e["style"] == s], keys, cfg.bootstrap, cfg.seed) for s in styles},
                 "per_kind": {k: aggregate([e for e in eps if e["kind"] == k], ("gt_psnr", "mem_gt_psnr"), cfg.bootstrap, cfg.seed)
                              for k in sorted({e["kind"] for e in eps})},
-                "cache_bytes_per_world": clock["cache_bytes"],
+                "cache_bytes_per_world": int(round(clock["cache_bytes"])),
                 "frames_per_s": clock["frames"] / clock["step_s"] if clock["step_s"] > 0 else None,
                 "step_s": clock["step_s"], "memorize_s": clock["memorize_s"], "generated_frames": clock["frames"],
                 "per_episode": _columns(eps, keys),
