@@ -5,31 +5,22 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from model_testing import micro_config, perturbed
 
 import envs  # noqa: F401
 from envs.vector import MAGWorldVectorEnv
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
-from magworld.model.config import TransformerConfig
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory import MemoryConfig, MemoryModel
 from magworld.model.pipeline import WorldModel
 from magworld.model.text import HashingTextEncoder
 
-MICRO = TransformerConfig(dim=48, depth=2, heads=2, latent_channels=4, latent_size=4, patch_size=2, text_dim=16, time_freq_dim=32)
-
-
-def _perturbed(module, seed):
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return module
-
 
 @pytest.fixture(scope="module")
 def parts():
     torch.manual_seed(0)
-    return (_perturbed(Generator(GeneratorConfig(transformer=MICRO)), 1), _perturbed(MemoryModel(MemoryConfig(transformer=MICRO)), 2),
+    micro = micro_config()
+    return (perturbed(Generator(GeneratorConfig(transformer=micro)), 1), perturbed(MemoryModel(MemoryConfig(transformer=micro)), 2),
             Autoencoder(AutoencoderConfig(latent_channels=4, channels=[8, 8, 8], groups=4)))
 
 

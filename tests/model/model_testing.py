@@ -22,3 +22,12 @@ def random_inputs(cfg: TransformerConfig, batch: int, frames: int, seed: int = 0
                         torch.rand(batch, frames, generator=g) * 60 + 30], dim=-1)  # (B, T, 3)
     text = torch.randn(batch, 2, cfg.text_dim, generator=g)
     return x, t, pose, text
+
+
+def perturbed(module: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Add small seeded noise to every parameter (zero-initialised gates would make outputs trivial)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.add_(torch.randn(p.shape, generator=g) * 0.05)
+    return module
