@@ -19,7 +19,8 @@ import torch
 
 from magworld.config import build
 from magworld.model.memory import MemoryConfig
-from magworld.model.pretrained import load_bundled
+from magworld.model.checkpoint import read_meta
+from magworld.model.pretrained import bundled_path, load_bundled
 from magworld.model.text import make_text_encoder
 from magworld.train.data import heldout_clips
 from magworld.train.memory import MemoryStageConfig, evaluate, frozen_autoencoder, train
@@ -71,10 +72,10 @@ def run(cfg: CompressionBenchConfig) -> dict:
         frames = blocks_for(3, cfg.frames_per_clip) * 3
         clip = heldout_clips(cfg.train.data, cfg.eval_clips, frames)
         text = make_text_encoder(cfg.train.text).encode(clip.captions)
-        model = load_bundled("memory")
+        model, steps = load_bundled("memory"), read_meta(bundled_path("memory"))["extra"].get("step", "?")
         metrics = evaluate(model, frozen_autoencoder(cfg.train.autoencoder), clip, text)
-        results.append({"ratio": model.cfg.compression, "bundled": True, **metrics})
-        rows.append(_row("bundled tiny", int(model.cfg.compression), "bundled", metrics))
+        results.append({"ratio": model.cfg.compression, "bundled": True, "steps": steps, **metrics})
+        rows.append(_row("bundled tiny", int(model.cfg.compression), steps, metrics))
     header = ["model", "ratio", "train steps", "PSNR dB", "SSIM", "AE ceiling PSNR", "cache KiB/block/world",
               "cache KiB/frame/world"]
     print(format_table(header, rows))
