@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .cache import KVCache
+from .cache import CacheConfig, KVCache
 from .config import TransformerConfig
 from .rope import Rope3D, rotate
 
@@ -196,7 +196,7 @@ class BlockTransformer(nn.Module):
         out = self.forward(x0, t, pose, text, cache, return_kv=True)
         cache.append(out.keys, out.values, list(range(start, start + x0.shape[1])))
 
-    def new_cache(self, config) -> KVCache:
+    def new_cache(self, config: CacheConfig) -> KVCache:
         """An empty cache for this network's layer stack."""
         return KVCache(config, self.cfg.depth)
 
