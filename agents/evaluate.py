@@ -110,6 +110,10 @@ def evaluate(agent: Agent, env_cfg: EnvConfig, episodes: int, seed: int, progres
     from tqdm import tqdm
 
     env = env_cfg.make()
+    if isinstance(agent, PPOAgent) and not agent.accepts(env.observation_space):
+        env.close()
+        raise ValueError(f"the PPO model was trained on observations {agent.model.observation_space}, but {env_cfg.id} with "
+                         f"{env_cfg} gives {env.observation_space}: pass the env overrides used in training (see the run's config.json)")
     try:
         rows = [run_episode(env, agent, seed + i) for i in tqdm(range(episodes), desc="eval", disable=not progress)]
     finally:

@@ -79,9 +79,26 @@ class PPOAgent:
             raise FileNotFoundError(f"no PPO model at {path}; train one with `magworld agent train` or pass checkpoint=<path to model.zip>")
         return cls(_sb3().PPO.load(str(path), device="cpu"), deterministic)
 
+    def accepts(self, space: Any) -> bool:
+        """Whether ``space`` (an env's observation space) is what the model was trained on, up to SB3's image transpose."""
+        return _as_sb3_sees_it(space) == self.model.observation_space
+
     def reset(self, seed: int | None = None) -> None:
         pass  # the policy is stateless; deterministic=True gives the same actions for the same observations
 
     def act(self, obs: Any, info: dict[str, Any]) -> int:
         action, _ = self.model.predict(obs, deterministic=self.deterministic)
         return int(action)
+
+
+def _as_sb3_sees_it(space: Any) -> Any:
+    """An observation space with channel-last images transposed to channel-first, as SB3 stores it in a model."""
+    from gymnasium import spaces
+    from stable_baselines3.common.preprocessing import is_image_space, is_image_space_channels_first
+    from stable_baselines3.common.vec_env import VecTransposeImage
+
+    if isinstance(space, spaces.Dict):
+        return spaces.Dict({key: _as_sb3_sees_it(sub) for key, sub in space.spaces.items()})
+    if is_image_space(space) and not is_image_space_channels_first(space):
+        return VecTransposeImage.transpose_space(space)
+    return space

@@ -43,6 +43,9 @@ def test_tiny_ppo_train_then_eval(tmp_path, capsys):
     assert len(results[0]["episodes"]) == 2 and results[0]["seeds"] == [7, 8]
     out = capsys.readouterr().out
     assert "ppo:tiny: 2 episodes" in out and "reward" in out and "SE" in out
+    other_env = eval_overrides(tmp_path, "agent=ppo", f"checkpoint={run / 'model.zip'}", "+env.kwargs.observation=state")
+    with pytest.raises(ValueError, match="trained on observations"):
+        evaluate.main(compose_cfg("agent_eval", other_env))
 
 
 def test_max_wall_s_stops_training_early(tmp_path):
