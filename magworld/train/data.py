@@ -15,7 +15,7 @@ import torch
 
 from magworld.world import Pose, Scene, make_scene
 from magworld.world.camera import FOV_MAX, FOV_MIN, PITCH_LIMIT
-from magworld.world.trajectory import leave_and_return, random_walk
+from magworld.world.trajectory import BLOCK_FRAMES, leave_and_return, random_walk
 
 HELDOUT_START = 1_000_000
 _LOOP_ACTIONS = ("pan_left", "pan_right", "tilt_up", "tilt_down", "zoom_in", "zoom_out")
@@ -45,7 +45,7 @@ def random_pose(rng: np.random.Generator) -> Pose:
 def trajectory_frames(rng: np.random.Generator, frames: int, leave_and_return_prob: float) -> list[Pose]:
     """A contiguous run of ``frames`` per-frame poses from a leave-and-return loop or a random walk."""
     start = Pose(rng.uniform(0, 360), rng.uniform(-20, 20), rng.uniform(45, 75))
-    steps = frames // 3 + 2
+    steps = frames // BLOCK_FRAMES + 2  # one action moves the camera over one simulator block
     if rng.random() < leave_and_return_prob:
         k = int(rng.integers(1, max(2, steps // 2)))
         traj = leave_and_return(k, str(rng.choice(_LOOP_ACTIONS)), hold=int(rng.integers(0, 2)), start=start)
