@@ -194,6 +194,9 @@ class MAGWorldEnv(gym.Env):
     def _after_step(self, info: dict[str, Any], reward: float) -> None:
         self._hud = {"pose": info["pose"], "prompt": info["prompt"], "reward": reward, "step_ms": info["step_ms"],
                      "revisit": info["revisit"], "step": self.step_index}
+        if "cache_bytes" in info:  # the model backend: what the world remembers
+            self._hud["memory"] = (f"{info['memory']}: {info['cache_frames']} frames cached, "
+                                   f"{info['cache_bytes'] / 1024:.0f} KiB, {info['compression']:.1f}x")
         if self.render_mode == "human":
             self._show()
 
