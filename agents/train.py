@@ -81,8 +81,12 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
     for ax, key, label in ((axes[0], "reward", "episode return"), (axes[1], "success", "success rate")):
         mean = [p[f"{key}_mean"] for p in curve]
         se = [p[f"{key}_se"] for p in curve]
-        ax.plot(t, mean, marker="o")
+        ax.plot(t, mean, marker="o", label="eval (deterministic, fixed seeds)")
         ax.fill_between(t, [m - s for m, s in zip(mean, se)], [m + s for m, s in zip(mean, se)], alpha=0.3)
+        if key == "reward":
+            train = [(p["timesteps"], p["train_return_mean"]) for p in curve if p.get("train_return_mean") is not None]
+            ax.plot([x for x, _ in train], [y for _, y in train], linestyle="--", label="training episodes (last 100)")
+            ax.legend(fontsize=8)
         ax.set_xlabel("timesteps")
         ax.set_ylabel(f"{label} (mean ± SE)")
         ax.grid(alpha=0.3)
