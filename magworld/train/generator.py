@@ -282,11 +282,11 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     return metrics
 
 
-def bundle(run_dir: str | Path, weights_dir: str | Path = WEIGHTS_DIR) -> dict:
-    """Copy a finished run's export (``generator.safetensors`` + ``.json``) and training log into the package's
-    weights folder and write the manifest: sha256 and size of every bundled file the world model loads."""
+def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR) -> dict:
+    """Copy a run's export (``<export>.safetensors`` + ``.json``, default the final one) and its training log into
+    the package's weights folder and write the manifest: sha256 and size of every bundled file the world model loads."""
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
-    for src, dst in ((GENERATOR_FILE, GENERATOR_FILE), ("generator.json", "generator.json"),
+    for src, dst in ((f"{export}.safetensors", GENERATOR_FILE), (f"{export}.json", "generator.json"),
                      ("metrics.jsonl", "generator.log.jsonl"), ("config.json", "generator.train.json")):
         shutil.copyfile(run_dir / src, weights_dir / dst)
     names = [GENERATOR_FILE, "generator.json", "tiny-memory.safetensors", "tiny-memory.json",
@@ -303,7 +303,7 @@ __all__ = ["GeneratorStageConfig", "bundle", "clip_prompts", "evaluate", "genera
            "rollout", "train"]
 
 
-if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator
-    if len(sys.argv) != 3 or sys.argv[1] != "bundle":
-        raise SystemExit("usage: python -m magworld.train.generator bundle <run_dir>")
-    print(json.dumps(bundle(sys.argv[2]), indent=2))
+if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator [step_00500]
+    if len(sys.argv) not in (3, 4) or sys.argv[1] != "bundle":
+        raise SystemExit("usage: python -m magworld.train.generator bundle <run_dir> [<export name>]")
+    print(json.dumps(bundle(*sys.argv[2:]), indent=2))

@@ -163,7 +163,7 @@ def test_clear_errors(parts, tmp_path):
 
 def test_bundled_weights_match_their_manifest():
     if not (WEIGHTS_DIR / MANIFEST_FILE).exists():
-        pytest.skip(f"{WEIGHTS_DIR / MANIFEST_FILE} is missing: the bundled generator must ship with its manifest")
+        pytest.fail(f"{WEIGHTS_DIR / MANIFEST_FILE} is missing: the bundled generator must ship with its manifest")
     manifest = read_manifest()
     assert GENERATOR_FILE in manifest["files"]
     total = 0
