@@ -29,7 +29,6 @@ def play(env, actions, seed=0):
 def test_both_checkers(observation):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-    check_env(make(observation=observation).unwrapped)
     check_env(make(observation=observation, render_mode="rgb_array").unwrapped)
     sb3_check_env(make(observation=observation).unwrapped)
 
