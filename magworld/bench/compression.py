@@ -32,7 +32,7 @@ from .common import format_table, write_json
 class CompressionBenchConfig:
     ratios: list[int] = field(default_factory=lambda: [1, 2, 3, 4, 5])
     frames_per_clip: int = 9
-    steps: int = 400
+    steps: int = 200
     quick: bool = False
     quick_steps: int = 30
     eval_clips: int = 16
