@@ -21,8 +21,10 @@ class RolloutConfig:
     steps: int = 60
     seed: int = 0
     style: str | None = None  # None: drawn from the seed
-    backend: str = "simulator"
-    resolution: int | list[int] = 64
+    backend: str = "model"  # the MAG world model (bundled weights); "simulator" = ground truth
+    resolution: int | list[int] | None = None  # None: the backend's own (the model's comes from its checkpoint)
+    memory: str = "mag"  # model backend: mag | window | full
+    checkpoint: str | None = None  # model backend: a generator checkpoint; None = bundled
     out_dir: str = "recordings"
     name: str | None = None  # None: rollout-<policy>-seed<seed>
     video_scale: int = 4
@@ -62,7 +64,7 @@ def run(cfg: RolloutConfig) -> RolloutResult:
     from .viewer import make_env
 
     agent = make_baseline(cfg.policy, **cfg.policy_kwargs)
-    env = make_env(cfg.backend, cfg.style, cfg.resolution, max_episode_steps=cfg.steps)
+    env = make_env(cfg.backend, cfg.style, cfg.resolution, cfg.steps, cfg.memory, cfg.checkpoint)
     recorder = EpisodeRecorder(cfg.out_dir, cfg.name, seed=cfg.seed, scale=cfg.video_scale)
     try:
         obs, info = env.reset(seed=cfg.seed)

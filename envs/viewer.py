@@ -357,8 +357,10 @@ class PlayConfig:
 
     seed: int | None = 0
     style: str | None = None  # None: drawn from the seed
-    backend: str = "simulator"
-    resolution: int | list[int] = 64
+    backend: str = "model"  # the MAG world model (bundled weights); "simulator" = ground truth
+    resolution: int | list[int] | None = None  # None: the backend's own (the model's comes from its checkpoint)
+    memory: str = "mag"  # model backend: mag | window | full
+    checkpoint: str | None = None  # model backend: a generator checkpoint; None = bundled
     window_scale: int = 8  # window pixels per frame pixel
     video_scale: int = 4  # mp4 pixels per frame pixel
     fps: int = 12
@@ -379,19 +381,24 @@ class PlayConfig:
             raise ValueError(f"window_scale, video_scale, max_episode_steps must be >= 1 and fps >= 0: {self}")
 
 
-def make_env(backend: str, style: str | None, resolution: int | Sequence[int], max_episode_steps: int, **kwargs: Any):
-    """``MAGWorld-v0`` through ``gymnasium.make`` (with its checks and time limit)."""
+def make_env(backend: str, style: str | None, resolution: int | Sequence[int] | None, max_episode_steps: int,
+             memory: str = "mag", checkpoint: str | None = None, **kwargs: Any):
+    """``MAGWorld-v0`` through ``gymnasium.make`` (with its checks and time limit); ``memory`` and
+    ``checkpoint`` apply to the model backend only."""
     import gymnasium
 
     import envs  # noqa: F401  (registers MAGWorld-v0)
 
-    resolution = resolution if isinstance(resolution, int) else tuple(resolution)
+    if resolution is not None and not isinstance(resolution, int):
+        resolution = tuple(resolution)
+    if backend == "model":
+        kwargs = {"memory": memory, "checkpoint": checkpoint, **kwargs}
     return gymnasium.make("MAGWorld-v0", backend=backend, style=style, resolution=resolution,
                           max_episode_steps=max_episode_steps, **kwargs)
 
 
 def run(cfg: PlayConfig) -> PlayResult:
-    env = make_env(cfg.backend, cfg.style, cfg.resolution, cfg.max_episode_steps)
+    env = make_env(cfg.backend, cfg.style, cfg.resolution, cfg.max_episode_steps, cfg.memory, cfg.checkpoint)
     try:
         result = play(env, seed=cfg.seed, out_dir=cfg.out_dir, video_scale=cfg.video_scale, window_scale=cfg.window_scale,
                       fps=cfg.fps, realtime=cfg.realtime, max_steps=cfg.max_steps, max_ticks=cfg.max_ticks)

@@ -1,0 +1,55 @@
+"""The default MAGWorld-v0: the bundled tiny MAG world model (no download), as a user gets it."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from model_testing import micro_config
+
+import envs  # noqa: F401
+from magworld.model.checkpoint import CheckpointError, save_checkpoint
+from magworld.model.generator import Generator, GeneratorConfig
+
+
+@pytest.fixture(scope="module")
+def env():
+    return gym.make("MAGWorld-v0", render_mode="rgb_array")
+
+
+def test_default_env_is_the_bundled_model_and_passes_both_checkers(env):
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    assert env.unwrapped.backend.name == "model" and env.observation_space.shape == (64, 64, 3)
+    check_env(env.unwrapped)
+    sb3_check_env(env.unwrapped)
+
+
+def test_bundled_model_steps_with_memory_info(env):
+    obs, info = env.reset(seed=1)
+    assert info["memory"] == "mag" and info["cache_frames"] == 1
+    for a in (2, 2, 1, 1):
+        obs, reward, terminated, truncated, info = env.step(a)
+    assert obs.dtype == np.uint8 and obs.shape == (64, 64, 3) and 0 < obs.std()
+    assert info["is_revisit"] and 0.0 <= reward <= 1.0
+    assert info["cache_frames"] == 5 and info["compression"] == pytest.approx(3.0) and info["cache_bytes"] > 0
+    assert np.isfinite(info["gt"]["psnr"]) and info["gt"]["psnr"] < 100.0
+
+
+def test_bundled_vector_env_autoresets_all_worlds_together():
+    venv = gym.make_vec("MAGWorld-v0", num_envs=3, max_episode_steps=2)
+    obs, _ = venv.reset(seed=0)
+    assert obs.shape == (3, 64, 64, 3)
+    for t in range(2):
+        obs, rewards, terminated, truncated, infos = venv.step(np.array([2, 1, 0]))
+    assert truncated.all() and infos["_final_obs"].all()
+    obs, *_, infos = venv.step(np.array([0, 0, 0]))
+    assert (infos["cache_frames"] == 2).all()  # the restarted worlds hold their first block + one step
+
+
+def test_model_env_errors_name_the_problem(tmp_path):
+    with pytest.raises(Exception, match="policy"):
+        gym.make("MAGWorld-v0", memory="forgetful")
+    micro = Generator(GeneratorConfig(transformer=micro_config()))
+    other = save_checkpoint(tmp_path / "micro", micro, "generator", micro.cfg)
+    with pytest.raises(CheckpointError, match="memory model"):  # a micro generator cannot read the tiny memory
+        gym.make("MAGWorld-v0", checkpoint=str(other))
