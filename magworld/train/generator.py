@@ -14,8 +14,9 @@ One training step, all blocks of a clip in one parallel pass:
    come from the history alone (history-consistency term); otherwise the prompt is caption + the
    clip's dominant action phrase, as at run time.
 
-Optionally (``self_forcing`` > 0) part of the batches replace the history blocks by the generator's own
-few-step rollout (no gradient), keeping ground-truth targets. Evaluation rolls held-out clips out
+Optionally (``self_forcing`` > 0) part of the batches replace the history blocks after a random number of
+ground-truth blocks by the generator's own few-step rollout (no gradient), keeping ground-truth targets: the
+generator learns to trust the (ground-truth) memory over its own blurrier recent blocks. Evaluation rolls held-out clips out
 through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time.
 """
 
@@ -198,17 +199,21 @@ def evaluate(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, 
 
 @torch.no_grad()
 def self_forced_history(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, latents: torch.Tensor,
-                        prompts: list[str], policy: str, steps: int, seed: int) -> torch.Tensor:
-    """The clip's latents with blocks 1.. replaced by the generator's own rollout from block 0 (no gradient)."""
+                        prompts: list[str], policy: str, steps: int, seed: int, context: int) -> torch.Tensor:
+    """The clip's latents with blocks ``context``.. replaced by the generator's own rollout (no gradient); the
+    first ``context`` blocks stay ground truth (memorized), as in the benchmark's memorize protocol."""
     frozen = copy.deepcopy(gen)
     world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, steps=steps, device="cpu", seed=seed)
     bf = gen.cfg.transformer.block_frames
     poses = as_poses(clip.poses, bf)
     frames = as_frames(clip.frames)
     world.start(frames[:, :bf], [p[0] for p in poses], clip.captions)
-    out = [latents[:, :bf]]
+    out = [latents[:, :context * bf]]
     for b in range(1, latents.shape[1] // bf):
-        out.append(world.generate_latents([p[b] for p in poses], prompts))
+        if b < context:
+            world.memorize(frames[:, b * bf:(b + 1) * bf], [p[b] for p in poses])
+        else:
+            out.append(world.generate_latents([p[b] for p in poses], prompts))
     memory.requires_grad_(False)
     return torch.cat(out, 1)
 
@@ -250,8 +255,9 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
         offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
         history = None
         if cfg.self_forcing > 0 and rng.random() < cfg.self_forcing:
+            context = int(rng.integers(1, cfg.blocks))  # ground-truth blocks before the model's own
             history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
-                                          cfg.self_forcing_steps, seed=step)
+                                          cfg.self_forcing_steps, seed=step, context=context)
         loss = generator_loss(gen, memory, latents, clip.poses, text, memory_text, policy, offset, generator, history)
         opt.zero_grad(set_to_none=True)
         loss.backward()
