@@ -71,8 +71,11 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     * **directions**: ``w_direction`` (0.1) per newly seen 15° x 10° view cell, for the first K cells.
     * **return bonus**: ``w_return`` (5.0) x ``score(last frame, start frame)`` on the step that closes the loop.
 
-    So an episode's return is at most ``0.1 K + 5 +`` (far revisits): on the simulator a 105° pan
-    out and back earns 0.8 + 3 + 5.
+    On the simulator a 105° pan out and back earns 0.7 + 10/3 + 5 = 9.03 (the start cell is seen at reset).
+    Known loophole: far revisits are not capped per episode, so circling at a pose that is *not* the
+    start view (one tilt, then pan for 50 steps) earns about 1 per step on the second lap and 24.7 in
+    all without ever closing the loop, more than any loop that closes (PPO found it; see
+    ``docs/notes/agents.md``).
 
     ## Starting State
     As ``MAGWorld-v0``: a scene and a start yaw (multiple of 15°) from the env's RNG, pitch 0°, fov 60°.
