@@ -28,9 +28,10 @@ class LoopTaskConfig:
     w_revisit: float = 1.0  # per far revisit, once per remembered frame (score / 3 per frame of the block)
     w_direction: float = 0.1  # per newly seen view cell, for the first K cells
     w_return: float = 5.0  # x score(last frame, start frame) when the loop closes
+    max_far_frames: int = 24  # far-revisit frames paid per episode (3 K): circling without closing can't beat closing
 
     def __post_init__(self) -> None:
-        if self.min_away <= 0 or self.directions < 1:
+        if self.min_away <= 0 or self.directions < 1 or self.max_far_frames < 0:
             raise ValueError(f"loop task needs min_away > 0 and directions >= 1, got {self}")
 
 
@@ -66,16 +67,15 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     * **far revisits**: ``w_revisit`` (1.0) x the sum over the block's frames of ``score(frame, reference) / 3``
       for each frame that revisits a view (an earlier step showed a pose within 1°) the camera has
       been at least ``min_away`` from since it last showed it; the reference is the first frame of
-      that view, and each reference frame pays at most once per episode.
+      that view, each reference frame pays at most once, and at most ``max_far_frames`` (24) frames pay per episode.
       ``score = 0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 * max(SSIM, 0)`` (1.0 on the simulator backend).
     * **directions**: ``w_direction`` (0.1) per newly seen 15° x 10° view cell, for the first K cells.
     * **return bonus**: ``w_return`` (5.0) x ``score(last frame, start frame)`` on the step that closes the loop.
 
-    On the simulator a 105° pan out and back earns 0.7 + 10/3 + 5 = 9.03 (the start cell is seen at reset).
-    Known loophole: far revisits are not capped per episode, so circling at a pose that is *not* the
-    start view (one tilt, then pan for 50 steps) earns about 1 per step on the second lap and 24.7 in
-    all without ever closing the loop, more than any loop that closes (PPO found it; see
-    ``docs/notes/agents.md``).
+    On the simulator a 105° pan out and back earns 0.7 + 10/3 + 5 = 9.03 (the start cell is seen at
+    reset), a 180° one 0.7 + 8 + 5 = 13.7 (it reaches the cap). The cap is there because circling at a pose that is *not*
+    the start view (one tilt, then pan) pays on every frame of the second lap without ever closing the
+    loop (24.7 in 50 steps uncapped, which PPO found); capped it earns at most 0.7 + 8 = 8.7.
 
     ## Starting State
     As ``MAGWorld-v0``: a scene and a start yaw (multiple of 15°) from the env's RNG, pitch 0°, fov 60°.
@@ -162,7 +162,7 @@ class MAGWorldLoopEnv(MAGWorldEnv):
             index = len(poses) - n_block + k
             dist = _distances(poses[:index], poses[index])
             matches = np.flatnonzero((dist <= self.reward_cfg.tolerance) & (steps[:index] < steps[index]))
-            if matches.size == 0 or int(matches[0]) in self.paid:
+            if matches.size == 0 or int(matches[0]) in self.paid or self.far_revisits >= self.task.max_far_frames:
                 continue
             since_last = dist[matches[-1] + 1 :]
             if since_last.size and since_last.max() >= self.task.min_away:

@@ -83,6 +83,15 @@ def test_each_view_pays_once():
     assert sum(s[4]["reward_terms"]["far_revisit"] for s in second) == 0.0
 
 
+def test_far_revisits_are_capped_so_circling_without_closing_pays_less():
+    env = make()
+    circling = play(env, [DOWN] + [RIGHT] * 49)  # never at the start view (pitch -10°), second lap all far revisits
+    assert circling[-1][3] and not any(s[2] for s in circling)
+    assert circling[-1][4]["task"]["far_revisits"] == LoopTaskConfig().max_far_frames == 24
+    assert sum(s[1] for s in circling) == pytest.approx(0.7 + 24 / 3)
+    assert sum(s[1] for s in circling) < 0.7 + 10 / 3 + 5.0  # the 105° loop that closes
+
+
 def test_loop_must_match_pitch_and_fov_and_truncates_at_horizon():
     env = make()
     steps = play(env, [UP] + [RIGHT] * 7 + [LEFT] * 7)  # back to yaw 0 but at pitch 10°: not the start view
