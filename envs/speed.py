@@ -116,6 +116,11 @@ def startup(cfg: SpeedBenchConfig) -> dict[str, float]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+def latency_at(step_ms: list[float], block: int, half_width: int = 5) -> float:
+    """Median step latency of the blocks around ``block`` (1-based), robust to single slow steps."""
+    return float(np.median(step_ms[max(0, block - 1 - half_width):block + half_width]))
+
+
 def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
     import matplotlib
 
@@ -150,10 +155,8 @@ def run(cfg: SpeedBenchConfig) -> dict[str, Any]:
     points = [b for b in (1, 10, 50, 100, 200, 500, 1000) if b <= cfg.history_blocks]
     hist_rows = []
     for name, series in hist.items():
-        lat = np.asarray(series["step_ms"])
-        window = lambda b: float(np.median(lat[max(0, b - 5):b + 5]))  # noqa: E731  (median around block b)
-        hist_rows.append([name, *[window(b) for b in points], series["cache_bytes"][-1],
-                          window(points[-1]) / window(min(10, points[-1]))])
+        at = [latency_at(series["step_ms"], b) for b in points]
+        hist_rows.append([name, *at, series["cache_bytes"][-1], at[-1] / latency_at(series["step_ms"], min(10, points[-1]))])
     print(format_table(["memory", *[f"ms @ block {b}" for b in points], f"cache bytes @ {cfg.history_blocks}",
                         f"latency ratio {points[-1]}/10"], hist_rows))
     boot = startup(cfg)
