@@ -144,9 +144,12 @@ def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
 
 
 def run(cfg: SpeedBenchConfig) -> dict[str, Any]:
+    import os
+
     import torch
 
     torch.set_num_threads(cfg.threads)
+    load_before = list(os.getloadavg())
     rows = throughput(cfg)
     print(format_table(["memory", "num_envs", "median step ms", "frames/s", "steps/s", "x vs 1 env"],
                        [[r["memory"] or cfg.backend, r["num_envs"], r["median_step_ms"], r["frames_per_s"], r["steps_per_s"],
@@ -165,7 +168,8 @@ def run(cfg: SpeedBenchConfig) -> dict[str, Any]:
     out.mkdir(parents=True, exist_ok=True)
     _plot(hist, out / "speed.png")
     path = write_json(out / "results.json", {"benchmark": "speed", "config": asdict(cfg), "throughput": rows,
-                                            "history": hist, "startup": boot})
+                                            "history": hist, "startup": boot,
+                                             "load_average_at_start": load_before})
     print(f"wrote {path} and {out / 'speed.png'}")
     return {"throughput": rows, "history": hist, "startup": boot}
 

@@ -30,7 +30,8 @@ def machine_info() -> dict[str, Any]:
 
     return {"python": platform.python_version(), "platform": platform.platform(), "cpu_count": os.cpu_count(),
             "torch": torch.__version__, "torch_threads": torch.get_num_threads(), "numpy": np.__version__,
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "load_average_1_5_15min": list(os.getloadavg())}  # other jobs on the machine skew timings
 
 
 def format_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
