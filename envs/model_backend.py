@@ -73,14 +73,17 @@ class ModelBackend:
 
     def snapshot(self, world: int) -> dict[str, np.ndarray]:
         """The world model's memory (cache and noise streams) as arrays; single-world envs only."""
+        import torch
+
         if self.num_worlds != 1:
             raise NotImplementedError("state snapshots are per env; use the single env (gym.make), not make_vec")
         snap = self.world.snapshot()
         arrays = {"next_frame": np.array([snap.cache.next_frame]), "frame_index": np.asarray(snap.cache.frame_index, dtype=np.int64),
-                  "frames_seen": np.array([self._frames_seen]), "memory_text": snap.memory_text.cpu().numpy()}
+                  "frames_seen": np.array([self._frames_seen]), "memory_text": snap.memory_text.float().cpu().numpy(),
+                  "bfloat16_cache": np.array([any(k is not None and k.dtype == torch.bfloat16 for k in snap.cache.keys)])}
         for i, (k, v) in enumerate(zip(snap.cache.keys, snap.cache.values)):
-            if k is not None:
-                arrays[f"key{i}"], arrays[f"value{i}"] = k.cpu().numpy(), v.cpu().numpy()
+            if k is not None:  # float32 on disk (numpy has no bfloat16); restored to the cache's dtype
+                arrays[f"key{i}"], arrays[f"value{i}"] = k.float().cpu().numpy(), v.float().cpu().numpy()
         for i, state in enumerate(snap.rng):
             arrays[f"rng{i}"] = state.numpy()
         return arrays
@@ -91,10 +94,13 @@ class ModelBackend:
         from magworld.model.cache import CacheSnapshot
         from magworld.model.pipeline import WorldSnapshot
 
-        depth = self.world.cache.depth
-        device = self.world.device
-        tensor = lambda name: torch.from_numpy(np.array(state[name])).to(device) if name in state else None  # noqa: E731
-        cache = CacheSnapshot([tensor(f"key{i}") for i in range(depth)], [tensor(f"value{i}") for i in range(depth)],
+        depth, device = self.world.cache.depth, self.world.device
+        dtype = torch.bfloat16 if bool(state["bfloat16_cache"][0]) else torch.float32
+
+        def tensor(name: str, as_dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
+            return torch.from_numpy(np.array(state[name])).to(device, as_dtype) if name in state else None
+
+        cache = CacheSnapshot([tensor(f"key{i}", dtype) for i in range(depth)], [tensor(f"value{i}", dtype) for i in range(depth)],
                               [int(i) for i in state["frame_index"]], int(state["next_frame"][0]))
         rngs = [torch.from_numpy(np.array(state[f"rng{i}"])) for i in range(self.num_worlds)]
         self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("memory_text")))

@@ -130,10 +130,11 @@ def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for name, series in hist.items():
         blocks = np.arange(1, len(series["step_ms"]) + 1)
-        smooth = np.convolve(series["step_ms"], np.ones(9) / 9, mode="same")
-        ax1.plot(blocks, smooth, label=name)
+        width = min(9, len(blocks))
+        smooth = np.convolve(series["step_ms"], np.ones(width) / width, mode="valid")  # centred on the middle block
+        ax1.plot(blocks[(width - 1) // 2:][:len(smooth)], smooth, label=name)
         ax2.plot(blocks, np.asarray(series["cache_bytes"]) / 2**20, label=name)
-    ax1.set(xlabel="block (history length)", ylabel="step latency, ms (9-block mean)", title="latency vs history")
+    ax1.set(xlabel="block (history length)", ylabel="step latency, ms (9-block moving mean)", title="latency vs history")
     ax2.set(xlabel="block (history length)", ylabel="cache MiB", title="memory vs history")
     for ax in (ax1, ax2):
         ax.grid(alpha=0.3)
