@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from model_testing import micro_config
+from model_testing import micro_config, perturbed
 
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.checkpoint import CheckpointError, save_checkpoint
@@ -23,14 +23,6 @@ from magworld.protocol import BlockWorld
 from magworld.world import Pose
 
 SIZE = 32  # micro latents 4x4, autoencoder /8
-
-
-def perturbed(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return module
 
 
 @pytest.fixture(scope="module")
