@@ -10,7 +10,7 @@ from tqdm import tqdm
 
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 
-from .common import Run, RunConfig, lr_at, seed_everything, set_lr
+from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
 from .data import WorldDataConfig, WorldStream, heldout_frames
 from .metrics import psnr
 
@@ -51,9 +51,7 @@ def train(cfg: AutoencoderStageConfig) -> dict[str, float]:
         target = model.to_unit(frames)
         recon = model.decode_raw(model.encode_raw(frames))
         loss = F.mse_loss(recon, target) + cfg.l1_weight * F.l1_loss(recon, target)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        optimizer_step(opt, loss, model, max_grad_norm=None)
         done = step + 1
         if done % cfg.run.log_every == 0:
             run.log(done, loss=loss.item(), lr=opt.param_groups[0]["lr"],

@@ -88,6 +88,16 @@ class Run:
         return save_checkpoint(self.dir / name, module, self.kind, model_config, extra=extra)
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module,
+                   max_grad_norm: float | None = 1.0) -> None:
+    """Backpropagate ``loss`` and update ``module`` (gradients clipped to ``max_grad_norm`` when given)."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if max_grad_norm is not None:
+        torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+    optimizer.step()
+
+
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     for group in optimizer.param_groups:
         group["lr"] = lr

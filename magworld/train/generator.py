@@ -44,7 +44,7 @@ from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, l
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.world import ACTION_TABLE, Pose
 
-from .common import Run, RunConfig, lr_at, seed_everything, set_lr
+from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .memory import decode_clip, encode_clip, frozen_autoencoder
 from .metrics import psnr
@@ -259,10 +259,7 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
             history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
                                           cfg.self_forcing_steps, seed=step, context=context)
         loss = generator_loss(gen, memory, latents, clip.poses, text, memory_text, policy, offset, generator, history)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, gen)
         done = step + 1
         if done % cfg.run.log_every == 0:
             elapsed = max(1e-6, bar.format_dict["elapsed"])

@@ -19,7 +19,7 @@ from magworld.model.memory import MemoryConfig, MemoryModel
 from magworld.model.pretrained import load_autoencoder, load_bundled
 from magworld.model.text import TextConfig, make_text_encoder
 
-from .common import Run, RunConfig, lr_at, seed_everything, set_lr
+from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .metrics import psnr, ssim
 
@@ -98,10 +98,7 @@ def train(cfg: MemoryStageConfig) -> dict[str, float]:
         latents = encode_clip(ae, clip.frames)  # (B, T, C, h, w)
         text = text_encoder.encode(prompts_with_drop(clip.captions, cfg.text_drop, rng))  # (B, 1, 384)
         loss = model.loss(latents, clip.poses, text, generator)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
+        optimizer_step(opt, loss, model)
         done = step + 1
         if done % cfg.run.log_every == 0:
             elapsed = max(1e-6, bar.format_dict["elapsed"])
