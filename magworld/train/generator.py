@@ -46,7 +46,7 @@ from magworld.world import ACTION_TABLE, Pose
 
 from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
-from .memory import decode_clip, encode_clip, frozen_autoencoder
+from .memory import encode_clip, frozen_autoencoder
 from .metrics import psnr
 
 
