@@ -21,6 +21,7 @@ import numpy as np
 
 from magworld.metrics import frame_metrics, similarity_score
 from magworld.world import PITCH_LIMIT, Pose
+from magworld.world.camera import pose_distances
 
 YAW_CELL, PITCH_CELL = 15.0, 10.0
 YAW_CELLS = int(360 / YAW_CELL)
@@ -75,16 +76,11 @@ class RevisitTracker:
     def reset(self) -> None:
         self.poses, self.frames, self.steps, self.cells = [], [], [], set()
 
-    def _distances(self, pose: np.ndarray) -> np.ndarray:
-        history = np.asarray(self.poses)  # (N, 3)
-        d_yaw = np.abs((history[:, 0] - pose[0] + 180.0) % 360.0 - 180.0)
-        return np.maximum(d_yaw, np.abs(history[:, 1:] - pose[1:]).max(axis=1))
-
     def _reference(self, pose: np.ndarray, step: int) -> int | None:
         """Index of the earliest earlier-step frame this pose revisits, or None."""
         if not self.poses:
             return None
-        dist = self._distances(pose)
+        dist = pose_distances(np.asarray(self.poses), pose)
         earlier = np.asarray(self.steps) < step
         matches = np.flatnonzero((dist <= self.tolerance) & earlier)
         if matches.size == 0:

@@ -10,7 +10,7 @@ from gymnasium import spaces
 
 from magworld.metrics import frame_metrics, similarity_score
 from magworld.world import PITCH_LIMIT, Pose
-from magworld.world.camera import DEFAULT_FOV, FOV_MAX, wrap_degrees
+from magworld.world.camera import DEFAULT_FOV, FOV_MAX, pose_distances
 
 from .magworld_env import MAGWorldEnv
 from .revisit import RewardConfig
@@ -33,12 +33,6 @@ class LoopTaskConfig:
     def __post_init__(self) -> None:
         if self.min_away <= 0 or self.directions < 1 or self.max_far_frames < 0:
             raise ValueError(f"loop task needs min_away > 0 and directions >= 1, got {self}")
-
-
-def _distances(history: np.ndarray, pose: np.ndarray) -> np.ndarray:
-    """Largest per-axis difference (degrees, yaw around the circle) of each (N, 3) history pose to ``pose``."""
-    d_yaw = np.abs(wrap_degrees(history[:, 0] - pose[0]))
-    return np.maximum(d_yaw, np.abs(history[:, 1:] - pose[1:]).max(axis=1))
 
 
 class MAGWorldLoopEnv(MAGWorldEnv):
@@ -132,9 +126,9 @@ class MAGWorldLoopEnv(MAGWorldEnv):
         new_dirs = max(0, min(len(self.tracker.cells), self.task.directions) - min(cells_before, self.task.directions))
         start = self.start_pose.as_array()
         block = np.asarray(self.tracker.poses[-len(self.frames):])  # (3, 3) this step's frame poses
-        self.farthest = max(self.farthest, float(_distances(block, start).max()))
+        self.farthest = max(self.farthest, float(pose_distances(block, start).max()))
         return_term = 0.0
-        at_start = float(_distances(block[-1:], start)[0]) <= self.reward_cfg.tolerance
+        at_start = float(pose_distances(block[-1:], start)[0]) <= self.reward_cfg.tolerance
         if at_start and self._ready():
             self.success = True
             return_term = self._score(self.frames[-1], self.start_frame)
@@ -160,7 +154,7 @@ class MAGWorldLoopEnv(MAGWorldEnv):
         total = 0.0
         for k in range(n_block):
             index = len(poses) - n_block + k
-            dist = _distances(poses[:index], poses[index])
+            dist = pose_distances(poses[:index], poses[index])
             matches = np.flatnonzero((dist <= self.reward_cfg.tolerance) & (steps[:index] < steps[index]))
             if matches.size == 0 or int(matches[0]) in self.paid or self.far_revisits >= self.task.max_far_frames:
                 continue

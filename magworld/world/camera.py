@@ -53,8 +53,13 @@ class Pose:
 
 def pose_distance(a: Pose, b: Pose) -> float:
     """Largest per-axis difference in degrees (yaw difference taken around the circle)."""
-    d_yaw = abs(wrap_degrees(a.yaw - b.yaw))
-    return float(max(d_yaw, abs(a.pitch - b.pitch), abs(a.fov - b.fov)))
+    return float(pose_distances(a.as_array()[None], b.as_array())[0])
+
+
+def pose_distances(poses: np.ndarray, pose: np.ndarray) -> np.ndarray:
+    """:func:`pose_distance` from each of ``poses`` (N, 3) (yaw, pitch, fov) to one ``pose`` (3,), shape (N,)."""
+    d_yaw = np.abs(wrap_degrees(poses[:, 0] - pose[0]))
+    return np.maximum(d_yaw, np.abs(poses[:, 1:] - pose[1:]).max(axis=1))
 
 
 def interpolate(a: Pose, b: Pose, fraction: float) -> Pose:
