@@ -43,6 +43,7 @@ from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, s
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.world import ACTION_TABLE, Pose
+from magworld.world.camera import wrap_degrees
 
 from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
@@ -94,7 +95,7 @@ def motion_phrase(poses: torch.Tensor, block_frames: int) -> str:
     names = []
     for s in range(0, poses.shape[0] - block_frames + 1, block_frames):
         d = poses[s + block_frames - 1] - poses[s]
-        d[0] = (d[0] + 180.0) % 360.0 - 180.0
+        d[0] = wrap_degrees(d[0])
         best = max(ACTION_TABLE[1:], key=lambda a: float(d[0] * a.d_yaw + d[1] * a.d_pitch + d[2] * a.d_fov))
         moved = float(d.abs().max()) > 1e-3
         names.append(best.phrase if moved else ACTION_TABLE[0].phrase)
