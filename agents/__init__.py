@@ -1,4 +1,4 @@
-"""Agents for MAGWorld-v0: scripted baselines (``agents.baselines``); light to import (no RL libraries)."""
+"""Agents for MAGWorld-v0: scripted baselines (``magworld.agents.baselines``); light to import (no RL libraries)."""
 
 from .baselines import BASELINES, Agent, CoverageAgent, LoopExplorer, RandomAgent, SweepAgent, make_baseline
 

@@ -19,7 +19,7 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from envs.revisit import PITCH_CELLS, YAW_CELLS, RevisitTracker
+from magworld.envs.revisit import PITCH_CELLS, YAW_CELLS, RevisitTracker
 from magworld.world import ACTION_NAMES, Pose
 from magworld.world.actions import ACTION_INDEX, ACTION_TABLE, apply_action
 from magworld.world.camera import wrap_degrees

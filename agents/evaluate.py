@@ -41,14 +41,14 @@ class EnvConfig:
     def make(self):
         import gymnasium as gym
 
-        import envs  # noqa: F401  (registers the MAGWorld ids)
+        import magworld.envs  # noqa: F401  (registers the MAGWorld ids)
 
         return gym.make(self.id, backend=self.backend, resolution=self.resolution, style=self.style, **self.kwargs)
 
 
 @dataclass
 class BaselineConfig:
-    """A scripted baseline from ``agents.baselines.BASELINES`` and its keyword arguments."""
+    """A scripted baseline from ``magworld.agents.baselines.BASELINES`` and its keyword arguments."""
 
     name: str = "random"
     kwargs: dict[str, Any] = field(default_factory=dict)

@@ -1,6 +1,6 @@
 """PPO (stable-baselines3) for MAGWorld: its typed config, the vectorised training env, and the agent wrapper.
 
-stable-baselines3 is imported lazily, so ``agents.baselines`` stays light; install it with
+stable-baselines3 is imported lazily, so ``magworld.agents.baselines`` stays light; install it with
 ``pip install "magworld[rl]"``.
 """
 

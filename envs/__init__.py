@@ -1,4 +1,4 @@
-"""Gymnasium environments of MAGWorld. ``import envs`` registers ``MAGWorld-v0``."""
+"""Gymnasium environments of MAGWorld. ``import magworld.envs`` registers ``MAGWorld-v0``."""
 
 import gymnasium
 
@@ -8,12 +8,12 @@ from .revisit import RewardConfig
 MAX_EPISODE_STEPS = 200
 
 if "MAGWorld-v0" not in gymnasium.registry:
-    gymnasium.register(id="MAGWorld-v0", entry_point="envs.magworld_env:MAGWorldEnv",
-                       vector_entry_point="envs.vector:MAGWorldVectorEnv", max_episode_steps=MAX_EPISODE_STEPS)
+    gymnasium.register(id="MAGWorld-v0", entry_point="magworld.envs.magworld_env:MAGWorldEnv",
+                       vector_entry_point="magworld.envs.vector:MAGWorldVectorEnv", max_episode_steps=MAX_EPISODE_STEPS)
 
 from .tasks import LOOP_MAX_STEPS, LoopTaskConfig, MAGWorldLoopEnv  # noqa: E402
 
 if "MAGWorld-Loop-v0" not in gymnasium.registry:
-    gymnasium.register(id="MAGWorld-Loop-v0", entry_point="envs.tasks:MAGWorldLoopEnv", max_episode_steps=LOOP_MAX_STEPS)
+    gymnasium.register(id="MAGWorld-Loop-v0", entry_point="magworld.envs.tasks:MAGWorldLoopEnv", max_episode_steps=LOOP_MAX_STEPS)
 
 __all__ = ["MAGWorldEnv", "RewardConfig", "MAX_EPISODE_STEPS", "MAGWorldLoopEnv", "LoopTaskConfig", "LOOP_MAX_STEPS"]

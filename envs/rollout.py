@@ -16,7 +16,7 @@ from .recording import EpisodeRecorder, RecordingPaths
 class RolloutConfig:
     """``configs/rollout.yaml``: which policy, how long, which world, where the files go."""
 
-    policy: str = "loop"  # a name in agents.BASELINES
+    policy: str = "loop"  # a name in magworld.agents.BASELINES
     policy_kwargs: dict[str, Any] | None = None  # keyword arguments of the policy's class
     steps: int = 60
     seed: int = 0
@@ -30,7 +30,7 @@ class RolloutConfig:
     video_scale: int = 4
 
     def __post_init__(self) -> None:
-        from agents import BASELINES, make_baseline
+        from magworld.agents import BASELINES, make_baseline
 
         from .backends import BACKENDS
 
@@ -59,7 +59,7 @@ class RolloutResult:
 
 def run(cfg: RolloutConfig) -> RolloutResult:
     """Run ``cfg.steps`` steps of the policy from ``reset(seed=cfg.seed)``, record them, print a summary."""
-    from agents import make_baseline
+    from magworld.agents import make_baseline
 
     from .viewer import make_env
 

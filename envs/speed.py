@@ -59,7 +59,7 @@ def _memories(cfg: SpeedBenchConfig) -> list[str | None]:
 def throughput(cfg: SpeedBenchConfig) -> list[dict[str, Any]]:
     import gymnasium as gym
 
-    import envs  # noqa: F401
+    import magworld.envs  # noqa: F401
 
     rows = []
     rng = np.random.default_rng(cfg.seed)
@@ -88,7 +88,7 @@ def throughput(cfg: SpeedBenchConfig) -> list[dict[str, Any]]:
 def history(cfg: SpeedBenchConfig) -> dict[str, dict[str, list[float]]]:
     import gymnasium as gym
 
-    import envs  # noqa: F401
+    import magworld.envs  # noqa: F401
 
     out = {}
     for memory in _memories(cfg):

@@ -387,7 +387,7 @@ def make_env(backend: str, style: str | None, resolution: int | Sequence[int] | 
     ``checkpoint`` apply to the model backend only."""
     import gymnasium
 
-    import envs  # noqa: F401  (registers MAGWorld-v0)
+    import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
 
     if resolution is not None and not isinstance(resolution, int):
         resolution = tuple(resolution)

@@ -13,15 +13,15 @@ from typing import Callable
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
     # command: (config name, "module:function", one-line help)
-    "play": ("play", "envs.viewer:main", "play MAGWorld with the keyboard in a pygame window"),
-    "rollout": ("rollout", "envs.rollout:main", "run one headless episode with a scripted policy -> mp4 + JSON"),
+    "play": ("play", "magworld.envs.viewer:main", "play MAGWorld with the keyboard in a pygame window"),
+    "rollout": ("rollout", "magworld.envs.rollout:main", "run one headless episode with a scripted policy -> mp4 + JSON"),
     "train": ("train", "magworld.train:main", "train a model stage: stage=autoencoder|memory|generator"),
     "bench render": ("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer"),
     "bench compression": ("bench_compression", "magworld.bench.compression:main", "memory-model compression ratio ablation"),
     "bench revisit": ("bench_revisit", "magworld.bench.revisit:main", "MAG-Bench revisit consistency"),
-    "bench speed": ("bench_speed", "envs.speed:main", "env step speed and cache memory"),
-    "agent train": ("agent_train", "agents.train:main", "train an agent (stable-baselines3 PPO)"),
-    "agent eval": ("agent_eval", "agents.evaluate:main", "evaluate a baseline or a trained agent"),
+    "bench speed": ("bench_speed", "magworld.envs.speed:main", "env step speed and cache memory"),
+    "agent train": ("agent_train", "magworld.agents.train:main", "train an agent (stable-baselines3 PPO)"),
+    "agent eval": ("agent_eval", "magworld.agents.evaluate:main", "evaluate a baseline or a trained agent"),
 }
 
 
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     config_name, target, _ = COMMANDS[name]
     function = _resolve(target)
 
-    @hydra.main(version_base="1.3", config_path="pkg://configs", config_name=config_name)
+    @hydra.main(version_base="1.3", config_path="pkg://magworld.configs", config_name=config_name)
     def _entry(cfg) -> None:
         function(cfg)
 

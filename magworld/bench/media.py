@@ -37,8 +37,8 @@ def loop_episode_frames(style: str, cfg: MediaConfig) -> np.ndarray:
     """All block frames of a loop-explorer episode in ``style``: uint8 (3 * (steps + 1), H, W, 3)."""
     import gymnasium as gym
 
-    import envs  # noqa: F401  (registers MAGWorld-v0)
-    from agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS, LoopExplorer
+    import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+    from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS, LoopExplorer
 
     env = gym.make("MAGWorld-v0", backend="simulator", style=style, resolution=cfg.resolution, max_episode_steps=cfg.steps)
     agent = LoopExplorer(seed=cfg.seed, k_min=2, k_max=5, directions=LOOP_DIRECTIONS + RECTANGLE_DIRECTIONS)

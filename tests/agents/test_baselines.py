@@ -3,9 +3,9 @@
 import gymnasium as gym
 import pytest
 
-import envs  # noqa: F401  (registers MAGWorld-v0)
-from agents import BASELINES, CoverageAgent, LoopExplorer, make_baseline
-from agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS
+import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+from magworld.agents import BASELINES, CoverageAgent, LoopExplorer, make_baseline
+from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS
 from magworld.world import Pose
 
 

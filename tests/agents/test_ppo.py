@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_module
 
-from agents import evaluate, train
-from agents.evaluate import summarize
+from magworld.agents import evaluate, train
+from magworld.agents.evaluate import summarize
 
 TINY_ENV = ["env.resolution=36"]  # smallest NatureCNN input; keeps the test in seconds
 
@@ -81,7 +81,7 @@ def test_summary_statistics():
 
 
 def test_every_baseline_config_names_a_baseline():
-    from agents.baselines import BASELINES
+    from magworld.agents.baselines import BASELINES
 
     for name in BASELINES:
         agent = compose_cfg("agent_eval", [f"agent={name}"]).agent

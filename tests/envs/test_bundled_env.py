@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 from model_testing import micro_config
 
-import envs  # noqa: F401
+import magworld.envs  # noqa: F401
 from magworld.model.checkpoint import CheckpointError, save_checkpoint
 from magworld.model.generator import Generator, GeneratorConfig
 

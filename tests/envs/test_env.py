@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers MAGWorld-v0)
-from envs import backends
-from envs.magworld_env import MAGWorldEnv
+import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+from magworld.envs import backends
+from magworld.envs.magworld_env import MAGWorldEnv
 from magworld.metrics import PSNR_CAP, frame_metrics, similarity_score
 from magworld.world import ACTION_NAMES
 

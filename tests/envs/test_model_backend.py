@@ -7,8 +7,8 @@ import torch
 from gymnasium.utils.env_checker import check_env
 from model_testing import micro_config, perturbed
 
-import envs  # noqa: F401
-from envs.vector import MAGWorldVectorEnv
+import magworld.envs  # noqa: F401
+from magworld.envs.vector import MAGWorldVectorEnv
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory import MemoryConfig, MemoryModel

@@ -8,9 +8,9 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers MAGWorld-v0)
-from envs.recording import EpisodeRecorder, upscale
-from envs.rollout import RolloutConfig, run
+import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+from magworld.envs.recording import EpisodeRecorder, upscale
+from magworld.envs.rollout import RolloutConfig, run
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LEFT, RIGHT = 1, 2

@@ -4,7 +4,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import envs  # noqa: F401
+import magworld.envs  # noqa: F401
 
 
 def _play(env, actions):

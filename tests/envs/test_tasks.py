@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-import envs  # noqa: F401  (registers the ids)
-from envs.tasks import STATE_NAMES, LoopTaskConfig
+import magworld.envs  # noqa: F401  (registers the ids)
+from magworld.envs.tasks import STATE_NAMES, LoopTaskConfig
 
 STAY, LEFT, RIGHT, UP, DOWN = range(5)
 RES = 36  # smallest size NatureCNN accepts; the task reward does not depend on it
@@ -35,7 +35,7 @@ def test_both_checkers(observation):
 
 def test_registration_and_spaces():
     env = make()
-    assert env.spec.max_episode_steps == envs.LOOP_MAX_STEPS == env.unwrapped.horizon
+    assert env.spec.max_episode_steps == magworld.envs.LOOP_MAX_STEPS == env.unwrapped.horizon
     assert set(env.observation_space.spaces) == {"pixels", "state"}
     assert env.observation_space["pixels"].shape == (RES, RES, 3)
     assert env.observation_space["state"].shape == (len(STATE_NAMES),)

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from gymnasium.vector import AutoresetMode
 
-import envs  # noqa: F401
-from envs.sb3 import SB3VecEnv
-from envs.vector import MAGWorldVectorEnv
+import magworld.envs  # noqa: F401
+from magworld.envs.sb3 import SB3VecEnv
+from magworld.envs.vector import MAGWorldVectorEnv
 
 
 def test_make_vec_uses_the_batched_env_and_autoresets_in_the_same_step():

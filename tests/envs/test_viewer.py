@@ -9,8 +9,8 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-import envs  # noqa: F401  (registers MAGWorld-v0)
-from envs.viewer import (ACTION_KEYS, COMMAND_KEYS, PlayConfig, Viewer, check_keymap, format_hud, import_pygame, main,
+import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+from magworld.envs.viewer import (ACTION_KEYS, COMMAND_KEYS, PlayConfig, Viewer, check_keymap, format_hud, import_pygame, main,
                          make_env, play)
 
 assert os.environ.get("SDL_VIDEODRIVER") == "dummy", "tests/conftest.py makes pygame headless"
