@@ -4,32 +4,37 @@ The MAG ``WorldModel`` pipeline, the benchmark's baselines (ground-truth oracle,
 memory) and the environment's model backend all speak it, so a benchmark or an env can swap them.
 Everything is batched over ``N`` independent worlds; a single world is ``N = 1``.
 
-Shapes: frames are ``uint8 (N, F, H, W, 3)`` with ``F`` = frames per block (3); poses are
-``N`` lists of ``F`` :class:`~magworld.world.Pose`; prompts are ``N`` strings (scene caption + action
-phrase, or ``""`` for no text).
+Shapes: frames are ``uint8 (N, F, H, W, 3)`` with ``F`` = frames per block (3); poses are plain
+arrays ``float32 (N, F, 3)`` of (yaw, pitch, fov) in degrees per frame — no simulator objects, so the
+model never imports the simulator; prompts are ``N`` strings (scene caption + action phrase, or ``""``
+for no text).
+
+:func:`play_blocks` is the one start / memorize / step loop (used by the benchmark and by training's
+evaluation and self-forcing rollouts).
 """
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
-from magworld.world import Pose
+BlockPoses = np.ndarray  # float32 (N, F, 3): yaw, pitch, fov in degrees, per world and frame
 
-BlockPoses = Sequence[Sequence[Pose]]
+
+def block_poses_array(poses) -> np.ndarray:
+    """Poses as ``float32 (N, F, 3)``; accepts an array of that shape or nested sequences of 3 numbers."""
+    arr = np.asarray(poses, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise ValueError(f"poses must be (worlds, frames per block, 3) yaw/pitch/fov degrees, got shape {arr.shape}")
+    return arr
 
 
 class BlockWorld(Protocol):
     name: str
 
-    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str], worlds: Sequence[int] | None = None) -> None:
-        """Begin episodes from ground-truth first blocks (the memory is cleared, then holds them).
-
-        ``worlds=None`` (re)starts all N worlds (``frames`` is (N, F, H, W, 3)); otherwise only the listed
-        world indices restart, ``frames``/``poses``/``captions`` having one entry per listed world, and the
-        other worlds keep their memory (a vector env resets finished worlds this way).
-        """
+    def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str]) -> None:
+        """Begin N episodes from ground-truth first blocks (the memory is cleared, then holds them)."""
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
         """Write given (ground-truth) blocks into memory without generating ("memorize" phase)."""
@@ -39,3 +44,35 @@ class BlockWorld(Protocol):
 
     def cache_bytes(self) -> int:
         """Bytes of history memory currently held (0 for memoryless baselines)."""
+
+
+def play_blocks(world: BlockWorld, truth: np.ndarray, poses: np.ndarray, captions: Sequence[str],
+                prompts: Sequence[Sequence[str]], given_blocks: int,
+                on_block: Callable[[int, str], None] | None = None) -> np.ndarray:
+    """Run N episodes of B blocks through ``world``: block 0 starts it, blocks ``1..given_blocks-1`` are
+    memorized from ``truth``, the rest are generated.
+
+    truth ``uint8 (N, B, F, H, W, 3)`` (only the given blocks are read); poses ``(N, B, F, 3)``; prompts
+    ``N`` lists of ``B`` strings (entry 0 unused). Returns the frames the world showed, ``(N, B, F, H, W, 3)``:
+    the ground truth for given blocks, the world's output for the others. ``on_block(b, phase)`` is called
+    after each block with phase ``"start" | "memorize" | "step"`` (for clocks and progress bars).
+    """
+    poses = np.asarray(poses, dtype=np.float32)
+    n, blocks = poses.shape[:2]
+    if not 1 <= given_blocks <= blocks:
+        raise ValueError(f"given_blocks must be in 1..{blocks}, got {given_blocks}")
+    shown = np.array(truth[:, :given_blocks], copy=True)
+    out = [shown[:, b] for b in range(given_blocks)]
+    world.start(truth[:, 0], poses[:, 0], captions)
+    if on_block:
+        on_block(0, "start")
+    for b in range(1, blocks):
+        if b < given_blocks:
+            world.memorize(truth[:, b], poses[:, b])
+            phase = "memorize"
+        else:
+            out.append(world.step(poses[:, b], [p[b] for p in prompts]))
+            phase = "step"
+        if on_block:
+            on_block(b, phase)
+    return np.stack(out, axis=1)  # (N, B, F, H, W, 3)
