@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 import torch
 
 from magworld.config import build
-from magworld.model.memory import MemoryConfig
+from magworld.model.memory_model import MemoryConfig
 from magworld.model.checkpoint import read_meta
 from magworld.model.pretrained import bundled_path, load_bundled
 from magworld.model.text import make_text_encoder

@@ -17,7 +17,7 @@ from .cache import CacheConfig, CacheSnapshot, KVCache
 from .checkpoint import CheckpointError, load_into, read_meta, save_checkpoint
 from .config import PRESETS, TransformerConfig, transformer_preset
 from .flow import FlowConfig
-from .memory import MemoryConfig, MemoryModel, memory_attention_mask
+from .memory_model import MemoryConfig, MemoryModel, memory_attention_mask
 from .pretrained import load_autoencoder, load_bundled, load_memory
 from .text import HashingTextEncoder, MiniLMTextEncoder, TextConfig, make_text_encoder
 from .transformer import BlockTransformer, Output, block_causal_mask

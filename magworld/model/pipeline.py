@@ -38,7 +38,7 @@ from .checkpoint import CheckpointError, load_into, read_meta
 from .config import TransformerConfig
 from .flow import FlowConfig
 from .generator import Generator, GeneratorConfig, write_block
-from .memory import MemoryModel
+from .memory_model import MemoryModel
 from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
 from .sampler import BlockSampler
 from .text import TextConfig, make_text_encoder

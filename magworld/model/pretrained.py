@@ -12,7 +12,7 @@ from .autoencoder import Autoencoder, AutoencoderConfig
 from .checkpoint import CheckpointError, load_into, read_meta
 from .config import TransformerConfig
 from .flow import FlowConfig
-from .memory import MemoryConfig, MemoryModel
+from .memory_model import MemoryConfig, MemoryModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
 BUNDLED = {"autoencoder": "tiny-autoencoder.safetensors", "memory": "tiny-memory.safetensors"}

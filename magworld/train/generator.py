@@ -38,7 +38,7 @@ from tqdm import tqdm
 from magworld.model.cache import CacheConfig, KVCache
 from magworld.model.flow import add_noise, sample_train_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, reader_mask, writer_mask
-from magworld.model.memory import MemoryModel
+from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
 from magworld.model.text import TextConfig, make_text_encoder

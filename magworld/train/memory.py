@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from magworld.model.autoencoder import Autoencoder
-from magworld.model.memory import MemoryConfig, MemoryModel
+from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pretrained import load_autoencoder, load_bundled
 from magworld.model.text import TextConfig, make_text_encoder
 

@@ -15,7 +15,7 @@ def micro_world(spec):
     from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
     from magworld.model.config import TransformerConfig
     from magworld.model.generator import Generator, GeneratorConfig
-    from magworld.model.memory import MemoryConfig, MemoryModel
+    from magworld.model.memory_model import MemoryConfig, MemoryModel
     from magworld.model.text import HashingTextEncoder
 
     tc = TransformerConfig(dim=48, depth=2, heads=2, latent_channels=4, latent_size=4, patch_size=2, text_dim=16, time_freq_dim=32)

@@ -11,7 +11,7 @@ import magworld.envs  # noqa: F401
 from magworld.envs.vector import MAGWorldVectorEnv
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.generator import Generator, GeneratorConfig
-from magworld.model.memory import MemoryConfig, MemoryModel
+from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pipeline import WorldModel
 from magworld.model.text import HashingTextEncoder
 

@@ -10,7 +10,7 @@ from model_testing import micro_config, random_inputs
 from magworld.model.flow import FlowConfig
 from magworld.model.generator import (Generator, GeneratorConfig, cache_writer_mask, held_frames, reader_mask,
                                       write_block, writer_mask)
-from magworld.model.memory import MemoryConfig, MemoryModel
+from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.sampler import BlockSampler
 from magworld.train.generator import generator_loss, memory_kv, motion_phrase
 

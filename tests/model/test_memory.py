@@ -3,7 +3,7 @@ import itertools
 import torch
 
 from magworld.model.flow import FlowConfig
-from magworld.model.memory import MemoryConfig, MemoryModel, memory_attention_mask
+from magworld.model.memory_model import MemoryConfig, MemoryModel, memory_attention_mask
 
 from model_testing import micro_config, random_inputs
 

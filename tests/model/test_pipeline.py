@@ -14,7 +14,7 @@ from model_testing import micro_config, perturbed
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.checkpoint import CheckpointError, save_checkpoint
 from magworld.model.generator import Generator, GeneratorConfig
-from magworld.model.memory import MemoryConfig, MemoryModel
+from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pipeline import (GENERATOR_FILE, MANIFEST_FILE, WorldModel, load_generator, read_manifest,
                                      resolve_device, sha256)
 from magworld.model.pretrained import WEIGHTS_DIR

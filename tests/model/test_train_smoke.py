@@ -7,7 +7,7 @@ import torch
 
 from magworld.model.autoencoder import AutoencoderConfig
 from magworld.model.config import transformer_preset
-from magworld.model.memory import MemoryConfig
+from magworld.model.memory_model import MemoryConfig
 from magworld.model.pretrained import load_autoencoder, load_memory
 from magworld.model.text import TextConfig
 from magworld.train import autoencoder as ae_stage
