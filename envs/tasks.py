@@ -9,6 +9,7 @@ import numpy as np
 from gymnasium import spaces
 
 from magworld.metrics import frame_metrics, similarity_score
+from magworld.revisit import revisit_reference
 from magworld.world import PITCH_LIMIT, Pose
 from magworld.world.camera import DEFAULT_FOV, FOV_MAX, pose_distances
 
@@ -149,20 +150,19 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     def _far_revisits(self) -> float:
         """Far-revisit term of the step just recorded: sum of first-time scores / frames in the block."""
         assert self.frames is not None
-        poses, steps = np.asarray(self.tracker.poses), np.asarray(self.tracker.steps)  # (N, 3), (N,)
+        poses = np.asarray(self.tracker.poses)  # (N, 3)
         n_block = len(self.frames)
+        earlier = len(poses) - n_block  # frames of earlier steps: the possible references
         total = 0.0
         for k in range(n_block):
-            index = len(poses) - n_block + k
-            dist = pose_distances(poses[:index], poses[index])
-            matches = np.flatnonzero((dist <= self.reward_cfg.tolerance) & (steps[:index] < steps[index]))
-            if matches.size == 0 or int(matches[0]) in self.paid or self.far_revisits >= self.task.max_far_frames:
+            index = earlier + k
+            ref = revisit_reference(poses[:index], poses[index], self.reward_cfg.tolerance, eligible=earlier,
+                                    away=self.task.min_away)
+            if ref is None or ref in self.paid or self.far_revisits >= self.task.max_far_frames:
                 continue
-            since_last = dist[matches[-1] + 1 :]
-            if since_last.size and since_last.max() >= self.task.min_away:
-                self.paid.add(int(matches[0]))
-                self.far_revisits += 1
-                total += self._score(self.tracker.frames[index], self.tracker.frames[int(matches[0])])
+            self.paid.add(ref)
+            self.far_revisits += 1
+            total += self._score(self.tracker.frames[index], self.tracker.frames[ref])
         return float(total / n_block)
 
     def _state(self) -> np.ndarray:

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from magworld.config import build
 from magworld.metrics import frame_metrics, masked_frame_metrics
+from magworld.revisit import revisit_reference
 from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, pose_distance
 from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import BLOCK_FRAMES
@@ -106,18 +107,19 @@ class EpisodePlan:
 
 def plan_episode(ep: Episode, recent_blocks: int, tolerance: float, height: int, width: int) -> EpisodePlan:
     poses = [p for block in ep.trajectory.frame_poses() for p in block]
+    vectors = np.array([p.as_array() for p in poses])  # (T, 3)
     start = ep.history_blocks * BLOCK_FRAMES
     steps = np.array([0.0] + [pose_distance(a, b) for a, b in zip(poses[:-1], poses[1:])])
     travelled = np.cumsum(steps)
     revisits = []
     for t in range(start, len(poses)):
-        matches = [r for r in range(start) if pose_distance(poses[r], poses[t]) <= tolerance]
-        if not matches:
+        ref = revisit_reference(vectors[:t], vectors[t], tolerance, eligible=start)  # history frames only
+        if ref is None:
             continue
         block = t // BLOCK_FRAMES
         recent = poses[max(0, block - recent_blocks) * BLOCK_FRAMES : block * BLOCK_FRAMES]
-        revisits.append(RevisitFrame(frame=t, reference=matches[0], mask=memory_only_mask(poses[t], recent, height, width),
-                                     distance=float(travelled[t] - travelled[matches[0]]), history=t - matches[0]))
+        revisits.append(RevisitFrame(frame=t, reference=ref, mask=memory_only_mask(poses[t], recent, height, width),
+                                     distance=float(travelled[t] - travelled[ref]), history=t - ref))
     return EpisodePlan(ep, poses, revisits, list(range(start, len(poses))))
 
 
