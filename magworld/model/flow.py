@@ -44,9 +44,10 @@ def x0_from_velocity(x_t: torch.Tensor, velocity: torch.Tensor, t: torch.Tensor)
     return x_t - t * velocity
 
 
-def sample_train_time(shape: tuple[int, ...], shift: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training timesteps: uniform, then shifted toward noise."""
-    return shift_time(torch.rand(shape, generator=generator), shift)
+def sample_train_time(shape: tuple[int, ...], shift: float, generator: torch.Generator | None = None,
+                      device: torch.device | str | None = None) -> torch.Tensor:
+    """Training timesteps: uniform, then shifted toward noise; drawn on ``device`` (where ``generator`` lives)."""
+    return shift_time(torch.rand(shape, generator=generator, device=device), shift)
 
 
 def timesteps(cfg: FlowConfig) -> list[float]:

@@ -84,8 +84,9 @@ class MemoryModel(nn.Module):
         bf = self.cfg.transformer.block_frames
         if frames % bf:
             raise ValueError(f"clip of {frames} frames is not a whole number of {bf}-frame blocks")
-        t = sample_train_time((batch, frames // bf), self.cfg.flow.shift, generator).repeat_interleave(bf, 1)  # (B, T)
-        noise = torch.randn(x0.shape, generator=generator)
+        t = sample_train_time((batch, frames // bf), self.cfg.flow.shift, generator, x0.device)  # (B, blocks)
+        t = t.repeat_interleave(bf, 1)  # (B, T)
+        noise = torch.randn(x0.shape, generator=generator, device=x0.device)
         pred = self.reconstruction_velocity(x0, add_noise(x0, noise, t), t, pose, text)
         return F.mse_loss(pred, velocity_target(x0, noise))
 
@@ -118,6 +119,6 @@ class MemoryModel(nn.Module):
         cache, bf, out = self.new_cache(), self.cfg.transformer.block_frames, []
         for s in range(0, x0.shape[1], bf):
             self.write(x0[:, s:s + bf], pose[:, s:s + bf], text, cache)
-            noise = torch.randn(x0[:, s:s + bf].shape, generator=generator)
+            noise = torch.randn(x0[:, s:s + bf].shape, generator=generator, device=x0.device)
             out.append(self.decode_block(noise, pose[:, s:s + bf], text, cache, generator))
         return torch.cat(out, 1), cache
