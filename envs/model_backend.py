@@ -79,7 +79,7 @@ class ModelBackend:
             raise NotImplementedError("state snapshots are per env; use the single env (gym.make), not make_vec")
         snap = self.world.snapshot()
         arrays = {"next_frame": np.array([snap.cache.next_frame]), "frame_index": np.asarray(snap.cache.frame_index, dtype=np.int64),
-                  "frames_seen": np.array([self._frames_seen]), "memory_text": snap.memory_text.float().cpu().numpy(),
+                  "frames_seen": np.array([self._frames_seen]), "memory_text": snap.caption_text.float().cpu().numpy(),
                   "bfloat16_cache": np.array([any(k is not None and k.dtype == torch.bfloat16 for k in snap.cache.keys)])}
         for i, (k, v) in enumerate(zip(snap.cache.keys, snap.cache.values)):
             if k is not None:  # float32 on disk (numpy has no bfloat16); restored to the cache's dtype

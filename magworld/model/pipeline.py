@@ -99,7 +99,7 @@ class WorldSnapshot:
     cache: CacheSnapshot
     rng: list[torch.Tensor]
     captions: list[str]
-    memory_text: torch.Tensor
+    caption_text: torch.Tensor  # (N, 1, text_dim) embedded scene captions, the memory writer's text
 
 
 class WorldModel:
@@ -132,7 +132,7 @@ class WorldModel:
         self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, text_dim) on device
         self._rng: list[torch.Generator] = []
         self._captions: list[str] = []
-        self._memory_text: torch.Tensor | None = None
+        self._caption_text: torch.Tensor | None = None
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
@@ -204,7 +204,7 @@ class WorldModel:
 
     def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
         """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept."""
-        write_block(self.memory_model, x0, pose, self._memory_text, self.cache)
+        write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
 
     def _require_started(self) -> None:
         if not self._rng:
@@ -227,7 +227,7 @@ class WorldModel:
         self._captions = list(captions)
         self.cache.reset()
         with torch.inference_mode(), self._autocast():
-            self._memory_text = self.embed(self._captions)
+            self._caption_text = self.embed(self._captions)
             self._write(self._encode(frames), self._poses(poses))
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
@@ -273,12 +273,12 @@ class WorldModel:
     def snapshot(self) -> WorldSnapshot:
         self._require_started()
         return WorldSnapshot(self.cache.snapshot(), [g.get_state() for g in self._rng], list(self._captions),
-                             self._memory_text.clone())
+                             self._caption_text.clone())
 
     def restore(self, snap: WorldSnapshot) -> None:
         self.cache.restore(snap.cache)
         self._rng = [torch.Generator().set_state(s.clone()) for s in snap.rng]
-        self._captions, self._memory_text = list(snap.captions), snap.memory_text.clone()
+        self._captions, self._caption_text = list(snap.captions), snap.caption_text.clone()
 
 
 def bench_policy(spec) -> WorldModel:
