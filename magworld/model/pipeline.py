@@ -1,6 +1,7 @@
 """``WorldModel``: the MAG runtime — autoencoder, text encoder, generator, memory model and cache together.
 
-It speaks :class:`magworld.protocol.BlockWorld` for N independent worlds at once (one forward pass):
+It speaks :class:`magworld.protocol.BlockWorld` for N independent worlds at once (one forward pass); poses
+are plain arrays ``float32 (N, F, 3)`` of (yaw, pitch, fov) degrees, frames ``uint8 (N, F, H, W, 3)``:
 
 - ``start(frames, poses, captions)`` encodes the ground-truth first blocks and writes them to a fresh
   cache (memory model clean pass);
@@ -30,7 +31,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from magworld.protocol import BlockPoses
+from magworld.protocol import BlockPoses, block_poses_array
 
 from .autoencoder import Autoencoder
 from .cache import CacheSnapshot
@@ -180,11 +181,12 @@ class WorldModel:
         return torch.stack([self._text[p] for p in prompts])
 
     def _poses(self, poses: BlockPoses) -> torch.Tensor:
-        arr = np.array([[p.as_array() for p in block] for block in poses], dtype=np.float32)  # (N, F, 3)
-        if arr.shape != (self.worlds, self.cfg.block_frames, 3):
+        """float32 (N, F, 3) yaw/pitch/fov degrees (see :mod:`magworld.protocol`) -> a tensor on the device."""
+        arr = block_poses_array(poses)
+        if arr.shape[:2] != (self.worlds, self.cfg.block_frames):
             raise ValueError(f"expected poses for {self.worlds} worlds x {self.cfg.block_frames} frames, got "
                              f"{arr.shape[:2]}")
-        return torch.from_numpy(arr).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(arr)).to(self.device)
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
         """uint8 (N, F, H, W, 3) -> latents (N, F, C, h, w)."""

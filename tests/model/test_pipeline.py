@@ -20,7 +20,6 @@ from magworld.model.pipeline import (GENERATOR_FILE, MANIFEST_FILE, WorldModel, 
 from magworld.model.pretrained import WEIGHTS_DIR
 from magworld.model.text import HashingTextEncoder
 from magworld.protocol import BlockWorld
-from magworld.world import Pose
 
 SIZE = 32  # micro latents 4x4, autoencoder /8
 
@@ -41,12 +40,12 @@ def world(parts, memory="mag", **kw) -> WorldModel:
 def block(n: int, seed: int = 0):
     rng = np.random.default_rng(seed)
     frames = rng.integers(0, 256, (n, 3, SIZE, SIZE, 3), dtype=np.uint8)
-    poses = [[Pose(40.0 * i + 5 * k, 0.0, 60.0) for k in range(3)] for i in range(n)]
-    return frames, poses
+    poses = np.array([[[40.0 * i + 5 * k, 0.0, 60.0] for k in range(3)] for i in range(n)], dtype=np.float32)
+    return frames, poses  # (N, 3, 32, 32, 3), (N, 3, 3)
 
 
 def moved(poses, d_yaw):
-    return [[Pose(p.yaw + d_yaw, p.pitch, p.fov) for p in b] for b in poses]
+    return poses + np.array([d_yaw, 0.0, 0.0], dtype=np.float32)
 
 
 def test_speaks_block_world_and_generates_a_clean_uint8_block(parts):
@@ -133,8 +132,13 @@ def test_clear_errors(parts, tmp_path):
             world(parts, device="cuda")
     w = world(parts)
     with pytest.raises(RuntimeError, match="call start"):
-        w.step([[Pose()] * 3], ["x"])
+        w.step(np.zeros((1, 3, 3), np.float32), ["x"])
     frames, poses = block(1)
+    w.start(frames, poses, ["x"])
+    with pytest.raises(ValueError, match="poses must be"):
+        w.step(poses[0], ["x"])  # (F, 3): the worlds axis is missing
+    with pytest.raises(ValueError, match="1 worlds x 3 frames"):
+        w.step(poses[:, :2], ["x"])
     with pytest.raises(ValueError, match="frames must be uint8"):
         w.start(frames.astype(np.float32), poses, ["x"])
     with pytest.raises(CheckpointError, match="does not exist"):
