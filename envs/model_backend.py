@@ -19,6 +19,11 @@ from magworld.world import Pose, Scene
 from magworld.world.trajectory import BLOCK_FRAMES
 
 
+def pose_arrays(poses: Sequence[Sequence[Pose]]) -> np.ndarray:
+    """N worlds' block poses as the world model takes them: ``float32 (N, F, 3)`` yaw, pitch, fov degrees."""
+    return np.array([[p.as_array() for p in world] for world in poses], dtype=np.float32).reshape(len(poses), -1, 3)
+
+
 def load_world_model(memory: str, checkpoint: str | None, steps: int | None, device: str):
     """The bundled tiny world model (``checkpoint=None``) or a generator checkpoint, with a clear error if missing."""
     from magworld.model.pipeline import WorldModel, resolve_device
@@ -52,7 +57,7 @@ class ModelBackend:
         if len(self._pending) == self.num_worlds:
             order = sorted(self._pending)
             frames = np.stack([self._pending[w][0] for w in order])  # (N, F, H, W, 3)
-            self.world.start(frames, [self._pending[w][1] for w in order], [self._pending[w][2] for w in order],
+            self.world.start(frames, pose_arrays([self._pending[w][1] for w in order]), [self._pending[w][2] for w in order],
                              seeds=[self._pending[w][3] for w in order])
             self._pending.clear()
             self._frames_seen = BLOCK_FRAMES
@@ -62,7 +67,7 @@ class ModelBackend:
         if self._pending:
             raise RuntimeError(f"worlds {sorted(self._pending)} were restarted alone; the model backend restarts all "
                                f"{self.num_worlds} worlds together (reset the whole vector env)")
-        frames = self.world.step(poses, prompts)
+        frames = self.world.step(pose_arrays(poses), prompts)
         self._frames_seen += BLOCK_FRAMES
         return frames
 
@@ -79,7 +84,7 @@ class ModelBackend:
             raise NotImplementedError("state snapshots are per env; use the single env (gym.make), not make_vec")
         snap = self.world.snapshot()
         arrays = {"next_frame": np.array([snap.cache.next_frame]), "frame_index": np.asarray(snap.cache.frame_index, dtype=np.int64),
-                  "frames_seen": np.array([self._frames_seen]), "memory_text": snap.caption_text.float().cpu().numpy(),
+                  "frames_seen": np.array([self._frames_seen]), "caption_text": snap.caption_text.float().cpu().numpy(),
                   "bfloat16_cache": np.array([any(k is not None and k.dtype == torch.bfloat16 for k in snap.cache.keys)])}
         for i, (k, v) in enumerate(zip(snap.cache.keys, snap.cache.values)):
             if k is not None:  # float32 on disk (numpy has no bfloat16); restored to the cache's dtype
@@ -103,5 +108,5 @@ class ModelBackend:
         cache = CacheSnapshot([tensor(f"key{i}", dtype) for i in range(depth)], [tensor(f"value{i}", dtype) for i in range(depth)],
                               [int(i) for i in state["frame_index"]], int(state["next_frame"][0]))
         rngs = [torch.from_numpy(np.array(state[f"rng{i}"])) for i in range(self.num_worlds)]
-        self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("memory_text")))
+        self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("caption_text")))
         self._frames_seen = int(state["frames_seen"][0])
