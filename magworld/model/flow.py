@@ -1,15 +1,14 @@
 """Flow matching on latents: ``x_t = (1 - t) x_0 + t eps``; networks predict the velocity ``v = eps - x_0``.
 
-Timesteps are shifted toward noise, ``t' = s t / (1 + (s - 1) t)`` (Wan / Self Forcing). The sampler
-owns the timestep list and knows no network: it calls ``velocity(x_t, t)``; everything else (cache,
-pose, text) is closed over by the caller. ``mode="renoise"`` is the few-step recipe (predict x_0,
-re-inject fresh noise at the next level); ``mode="euler"`` integrates the ODE.
+Timesteps are shifted toward noise, ``t' = s t / (1 + (s - 1) t)`` (Wan / Self Forcing). This module holds
+the training-side formulas (noising, target, training times) and the sampler's level list; the one
+denoising loop is :class:`~magworld.model.sampler.BlockSampler` (``mode="renoise"``: predict x_0, re-inject
+fresh noise at the next level; ``mode="euler"``: integrate the ODE).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -53,20 +52,3 @@ def sample_train_time(shape: tuple[int, ...], shift: float, generator: torch.Gen
 def timesteps(cfg: FlowConfig) -> list[float]:
     """The sampler's descending levels from 1 to 0 (``steps + 1`` values)."""
     return shift_time(torch.linspace(1.0, 0.0, cfg.steps + 1), cfg.shift).tolist()
-
-
-def sample(velocity: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], noise: torch.Tensor, cfg: FlowConfig,
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """Integrate from pure noise (B, T, ...) at t = 1 to x_0; ``velocity(x_t, t (B, T))`` is the network."""
-    x = noise
-    levels = timesteps(cfg)
-    for now, nxt in zip(levels[:-1], levels[1:]):
-        t = torch.full(noise.shape[:2], now, device=noise.device)
-        v = velocity(x, t)
-        if cfg.mode == "euler":
-            x = x + (nxt - now) * v
-        else:
-            x0 = x0_from_velocity(x, v, t)
-            fresh = torch.randn(x0.shape, generator=generator, device=x0.device) if nxt > 0 else torch.zeros_like(x0)
-            x = (1 - nxt) * x0 + nxt * fresh
-    return x

@@ -11,6 +11,7 @@ content into the kept frames' key/values.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 from torch import nn
@@ -18,7 +19,8 @@ from torch.nn import functional as F
 
 from .cache import CacheConfig, KVCache
 from .config import TransformerConfig, transformer_preset
-from .flow import FlowConfig, add_noise, sample, sample_train_time, velocity_target
+from .flow import FlowConfig, add_noise, sample_train_time, velocity_target
+from .sampler import BlockSampler
 from .transformer import BlockTransformer
 
 
@@ -101,24 +103,28 @@ class MemoryModel(nn.Module):
                        text, frame_index=torch.cat([index, index]), mask=mask)
         return out.prediction[:, frames:]  # (B, T, C, h, w)
 
-    def decode_block(self, noise: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, cache: KVCache,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reconstruct the block last written to ``cache`` from noise (B, block_frames, ...) and the cache."""
-        frames = noise.shape[1]
-        index = torch.arange(cache.next_frame - frames, cache.next_frame, device=noise.device)
+    def decode_block(self, pose: torch.Tensor, text: torch.Tensor, cache: KVCache,
+                     generators: Sequence[torch.Generator]) -> torch.Tensor:
+        """Reconstruct the block last written to ``cache`` (its poses (B, block_frames, 3)) by sampling it from noise
+        with :class:`BlockSampler` reading the cache; world i's noise comes from ``generators[i]``."""
+        tc, (batch, frames) = self.cfg.transformer, pose.shape[:2]
+        index = torch.arange(cache.next_frame - frames, cache.next_frame, device=pose.device)
 
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.net(x, t, pose, text, cache, frame_index=index).prediction
 
-        return sample(velocity, noise, self.cfg.flow, generator)
+        shape = (batch, frames, tc.latent_channels, tc.latent_size, tc.latent_size)
+        return BlockSampler(self.cfg.flow).sample(velocity, shape, generators, pose.device)
 
     @torch.no_grad()
     def reconstruct(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, KVCache]:
-        """Write each block of x0 (B, T, ...) into a fresh cache and decode it back; returns (latents, cache)."""
+        """Write each block of x0 (B, T, ...) into a fresh cache and decode it back; returns (latents, cache).
+
+        The noise of all worlds comes from ``generator`` in turn (default: torch's global generator)."""
         cache, bf, out = self.new_cache(), self.cfg.transformer.block_frames, []
+        streams = [torch.default_generator if generator is None else generator] * x0.shape[0]
         for s in range(0, x0.shape[1], bf):
             self.write(x0[:, s:s + bf], pose[:, s:s + bf], text, cache)
-            noise = torch.randn(x0[:, s:s + bf].shape, generator=generator, device=x0.device)
-            out.append(self.decode_block(noise, pose[:, s:s + bf], text, cache, generator))
+            out.append(self.decode_block(pose[:, s:s + bf], text, cache, streams))
         return torch.cat(out, 1), cache

@@ -4,8 +4,9 @@ The sampler owns the timestep list (shifted toward noise, ``FlowConfig.steps`` l
 and knows no network: it calls ``velocity(x_t, t)`` with per-frame times ``t`` (N, T). In
 ``renoise`` mode (the default for the generator) each step predicts x_0 from the velocity and
 re-injects *fresh* noise at the next level; ``euler`` integrates the ODE. Noise is drawn per world
-from that world's own ``torch.Generator`` (on the CPU, then moved), so a world's block depends only on
-its own seed: a batch of N worlds equals N single worlds, on any device.
+from that world's own ``torch.Generator`` (on the generator's device, then moved: the world model's CPU
+generators give the same block on any device), so a world's block depends only on its own seed: a batch
+of N worlds equals N single worlds. This is the only denoising loop (run time, memory-model evaluation).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class BlockSampler:
         """Standard normal (N, ...) with world i's slice drawn from ``generators[i]``."""
         if len(generators) != shape[0]:
             raise ValueError(f"need one torch.Generator per world: {shape[0]} worlds, {len(generators)} generators")
-        draws = [torch.randn(shape[1:], generator=g) for g in generators]
+        draws = [torch.randn(shape[1:], generator=g, device=g.device) for g in generators]
         return torch.stack(draws).to(device=device, dtype=dtype)
 
     def sample(self, velocity: Velocity, shape: tuple[int, ...], generators: Sequence[torch.Generator],

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
-from magworld.model.flow import FlowConfig, add_noise, sample, timesteps, x0_from_velocity
+from magworld.model.flow import add_noise, velocity_target, x0_from_velocity
 from magworld.model.text import HashingTextEncoder, TextConfig, make_text_encoder
 
 
@@ -35,16 +35,9 @@ def test_minilm_matches_sentence_similarity(tmp_path):
     assert sim[0, 1] > sim[0, 2] and torch.allclose(e[0].norm(), torch.tensor(1.0)) and e[3].abs().sum() == 0
 
 
-def test_flow_sampler_recovers_x0_with_exact_velocity():
-    x0, noise = torch.randn(2, 3, 4), torch.randn(2, 3, 4)
-    for mode in ("euler", "renoise"):
-        cfg = FlowConfig(steps=4, shift=3.0, mode=mode)
-        out = sample(lambda x, t: (x - x0) / t[..., None], noise, cfg)  # the exact field toward x0
-        assert torch.allclose(out, x0, atol=1e-5), mode
-    t = torch.rand(2, 3)
-    assert torch.allclose(x0_from_velocity(add_noise(x0, noise, t), noise - x0, t), x0, atol=1e-6)
-    levels = timesteps(FlowConfig(steps=4, shift=3.0))
-    assert levels[0] == 1.0 and levels[-1] == 0.0 and levels[1] > 0.75
+def test_x0_from_velocity_inverts_add_noise():
+    x0, noise, t = torch.randn(2, 3, 4), torch.randn(2, 3, 4), torch.rand(2, 3)
+    assert torch.allclose(x0_from_velocity(add_noise(x0, noise, t), velocity_target(x0, noise), t), x0, atol=1e-6)
 
 
 def test_autoencoder_shapes_and_uint8_round_trip_types():
