@@ -1,0 +1,68 @@
+"""Geometric conditioning: the last shown frame re-rendered from the camera pose of the block to generate.
+
+Every MAGWorld camera turns about one centre (yaw, pitch) and zooms (fov), so a view seen from one pose
+is related to any other pose by a homography: re-rendering it is exact for the pixels both views share.
+The generator receives this reprojection of the *previous block's last frame* (with a validity mask) as
+an input, the way camera-controlled world models keep the carried pixels in place; everything older
+than the last block still reaches it only through the memory model's compressed cache.
+
+The pinhole convention is the simulator's (yaw turns right, pitch looks up, ``fov`` horizontal, square
+pixels, pixel centres at half-integers), written here in torch so the model does not import the simulator;
+a test checks it against the simulator's own ray geometry.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.nn import functional as F
+
+
+def rotation(yaw: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
+    """Camera-to-world rotations (..., 3, 3) for angles in degrees (...,): pitch about x, then yaw about y."""
+    cy, sy = torch.cos(torch.deg2rad(yaw)), torch.sin(torch.deg2rad(yaw))
+    cp, sp = torch.cos(torch.deg2rad(pitch)), torch.sin(torch.deg2rad(pitch))
+    zero, one = torch.zeros_like(yaw), torch.ones_like(yaw)
+    r_yaw = torch.stack([cy, zero, sy, zero, one, zero, -sy, zero, cy], -1).unflatten(-1, (3, 3))
+    r_pitch = torch.stack([one, zero, zero, zero, cp, sp, zero, -sp, cp], -1).unflatten(-1, (3, 3))
+    return r_yaw @ r_pitch
+
+
+def sample_grid(target: torch.Tensor, source: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each target pixel's ray lands in the source image.
+
+    target, source: poses (B, 3) yaw/pitch/fov degrees. Returns ``grid`` (B, H, W, 2) in
+    :func:`torch.nn.functional.grid_sample` coordinates (``align_corners=False``) and ``valid`` (B, H, W)
+    bool: the ray is in front of the source camera and inside its image.
+    """
+    target, source = target.double(), source.double()
+    half_t = torch.tan(torch.deg2rad(target[:, 2]) / 2)  # (B,)
+    xs = ((torch.arange(width, device=target.device, dtype=torch.float64) + 0.5) / width * 2 - 1)
+    ys = (1 - (torch.arange(height, device=target.device, dtype=torch.float64) + 0.5) / height * 2) * (height / width)
+    y, x = torch.meshgrid(ys, xs, indexing="ij")  # (H, W)
+    rays = torch.stack([x, y, torch.ones_like(x)], -1)  # (H, W, 3) at tan(fov/2) = 1
+    rays = rays[None] * torch.stack([half_t, half_t, torch.ones_like(half_t)], -1)[:, None, None]  # (B, H, W, 3)
+    # camera -> world (target), then world -> camera (source): r_s^T r_t
+    relative = rotation(source[:, 0], source[:, 1]).transpose(-1, -2) @ rotation(target[:, 0], target[:, 1])  # (B, 3, 3)
+    cam = torch.einsum("bij,bhwj->bhwi", relative, rays)  # (B, H, W, 3) in source camera axes
+    front = cam[..., 2] > 1e-9
+    z = torch.where(front, cam[..., 2], torch.ones_like(cam[..., 2]))
+    half_s = torch.tan(torch.deg2rad(source[:, 2]) / 2)[:, None, None]  # (B, 1, 1)
+    gx = cam[..., 0] / z / half_s  # -1 .. 1 across the source width
+    gy = -cam[..., 1] / z / (half_s * height / width)
+    valid = front & (gx.abs() <= 1) & (gy.abs() <= 1)
+    return torch.stack([gx, gy], -1).float(), valid
+
+
+def reproject(frames: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Re-render ``frames`` (B, C, H, W) float, seen from poses ``source`` (B, 3), from poses ``target`` (B, 3).
+
+    Returns (warped (B, C, H, W), valid (B, 1, H, W) float in {0, 1}); pixels the source never saw are
+    filled from its nearest edge (bilinear sampling, border padding) and marked invalid.
+    """
+    height, width = frames.shape[-2:]
+    grid, valid = sample_grid(target, source, height, width)
+    warped = F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
+    return warped, valid[:, None].to(frames.dtype)
+
+
+__all__ = ["reproject", "rotation", "sample_grid"]
