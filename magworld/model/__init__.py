@@ -5,7 +5,8 @@ Public API (see each module's docstring for shapes):
 - :class:`Autoencoder` frames uint8 (B, 3, 64, 64) <-> latents (B, C, 8, 8)
 - :func:`make_text_encoder` prompts -> (B, 1, 384); the empty prompt is the zero vector
 - :class:`BlockTransformer` ``(x_t, t, pose, text, cache) -> Output(prediction=velocity, ...)``;
-  :meth:`BlockTransformer.write` puts a clean block's key/values in a cache
+  :func:`~magworld.model.generator.write_block` puts a clean block's key/values in a cache (the memory
+  model's clean pass), :func:`~magworld.model.generator.write_clip` a whole training clip's
 - :class:`KVCache` / :class:`CacheConfig` with policies full, window, mag
 - :class:`MemoryModel` (stage 1) and :func:`memory_attention_mask`
 - :func:`transformer_preset` size registry (tiny, small, base, wan1.3b)

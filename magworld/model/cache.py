@@ -10,7 +10,7 @@ stored *after* rotary embedding at absolute frame positions, per layer as ``(B, 
   3-frame blocks and ``kept=1`` it holds 1/3 of ``full``, with the whole history.
 
 The network never mutates the cache: it reads :meth:`KVCache.layer` and returns the block's keys
-and values; the caller (e.g. ``MemoryModel.write``) hands them to :meth:`KVCache.append`.
+and values; the caller (:func:`~magworld.model.generator.write_block`) hands them to :meth:`KVCache.append`.
 """
 
 from __future__ import annotations

@@ -118,16 +118,39 @@ def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int,
     return keys[None].expand(frames * tokens_per_frame, -1)
 
 
+def clean_pass(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, frame_index: torch.Tensor,
+               cache: KVCache | None = None, mask: torch.Tensor | None = None) -> Output:
+    """The memory model's clean pass (t = 0) over final frames x0 (B, T, C, h, w) at absolute ``frame_index`` (T,),
+    reading ``cache`` (history) under ``mask``; returns their key/values. The one writer behind
+    :func:`write_block` (run time, block by block) and :func:`write_clip` (training, whole clips).
+    ``memory`` is a MemoryModel."""
+    t = torch.zeros(x0.shape[:2], device=x0.device, dtype=x0.dtype)
+    return memory.net(x0, t, pose, text, cache, frame_index=frame_index, mask=mask, return_kv=True)
+
+
 def write_block(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, cache: KVCache) -> None:
-    """Run-time writer: the memory model's clean pass (t = 0) over a final block x0 (B, T, C, h, w) appends its
-    key/values to ``cache`` (the cache's policy picks the frames kept). ``memory`` is a MemoryModel."""
+    """Run-time writer: the clean pass over a final block x0 (B, T, C, h, w) right after the cache's frames appends
+    its key/values to ``cache`` (the cache's policy picks the frames kept)."""
     tc = memory.cfg.transformer
     frames, start = x0.shape[1], cache.next_frame
     index = torch.arange(start, start + frames, device=x0.device)
     mask = cache_writer_mask(cache, frames, tc.block_frames, memory.cfg.kept, tc.tokens_per_frame, x0.device)
-    t = torch.zeros(x0.shape[:2], device=x0.device)
-    out = memory.net(x0, t, pose, text, cache, frame_index=index, mask=mask, return_kv=True)
+    out = clean_pass(memory, x0, pose, text, index, cache, mask)
     cache.append(out.keys, out.values, list(range(start, start + frames)))
+
+
+def write_clip(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, policy: CacheConfig,
+               frame_index: torch.Tensor) -> KVCache:
+    """Training writer: the clean pass over a whole clip x0 (B, T, C, h, w) at ``frame_index`` (T,) in one parallel
+    pass under :func:`writer_mask` — the key/values :func:`write_block` would write block by block under ``policy``,
+    for every frame (a ``full`` cache; the generator's :func:`reader_mask` picks what each block may read)."""
+    tc = memory.cfg.transformer
+    mask = writer_mask(policy.policy, x0.shape[1], tc.block_frames, policy.kept, policy.window, policy.sink,
+                       tc.tokens_per_frame, x0.device)
+    out = clean_pass(memory, x0, pose, text, frame_index, mask=mask)
+    cache = KVCache(CacheConfig(policy="full"), tc.depth)
+    cache.append(out.keys, out.values, frame_index.tolist())
+    return cache
 
 
 class Generator(nn.Module):
@@ -148,4 +171,5 @@ class Generator(nn.Module):
         return self.net.new_cache(self.cfg.cache_config(policy))
 
 
-__all__ = ["Generator", "GeneratorConfig", "cache_writer_mask", "held_frames", "reader_mask", "write_block", "writer_mask"]
+__all__ = ["Generator", "GeneratorConfig", "cache_writer_mask", "clean_pass", "held_frames", "reader_mask", "write_block",
+           "write_clip", "writer_mask"]

@@ -1,8 +1,8 @@
 """The memory model (stage 1): compresses each clean block into the key/values of its kept frame(s).
 
-At run time, :meth:`MemoryModel.write` runs a clean pass (t = 0) over a finished block with full
-intra-block attention and the compressed history in the cache, and the ``mag`` cache policy keeps
-only the block's last ``kept`` frames. Training reproduces this in one parallel pass over
+At run time, :func:`~magworld.model.generator.write_block` runs its clean pass (t = 0) over a finished
+block with full intra-block attention and the compressed history in the cache, and the ``mag`` cache
+policy keeps only the block's last ``kept`` frames. Training reproduces this in one parallel pass over
 ``[clean frames | noisy frames]`` with :func:`memory_attention_mask`, and asks the noisy frames to
 reconstruct *all* frames of their block (flow-matching velocity loss), which forces the block's
 content into the kept frames' key/values.
@@ -20,6 +20,7 @@ from torch.nn import functional as F
 from .cache import CacheConfig, KVCache
 from .config import TransformerConfig, transformer_preset
 from .flow import FlowConfig, add_noise, sample_train_time, velocity_target
+from .generator import write_block
 from .sampler import BlockSampler
 from .transformer import BlockTransformer
 
@@ -75,10 +76,6 @@ class MemoryModel(nn.Module):
         """An empty ``mag`` cache keeping ``kept`` frames per block."""
         return self.net.new_cache(CacheConfig(policy="mag", kept=self.cfg.kept))
 
-    def write(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, cache: KVCache) -> None:
-        """Compress a clean block x0 (B, block_frames, C, h, w) into ``cache``."""
-        self.net.write(x0, pose, text, cache)
-
     def loss(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
              generator: torch.Generator | None = None) -> torch.Tensor:
         """Flow-matching loss of reconstructing every block of x0 (B, T, C, h, w) from compressed memory."""
@@ -125,6 +122,6 @@ class MemoryModel(nn.Module):
         cache, bf, out = self.new_cache(), self.cfg.transformer.block_frames, []
         streams = [torch.default_generator if generator is None else generator] * x0.shape[0]
         for s in range(0, x0.shape[1], bf):
-            self.write(x0[:, s:s + bf], pose[:, s:s + bf], text, cache)
+            write_block(self, x0[:, s:s + bf], pose[:, s:s + bf], text, cache)
             out.append(self.decode_block(pose[:, s:s + bf], text, cache, streams))
         return torch.cat(out, 1), cache

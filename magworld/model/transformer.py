@@ -188,14 +188,6 @@ class BlockTransformer(nn.Module):
         out = self.head(modulate(self.head_norm(x), shift, scale))  # (B, T, N, C*p*p)
         return Output(self.unpatchify(out), keys if return_kv else None, values if return_kv else None)
 
-    def write(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, cache: KVCache) -> None:
-        """Clean pass (t = 0) over a final block x0 (B, T, C, h, w): its keys/values go into ``cache``
-        (which frames are kept is the cache policy's choice)."""
-        t = torch.zeros(x0.shape[:2], device=x0.device)
-        start = cache.next_frame
-        out = self.forward(x0, t, pose, text, cache, return_kv=True)
-        cache.append(out.keys, out.values, list(range(start, start + x0.shape[1])))
-
     def new_cache(self, config: CacheConfig) -> KVCache:
         """An empty cache for this network's layer stack."""
         return KVCache(config, self.cfg.depth)

@@ -35,9 +35,9 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from magworld.model.cache import CacheConfig, KVCache
+from magworld.model.cache import KVCache
 from magworld.model.flow import add_noise, sample_train_time, velocity_target
-from magworld.model.generator import Generator, GeneratorConfig, reader_mask, writer_mask
+from magworld.model.generator import Generator, GeneratorConfig, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
@@ -110,15 +110,9 @@ def clip_prompts(clip: Clip, block_frames: int, drop: float, rng: np.random.Gene
 @torch.no_grad()
 def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
               index: torch.Tensor, policy: str, cfg: GeneratorConfig) -> KVCache:
-    """The clean key/values of every frame of the clip, as the memory model writes them under ``policy``."""
-    tc = cfg.transformer
-    mask = writer_mask(policy, latents.shape[1], tc.block_frames, cfg.kept, cfg.window, cfg.sink,
-                       tc.tokens_per_frame, latents.device)
-    t = torch.zeros(latents.shape[:2], device=latents.device)
-    out = memory.net(latents, t, pose, text, frame_index=index, mask=mask, return_kv=True)
-    cache = KVCache(CacheConfig(policy="full"), tc.depth)
-    cache.append(out.keys, out.values, index.tolist())
-    return cache
+    """The clean key/values of every frame of the clip, as the memory model writes them under ``policy``
+    (:func:`~magworld.model.generator.write_clip`: the run-time writer's clean pass over the whole clip)."""
+    return write_clip(memory, latents, pose, text, cfg.cache_config(policy), index)
 
 
 def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,

@@ -2,18 +2,20 @@ import pytest
 import torch
 
 from magworld.model.cache import CacheConfig, KVCache
-from magworld.model.transformer import BlockTransformer
+from magworld.model.generator import write_block
+from magworld.model.memory_model import MemoryConfig, MemoryModel
 
 from model_testing import micro_config, random_inputs
 
 
 def _filled(policy: CacheConfig, blocks: int = 4) -> KVCache:
-    net = BlockTransformer(micro_config()).eval()
-    x, _, pose, text = random_inputs(net.cfg, batch=2, frames=3 * blocks)
-    cache = net.new_cache(policy)
+    """A cache written block by block by the production writer (the memory model's clean pass)."""
+    mem = MemoryModel(MemoryConfig(transformer=micro_config())).eval()
+    x, _, pose, text = random_inputs(mem.cfg.transformer, batch=2, frames=3 * blocks)
+    cache = mem.net.new_cache(policy)
     with torch.no_grad():
         for s in range(0, x.shape[1], 3):
-            net.write(x[:, s:s + 3], pose[:, s:s + 3], text, cache)
+            write_block(mem, x[:, s:s + 3], pose[:, s:s + 3], text, cache)
     return cache
 
 

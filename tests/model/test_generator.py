@@ -8,9 +8,9 @@ import torch
 from model_testing import micro_config, perturbed, random_inputs
 
 from magworld.model.generator import (Generator, GeneratorConfig, cache_writer_mask, held_frames, reader_mask,
-                                      write_block, writer_mask)
+                                      write_block, write_clip, writer_mask)
 from magworld.model.memory_model import MemoryConfig, MemoryModel
-from magworld.train.generator import generator_loss, memory_kv, motion_phrase
+from magworld.train.generator import generator_loss, motion_phrase
 
 
 def models(seed: int = 0):
@@ -42,25 +42,31 @@ def test_reader_never_sees_its_own_clean_block_or_the_future():
     assert w[7].nonzero().flatten().tolist() == [2, 5, 6, 7, 8]  # kept frames of earlier blocks + own block
 
 
-@pytest.mark.parametrize("policy", ["mag", "window", "full"])
-def test_parallel_training_pass_equals_block_by_block_runtime(policy):
-    gen, mem = models()
-    tc = gen.cfg.transformer
-    x0, t, pose, text = random_inputs(tc, 2, 12)  # 4 blocks
+@pytest.mark.parametrize("policy,window,sink,pose_aware", [
+    ("mag", 3, 3, True), ("mag", 3, 3, False), ("full", 3, 3, True), ("full", 3, 3, False),
+    ("window", 3, 3, True), ("window", 6, 0, True), ("window", 9, 3, False)])
+def test_parallel_training_pass_equals_block_by_block_runtime(policy, window, sink, pose_aware):
+    """Training (write_clip + reader_mask over a whole clip, at any frame offset) equals run time (write_block
+    and a cached read, block by block) for every policy, including window eviction."""
+    tc = micro_config(pose_aware=pose_aware)
+    gen = perturbed(Generator(GeneratorConfig(transformer=tc, window=window, sink=sink)), 0).eval()
+    mem = perturbed(MemoryModel(MemoryConfig(transformer=tc)), 1).eval()
+    cfg, blocks = gen.cfg, 5
+    x0, t, pose, text = random_inputs(tc, 2, 3 * blocks)
     x_t = torch.randn_like(x0)
     t = t[:, ::3].repeat_interleave(3, 1)
-    index = torch.arange(12)
+    index = torch.arange(21, 21 + 3 * blocks)  # the training offset: only position differences matter
     with torch.no_grad():
-        cache = memory_kv(mem, x0, pose, text, index, policy, gen.cfg)
-        mask = reader_mask(policy, 12, 3, 1, 3, 3, tc.tokens_per_frame)
-        parallel = gen(x_t, t, pose, text, cache, frame_index=index, mask=mask).prediction
+        clip = write_clip(mem, x0, pose, text, cfg.cache_config(policy), index)
+        mask = reader_mask(policy, 3 * blocks, 3, cfg.kept, window, sink, tc.tokens_per_frame)
+        parallel = gen(x_t, t, pose, text, clip, frame_index=index, mask=mask).prediction
         live = gen.new_cache(policy)
-        for b in range(4):
+        for b in range(blocks):
             s = slice(3 * b, 3 * b + 3)
             step = gen(x_t[:, s], t[:, s], pose[:, s], text, live).prediction
             torch.testing.assert_close(step, parallel[:, s], atol=2e-5, rtol=1e-4)
             write_block(mem, x0[:, s], pose[:, s], text, live)
-    assert live.frames() == {"mag": 4, "window": 6, "full": 12}[policy]
+    assert live.frames() == {"mag": blocks, "window": min(3 * blocks, window + sink), "full": 3 * blocks}[policy]
 
 
 def test_cache_writer_mask_only_for_uncompressed_caches():

@@ -3,6 +3,7 @@ import itertools
 import torch
 
 from magworld.model.flow import FlowConfig
+from magworld.model.generator import write_block
 from magworld.model.memory_model import MemoryConfig, MemoryModel, memory_attention_mask
 
 from model_testing import micro_config, random_inputs
@@ -70,7 +71,7 @@ def test_later_blocks_never_leak_into_earlier_ones():
 
 
 def test_cache_path_equals_parallel_training_pass():
-    """write + decode through the mag cache sees exactly what the training mask allows."""
+    """The production writer + a read through the mag cache see exactly what the training mask allows."""
     model = _model(depth=2)
     x0, t, pose, text = random_inputs(model.cfg.transformer, batch=2, frames=9)
     noisy = torch.randn_like(x0)
@@ -79,7 +80,7 @@ def test_cache_path_equals_parallel_training_pass():
         parallel = model.reconstruction_velocity(x0, noisy, t, pose, text)
         cache, outs = model.new_cache(), []
         for s in range(0, 9, 3):
-            model.write(x0[:, s:s + 3], pose[:, s:s + 3], text, cache)
+            write_block(model, x0[:, s:s + 3], pose[:, s:s + 3], text, cache)
             index = torch.arange(s, s + 3)
             outs.append(model.net(noisy[:, s:s + 3], t[:, s:s + 3], pose[:, s:s + 3], text, cache,
                                   frame_index=index).prediction)
