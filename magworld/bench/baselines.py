@@ -8,11 +8,13 @@
 * :class:`NoMemory` (``no_memory``) repeats the last frame.
 * :class:`ReprojectionMemory` (``reproject_full``, ``reproject_window``) keeps frames and re-renders
   any pose from them (pixels no kept frame shows: the shift fill). ``full`` keeps every frame;
-  ``window`` keeps the first block (sink) and the last 6 frames — the geometric counterparts of the
-  model's ``full`` and ``window`` cache policies, with perfect "generation". They show how far memory
-  alone moves each metric.
+  ``window`` keeps the first block (sink) and the last block (3 + 3 frames, as the model's window
+  cache) — the geometric counterparts of the model's ``full`` and ``window`` cache policies, with
+  perfect "generation". They show how far memory alone moves each metric.
 
-Shapes as in :mod:`magworld.protocol`: frames ``uint8 (N, F, H, W, 3)``, poses ``N x F`` poses.
+Shapes as in :mod:`magworld.protocol`: frames ``uint8 (N, F, H, W, 3)``, poses ``float32 (N, F, 3)``
+(yaw, pitch, fov); they become :class:`~magworld.world.Pose` only where the simulator geometry needs them.
+The policy factories (names -> instances) are in :mod:`magworld.bench.policies`.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from typing import Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
-from magworld.protocol import BlockPoses
+from magworld.protocol import BlockPoses, block_poses_array
 from magworld.world import Pose, Scene, pose_distance
 
 from .geometry import project, warp
-from .policies import PolicySpec, register_policy
+
+
+def _block_poses(poses: BlockPoses) -> list[list[Pose]]:
+    """``(N, F, 3)`` pose array -> per world, per frame :class:`Pose` (for the simulator geometry)."""
+    return [[Pose(*map(float, frame)) for frame in world] for world in block_poses_array(poses)]
 
 
 @runtime_checkable
@@ -46,12 +52,12 @@ class _LastFrame:
 
     def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str]) -> None:
         self.last, self.last_pose = [], []
-        self._keep(frames, poses)
+        self._keep(frames, _block_poses(poses))
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
-        self._keep(frames, poses)
+        self._keep(frames, _block_poses(poses))
 
-    def _keep(self, frames: np.ndarray, poses: BlockPoses) -> None:
+    def _keep(self, frames: np.ndarray, poses: list[list[Pose]]) -> None:
         self.last = [block[-1].copy() for block in frames]  # (H, W, 3) each
         self.last_pose = [block_poses[-1] for block_poses in poses]
 
@@ -65,6 +71,7 @@ class NoMemory(_LastFrame):
     name = "no_memory"
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        poses = _block_poses(poses)
         out = np.stack([np.repeat(frame[None], len(p), axis=0) for frame, p in zip(self.last, poses)])  # (N, F, H, W, 3)
         self._keep(out, poses)
         return out
@@ -76,6 +83,7 @@ class ShiftBaseline(_LastFrame):
     name = "shift"
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        poses = _block_poses(poses)
         out = []
         for frame, pose, block_poses in zip(self.last, self.last_pose, poses):
             block = []
@@ -109,7 +117,7 @@ class GroundTruthOracle:
         pass
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
-        return np.stack([scene.render_many(p, self.resolution) for scene, p in zip(self.scenes, poses)])
+        return np.stack([scene.render_many(p, self.resolution) for scene, p in zip(self.scenes, _block_poses(poses))])
 
     def cache_bytes(self) -> int:
         return 0
@@ -122,7 +130,9 @@ class ReprojectionMemory:
     copies the earlier frame); pixels no kept frame shows get the shift fill from the last frame.
     """
 
-    def __init__(self, window: int | None = None, sink: int = 3, name: str = "reproject") -> None:
+    WINDOW, SINK = 3, 3  # frames: the model's window cache (GeneratorConfig.window / sink), the last and first block
+
+    def __init__(self, window: int | None = None, sink: int = SINK, name: str = "reproject") -> None:
         self.window, self.sink, self.name = window, sink, name
         self.memory: list[list[tuple[np.ndarray, Pose]]] = []  # per world: (frame, pose) kept
 
@@ -131,6 +141,9 @@ class ReprojectionMemory:
         self.memorize(frames, poses)
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
+        self._keep(frames, _block_poses(poses))
+
+    def _keep(self, frames: np.ndarray, poses: list[list[Pose]]) -> None:
         for kept, block, block_poses in zip(self.memory, frames, poses):
             kept.extend((frame.copy(), pose) for frame, pose in zip(block, block_poses))
             if self.window is not None and len(kept) > self.sink + self.window:
@@ -153,38 +166,12 @@ class ReprojectionMemory:
         return out
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
+        poses = _block_poses(poses)
         out = np.stack([np.stack([self._render(kept, pose) for pose in block_poses])
                         for kept, block_poses in zip(self.memory, poses)])  # (N, F, H, W, 3)
-        self.memorize(out, poses)
+        self._keep(out, poses)
         return out
 
     def cache_bytes(self) -> int:
         return int(sum(frame.nbytes for kept in self.memory for frame, _ in kept))
 
-
-def make_oracle(spec: PolicySpec) -> GroundTruthOracle:
-    return GroundTruthOracle()
-
-
-def make_shift(spec: PolicySpec) -> ShiftBaseline:
-    return ShiftBaseline()
-
-
-def make_no_memory(spec: PolicySpec) -> NoMemory:
-    return NoMemory()
-
-
-def make_reproject_full(spec: PolicySpec) -> ReprojectionMemory:
-    return ReprojectionMemory(window=None, name="reproject_full")
-
-
-def make_reproject_window(spec: PolicySpec) -> ReprojectionMemory:
-    """Options ``window`` (frames, default 6) and ``sink`` (frames, default 3), as the model's window cache."""
-    return ReprojectionMemory(window=int(spec.options.get("window", 6)), sink=int(spec.options.get("sink", 3)), name="reproject_window")
-
-
-register_policy("oracle", make_oracle)
-register_policy("shift", make_shift)
-register_policy("no_memory", make_no_memory)
-register_policy("reproject_full", make_reproject_full)
-register_policy("reproject_window", make_reproject_window)

@@ -1,16 +1,19 @@
 """The policy registry: benchmarks look up the world they drive by name.
 
 A *policy* is anything speaking :class:`magworld.protocol.BlockWorld`. A factory turns a
-:class:`PolicySpec` (name, optional checkpoint, free options) into one. Registration is one line::
+:class:`PolicySpec` (name, optional checkpoint, free options) into one.
+
+The built-in policies are one table, :data:`BUILTIN_POLICIES`, in this module: the baselines of
+:mod:`magworld.bench.baselines` (``oracle``, ``shift``, ``no_memory``, ``reproject_full``,
+``reproject_window``) and the world model's memory policies (``mag``, ``window``, ``full``; torch is
+imported only when one is built, :mod:`magworld.bench.world_model`). This module imports downward
+only; nothing registers itself on import. Code outside the package adds policies in one line::
 
     from magworld.bench import register_policy
-    register_policy("mag", lambda spec: WorldModel.from_checkpoint(spec.checkpoint, cache="mag"))
-    register_policy("window", "magworld.model.pipeline:bench_window")  # "module:function", imported lazily
+    register_policy("mine", lambda spec: MyWorld(**spec.options))
+    register_policy("lazy", "my_package.worlds:make_world")  # "module:function", imported on first use
 
-The benchmark's own baselines (``oracle``, ``shift``, ``no_memory``, ``reproject_full``,
-``reproject_window``) are registered by :mod:`magworld.bench.baselines`. Modules named in a
-benchmark config's ``plugins`` list are imported before the lookup, so code outside the package
-can register policies too.
+and a benchmark config lists the module that does it in ``plugins`` (imported before the lookup).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from typing import Any, Callable, Union
 
 from magworld.protocol import BlockWorld
 
+from .baselines import GroundTruthOracle, NoMemory, ReprojectionMemory, ShiftBaseline
+
 Factory = Callable[["PolicySpec"], BlockWorld]
 
-_REGISTRY: dict[str, Union[Factory, str]] = {}
+_REGISTRY: dict[str, Union[Factory, str]] = {}  # policies registered from outside (plugins)
 
 
 @dataclass
@@ -59,9 +64,54 @@ class PolicySpec:
         raise ValueError(f"a policy entry is a name or a mapping with 'name', got {item!r}")
 
 
+# --- the built-in policies -------------------------------------------------------------------------
+def oracle(spec: PolicySpec) -> GroundTruthOracle:
+    return GroundTruthOracle()
+
+
+def shift(spec: PolicySpec) -> ShiftBaseline:
+    return ShiftBaseline()
+
+
+def no_memory(spec: PolicySpec) -> NoMemory:
+    return NoMemory()
+
+
+def reproject_full(spec: PolicySpec) -> ReprojectionMemory:
+    return ReprojectionMemory(window=None, name="reproject_full")
+
+
+def reproject_window(spec: PolicySpec) -> ReprojectionMemory:
+    """Options ``window`` and ``sink`` (frames); the defaults (3 + 3) are the model's window cache
+    (``GeneratorConfig.window``/``sink``: the first block and the last block)."""
+    return ReprojectionMemory(window=int(spec.options.get("window", ReprojectionMemory.WINDOW)),
+                              sink=int(spec.options.get("sink", ReprojectionMemory.SINK)), name="reproject_window")
+
+
+def world_model(spec: PolicySpec) -> BlockWorld:
+    """The bundled (or ``spec.checkpoint``) MAG world model with memory policy ``spec.name``."""
+    from .world_model import world_model_policy  # torch: imported only when a model row is built
+
+    return world_model_policy(spec.name, checkpoint=spec.checkpoint, label=spec.label, **spec.options)
+
+
+BUILTIN_POLICIES: dict[str, Factory] = {
+    "oracle": oracle,
+    "shift": shift,
+    "no_memory": no_memory,
+    "reproject_full": reproject_full,
+    "reproject_window": reproject_window,
+    "mag": world_model,  # compressed cache, the whole history
+    "window": world_model,  # first block (sink) + last block
+    "full": world_model,  # every frame (uncompressed upper bound)
+}
+
+
+# --- lookup ------------------------------------------------------------------------------------------
 def register_policy(name: str, factory: Union[Factory, str], overwrite: bool = False) -> None:
     """Make ``name`` available to the benchmarks. ``factory(spec) -> BlockWorld``, or ``"module:function"``."""
-    if not overwrite and name in _REGISTRY and _REGISTRY[name] is not factory:
+    taken = name in BUILTIN_POLICIES or (name in _REGISTRY and _REGISTRY[name] is not factory)
+    if taken and not overwrite:
         raise ValueError(f"policy {name!r} is already registered (pass overwrite=True to replace it)")
     if isinstance(factory, str) and ":" not in factory:
         raise ValueError(f"a lazy factory is written 'module:function', got {factory!r}")
@@ -69,18 +119,16 @@ def register_policy(name: str, factory: Union[Factory, str], overwrite: bool = F
 
 
 def known_policies() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
+    return sorted({**BUILTIN_POLICIES, **_REGISTRY})
 
 
 def make_policy(spec: PolicySpec | str | dict[str, Any]) -> BlockWorld:
     """Build the policy a spec names; an unknown name is an error listing the known ones."""
     spec = PolicySpec.parse(spec)
-    _load_builtins()
-    if spec.name not in _REGISTRY:
-        raise KeyError(f"unknown policy {spec.name!r}; known policies: {', '.join(sorted(_REGISTRY))} "
+    factory = _REGISTRY.get(spec.name, BUILTIN_POLICIES.get(spec.name))
+    if factory is None:
+        raise KeyError(f"unknown policy {spec.name!r}; known policies: {', '.join(known_policies())} "
                        "(register more with magworld.bench.register_policy, or list the module that does in bench.plugins)")
-    factory = _REGISTRY[spec.name]
     if isinstance(factory, str):
         module, _, function = factory.partition(":")
         factory = getattr(importlib.import_module(module), function)
@@ -91,8 +139,3 @@ def load_plugins(modules: list[str]) -> None:
     """Import modules that register policies (a benchmark config's ``plugins``)."""
     for module in modules:
         importlib.import_module(module)
-
-
-def _load_builtins() -> None:
-    from . import baselines  # noqa: F401  (registers the baselines on import)
-    from . import model_policies  # noqa: F401  (the world model's mag / window / full, lazily built)

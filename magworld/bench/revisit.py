@@ -35,8 +35,9 @@ from tqdm import tqdm
 
 from magworld.config import build
 from magworld.metrics import frame_metrics, masked_frame_metrics
+from magworld.protocol import play_blocks
 from magworld.revisit import revisit_reference
-from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, pose_distance
+from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, pose_distance, poses_array
 from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import BLOCK_FRAMES
 
@@ -219,8 +220,8 @@ class Batch:
 
     episodes: list[Episode]
     scenes: list[Scene]
-    poses: list[list[list[Pose]]]  # N x B x F
-    truth: np.ndarray  # (N, B, F, H, W, 3) ground truth
+    poses: np.ndarray  # float32 (N, B, F, 3): yaw, pitch, fov, as the policies are told them
+    truth: np.ndarray  # (N, B, F, H, W, 3) ground truth, rendered at exactly those poses
     prompts: list[list[str]]  # N x B (block 0: "")
     plans: list[EpisodePlan]
 
@@ -232,40 +233,44 @@ def prepare_batch(episodes: list[Episode], cfg: RevisitBenchConfig) -> Batch:
     stay = ACTION_TABLE[ACTION_INDEX["stay"]].phrase
     poses, truth, prompts = [], [], []
     for scene, ep in zip(scenes, episodes):
-        ep_poses = ep.trajectory.frame_poses()
+        ep_poses = poses_array(ep.trajectory.frame_poses())  # (B_ep, F, 3)
         pad = n_blocks - len(ep_poses)
-        ep_truth = [scene.render_many(block, (height, width)) for block in ep_poses]  # (F, H, W, 3) each
-        poses.append(ep_poses + [[ep_poses[-1][-1]] * BLOCK_FRAMES] * pad)
-        truth.append(np.stack(ep_truth + [np.repeat(ep_truth[-1][-1:], BLOCK_FRAMES, axis=0)] * pad))
+        ep_poses = np.concatenate([ep_poses, np.broadcast_to(ep_poses[-1, -1], (pad, BLOCK_FRAMES, 3))])  # (B, F, 3)
+        poses.append(ep_poses)
+        truth.append(np.stack([scene.render_many([Pose(*map(float, p)) for p in block], (height, width)) for block in ep_poses]))
         prompts.append([""] + [f"{scene.caption}, {ACTION_TABLE[a].phrase}" for a in ep.trajectory.actions]
                        + [f"{scene.caption}, {stay}"] * pad)
     plans = [plan_episode(ep, cfg.recent_blocks, cfg.tolerance, height, width) for ep in episodes]
-    return Batch(episodes, scenes, poses, np.stack(truth), prompts, plans)
+    return Batch(episodes, scenes, np.stack(poses), np.stack(truth), prompts, plans)
 
 
 def rollout(world, mode: str, batch: Batch, clock: dict) -> np.ndarray:
-    """Drive one policy through a batch; returns frames (N, B, F, H, W, 3) as the policy saw/made them."""
-    truth = batch.truth
-    frames = truth.copy()
+    """Drive one policy through a batch (:func:`magworld.protocol.play_blocks`); returns frames
+    (N, B, F, H, W, 3) as the policy saw/made them."""
     if isinstance(world, SceneAware):
         world.bind_scenes(batch.scenes)
-    world.start(truth[:, 0], [p[0] for p in batch.poses], [scene.caption for scene in batch.scenes])
-    history = batch.episodes[0].history_blocks  # the same for the whole batch
-    for b in range(1, truth.shape[1]):
-        block_poses = [p[b] for p in batch.poses]
-        t0 = time.perf_counter()
-        if mode == "memorize" and b < history:
-            world.memorize(truth[:, b], block_poses)
-            clock["memorize_s"] += time.perf_counter() - t0
-        else:
-            out = world.step(block_poses, [p[b] for p in batch.prompts])
-            clock["step_s"] += time.perf_counter() - t0
-            if out.shape != truth[:, b].shape or out.dtype != np.uint8:
-                raise ValueError(f"policy {world.name!r} returned {out.dtype} {out.shape}, expected uint8 {truth[:, b].shape}")
-            frames[:, b] = out
-            clock["frames"] += out.shape[0] * out.shape[1]
+    given = batch.episodes[0].history_blocks if mode == "memorize" else 1  # the same for the whole batch
+    expected = batch.truth.shape[:1] + batch.truth.shape[2:]  # (N, F, H, W, 3)
+    t0 = time.perf_counter()
+
+    def on_block(b: int, phase: str) -> None:
+        nonlocal t0
+        now = time.perf_counter()
+        if phase == "step":
+            clock["step_s"] += now - t0
+            clock["frames"] += expected[0] * expected[1]
+        elif phase == "memorize":
+            clock["memorize_s"] += now - t0
         clock["cache_bytes"] = max(clock["cache_bytes"], world.cache_bytes() / len(batch.episodes))
-    return frames
+        t0 = time.perf_counter()
+
+    try:
+        made = play_blocks(world, batch.truth, batch.poses, [s.caption for s in batch.scenes], batch.prompts, given, on_block)
+    except ValueError as err:
+        raise ValueError(f"policy {world.name!r} failed in the revisit bench (its step must return uint8 {expected}): {err}") from err
+    if made.dtype != np.uint8:
+        raise ValueError(f"policy {world.name!r} returned {made.dtype} frames, expected uint8 {expected}")
+    return made
 
 
 def run(cfg: RevisitBenchConfig) -> dict:

@@ -283,42 +283,6 @@ class WorldModel:
         self._captions, self._caption_text = list(snap.captions), snap.caption_text.clone()
 
 
-def bench_policy(spec) -> WorldModel:
-    """Revisit-bench factory for the policies ``mag``, ``window`` and ``full`` (the spec's name is the memory
-    policy); ``spec.checkpoint`` picks a generator checkpoint (default: bundled), ``spec.options`` go to
-    :class:`WorldModel` (e.g. ``steps``, ``device``, ``seed``)."""
-    options = dict(spec.options)
-    if spec.checkpoint:
-        return WorldModel.from_checkpoint(spec.checkpoint, memory=spec.name, name=spec.label, **options)
-    return WorldModel.from_bundled(memory=spec.name, name=spec.label, **options)
-
-
-def measure_speed(world: WorldModel, steps: int = 20, warmup: int = 5, worlds: int = 1, seed: int = 1_000_000,
-                  resolution: int = 64) -> dict[str, float]:
-    """Steps/s of ``world.step`` on a held-out scene panning right: median over ``steps`` timed steps after
-    ``warmup`` (the cache grows as in an episode)."""
-    import time
-
-    from magworld.world import ACTION_TABLE, make_scene
-    from magworld.world.trajectory import sweep
-
-    scene = make_scene(seed, "outdoor")
-    blocks = sweep(warmup + steps, "pan_right").frame_poses()
-    first = np.stack([scene.render_many(blocks[0], resolution)] * worlds)  # (N, F, H, W, 3)
-    world.start(first, [blocks[0]] * worlds, [scene.caption] * worlds)
-    prompt = f"{scene.caption}, {ACTION_TABLE[2].phrase}"
-    times = []
-    for b in blocks[1:]:
-        t0 = time.perf_counter()
-        world.step([b] * worlds, [prompt] * worlds)
-        times.append(time.perf_counter() - t0)
-    timed = np.array(times[warmup:])
-    median = float(np.median(timed))
-    return {"steps_per_s": 1.0 / median, "frames_per_s": worlds * len(blocks[0]) / median, "median_ms": 1e3 * median,
-            "p90_ms": 1e3 * float(np.percentile(timed, 90)), "worlds": worlds, "timed_steps": len(timed),
-            "cache_frames": world.cache_frames(), "cache_bytes": world.cache_bytes(), "threads": torch.get_num_threads()}
-
-
 def read_manifest(path: str | Path | None = None) -> dict:
     """The bundled weights' manifest: file name -> sha256 (and sizes)."""
     path = Path(path) if path is not None else WEIGHTS_DIR / MANIFEST_FILE
@@ -327,5 +291,5 @@ def read_manifest(path: str | Path | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-__all__ = ["WorldModel", "WorldSnapshot", "bench_policy", "measure_speed", "generator_config_from_dict", "load_generator", "read_manifest",
+__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "load_generator", "read_manifest",
            "resolve_device", "sha256"]

@@ -51,6 +51,14 @@ class Pose:
         return np.array([self.yaw, self.pitch, self.fov], dtype=np.float64)
 
 
+def poses_array(poses) -> np.ndarray:
+    """Nested sequences of :class:`Pose` (e.g. blocks x frames) as ``float32 (..., 3)`` yaw, pitch, fov: the
+    form poses cross :mod:`magworld.protocol` in (``Pose(*row)`` turns a row back into a pose)."""
+    if isinstance(poses, Pose):
+        return poses.as_array().astype(np.float32)
+    return np.stack([poses_array(p) for p in poses]) if len(poses) else np.zeros((0, 3), dtype=np.float32)
+
+
 def pose_distance(a: Pose, b: Pose) -> float:
     """Largest per-axis difference in degrees (yaw difference taken around the circle)."""
     return float(pose_distances(a.as_array()[None], b.as_array())[0])

@@ -10,7 +10,6 @@ from magworld.bench.baselines import NoMemory, ShiftBaseline
 from magworld.bench.revisit import RevisitBenchConfig, bootstrap_mean, run
 from magworld.bench.suite import SuiteConfig
 from magworld.metrics import PSNR_CAP
-from magworld.world import Pose
 
 
 def test_unknown_policy_is_a_clear_error():
@@ -20,12 +19,47 @@ def test_unknown_policy_is_a_clear_error():
 
 def test_registration_is_one_line_and_lazy_strings_work():
     register_policy("test_still", lambda spec: NoMemory(), overwrite=True)
-    register_policy("test_lazy", "magworld.bench.baselines:make_shift", overwrite=True)
+    register_policy("test_lazy", "magworld.bench.policies:shift", overwrite=True)
     assert {"test_still", "test_lazy", "oracle", "shift", "no_memory"} <= set(known_policies())
     assert isinstance(make_policy({"name": "test_still"}), NoMemory)
     assert isinstance(make_policy("test_lazy"), ShiftBaseline)
     with pytest.raises(ValueError, match="already registered"):
         register_policy("test_still", lambda spec: NoMemory())
+    with pytest.raises(ValueError, match="already registered"):  # built-ins are not replaced by accident
+        register_policy("shift", lambda spec: NoMemory())
+
+
+def test_builtin_policies_are_one_table_and_imports_go_downward():
+    """Every built-in name is in one table, listed without torch; the modules that define policies do not
+    import the registry (registration is no import side effect, so there is no cycle)."""
+    import ast
+    import subprocess
+    import sys
+
+    import magworld.bench.baselines as baselines
+    import magworld.bench.world_model as world_model
+
+    code = ("import sys; from magworld.bench.policies import BUILTIN_POLICIES, known_policies; "
+            "assert set(BUILTIN_POLICIES) == {'oracle', 'shift', 'no_memory', 'reproject_full', 'reproject_window', "
+            "'mag', 'window', 'full'} and known_policies() == sorted(BUILTIN_POLICIES), known_policies(); "
+            "assert 'torch' not in sys.modules, 'listing policies imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    for module in (baselines, world_model):
+        tree = ast.parse(open(module.__file__).read())
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        assert not imported & {"policies", "magworld.bench.policies", "magworld.bench"}, (module.__name__, imported)
+
+
+def test_reproject_window_keeps_what_the_model_window_keeps():
+    from magworld.model.generator import GeneratorConfig
+
+    world, model = make_policy("reproject_window"), GeneratorConfig()
+    assert (world.window, world.sink) == (model.window, model.sink) == (3, 3)
+    frames = np.zeros((1, 3, 16, 16, 3), dtype=np.uint8)
+    world.start(frames, np.array([[[0.0, 0, 60]] * 3]), ["c"])
+    for b in range(1, 5):
+        world.step(np.array([[[5.0 * (3 * b + k), 0, 60] for k in range(1, 4)]]), ["c"])
+    assert [pose.yaw for _, pose in world.memory[0]] == [0, 0, 0, 65, 70, 75]  # the first block + the last block
 
 
 def test_policy_spec_labels_checkpoints_apart():
@@ -41,8 +75,8 @@ def test_shift_baseline_moves_content_with_the_pan():
     frame[0, -1, :, 8] = 200  # a vertical line at column 8
     world = ShiftBaseline()
     fov = 60.0
-    world.start(frame, [[Pose(0, 0, fov)] * 3], ["c"])
-    out = world.step([[Pose(d, 0, fov) for d in (5, 10, 15)]], ["c, the camera pans right"])
+    world.start(frame, np.array([[[0, 0, fov]] * 3]), ["c"])
+    out = world.step(np.array([[[d, 0, fov] for d in (5, 10, 15)]]), ["c, the camera pans right"])
     assert out.shape == (1, 3, 16, 16, 3)
     cols = [int(np.argmax(out[0, k, 8, :, 0])) for k in range(3)]
     assert cols[0] < 8 and cols[0] > cols[1] > cols[2]  # panning right moves content left
