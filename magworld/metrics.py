@@ -22,12 +22,9 @@ def _check_pair(a: np.ndarray, b: np.ndarray) -> None:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """Peak signal-to-noise ratio in dB of two uint8 (H, W, 3) frames, capped at ``PSNR_CAP``."""
-    _check_pair(a, b)
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    if mse == 0.0:
-        return PSNR_CAP
-    return float(min(PSNR_CAP, 10.0 * np.log10(255.0**2 / mse)))
+    """Peak signal-to-noise ratio in dB of two uint8 (H, W, 3) frames, capped at ``PSNR_CAP``
+    (:func:`masked_psnr` over every pixel)."""
+    return masked_psnr(a, b, None)
 
 
 def _gaussian_kernel(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -85,14 +82,16 @@ def _check_mask(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return mask
 
 
-def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """PSNR (dB, capped at ``PSNR_CAP``) over the pixels where ``mask`` is true; ``nan`` for an empty mask."""
+def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None) -> float:
+    """PSNR (dB, capped at ``PSNR_CAP``) over the pixels where ``mask`` is true (``None``: every pixel);
+    ``nan`` for an empty mask."""
     _check_pair(a, b)
-    mask = _check_mask(a, mask)
-    if not mask.any():
-        return float("nan")
-    diff = a[mask].astype(np.float64) - b[mask].astype(np.float64)  # (M, 3)
-    mse = float(np.mean(diff**2))
+    if mask is not None:
+        mask = _check_mask(a, mask)
+        if not mask.any():
+            return float("nan")
+        a, b = a[mask], b[mask]  # (M, 3)
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
     if mse == 0.0:
         return PSNR_CAP
     return float(min(PSNR_CAP, 10.0 * np.log10(255.0**2 / mse)))

@@ -35,12 +35,10 @@ from typing import Sequence
 import numpy as np
 
 from magworld.world import ACTION_TABLE, STYLE_NAMES, Pose, Trajectory
-from magworld.world.actions import ACTION_INDEX
+from magworld.world.actions import ACTION_INDEX, INVERSE_ACTION
 
 HELD_OUT_SEED = 1_000_000
 KINDS = ("pan", "aba", "abca", "tilt_pan", "zoom")
-_INVERSE = {"pan_left": "pan_right", "pan_right": "pan_left", "tilt_up": "tilt_down", "tilt_down": "tilt_up",
-            "zoom_in": "zoom_out", "zoom_out": "zoom_in", "stay": "stay"}
 
 
 @dataclass
@@ -121,7 +119,7 @@ def _runs(names: list[str]) -> str:
 
 def _path(kind: str, rng: np.random.Generator, pan: str) -> tuple[list[str], list[str]]:
     """Outbound and return action names of one episode of ``kind`` leaving in direction ``pan``."""
-    back = _INVERSE[pan]
+    back = INVERSE_ACTION[pan]
     if kind == "pan":
         k = int(rng.integers(3, 13))  # 45°..180°
         return [pan] * k, [back] * k
@@ -131,13 +129,13 @@ def _path(kind: str, rng: np.random.Generator, pan: str) -> tuple[list[str], lis
     tilt = str(rng.choice(["tilt_up", "tilt_down"]))
     if kind == "abca":
         k, m = int(rng.integers(3, 9)), int(rng.integers(1, 4))
-        return [pan] * k + [tilt] * m, [back] * k + [_INVERSE[tilt]] * m + ["stay"]
+        return [pan] * k + [tilt] * m, [back] * k + [INVERSE_ACTION[tilt]] * m + ["stay"]
     if kind == "tilt_pan":
         k, m = int(rng.integers(3, 9)), int(rng.integers(1, 4))
-        return [tilt] * m + [pan] * k, [back] * k + [_INVERSE[tilt]] * m
+        return [tilt] * m + [pan] * k, [back] * k + [INVERSE_ACTION[tilt]] * m
     if kind == "zoom":
         zoom, z, k = str(rng.choice(["zoom_out", "zoom_in"])), int(rng.integers(2, 4)), int(rng.integers(0, 5))
-        return [zoom] * z + [pan] * k, [back] * k + [_INVERSE[zoom]] * z
+        return [zoom] * z + [pan] * k, [back] * k + [INVERSE_ACTION[zoom]] * z
     raise ValueError(f"unknown episode kind {kind!r}; choose one of {', '.join(KINDS)}")
 
 

@@ -36,6 +36,9 @@ ACTION_TABLE: tuple[Action, ...] = (
 )
 ACTION_NAMES: tuple[str, ...] = tuple(a.name for a in ACTION_TABLE)
 ACTION_INDEX: dict[str, int] = {name: i for i, name in enumerate(ACTION_NAMES)}
+_BY_DELTA = {(a.d_yaw, a.d_pitch, a.d_fov): a.name for a in ACTION_TABLE}
+# the action that undoes each one (negated deltas; stay undoes stay), e.g. "pan_left" -> "pan_right"
+INVERSE_ACTION: dict[str, str] = {a.name: _BY_DELTA[(-a.d_yaw, -a.d_pitch, -a.d_fov)] for a in ACTION_TABLE}
 
 
 def apply_action(pose: Pose, action: int) -> Pose:

@@ -11,13 +11,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .actions import ACTION_INDEX, ACTION_NAMES, apply_action
+from .actions import ACTION_INDEX, ACTION_NAMES, INVERSE_ACTION, apply_action
 from .camera import Pose, interpolate
 
 BLOCK_FRAMES = 3
-
-_INVERSE = {"pan_left": "pan_right", "pan_right": "pan_left", "tilt_up": "tilt_down", "tilt_down": "tilt_up",
-            "zoom_in": "zoom_out", "zoom_out": "zoom_in", "stay": "stay"}
 
 
 def block_poses(start: Pose, end: Pose, frames: int = BLOCK_FRAMES) -> list[Pose]:
@@ -76,7 +73,7 @@ def leave_and_return(k: int, action: str = "pan_right", hold: int = 0, start: Po
     """A → B → A: ``k`` steps of ``action``, ``hold`` still steps, ``k`` steps of its inverse."""
     if k < 1:
         raise ValueError(f"leave_and_return needs k >= 1 steps out, got {k}")
-    return Trajectory(kind, start, _names(*[action] * k, *["stay"] * hold, *[_INVERSE[action]] * k))
+    return Trajectory(kind, start, _names(*[action] * k, *["stay"] * hold, *[INVERSE_ACTION[action]] * k))
 
 
 def abca(k: int, m: int, start: Pose = Pose()) -> Trajectory:

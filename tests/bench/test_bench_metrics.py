@@ -30,6 +30,12 @@ def test_known_mse_gives_known_psnr():
     assert masked_psnr(a, b, mask) == pytest.approx(expected)
 
 
+def test_psnr_is_masked_psnr_over_every_pixel():
+    a, b = _frame(2), _frame(3)
+    assert psnr(a, b) == masked_psnr(a, b, None) == pytest.approx(masked_psnr(a, b, np.ones(a.shape[:2], dtype=bool)))
+    assert 0 < psnr(a, b) < 20
+
+
 def test_masked_metrics_count_only_masked_pixels():
     a = _frame(1)
     b = a.copy()

@@ -86,6 +86,26 @@ def test_block_poses_end_on_target_and_frames_follow_actions():
     assert [p.yaw for p in blocks[1]] == [5.0, 10.0, 15.0] and blocks[0] == [Pose()] * 3
 
 
+def test_every_action_has_an_inverse_that_undoes_it():
+    from magworld.world.actions import ACTION_INDEX, INVERSE_ACTION, apply_action
+
+    assert set(INVERSE_ACTION) == set(ACTION_NAMES) and INVERSE_ACTION["pan_left"] == "pan_right"
+    start = Pose(45.0, 0.0, 60.0)  # away from every limit
+    for name, inverse in INVERSE_ACTION.items():
+        assert INVERSE_ACTION[inverse] == name
+        assert pose_distance(apply_action(apply_action(start, ACTION_INDEX[name]), ACTION_INDEX[inverse]), start) < 1e-9, name
+
+
+def test_poses_array_is_the_protocol_form():
+    from magworld.world import poses_array
+
+    blocks = sweep(2).frame_poses()
+    arr = poses_array(blocks)
+    assert arr.shape == (3, 3, 3) and arr.dtype == np.float32
+    assert arr[1].tolist() == [[5.0, 0.0, 60.0], [10.0, 0.0, 60.0], [15.0, 0.0, 60.0]]
+    assert Pose(*map(float, arr[2, -1])) == blocks[2][-1]
+
+
 def test_random_walk_is_seeded():
     a = random_walk(np.random.default_rng(3), 30)
     b = random_walk(np.random.default_rng(3), 30)
