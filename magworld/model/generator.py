@@ -3,7 +3,7 @@
 The generator is a :class:`~magworld.model.transformer.BlockTransformer` of the same shape as the
 memory model (it is initialised from the memory model's weights), so it reads the key/values the
 frozen memory model wrote. Who writes what, for each cache policy (one rule, used at training and at
-run time; see :func:`writer_mask` and :func:`reader_mask`):
+run time; the masks are defined in :mod:`magworld.model.masks`):
 
 - the **writer** is always the memory model's clean pass (t = 0) over a finished block; its queries
   see every frame of their own block and the *kept* (compressed) frames of the earlier blocks the
@@ -14,7 +14,7 @@ run time; see :func:`writer_mask` and :func:`reader_mask`):
 - the **reader** (the generator's noisy block) sees every frame the cache holds and its own block.
 
 So ``full`` is a strict superset of ``mag`` (same writer, 3x the frames) and ``window`` drops old
-blocks; nothing evicted ever leaks into later key/values. The generator is trained on all three
+blocks: no query, writer or reader, ever reads a frame its policy no longer holds. The generator is trained on all three
 (mixed per batch) so each is a fair baseline.
 """
 
@@ -28,6 +28,7 @@ from torch import nn
 from .cache import POLICIES, CacheConfig, KVCache
 from .config import TransformerConfig, transformer_preset
 from .flow import FlowConfig
+from .masks import cache_writer_mask, held_frames, reader_mask, writer_mask
 from .transformer import BlockTransformer, Output
 
 
@@ -48,74 +49,6 @@ class GeneratorConfig:
         if policy not in POLICIES:
             raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
         return CacheConfig(policy=policy, window=self.window, sink=self.sink, kept=self.kept)
-
-
-def held_frames(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                device: torch.device | str = "cpu") -> torch.Tensor:
-    """Bool (F, F): may a query in frame q's block read cached frame k, under ``policy``? Only earlier blocks.
-
-    Row q, column k is True when frame k belongs to a block before q's block and the policy's cache still
-    holds it when q's block is generated.
-    """
-    f = torch.arange(frames, device=device)
-    start = (f // block_frames * block_frames)[:, None]  # (F, 1) first frame of the query's block
-    key = f[None, :]  # (1, F)
-    earlier = key < start
-    if policy == "mag":
-        return earlier & (key % block_frames >= block_frames - kept)
-    if policy == "window":
-        return earlier & ((key < sink) | (key >= start - window))
-    if policy == "full":
-        return earlier
-    raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
-
-
-def _same_block(frames: int, block_frames: int, device: torch.device | str) -> torch.Tensor:
-    block = torch.arange(frames, device=device) // block_frames
-    return block[:, None] == block[None, :]  # (F, F)
-
-
-def _kept(frames: torch.Tensor, block_frames: int, kept: int) -> torch.Tensor:
-    return frames % block_frames >= block_frames - kept
-
-
-def writer_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Training mask (L, L) of the memory model's clean pass over a whole clip of ``frames`` frames.
-
-    Block i's clean queries see all of block i and the kept frames of the earlier blocks ``policy`` holds.
-    """
-    f = torch.arange(frames, device=device)
-    history = held_frames(policy, frames, block_frames, kept, window, sink, device) & _kept(f, block_frames, kept)[None]
-    frame_mask = history | _same_block(frames, block_frames, device)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
-
-
-def reader_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Training mask (L, 2L) of the generator's noisy clip over [clean key/values of the clip ; noisy clip].
-
-    Noisy block i sees the clean frames of earlier blocks that ``policy`` holds and every noisy frame of
-    block i (never its own clean frames, never a later block).
-    """
-    history = held_frames(policy, frames, block_frames, kept, window, sink, device)
-    frame_mask = torch.cat([history, _same_block(frames, block_frames, device)], 1)  # (F, 2F)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
-
-
-def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int, tokens_per_frame: int,
-                      device: torch.device | str) -> torch.Tensor | None:
-    """Run-time mask (T*N, F*N + T*N) of the memory model's clean pass of a new block over ``cache``.
-
-    None (no mask) when every cached frame is a kept frame (the ``mag`` policy or an empty cache).
-    """
-    held = torch.tensor(cache.frame_index, device=device, dtype=torch.long)
-    visible = _kept(held, block_frames, kept)
-    if bool(visible.all()):
-        return None
-    keys = torch.cat([visible.repeat_interleave(tokens_per_frame),
-                      torch.ones(frames * tokens_per_frame, dtype=torch.bool, device=device)])
-    return keys[None].expand(frames * tokens_per_frame, -1)
 
 
 def clean_pass(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, frame_index: torch.Tensor,

@@ -21,6 +21,7 @@ from .cache import CacheConfig, KVCache
 from .config import TransformerConfig, transformer_preset
 from .flow import FlowConfig, add_noise, sample_train_time, velocity_target
 from .generator import write_block
+from .masks import memory_attention_mask
 from .sampler import BlockSampler
 from .transformer import BlockTransformer
 
@@ -38,32 +39,6 @@ class MemoryConfig:
     @property
     def compression(self) -> float:
         return self.transformer.block_frames / self.kept
-
-
-def memory_attention_mask(blocks: int, block_frames: int, kept: int, tokens_per_frame: int,
-                          device: torch.device | str = "cpu") -> torch.Tensor:
-    """Boolean (L, L) mask, True = may attend, for the sequence ``[clean frames | noisy frames]``.
-
-    Both halves hold ``blocks * block_frames`` frames of ``tokens_per_frame`` tokens, clean frame f and
-    noisy frame f being the same frame. Frame f is in block ``f // block_frames`` and is *kept* when it
-    is one of its block's last ``kept`` frames. With query in block i:
-
-    - a clean query sees the kept clean frames of blocks < i (the compressed history) and every clean
-      frame of block i (full intra-block attention: the encoder);
-    - a noisy query sees the kept clean frames of blocks <= i (history + this block's compressed
-      frame) and every noisy frame of block i; the other clean frames of block i are masked out;
-    - nobody sees a later block, and clean queries never see noisy keys.
-    """
-    frames = blocks * block_frames
-    block = torch.arange(frames, device=device) // block_frames
-    is_kept = torch.arange(frames, device=device) % block_frames >= block_frames - kept
-    bq, bk = block[:, None], block[None, :]  # (F, 1), (1, F)
-    clean_clean = (bk < bq) & is_kept[None, :] | (bk == bq)
-    noisy_clean = (bk <= bq) & is_kept[None, :]
-    noisy_noisy = bk == bq
-    frame_mask = torch.cat([torch.cat([clean_clean, torch.zeros_like(clean_clean)], 1),
-                            torch.cat([noisy_clean, noisy_noisy], 1)], 0)  # (2F, 2F)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)
 
 
 class MemoryModel(nn.Module):

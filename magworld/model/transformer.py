@@ -191,22 +191,3 @@ class BlockTransformer(nn.Module):
     def new_cache(self, config: CacheConfig) -> KVCache:
         """An empty cache for this network's layer stack."""
         return KVCache(config, self.cfg.depth)
-
-
-def block_causal_mask(frames: int, block_frames: int, tokens_per_frame: int, window: int | None = None,
-                      sink: int = 0, device: torch.device | str = "cpu") -> torch.Tensor:
-    """Boolean (L, L) mask (True = may attend) for a whole sequence of ``frames`` frames in blocks.
-
-    A query in block i sees every frame of block i and the earlier frames a cache would hold when block
-    i starts at frame s: all of them (``window=None``, the ``full`` policy), or the first ``sink``
-    frames plus frames >= s - window (the ``window`` policy). Never a later block.
-    """
-    f = torch.arange(frames, device=device)
-    start = (f // block_frames * block_frames)[:, None]  # (F, 1) first frame of the query's block
-    key = f[None, :]  # (1, F)
-    history = key < start
-    if window is not None:
-        history &= (key < sink) | (key >= start - window)
-    same_block = (key >= start) & (key < start + block_frames)
-    frame_mask = history | same_block  # (F, F)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)

@@ -1,4 +1,4 @@
-"""Generator stage contracts: policy masks, and the parallel training pass equal to the
+"""Generator stage contracts: the parallel training pass equal to the
 block-by-block run-time path (cache written by the memory model, read by the generator) for every policy."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import pytest
 import torch
 from model_testing import micro_config, perturbed, random_inputs
 
-from magworld.model.generator import (Generator, GeneratorConfig, cache_writer_mask, held_frames, reader_mask,
-                                      write_block, write_clip, writer_mask)
+from magworld.model.generator import Generator, GeneratorConfig, write_block, write_clip
+from magworld.model.masks import cache_writer_mask, reader_mask
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.train.generator import generator_loss, motion_phrase
 
@@ -17,29 +17,6 @@ def models(seed: int = 0):
     tc = micro_config()
     return (perturbed(Generator(GeneratorConfig(transformer=tc)), seed).eval(),
             perturbed(MemoryModel(MemoryConfig(transformer=tc)), seed + 1).eval())
-
-
-def test_policy_history_frames():
-    # 4 blocks of 3 frames; query rows of block 3 (frames 9..11)
-    mag, full = held_frames("mag", 12, 3, 1, 3, 3)[9], held_frames("full", 12, 3, 1, 3, 3)[9]
-    window = held_frames("window", 12, 3, 1, 3, 3)[9]
-    assert mag.nonzero().flatten().tolist() == [2, 5, 8]
-    assert full.nonzero().flatten().tolist() == list(range(9))
-    assert window.nonzero().flatten().tolist() == [0, 1, 2, 6, 7, 8]
-    assert not held_frames("full", 12, 3, 1, 3, 3)[:3].any()  # block 0 has no history
-    with pytest.raises(ValueError, match="unknown memory policy"):
-        held_frames("lru", 12, 3, 1, 3, 3)
-
-
-def test_reader_never_sees_its_own_clean_block_or_the_future():
-    m = reader_mask("full", 9, 3, 1, 3, 3, tokens_per_frame=1)  # (9, 18): [clean ; noisy]
-    clean, noisy = m[:, :9], m[:, 9:]
-    for q in range(9):
-        b = q // 3
-        assert not clean[q, 3 * b:].any()  # own clean block and later blocks hidden
-        assert noisy[q].nonzero().flatten().tolist() == [3 * b, 3 * b + 1, 3 * b + 2]
-    w = writer_mask("mag", 9, 3, 1, 3, 3, tokens_per_frame=1)
-    assert w[7].nonzero().flatten().tolist() == [2, 5, 6, 7, 8]  # kept frames of earlier blocks + own block
 
 
 @pytest.mark.parametrize("policy,window,sink,pose_aware", [

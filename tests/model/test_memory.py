@@ -1,35 +1,10 @@
-import itertools
-
 import torch
 
 from magworld.model.flow import FlowConfig
 from magworld.model.generator import write_block
-from magworld.model.memory_model import MemoryConfig, MemoryModel, memory_attention_mask
+from magworld.model.memory_model import MemoryConfig, MemoryModel
 
 from model_testing import micro_config, random_inputs
-
-
-def _brute_force_mask(blocks: int, bf: int, kept: int, n: int) -> torch.Tensor:
-    """Token by token, straight from the definition in the task."""
-    frames = blocks * bf
-    total = 2 * frames * n
-    mask = torch.zeros(total, total, dtype=torch.bool)
-    for q, k in itertools.product(range(total), repeat=2):
-        q_noisy, k_noisy = q >= frames * n, k >= frames * n
-        fq, fk = (q // n) % frames, (k // n) % frames
-        bq, bk = fq // bf, fk // bf
-        k_kept = fk % bf in range(bf - kept, bf)
-        if not q_noisy:
-            allowed = not k_noisy and (bk == bq or (bk < bq and k_kept))
-        else:
-            allowed = (k_noisy and bk == bq) or (not k_noisy and bk <= bq and k_kept)
-        mask[q, k] = allowed
-    return mask
-
-
-def test_mask_equals_brute_force():
-    for blocks, bf, kept, n in [(3, 3, 1, 2), (2, 3, 2, 1), (2, 5, 1, 2), (1, 1, 1, 3)]:
-        assert torch.equal(memory_attention_mask(blocks, bf, kept, n), _brute_force_mask(blocks, bf, kept, n))
 
 
 def _model(depth: int = 2, kept: int = 1) -> MemoryModel:
