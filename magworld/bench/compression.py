@@ -37,7 +37,7 @@ class CompressionBenchConfig:
     quick_steps: int = 30
     eval_clips: int = 16
     bundled: bool = True  # also evaluate the bundled ratio-3 memory model
-    out_dir: str = "bench-results/compression"
+    out_dir: str = "runs/bench/compression"  # git-ignored; the committed results: out_dir=bench-results/compression
     train: MemoryStageConfig = field(default_factory=MemoryStageConfig)
 
 

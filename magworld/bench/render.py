@@ -24,7 +24,7 @@ class RenderBenchConfig:
     styles: list[str] = field(default_factory=lambda: ["outdoor", "indoor", "city", "game"])
     frames: int = 300
     seed: int = 0
-    out_dir: str = "bench-results/render"
+    out_dir: str = "runs/bench/render"  # git-ignored; the committed results: out_dir=bench-results/render
 
 
 def run(cfg: RenderBenchConfig) -> dict:

@@ -55,7 +55,7 @@ LPIPS_METRICS = ("hc_lpips", "gt_lpips", "mem_hc_lpips", "mem_gt_lpips", "novel_
 @dataclass
 class RevisitBenchConfig:
     name: str = "revisit"  # results go to <out_dir>/<name>/
-    out_dir: str = "bench-results"
+    out_dir: str = "runs/bench"  # git-ignored; the committed reports: out_dir=bench-results
     suite: SuiteConfig = field(default_factory=SuiteConfig)
     # policies: names ("shift") or {name, checkpoint, label, options}; one row each, so several
     # checkpoints of one policy (compression ratio 1-5, history term lambda) compare in one run
