@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import count
+from typing import Iterator
 
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 
-from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
+from .common import Placement, RunConfig, Stage, run_stage, setup_device
 from .data import WorldDataConfig, WorldStream, heldout_frames
 from .metrics import psnr
 
@@ -34,40 +35,33 @@ def evaluate(model: Autoencoder, sets: dict[str, torch.Tensor]) -> dict[str, flo
     return {**{f"psnr_{k}": v for k, v in out.items()}, "psnr_mean": sum(out.values()) / len(out)}
 
 
+def reconstruction_loss(model: Autoencoder, frames: torch.Tensor, l1_weight: float) -> dict[str, torch.Tensor]:
+    """MSE + ``l1_weight`` * L1 of reconstructing uint8 frames (B, 3, H, W) in [-1, 1] units."""
+    target = model.to_unit(frames)
+    recon = model.decode_raw(model.encode_raw(frames))
+    return {"loss": F.mse_loss(recon, target) + l1_weight * F.l1_loss(recon, target)}
+
+
+def build_stage(cfg: AutoencoderStageConfig, placement: Placement) -> Stage:
+    device = placement.device
+    model = Autoencoder(cfg.model).to(device)
+    heldout = {style: x.to(device) for style, x in heldout_frames(cfg.data, cfg.eval_per_style).items()}
+    stream: WorldStream | None = None
+
+    def data(start: int) -> Iterator[torch.Tensor]:
+        nonlocal stream
+        stream = WorldStream(cfg.data, seed=cfg.run.seed + start)
+        return (stream.frames(cfg.run.batch_size).to(device) for _ in count())  # (B, 3, H, W) uint8
+
+    def finalize() -> None:  # standardise the latents with statistics of training frames
+        model.fit_latent_stats(stream.frames(cfg.stats_frames).to(device))
+
+    return Stage(kind="autoencoder", model=model, model_config=cfg.model,
+                 optimizer=torch.optim.AdamW(model.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay),
+                 data=data, step=lambda m, frames: reconstruction_loss(m, frames, cfg.l1_weight),
+                 evaluate=lambda: evaluate(model, heldout), max_grad_norm=None, finalize=finalize)
+
+
 def train(cfg: AutoencoderStageConfig) -> dict[str, float]:
-    torch.set_num_threads(cfg.run.threads)
-    seed_everything(cfg.run.seed)
-    model = Autoencoder(cfg.model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay)
-    run = Run(cfg.run, "autoencoder", asdict(cfg))
-    start = run.resume(model, cfg.model, opt)
-    stream = WorldStream(cfg.data, seed=cfg.run.seed + start)
-    heldout = heldout_frames(cfg.data, cfg.eval_per_style)
-    bar = tqdm(range(start, cfg.run.steps), initial=start, total=cfg.run.steps, desc="autoencoder")
-    metrics: dict[str, float] = {}
-    for step in bar:
-        set_lr(opt, lr_at(step, cfg.run))
-        frames = stream.frames(cfg.run.batch_size)  # (B, 3, H, W) uint8
-        target = model.to_unit(frames)
-        recon = model.decode_raw(model.encode_raw(frames))
-        loss = F.mse_loss(recon, target) + cfg.l1_weight * F.l1_loss(recon, target)
-        optimizer_step(opt, loss, model, max_grad_norm=None)
-        done = step + 1
-        if done % cfg.run.log_every == 0:
-            run.log(done, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                    samples_per_s=(done - start) * cfg.run.batch_size / max(1e-6, bar.format_dict["elapsed"]))
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if done % cfg.run.eval_every == 0 or done == cfg.run.steps:
-            metrics = evaluate(model, heldout)
-            run.log(done, **metrics)
-            bar.write(f"step {done}: held-out PSNR " + ", ".join(f"{k[5:]} {v:.2f}" for k, v in metrics.items()))
-        if done % cfg.run.save_every == 0 or done == cfg.run.steps or run.out_of_time():
-            run.save(model, cfg.model, opt, done)
-        if run.out_of_time():
-            bar.write(f"stopping at step {done}: max_minutes={cfg.run.max_minutes} reached (resume to continue)")
-            break
-    model.fit_latent_stats(stream.frames(cfg.stats_frames))
-    metrics = evaluate(model, heldout)
-    path = run.export(model, cfg.model, "autoencoder", extra={"step": done, **metrics})
-    print(f"held-out PSNR per style: {metrics}\nwrote {path}")
-    return metrics
+    placement = setup_device(cfg.run)
+    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))

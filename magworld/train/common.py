@@ -1,24 +1,40 @@
-"""What every training stage shares: seeding, the run folder, JSON-lines metrics and resumable checkpoints."""
+"""The one training loop every stage runs, and what it needs: seeding, device and precision, the run folder.
+
+A stage module (:mod:`~magworld.train.autoencoder`, :mod:`~magworld.train.memory`,
+:mod:`~magworld.train.generator`) builds a :class:`Stage` — the module it trains, its optimizer, its
+data (endless batches from a start step), a step function ``(model, batch) -> losses`` and a held-out
+evaluation — and :func:`run_stage` does the rest: learning-rate schedule, progress bar, JSON-lines log,
+periodic evaluation, resumable safetensors checkpoints, the time budget and the final export.
+
+Device and precision are decided once, by :func:`setup_device` from :class:`RunConfig` (``device``:
+auto | cpu | cuda, ``precision``: fp32 | bf16 autocast); stages create their models, data, noise and
+timesteps on ``Placement.device``. A data-parallel launcher (torchrun) slots in at :func:`setup_device`
+(rank, local device) and :func:`wrap_model` (the DDP wrapper the step functions call), nanoGPT-style.
+"""
 
 from __future__ import annotations
 
 import json
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, ContextManager, Iterator
 
 import numpy as np
 import torch
 from torch import nn
+from tqdm import tqdm
 
-from magworld.model.checkpoint import load_into, read_meta, save_checkpoint
+from magworld.model.checkpoint import load_into, save_checkpoint
+from magworld.model.pipeline import resolve_device
+
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
 class RunConfig:
-    """Where a run writes and how long it lasts; shared by every stage."""
+    """Where a run writes, how long it lasts and where it computes; shared by every stage."""
 
     out_dir: str = "runs/default"
     seed: int = 0
@@ -27,12 +43,42 @@ class RunConfig:
     lr: float = 3e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
-    log_every: int = 25
-    eval_every: int = 500
-    save_every: int = 250
+    log_every: int = 25  # 0 = never
+    eval_every: int = 500  # 0 = no periodic evaluation (the final one still runs)
+    save_every: int = 250  # 0 = only at the end (and when the time budget runs out)
     threads: int = 2
     resume: bool = True
     max_minutes: float = 0.0  # stop (and save) after this wall time; 0 = no limit
+    device: str = "auto"  # auto (CUDA when available, else CPU) | cpu | cuda[:N]
+    precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimizer state stay fp32)
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"run.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"run.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
+        for name in ("steps", "warmup_steps", "log_every", "eval_every", "save_every"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"run.{name} must be >= 0 (0 turns it off where it is an interval), "
+                                 f"got {getattr(self, name)}")
+        if self.batch_size < 1:
+            raise ValueError(f"run.batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a run computes: its device and precision."""
+
+    device: torch.device
+    precision: str = "fp32"
+
+    def autocast(self) -> ContextManager:
+        """bf16 autocast on the run's device when ``precision == "bf16"``, else a no-op."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
+
+    def generator(self, seed: int) -> torch.Generator:
+        """A random stream on the run's device (noise and timesteps are drawn where they are used)."""
+        return torch.Generator(device=self.device).manual_seed(int(seed))
 
 
 def seed_everything(seed: int) -> None:
@@ -41,12 +87,30 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def setup_device(cfg: RunConfig) -> Placement:
+    """Threads, seeds, device and precision of a run: the one place they are decided (a torchrun launcher
+    adds its rank and local device here)."""
+    torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    return Placement(resolve_device(cfg.device), cfg.precision)
+
+
+def wrap_model(model: nn.Module, placement: Placement) -> nn.Module:
+    """The module the step functions call. Today the model itself; the data-parallel wrapper goes here."""
+    return model
+
+
 def lr_at(step: int, cfg: RunConfig) -> float:
     """Linear warm-up then cosine decay to 10% of ``cfg.lr``."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
     progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+
+
+def every(interval: int, step: int) -> bool:
+    """True on multiples of ``interval``; an interval of 0 never fires."""
+    return interval > 0 and step % interval == 0
 
 
 class Run:
@@ -103,4 +167,84 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
         group["lr"] = lr
 
 
-__all__ = ["Run", "RunConfig", "lr_at", "read_meta", "seed_everything", "set_lr"]
+@dataclass
+class Stage:
+    """What a training stage gives :func:`run_stage`."""
+
+    kind: str  # checkpoint kind and the export's file name (<run>/<kind>.safetensors)
+    model: nn.Module  # the trained module, on the run's device
+    model_config: Any  # saved in every checkpoint's sidecar; a resumed checkpoint must match it
+    optimizer: torch.optim.Optimizer
+    data: Callable[[int], Iterator[Any]]  # start step -> endless batches (streams seeded from the start step)
+    step: Callable[[nn.Module, Any], dict[str, Any]]  # (wrapped model, batch) -> {"loss": scalar, other logged values}
+    evaluate: Callable[[], dict[str, float]]  # held-out metrics of the current weights
+    max_grad_norm: float | None = 1.0
+    unit: str = "samples"  # what run.batch_size counts, logged as <unit>_per_s
+    label: str = ""  # progress-bar title (default: kind)
+    eval_at_start: bool = False  # also evaluate the starting weights of a fresh run (logged at step 0)
+    finalize: Callable[[], None] | None = None  # runs after the last step, before the final evaluation and export
+    extra: dict = field(default_factory=dict)  # stored in every checkpoint and export
+    keep_every: int = 0  # also export <run>/step_NNNNN.safetensors every this many steps (0 = never)
+
+
+def _logged(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: v.item() if torch.is_tensor(v) else v for k, v in values.items()}
+
+
+def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: dict) -> dict[str, float]:
+    """Train ``stage`` for ``cfg.steps`` steps (resuming ``last`` in ``cfg.out_dir``), export it, return the final
+    held-out metrics."""
+    run = Run(cfg, stage.kind, stage_config)
+    start = run.resume(stage.model, stage.model_config, stage.optimizer)
+    model = wrap_model(stage.model, placement)
+    batches = stage.data(start)
+    metrics: dict[str, float] = {}
+    evaluated_at: int | None = None
+
+    def evaluate(step: int) -> dict[str, float]:
+        nonlocal evaluated_at
+        with placement.autocast():
+            result = stage.evaluate()
+        run.log(step, **result)
+        evaluated_at = step
+        return result
+
+    if stage.eval_at_start and start == 0 and cfg.eval_every > 0:  # the starting point of the run
+        metrics = evaluate(0)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=stage.label or stage.kind)
+    done = start
+    for step in bar:
+        set_lr(stage.optimizer, lr_at(step, cfg))
+        with placement.autocast():
+            losses = stage.step(model, next(batches))
+        optimizer_step(stage.optimizer, losses["loss"], stage.model, stage.max_grad_norm)
+        done = step + 1
+        if every(cfg.log_every, done):
+            rate = (done - start) * cfg.batch_size / max(1e-6, bar.format_dict["elapsed"])
+            logged = _logged(losses)
+            run.log(done, **logged, lr=stage.optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
+            bar.set_postfix(loss=f"{logged['loss']:.4f}")
+        if every(cfg.eval_every, done):
+            metrics = evaluate(done)
+            bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+        if every(stage.keep_every, done):
+            run.export(stage.model, stage.model_config, f"step_{done:05d}", extra={"step": done, **stage.extra})
+        out_of_time = run.out_of_time()
+        if every(cfg.save_every, done) or done == cfg.steps or out_of_time:
+            run.save(stage.model, stage.model_config, stage.optimizer, done, stage.extra)
+        if out_of_time:
+            bar.write(f"stopping at step {done}: max_minutes={cfg.max_minutes} reached (resume to continue)")
+            break
+    bar.close()
+    if stage.finalize is not None:
+        stage.finalize()
+        evaluated_at = None
+    if evaluated_at != done:
+        metrics = evaluate(done)
+    path = run.export(stage.model, stage.model_config, stage.kind, extra={"step": done, **stage.extra, **metrics})
+    print(f"{stage.kind}: held-out {metrics}\nwrote {path}")
+    return metrics
+
+
+__all__ = ["Placement", "Run", "RunConfig", "Stage", "every", "lr_at", "optimizer_step", "run_stage", "seed_everything",
+           "set_lr", "setup_device", "wrap_model"]

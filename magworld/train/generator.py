@@ -28,12 +28,13 @@ import shutil
 import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field
+from itertools import count
 from pathlib import Path
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
 from torch.nn import functional as F
-from tqdm import tqdm
 
 from magworld.model.cache import KVCache
 from magworld.model.flow import add_noise, sample_train_time, velocity_target
@@ -42,13 +43,17 @@ from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
 from magworld.model.text import TextConfig, make_text_encoder
-from magworld.world import ACTION_TABLE, Pose
+from magworld.protocol import play_blocks
+from magworld.revisit import revisit_reference
+from magworld.world import ACTION_TABLE
 from magworld.world.camera import wrap_degrees
 
-from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
+from .common import Placement, RunConfig, Stage, run_stage, setup_device
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
-from .memory import encode_clip, frozen_autoencoder
+from .memory import decode_clip, encode_clip, frozen_autoencoder
 from .metrics import psnr
+
+SAME_POSE_DEGREES = 0.01  # evaluation: a generated frame revisits a context frame at (float-)exactly its pose
 
 
 @dataclass
@@ -119,76 +124,89 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None) -> torch.Tensor:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
-    blocks under ``policy``. ``history`` (default: ``latents``) is what the cache is written from."""
+    blocks under ``policy``. ``history`` (default: ``latents``) is what the cache is written from. Times and
+    noise are drawn on the latents' device (``generator`` must live there)."""
     cfg, tc = gen.cfg, gen.cfg.transformer
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
     index = torch.arange(offset, offset + frames, device=latents.device)
     cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg)
-    t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator).repeat_interleave(bf, 1)  # (B, T)
-    noise = torch.randn(latents.shape, generator=generator)
+    t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator, latents.device)  # (B, blocks)
+    t = t.repeat_interleave(bf, 1)  # (B, T)
+    noise = torch.randn(latents.shape, generator=generator, device=latents.device)
     mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device)
     pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask).prediction
     return F.mse_loss(pred[:, bf:], velocity_target(latents, noise)[:, bf:])
 
 
-def as_poses(poses: torch.Tensor, block_frames: int) -> list[list[list[Pose]]]:
-    """(B, T, 3) -> per clip, per block, per frame :class:`Pose`."""
-    out = []
-    for clip in poses.tolist():
-        flat = [Pose(*p) for p in clip]
-        out.append([flat[s:s + block_frames] for s in range(0, len(flat), block_frames)])
-    return out
+def as_blocks(clip: Clip, block_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A clip as :func:`~magworld.protocol.play_blocks` takes it: frames uint8 (N, B, F, H, W, 3) and poses
+    float32 (N, B, F, 3)."""
+    n, frames = clip.frames.shape[:2]
+    video = clip.frames.permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, T, H, W, 3)
+    video = video.reshape(n, frames // block_frames, block_frames, *video.shape[2:])  # (N, B, F, H, W, 3)
+    poses = clip.poses.cpu().numpy().reshape(n, frames // block_frames, block_frames, 3)  # (N, B, F, 3)
+    return video, poses
 
 
-def as_frames(frames: torch.Tensor) -> np.ndarray:
-    """uint8 (B, T, 3, H, W) -> (B, T, H, W, 3) numpy."""
-    return frames.permute(0, 1, 3, 4, 2).contiguous().numpy()
+class LatentRecorder:
+    """A :class:`~magworld.protocol.BlockWorld` view of a :class:`WorldModel` that keeps the latents of every
+    block it generates (self-forcing needs them, not pixels)."""
+
+    def __init__(self, world: WorldModel) -> None:
+        self.world, self.name, self.latents = world, world.name, []
+
+    def start(self, frames: np.ndarray, poses: np.ndarray, captions) -> None:
+        self.world.start(frames, poses, captions)
+
+    def memorize(self, frames: np.ndarray, poses: np.ndarray) -> None:
+        self.world.memorize(frames, poses)
+
+    def step(self, poses: np.ndarray, prompts) -> np.ndarray:
+        latents = self.world.generate_latents(poses, prompts)  # (N, F, C, h, w)
+        self.latents.append(latents)
+        return decode_clip(self.world.autoencoder, latents).permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)
+
+    def cache_bytes(self) -> int:
+        return self.world.cache_bytes()
 
 
 @torch.no_grad()
 def rollout(world: WorldModel, clip: Clip, context_blocks: int, prompts: list[str]) -> np.ndarray:
-    """Memorize ``context_blocks`` ground-truth blocks of each clip, generate the rest; uint8 (B, T, H, W, 3)."""
-    bf = world.cfg.block_frames
-    frames, poses = as_frames(clip.frames), as_poses(clip.poses, bf)
-    blocks = frames.shape[1] // bf
-    out = frames.copy()
-    world.start(frames[:, :bf], [p[0] for p in poses], clip.captions)
-    for b in range(1, blocks):
-        sl = slice(b * bf, (b + 1) * bf)
-        if b < context_blocks:
-            world.memorize(frames[:, sl], [p[b] for p in poses])
-        else:
-            out[:, sl] = world.step([p[b] for p in poses], prompts)
-    return out
+    """Memorize ``context_blocks`` ground-truth blocks of each clip, generate the rest; uint8 (N, T, H, W, 3)."""
+    truth, poses = as_blocks(clip, world.cfg.block_frames)
+    shown = play_blocks(world, truth, poses, clip.captions, [[p] * truth.shape[1] for p in prompts], context_blocks)
+    return shown.reshape(shown.shape[0], -1, *shown.shape[3:])  # (N, T, H, W, 3)
+
+
+def revisits_of_context(poses: np.ndarray, context_frames: int) -> np.ndarray:
+    """bool (N, T): frame t >= ``context_frames`` of a clip's poses (N, T, 3) returns to a context frame's pose."""
+    found = np.zeros(poses.shape[:2], dtype=bool)
+    for i, clip in enumerate(poses):
+        for t in range(context_frames, len(clip)):
+            found[i, t] = revisit_reference(clip[:context_frames], clip[t], tolerance=SAME_POSE_DEGREES) is not None
+    return found
 
 
 def evaluate(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, cfg: GeneratorStageConfig,
              policies: tuple[str, ...] = ("mag", "window", "full")) -> dict[str, float]:
     """Held-out rollouts (first ``eval_context_blocks`` blocks given): PSNR of generated frames per policy,
-    and on the frames whose pose revisits a context frame."""
+    and on the frames whose pose revisits a context frame. Runs on the generator's device, where ``memory``
+    and ``ae`` must already be (nothing is moved)."""
     bf = cfg.model.transformer.block_frames
     start = cfg.eval_context_blocks * bf
+    device = next(gen.parameters()).device
     prompts = [f"{c}, {motion_phrase(p, bf)}" for c, p in zip(clip.captions, clip.poses)]
-    frozen = copy.deepcopy(gen)
-    truth = as_frames(clip.frames)
-    poses = clip.poses.numpy()
-    revisit = np.zeros(poses.shape[:2], dtype=bool)  # (B, T) generated frame with a context frame at its pose
-    for i in range(poses.shape[0]):
-        for t in range(start, poses.shape[1]):
-            d = np.abs(poses[i, :start] - poses[i, t])
-            d[:, 0] = np.minimum(d[:, 0], 360 - d[:, 0])
-            revisit[i, t] = bool((d.max(1) < 0.01).any())
+    frozen = copy.deepcopy(gen)  # WorldModel freezes what it is given; the trained generator stays trainable
+    truth = clip.frames[:, start:].flatten(0, 1)  # (N*(T-start), 3, H, W)
+    revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
     result: dict[str, float] = {}
     for policy in policies:
-        world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device="cpu")
-        made = rollout(world, clip, cfg.eval_context_blocks, prompts)
-        p = psnr(torch.from_numpy(made[:, start:]).flatten(0, 1).permute(0, 3, 1, 2),
-                 torch.from_numpy(truth[:, start:]).flatten(0, 1).permute(0, 3, 1, 2)).view(len(made), -1)
+        world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device=device)
+        made = torch.from_numpy(rollout(world, clip, cfg.eval_context_blocks, prompts)[:, start:])
+        p = psnr(made.flatten(0, 1).permute(0, 3, 1, 2), truth).view(len(made), -1)  # (N, T-start)
         result[f"psnr_{policy}"] = float(p.mean())
-        rv = torch.from_numpy(revisit[:, start:])
-        result[f"psnr_revisit_{policy}"] = float(p[rv].mean()) if rv.any() else float("nan")
-    memory.requires_grad_(False)
+        result[f"psnr_revisit_{policy}"] = float(p[revisit].mean()) if revisit.any() else float("nan")
     return result
 
 
@@ -197,87 +215,76 @@ def self_forced_history(gen: Generator, memory: MemoryModel, ae, text_encoder, c
                         prompts: list[str], policy: str, steps: int, seed: int, context: int) -> torch.Tensor:
     """The clip's latents with blocks ``context``.. replaced by the generator's own rollout (no gradient); the
     first ``context`` blocks stay ground truth (memorized), as in the benchmark's memorize protocol."""
-    frozen = copy.deepcopy(gen)
-    world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, steps=steps, device="cpu", seed=seed)
+    world = LatentRecorder(WorldModel(copy.deepcopy(gen), memory, ae, text_encoder, memory=policy, steps=steps,
+                                      device=latents.device, seed=seed))
     bf = gen.cfg.transformer.block_frames
-    poses = as_poses(clip.poses, bf)
-    frames = as_frames(clip.frames)
-    world.start(frames[:, :bf], [p[0] for p in poses], clip.captions)
-    out = [latents[:, :context * bf]]
-    for b in range(1, latents.shape[1] // bf):
-        if b < context:
-            world.memorize(frames[:, b * bf:(b + 1) * bf], [p[b] for p in poses])
-        else:
-            out.append(world.generate_latents([p[b] for p in poses], prompts))
-    memory.requires_grad_(False)
-    return torch.cat(out, 1)
+    truth, poses = as_blocks(clip, bf)
+    play_blocks(world, truth, poses, clip.captions, [[p] * truth.shape[1] for p in prompts], context)
+    return torch.cat([latents[:, :context * bf], *world.latents], 1)  # (N, T, C, h, w)
 
 
-def train(cfg: GeneratorStageConfig) -> dict[str, float]:
-    torch.set_num_threads(cfg.run.threads)
-    seed_everything(cfg.run.seed)
-    ae, text_encoder = frozen_autoencoder(cfg.autoencoder), make_text_encoder(cfg.text)
+class GeneratorBatch(NamedTuple):
+    latents: torch.Tensor  # (B, T, C, h, w) clean targets
+    poses: torch.Tensor  # (B, T, 3)
+    text: torch.Tensor  # (B, 1, text_dim): the prompts (caption + motion phrase, or empty)
+    memory_text: torch.Tensor  # (B, 1, text_dim): the captions the memory model writes with
+    policy: str  # memory policy of this batch
+    offset: int  # first frame index (RoPE time)
+    history: torch.Tensor | None  # (B, T, C, h, w) the cache is written from (self-forcing), None = latents
+    noise: torch.Generator  # draws this step's flow times and noise (on the run's device)
+
+
+def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
+    device = placement.device
+    ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
     memory, memory_hash = frozen_memory(cfg.memory)
     if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
         raise SystemExit("magworld train stage=generator: the generator's transformer/kept must equal the memory "
                          f"model's ({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
+    memory = memory.to(device)
     gen = Generator(cfg.model)
     if cfg.init == "memory":
         gen.net.load_state_dict(memory.net.state_dict())
-    gen.train()
-    opt = torch.optim.AdamW(gen.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay)
-    run = Run(cfg.run, "generator", asdict(cfg))
-    start = run.resume(gen, cfg.model, opt)
+    gen = gen.to(device).train()
     bf = cfg.model.transformer.block_frames
     frames = cfg.blocks * bf
-    stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
-    generator = torch.Generator().manual_seed(cfg.run.seed * 100_003 + start)
     heldout = heldout_clips(cfg.data, cfg.eval_clips, frames)
     names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
-    extra = {"memory_sha256": memory_hash, "history_drop": cfg.history_drop, "policies": cfg.policies}
-    bar = tqdm(range(start, cfg.run.steps), initial=start, total=cfg.run.steps, desc=f"generator λ={cfg.history_drop}")
-    metrics: dict[str, float] = {}
-    if start == 0 and cfg.run.eval_every > 0:  # the starting point (memory-model weights or random)
-        run.log(0, **evaluate(gen, memory, ae, text_encoder, heldout, cfg))
-    done = start
-    for step in bar:
-        set_lr(opt, lr_at(step, cfg.run))
-        clip = stream.clips(cfg.run.batch_size, frames)
-        latents = encode_clip(ae, clip.frames)  # (B, T, C, h, w)
-        prompts = clip_prompts(clip, bf, cfg.history_drop, rng)
-        text, memory_text = text_encoder.encode(prompts), text_encoder.encode(clip.captions)  # (B, 1, 384)
-        policy = str(rng.choice(names, p=weights / weights.sum()))
-        offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
-        history = None
-        if cfg.self_forcing > 0 and rng.random() < cfg.self_forcing:
-            context = int(rng.integers(1, cfg.blocks))  # ground-truth blocks before the model's own
-            history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
-                                          cfg.self_forcing_steps, seed=step, context=context)
-        loss = generator_loss(gen, memory, latents, clip.poses, text, memory_text, policy, offset, generator, history)
-        optimizer_step(opt, loss, gen)
-        done = step + 1
-        if done % cfg.run.log_every == 0:
-            elapsed = max(1e-6, bar.format_dict["elapsed"])
-            run.log(done, loss=loss.item(), lr=opt.param_groups[0]["lr"], policy=policy,
-                    clips_per_s=(done - start) * cfg.run.batch_size / elapsed)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if done % cfg.run.eval_every == 0 or done == cfg.run.steps:
-            metrics = evaluate(gen, memory, ae, text_encoder, heldout, cfg)
-            run.log(done, **metrics)
-            bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-        if cfg.keep_every and done % cfg.keep_every == 0:
-            run.export(gen, cfg.model, f"step_{done:05d}", extra={"step": done, **extra})
-        if done % cfg.run.save_every == 0 or done == cfg.run.steps or run.out_of_time():
-            run.save(gen, cfg.model, opt, done, extra)
-        if run.out_of_time():
-            bar.write(f"stopping at step {done}: max_minutes={cfg.run.max_minutes} reached (resume to continue)")
-            break
-    if not metrics or done % cfg.run.eval_every:
-        metrics = evaluate(gen, memory, ae, text_encoder, heldout, cfg)
-        run.log(done, **metrics)
-    path = run.export(gen, cfg.model, "generator", extra={"step": done, **extra, **metrics})
-    print(f"held-out rollouts: {metrics}\nwrote {path}")
-    return metrics
+
+    def data(start: int) -> Iterator[GeneratorBatch]:
+        stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
+        noise = placement.generator(cfg.run.seed * 100_003 + start)
+        for step in count(start):
+            clip = stream.clips(cfg.run.batch_size, frames)
+            latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
+            prompts = clip_prompts(clip, bf, cfg.history_drop, rng)
+            text = text_encoder.encode(prompts).to(device)  # (B, 1, D)
+            memory_text = text_encoder.encode(clip.captions).to(device)  # (B, 1, D)
+            policy = str(rng.choice(names, p=weights / weights.sum()))
+            offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
+            history = None
+            if cfg.self_forcing > 0 and rng.random() < cfg.self_forcing:
+                context = int(rng.integers(1, cfg.blocks))  # ground-truth blocks before the model's own
+                history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
+                                              cfg.self_forcing_steps, seed=step, context=context)
+            yield GeneratorBatch(latents, clip.poses.to(device), text, memory_text, policy, offset, history, noise)
+
+    def step(net: Generator, b: GeneratorBatch) -> dict:
+        loss = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
+                              b.history)
+        return {"loss": loss, "policy": b.policy}
+
+    return Stage(kind="generator", model=gen, model_config=cfg.model,
+                 optimizer=torch.optim.AdamW(gen.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay),
+                 data=data, step=step, evaluate=lambda: evaluate(gen, memory, ae, text_encoder, heldout, cfg),
+                 unit="clips", label=f"generator λ={cfg.history_drop}", eval_at_start=True,
+                 extra={"memory_sha256": memory_hash, "history_drop": cfg.history_drop, "policies": cfg.policies},
+                 keep_every=cfg.keep_every)
+
+
+def train(cfg: GeneratorStageConfig) -> dict[str, float]:
+    placement = setup_device(cfg.run)
+    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
 
 
 def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR) -> dict:
@@ -297,8 +304,9 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     return manifest
 
 
-__all__ = ["GeneratorStageConfig", "bundle", "clip_prompts", "evaluate", "generator_loss", "memory_kv", "motion_phrase",
-           "rollout", "train"]
+__all__ = ["GeneratorStageConfig", "LatentRecorder", "build_stage", "bundle", "clip_prompts", "evaluate",
+           "generator_loss", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
+           "train"]
 
 
 if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator [step_00500]

@@ -9,17 +9,18 @@ history plus its own kept frame). Evaluation reconstructs held-out clips block b
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from itertools import count
+from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pretrained import load_autoencoder, load_bundled
 from magworld.model.text import TextConfig, make_text_encoder
 
-from .common import Run, RunConfig, lr_at, optimizer_step, seed_everything, set_lr
+from .common import Placement, RunConfig, Stage, run_stage, setup_device
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .metrics import psnr, ssim
 
@@ -36,9 +37,10 @@ class MemoryStageConfig:
     eval_clips: int = 32
 
 
-def frozen_autoencoder(spec: str) -> Autoencoder:
+def frozen_autoencoder(spec: str, device: torch.device | str = "cpu") -> Autoencoder:
+    """The autoencoder named by ``spec`` ("bundled" or a path), frozen, in eval mode, on ``device``."""
     model = load_bundled("autoencoder") if spec == "bundled" else load_autoencoder(spec)
-    return model.requires_grad_(False).eval()
+    return model.requires_grad_(False).eval().to(device)
 
 
 @torch.no_grad()
@@ -55,13 +57,18 @@ def decode_clip(ae: Autoencoder, latents: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model: MemoryModel, ae: Autoencoder, clip: Clip, text: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """Reconstruct held-out clips through the mag cache; PSNR/SSIM per style, the autoencoder ceiling, cache bytes."""
+    """Reconstruct held-out clips through the mag cache; PSNR/SSIM per style, the autoencoder ceiling, cache bytes.
+
+    Runs on the model's device (``ae`` must be there too); the clip and text may live anywhere."""
+    device = next(model.parameters()).device
     was_training = model.training
     model.eval()
-    latents = encode_clip(ae, clip.frames)
-    recon, cache = model.reconstruct(latents, clip.poses, text, generator=torch.Generator().manual_seed(seed))
+    truth = clip.frames.to(device)
+    latents = encode_clip(ae, truth)
+    recon, cache = model.reconstruct(latents, clip.poses.to(device), text.to(device),
+                                     generator=torch.Generator(device).manual_seed(seed))
     model.train(was_training)
-    frames, blocks = clip.frames.flatten(0, 1), latents.shape[1] / model.cfg.transformer.block_frames
+    frames, blocks = truth.flatten(0, 1), latents.shape[1] / model.cfg.transformer.block_frames
     out, ceiling = decode_clip(ae, recon).flatten(0, 1), decode_clip(ae, latents).flatten(0, 1)  # (B*T, 3, H, W)
     p, s, p_ae = psnr(out, frames), ssim(out, frames), psnr(ceiling, frames)
     styles = np.repeat(np.array(clip.styles), latents.shape[1])
@@ -76,47 +83,39 @@ def prompts_with_drop(captions: list[str], drop: float, rng: np.random.Generator
     return ["" if rng.random() < drop else c for c in captions]
 
 
-def train(cfg: MemoryStageConfig) -> dict[str, float]:
-    torch.set_num_threads(cfg.run.threads)
-    seed_everything(cfg.run.seed)
-    ae, text_encoder = frozen_autoencoder(cfg.autoencoder), make_text_encoder(cfg.text)
-    model = MemoryModel(cfg.model)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay)
-    run = Run(cfg.run, "memory", asdict(cfg))
-    start = run.resume(model, cfg.model, opt)
+class MemoryBatch(NamedTuple):
+    latents: torch.Tensor  # (B, T, C, h, w)
+    poses: torch.Tensor  # (B, T, 3)
+    text: torch.Tensor  # (B, 1, text_dim)
+    noise: torch.Generator  # draws this step's flow times and noise (on the run's device)
+
+
+def build_stage(cfg: MemoryStageConfig, placement: Placement) -> Stage:
+    device = placement.device
+    ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
+    model = MemoryModel(cfg.model).to(device)
     frames = cfg.blocks * cfg.model.transformer.block_frames
-    stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
-    generator = torch.Generator().manual_seed(cfg.run.seed * 100_003 + start)
     heldout = heldout_clips(cfg.data, cfg.eval_clips, frames)
-    heldout_text = text_encoder.encode(heldout.captions)
-    bar = tqdm(range(start, cfg.run.steps), initial=start, total=cfg.run.steps, desc=f"memory x{cfg.model.compression:g}")
-    metrics: dict[str, float] = {}
-    done = start
-    for step in bar:
-        set_lr(opt, lr_at(step, cfg.run))
-        clip = stream.clips(cfg.run.batch_size, frames)
-        latents = encode_clip(ae, clip.frames)  # (B, T, C, h, w)
-        text = text_encoder.encode(prompts_with_drop(clip.captions, cfg.text_drop, rng))  # (B, 1, 384)
-        loss = model.loss(latents, clip.poses, text, generator)
-        optimizer_step(opt, loss, model)
-        done = step + 1
-        if done % cfg.run.log_every == 0:
-            elapsed = max(1e-6, bar.format_dict["elapsed"])
-            run.log(done, loss=loss.item(), lr=opt.param_groups[0]["lr"],
-                    clips_per_s=(done - start) * cfg.run.batch_size / elapsed)
-            bar.set_postfix(loss=f"{loss.item():.4f}")
-        if done % cfg.run.eval_every == 0 or done == cfg.run.steps:
-            metrics = evaluate(model, ae, heldout, heldout_text)
-            run.log(done, **metrics)
-            bar.write(f"step {done}: held-out PSNR {metrics['psnr']:.2f} dB (autoencoder {metrics['psnr_autoencoder']:.2f})")
-        if done % cfg.run.save_every == 0 or done == cfg.run.steps or run.out_of_time():
-            run.save(model, cfg.model, opt, done)
-        if run.out_of_time():
-            bar.write(f"stopping at step {done}: max_minutes={cfg.run.max_minutes} reached (resume to continue)")
-            break
-    if not metrics or done != cfg.run.steps:
-        metrics = evaluate(model, ae, heldout, heldout_text)
-        run.log(done, **metrics)
-    path = run.export(model, cfg.model, "memory", extra={"step": done, **metrics})
-    print(f"held-out reconstruction: {metrics}\nwrote {path}")
-    return metrics
+    heldout_text = text_encoder.encode(heldout.captions).to(device)
+
+    def data(start: int) -> Iterator[MemoryBatch]:
+        stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
+        noise = placement.generator(cfg.run.seed * 100_003 + start)
+        for _ in count():
+            clip = stream.clips(cfg.run.batch_size, frames)
+            latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
+            text = text_encoder.encode(prompts_with_drop(clip.captions, cfg.text_drop, rng)).to(device)  # (B, 1, D)
+            yield MemoryBatch(latents, clip.poses.to(device), text, noise)
+
+    def step(net: MemoryModel, batch: MemoryBatch) -> dict[str, torch.Tensor]:
+        return {"loss": net.loss(batch.latents, batch.poses, batch.text, batch.noise)}
+
+    return Stage(kind="memory", model=model, model_config=cfg.model,
+                 optimizer=torch.optim.AdamW(model.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay),
+                 data=data, step=step, evaluate=lambda: evaluate(model, ae, heldout, heldout_text),
+                 unit="clips", label=f"memory x{cfg.model.compression:g}")
+
+
+def train(cfg: MemoryStageConfig) -> dict[str, float]:
+    placement = setup_device(cfg.run)
+    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))

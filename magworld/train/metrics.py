@@ -1,4 +1,8 @@
-"""Batch adapters of the shared frame metrics (:mod:`magworld.metrics`) for torch uint8 (N, 3, H, W) frames."""
+"""Batch adapters of the shared frame metrics (:mod:`magworld.metrics`) for torch uint8 (N, 3, H, W) frames.
+
+No formula lives here: every PSNR (with its cap) and SSIM in the project is :mod:`magworld.metrics`'; these
+only move a batch to numpy and apply them pair by pair, so training and the benchmarks report the same numbers.
+"""
 
 from __future__ import annotations
 

@@ -1,0 +1,104 @@
+"""The one training loop (magworld.train.common.run_stage) on a toy stage: schedule, resume, time budget, config."""
+
+import json
+from itertools import count
+
+import pytest
+import torch
+from torch import nn
+
+from magworld.train.common import Placement, RunConfig, Stage, every, run_stage
+
+
+def toy_stage(evals: list[int], steps_seen: list[int]) -> Stage:
+    """A linear model regressing a fixed target; ``evals``/``steps_seen`` record when the loop called it."""
+    torch.manual_seed(0)
+    model = nn.Linear(4, 1)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+
+    def data(start: int):
+        return ((x, y, k) for k in count(start))
+
+    def step(net, batch):
+        steps_seen.append(batch[2])
+        return {"loss": nn.functional.mse_loss(net(batch[0]), batch[1]), "batch": batch[2]}
+
+    @torch.no_grad()
+    def evaluate():
+        evals.append(len(steps_seen))
+        return {"mse": float(nn.functional.mse_loss(model(x), y))}
+
+    return Stage(kind="toy", model=model, model_config={"features": 4},
+                 optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2), data=data, step=step, evaluate=evaluate)
+
+
+def _lines(out) -> list[dict]:
+    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+def _run(out, steps, **kw) -> RunConfig:
+    return RunConfig(out_dir=str(out), steps=steps, batch_size=2, warmup_steps=1, threads=1, device="cpu", **{
+        "log_every": 1, "eval_every": 2, "save_every": 1, **kw})
+
+
+CPU = Placement(torch.device("cpu"))
+
+
+def test_periodic_eval_then_a_final_one(tmp_path):
+    evals, seen = [], []
+    metrics = run_stage(toy_stage(evals, seen), _run(tmp_path, 5), CPU, {})
+    assert seen == [0, 1, 2, 3, 4]
+    assert evals == [2, 4, 5]  # every 2 steps, and the last step (5) is evaluated once at the end
+    assert [x["step"] for x in _lines(tmp_path) if "mse" in x] == [2, 4, 5]
+    assert [x["batch"] for x in _lines(tmp_path) if "loss" in x] == [0, 1, 2, 3, 4]
+    assert (tmp_path / "toy.safetensors").exists() and metrics.keys() == {"mse"}
+
+
+def test_eval_every_zero_means_only_the_final_eval(tmp_path):
+    evals, seen = [], []
+    run_stage(toy_stage(evals, seen), _run(tmp_path, 3, eval_every=0, save_every=0, log_every=0), CPU, {})
+    assert evals == [3]
+    assert [x["step"] for x in _lines(tmp_path)] == [3]  # no loss lines either (log_every=0)
+    assert (tmp_path / "last.safetensors").exists()  # saved at the end even with save_every=0
+
+
+def test_resume_continues_and_a_finished_run_only_reexports(tmp_path):
+    run_stage(toy_stage([], []), _run(tmp_path, 2), CPU, {})
+    evals, seen = [], []
+    run_stage(toy_stage(evals, seen), _run(tmp_path, 4), CPU, {})
+    assert seen == [2, 3]  # data restarts at the resumed step
+    meta = json.loads((tmp_path / "toy.json").read_text())
+    assert meta["extra"]["step"] == 4
+    evals, seen = [], []
+    metrics = run_stage(toy_stage(evals, seen), _run(tmp_path, 4), CPU, {})
+    assert seen == [] and evals == [0] and "mse" in metrics  # nothing to train: evaluate and export
+
+
+def test_time_budget_stops_and_saves(tmp_path):
+    evals, seen = [], []
+    run_stage(toy_stage(evals, seen), _run(tmp_path, 50, max_minutes=1e-9, save_every=0), CPU, {})
+    assert seen == [0]
+    assert json.loads((tmp_path / "last.json").read_text())["extra"]["step"] == 1
+
+
+def test_bf16_placement_runs_the_step_under_autocast(tmp_path):
+    seen_autocast = []
+    stage = toy_stage([], [])
+    inner = stage.step
+    stage.step = lambda m, b: seen_autocast.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu")
+                                                   else None) or inner(m, b)
+    run_stage(stage, _run(tmp_path, 1), Placement(torch.device("cpu"), "bf16"), {})
+    assert seen_autocast == [torch.bfloat16]
+    assert stage.model.weight.dtype == torch.float32  # autocast: the weights stay fp32
+
+
+def test_every():
+    assert [s for s in range(1, 7) if every(3, s)] == [3, 6]
+    assert not any(every(0, s) for s in range(1, 7))
+
+
+@pytest.mark.parametrize("field,value", [("precision", "fp16"), ("device", "tpu"), ("eval_every", -1),
+                                         ("batch_size", 0)])
+def test_run_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        RunConfig(**{field: value})
