@@ -37,8 +37,8 @@ class MemoryStageConfig:
     eval_clips: int = 32
 
 
-def frozen_autoencoder(spec: str, device: torch.device | str = "cpu") -> Autoencoder:
-    """The autoencoder named by ``spec`` ("bundled" or a path), frozen, in eval mode, on ``device``."""
+def frozen_autoencoder(spec: str, device: torch.device | str | None = None) -> Autoencoder:
+    """The autoencoder named by ``spec`` ("bundled" or a path), frozen, in eval mode, on ``device`` (None: as loaded)."""
     model = load_bundled("autoencoder") if spec == "bundled" else load_autoencoder(spec)
     return model.requires_grad_(False).eval().to(device)
 
