@@ -19,18 +19,17 @@ from typing import Any, Callable, Protocol
 
 import numpy as np
 
-from magworld.envs.revisit import PITCH_CELLS, YAW_CELLS, RevisitTracker
+from magworld.revisit import PITCH_CELLS, YAW_CELLS, view_cell
 from magworld.world import ACTION_NAMES, Pose
 from magworld.world.actions import ACTION_INDEX, ACTION_TABLE, apply_action
 from magworld.world.camera import wrap_degrees
 
 MAX_PLAN_DRAWS = 100
 POSE_EPSILON = 1e-6  # degrees; poses closer than this are the same pose
-_VIEW_GRID = RevisitTracker()  # only for its cell(), the env's coverage grid
 
 
 class Agent(Protocol):
-    """What every baseline (and any agent the evaluation runs) provides."""
+    """What every agent provides — the baselines here, the PPO wrapper, anything ``magworld agent eval`` runs."""
 
     def reset(self, seed: int | None = None) -> None:
         """Start an episode; ``seed`` reseeds any randomness (None: the constructor's seed)."""
@@ -193,7 +192,7 @@ class CoverageAgent:
         return min(unvisited, key=cost)
 
     def act(self, obs: np.ndarray, info: dict[str, Any]) -> int:
-        here = _VIEW_GRID.cell(_pose(info))
+        here = view_cell(_pose(info))  # the env's coverage grid
         self.visited.add(here)
         if len(self.visited) == YAW_CELLS * PITCH_CELLS:
             self.visited = {here}

@@ -11,21 +11,16 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from magworld.config import build
 
+from .baselines import Agent, make_baseline
 from .ppo import PPOAgent, PPOConfig
 
 METRICS = ("reward", "revisits", "far_revisits", "coverage", "length", "success")
-
-
-class Agent(Protocol):
-    def reset(self, seed: int | None = None) -> None: ...
-
-    def act(self, obs: Any, info: dict[str, Any]) -> int: ...
 
 
 @dataclass
@@ -54,8 +49,6 @@ class BaselineConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)
 
     def make(self) -> Agent:
-        from .baselines import make_baseline
-
         return make_baseline(self.name, **self.kwargs)
 
 

@@ -1,8 +1,10 @@
 """The ``magworld`` console script: ``magworld <command> [subcommand] [hydra overrides...]``.
 
 Every command is a thin hydra entry point: the table below maps it to a config in the installed
-``configs`` package and to the function that runs it. The function receives the composed config and
-builds its typed dataclass config from it (modules never keep a raw ``DictConfig``).
+``magworld.configs`` package and to the function that runs it. The function receives the composed config
+and builds its typed dataclass config from it (modules never keep a raw ``DictConfig``). This is the top
+floor (``magworld.apps``): its table may name any layer below; the targets are imported only when their
+command runs, so ``magworld --help`` stays instant.
 """
 
 from __future__ import annotations
@@ -13,13 +15,13 @@ from typing import Callable
 
 COMMANDS: dict[str, tuple[str, str, str]] = {
     # command: (config name, "module:function", one-line help)
-    "play": ("play", "magworld.envs.viewer:main", "play MAGWorld with the keyboard in a pygame window"),
-    "rollout": ("rollout", "magworld.envs.rollout:main", "run one headless episode with a scripted policy -> mp4 + JSON"),
+    "play": ("play", "magworld.apps.play:main", "play MAGWorld with the keyboard in a pygame window"),
+    "rollout": ("rollout", "magworld.apps.rollout:main", "run one headless episode with a scripted policy -> mp4 + JSON"),
     "train": ("train", "magworld.train:main", "train a model stage: stage=autoencoder|memory|generator"),
     "bench render": ("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer"),
     "bench compression": ("bench_compression", "magworld.bench.compression:main", "memory-model compression ratio ablation"),
     "bench revisit": ("bench_revisit", "magworld.bench.revisit:main", "MAG-Bench revisit consistency"),
-    "bench speed": ("bench_speed", "magworld.envs.speed:main", "env step speed and cache memory"),
+    "bench speed": ("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory"),
     "agent train": ("agent_train", "magworld.agents.train:main", "train an agent (stable-baselines3 PPO)"),
     "agent eval": ("agent_eval", "magworld.agents.evaluate:main", "evaluate a baseline or a trained agent"),
 }

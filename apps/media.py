@@ -1,4 +1,4 @@
-"""README media made by the project itself: ``python -m magworld.bench.media [--out-dir docs/media]``.
+"""README media made by the project itself: ``python -m magworld.apps.media [--out-dir docs/media]``.
 
 * ``magworld.gif`` — one loop-explorer episode per style on the simulator backend, the 4 worlds side
   by side, every frame of every block, 64 px frames upscaled x2 (kept under 2 MB).
@@ -13,8 +13,11 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 
+import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS, LoopExplorer
 from magworld.world import STYLE_NAMES, Pose, make_scene
 
 GAP = 2  # pixels between panels
@@ -35,11 +38,6 @@ class MediaConfig:
 
 def loop_episode_frames(style: str, cfg: MediaConfig) -> np.ndarray:
     """All block frames of a loop-explorer episode in ``style``: uint8 (3 * (steps + 1), H, W, 3)."""
-    import gymnasium as gym
-
-    import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
-    from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS, LoopExplorer
-
     env = gym.make("MAGWorld-v0", backend="simulator", style=style, resolution=cfg.resolution, max_episode_steps=cfg.steps)
     agent = LoopExplorer(seed=cfg.seed, k_min=2, k_max=5, directions=LOOP_DIRECTIONS + RECTANGLE_DIRECTIONS)
     obs, info = env.reset(seed=cfg.seed)

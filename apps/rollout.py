@@ -7,42 +7,32 @@ from typing import Any
 
 from tqdm import tqdm
 
-from magworld.world import STYLE_NAMES
+from magworld.agents import BASELINES, make_baseline
+from magworld.config import build
+from magworld.envs.recording import EpisodeRecorder, RecordingPaths
 
-from .recording import EpisodeRecorder, RecordingPaths
+from .worlds import WorldSettings
 
 
 @dataclass
-class RolloutConfig:
-    """``configs/rollout.yaml``: which policy, how long, which world, where the files go."""
+class RolloutConfig(WorldSettings):
+    """``configs/rollout.yaml``: which policy, how long, which world (see :class:`WorldSettings`), where the files go."""
 
     policy: str = "loop"  # a name in magworld.agents.BASELINES
     policy_kwargs: dict[str, Any] | None = None  # keyword arguments of the policy's class
     steps: int = 60
     seed: int = 0
-    style: str | None = None  # None: drawn from the seed
-    backend: str = "model"  # the MAG world model (bundled weights); "simulator" = ground truth
-    resolution: int | list[int] | None = None  # None: the backend's own (the model's comes from its checkpoint)
-    memory: str = "mag"  # model backend: mag | window | full
-    checkpoint: str | None = None  # model backend: a generator checkpoint; None = bundled
     out_dir: str = "recordings"
-    name: str | None = None  # None: rollout-<policy>-seed<seed>
+    name: str | None = None  # None: rollout-<policy>-<backend>-seed<seed>
     video_scale: int = 4
 
     def __post_init__(self) -> None:
-        from magworld.agents import BASELINES, make_baseline
-
-        from .backends import BACKENDS
-
+        super().__post_init__()
         if self.policy not in BASELINES:
             raise ValueError(f"unknown policy {self.policy!r}; choose one of {', '.join(BASELINES)}")
-        if self.style is not None and self.style not in STYLE_NAMES:
-            raise ValueError(f"unknown style {self.style!r}; choose null or one of {', '.join(STYLE_NAMES)}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
         if self.steps < 1 or self.video_scale < 1:
             raise ValueError(f"steps and video_scale must be >= 1, got steps={self.steps} video_scale={self.video_scale}")
-        self.name = self.name or f"rollout-{self.policy}-seed{self.seed}"
+        self.name = self.name or f"rollout-{self.policy}-{self.backend}-seed{self.seed}"
         self.policy_kwargs = dict(self.policy_kwargs or {})
         make_baseline(self.policy, **self.policy_kwargs)  # bad policy arguments fail here, not mid-run
 
@@ -59,12 +49,8 @@ class RolloutResult:
 
 def run(cfg: RolloutConfig) -> RolloutResult:
     """Run ``cfg.steps`` steps of the policy from ``reset(seed=cfg.seed)``, record them, print a summary."""
-    from magworld.agents import make_baseline
-
-    from .viewer import make_env
-
     agent = make_baseline(cfg.policy, **cfg.policy_kwargs)
-    env = make_env(cfg.backend, cfg.style, cfg.resolution, cfg.steps, cfg.memory, cfg.checkpoint)
+    env = cfg.make_env(max_episode_steps=cfg.steps)
     recorder = EpisodeRecorder(cfg.out_dir, cfg.name, seed=cfg.seed, scale=cfg.video_scale)
     try:
         obs, info = env.reset(seed=cfg.seed)
@@ -101,6 +87,4 @@ def format_summary(cfg: RolloutConfig, result: RolloutResult, caption: str) -> s
 
 def main(cfg) -> None:
     """``magworld rollout``: entry point for the composed hydra config (node ``rollout``)."""
-    from magworld.config import build
-
     run(build(cfg.rollout))

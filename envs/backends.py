@@ -32,6 +32,9 @@ class Backend(Protocol):
     def info(self, world: int) -> dict[str, Any]:
         """Backend entries of a world's info (memory policy, cache size, ...)."""
 
+    def settings(self) -> dict[str, Any]:
+        """What a saved world state must have been made with to load here (e.g. the memory policy); JSON-able."""
+
     def snapshot(self, world: int) -> dict[str, np.ndarray]:
         """A world's backend state (e.g. the memory cache) as named numpy arrays."""
 
@@ -61,6 +64,9 @@ class SimulatorBackend:
     def info(self, world: int) -> dict[str, Any]:
         return {"backend": self.name}
 
+    def settings(self) -> dict[str, Any]:
+        return {}
+
     def snapshot(self, world: int) -> dict[str, np.ndarray]:
         return {}  # the scene is rebuilt from its seed
 
@@ -75,13 +81,19 @@ def _model_backend(*args: Any, **kwargs: Any) -> Backend:
 
 
 BACKENDS: dict[str, Any] = {"model": _model_backend, "simulator": SimulatorBackend}
-BACKEND_OPTIONS = {"simulator": set(), "model": {"memory", "checkpoint", "steps", "device", "world_model"}}
+BACKEND_OPTIONS = {"simulator": set(), "model": {"memory", "checkpoint", "steps", "device", "threads", "world_model"}}
+
+
+def check_backend(name: str) -> str:
+    """``name`` if it is a backend, else a ``ValueError`` listing the backends."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    return name
 
 
 def make_backend(name: str, resolution: tuple[int, int] | None, num_worlds: int = 1, **kwargs: Any) -> Backend:
     """The backend ``name`` drawing ``resolution`` frames (None: its own default) for ``num_worlds`` worlds."""
-    if name not in BACKENDS:
-        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    check_backend(name)
     unknown = set(kwargs) - BACKEND_OPTIONS.get(name, set(kwargs))
     if unknown:
         raise ValueError(f"backend {name!r} takes no argument(s) {sorted(unknown)}; "

@@ -19,23 +19,6 @@ from .revisit import RevisitTracker, RewardConfig, step_reward
 RESET_OPTIONS = ("scene_seed", "style", "pose")
 
 
-class Latency(float):
-    """A wall-clock duration in milliseconds, reported in ``info["step_ms"]``.
-
-    Timing is a property of the machine, not of the world: two ``Latency`` values compare equal to
-    each other, so Gymnasium's determinism check (same seed + action -> same info) compares the world
-    state and not the clock. Against plain numbers it compares as the float it is.
-    """
-
-    def __eq__(self, other: object) -> bool:
-        return True if isinstance(other, Latency) else float(self) == other
-
-    def __ne__(self, other: object) -> bool:
-        return not self.__eq__(other)
-
-    __hash__ = float.__hash__
-
-
 def check_action(action: Any, n: int = len(ACTION_NAMES)) -> int:
     """The action as an int index, or a ``TypeError``/``ValueError`` that names the valid actions."""
     value = np.asarray(action)
@@ -81,7 +64,7 @@ class Episode:
         poses = [self.pose] * BLOCK_FRAMES
         return poses, self.scene.render_many(poses, self.resolution)
 
-    def started_info(self, frames: np.ndarray, truth: np.ndarray, step_ms: float, backend_info: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    def started_info(self, frames: np.ndarray, truth: np.ndarray, step_ms: float | None, backend_info: dict[str, Any]) -> tuple[np.ndarray, dict]:
         """Record the first block; returns (observation, reset info)."""
         assert self.scene is not None
         self.frames = frames
@@ -103,8 +86,9 @@ class Episode:
         return self.scene.render_many(poses, self.resolution)
 
     def commit(self, target: Pose, poses: list[Pose], prompt: str, frames: np.ndarray, truth: np.ndarray,
-               step_ms: float, backend_info: dict[str, Any]) -> tuple[np.ndarray, float, dict]:
-        """Record the generated block; returns (observation, reward, info)."""
+               step_ms: float | None, backend_info: dict[str, Any]) -> tuple[np.ndarray, float, dict]:
+        """Record the generated block; returns (observation, reward, info). ``step_ms``: the backend's
+        wall-clock time, reported in info only when given (timing is the machine's, not the world's)."""
         self.pose, self.frames, self.step_index = target, frames, self.step_index + 1
         found = self.tracker.observe(self.step_index, poses, frames, self.reward_cfg)
         revisit_term, reward = step_reward(found, BLOCK_FRAMES, self.reward_cfg)
@@ -142,7 +126,7 @@ class Episode:
         t.steps = [int(s) for s in state["history_steps"]]
         t.cells = {(int(a), int(b)) for a, b in np.asarray(state["cells"]).reshape(-1, 2)}
 
-    def _info(self, prompt: str, found, truth: np.ndarray, step_ms: float, revisit_term: float, backend_info: dict[str, Any]) -> dict[str, Any]:
+    def _info(self, prompt: str, found, truth: np.ndarray, step_ms: float | None, revisit_term: float, backend_info: dict[str, Any]) -> dict[str, Any]:
         assert self.scene is not None and self.frames is not None
         exact = truth is self.frames  # the simulator backend: the frames are the ground truth
         gt = [{"psnr": PSNR_CAP, "ssim": 1.0} if exact else frame_metrics(f, t) for f, t in zip(self.frames, truth)]
@@ -150,7 +134,7 @@ class Episode:
             "pose": self.pose.as_dict(), "prompt": prompt, "frames": self.frames.copy(), "is_revisit": found.is_revisit,
             "revisit": found.mean_metrics(),
             "gt": {"psnr": float(np.mean([m["psnr"] for m in gt])), "ssim": float(np.mean([m["ssim"] for m in gt]))},
-            "coverage": self.tracker.coverage, "step_ms": Latency(step_ms),
-            "reward_terms": {"revisit": revisit_term, "new_cells": found.new_cells},
+            "coverage": self.tracker.coverage, "reward_terms": {"revisit": revisit_term, "new_cells": found.new_cells},
             "caption": self.scene.caption, "style": self.scene.style, "scene_seed": self.scene.seed, **backend_info,
+            **({} if step_ms is None else {"step_ms": float(step_ms)}),
         }

@@ -15,8 +15,9 @@ from magworld.world.scene import check_style
 
 from .backends import make_backend
 from .episode import Episode, check_action
-from .state import load_state_file, save_state_file
 from .revisit import RevisitTracker, RewardConfig
+from .state import load_state_file, save_state_file
+from .workers import exit_with_parent
 
 
 class MAGWorldEnv(gym.Env):
@@ -61,17 +62,28 @@ class MAGWorldEnv(gym.Env):
     fix ``scene_seed``, ``style`` and ``pose`` (dict with yaw, pitch, fov).
 
     ## Episode End
-    No termination; truncation after ``max_episode_steps`` (200 at registration).
+    No termination; truncation after ``max_episode_steps`` (200 at registration). Longer episodes:
+    ``gym.make(..., max_episode_steps=1000)``, or ``max_episode_steps=-1`` for none (``None`` means "the
+    registered 200" to ``gym.make``).
 
     ## Info
     ``pose`` (yaw, pitch, fov), ``prompt`` (scene caption + action phrase), ``frames`` (uint8 (3, H, W, 3)),
     ``is_revisit``, ``revisit`` (mean PSNR/SSIM of the revisit frames vs their references, ``frames`` =
-    how many), ``gt`` (mean PSNR/SSIM of the block vs ground truth), ``coverage``, ``step_ms``,
-    ``reward_terms``, ``caption``, ``style``, ``scene_seed``; ``reset`` adds ``action_table``.
+    how many), ``gt`` (mean PSNR/SSIM of the block vs ground truth), ``coverage``, ``reward_terms``,
+    ``caption``, ``style``, ``scene_seed``, ``backend``; the model adds ``memory``, ``cache_bytes``,
+    ``cache_frames``, ``compression``; ``reset`` adds ``action_table``. With ``timing=True``, ``step_ms``
+    (wall-clock ms of the backend's draw); off by default, so that the info is a function of the seed and
+    the actions alone (Gymnasium's determinism check compares step infos exactly).
 
     ## Arguments
-    ``gym.make("MAGWorld-v0", backend="simulator", style=None | "outdoor" | "indoor" | "city" | "game",
-    resolution=64 | (H, W), reward=RewardConfig | dict, render_mode=None | "rgb_array" | "human")``.
+    ``gym.make("MAGWorld-v0", backend="model" | "simulator", style=None | "outdoor" | "indoor" | "city" | "game",
+    resolution=64 | (H, W), reward=RewardConfig | dict, render_mode=None | "rgb_array" | "human", timing=False)``;
+    the model backend adds ``memory="mag" | "window" | "full"``, ``checkpoint=None`` (bundled), ``steps=4``,
+    ``device="auto" | "cpu" | "cuda"`` and ``threads=None``. **CPU threads**: torch's thread count is
+    per process; ``threads=None`` sets it to 1 for a small model (the bundled tiny one) on the CPU unless
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set — one thread is faster for the tiny model even on an
+    idle machine and does not thrash beside another busy process (2 threads there: ~20x slower).
+    ``threads=k`` sets k; ``threads=0`` leaves torch's setting alone.
 
     ## Version History
     * v0: initial release (simulator backend).
@@ -82,10 +94,11 @@ class MAGWorldEnv(gym.Env):
 
     def __init__(self, render_mode: str | None = None, backend: str = "model", style: str | None = None,
                  resolution: int | tuple[int, int] | None = None, reward: RewardConfig | dict | None = None,
-                 **backend_kwargs: Any) -> None:
+                 timing: bool = False, **backend_kwargs: Any) -> None:
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; choose None or one of {self.metadata['render_modes']}")
-        self.render_mode = render_mode
+        self.render_mode, self.timing = render_mode, bool(timing)
+        exit_with_parent()  # a worker of an async vector env never outlives its parent
         self.style = None if style is None else check_style(style)
         self.reward_cfg = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
         requested = None if resolution is None else parse_resolution(resolution)
@@ -131,7 +144,7 @@ class MAGWorldEnv(gym.Env):
         assert self.episode.scene is not None
         frames = self.backend.start(0, self.episode.scene, poses, truth, noise_seed)
         elapsed = (time.perf_counter() - start) * 1e3
-        obs, info = self.episode.started_info(frames, truth, elapsed, self.backend.info(0))
+        obs, info = self.episode.started_info(frames, truth, elapsed if self.timing else None, self.backend.info(0))
         self._after_step(info, 0.0)
         return obs, info
 
@@ -142,7 +155,8 @@ class MAGWorldEnv(gym.Env):
         frames = self.backend.step([poses], [prompt])[0]
         step_ms = (time.perf_counter() - start) * 1e3
         truth = frames if self.backend.exact else self.episode.truth(poses)
-        obs, reward, info = self.episode.commit(target, poses, prompt, frames, truth, step_ms, self.backend.info(0))
+        obs, reward, info = self.episode.commit(target, poses, prompt, frames, truth, step_ms if self.timing else None,
+                                                self.backend.info(0))
         self._after_step(info, reward)
         return obs, reward, False, False, info
 
@@ -165,12 +179,17 @@ class MAGWorldEnv(gym.Env):
         state = self.episode.snapshot()
         state["rng"] = self.np_random.bit_generator.state
         state["backend_name"] = self.backend.name
+        state["backend_settings"] = self.backend.settings()
         state["backend"] = self.backend.snapshot(0)
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
-        if state.get("backend_name") != self.backend.name:
-            raise ValueError(f"state was saved with backend {state.get('backend_name')!r}, this env runs {self.backend.name!r}")
+        """Continue from a :meth:`get_state` snapshot of an env with the same backend settings, after ``reset()``
+        (reset starts the episode that wrappers such as the time limit track; ``set_state`` replaces its world)."""
+        if not self.episode.started:
+            raise RuntimeError("call reset() before set_state()/load_state(): reset starts the episode (and the "
+                               "wrappers' step count), set_state then replaces its world")
+        self._check_backend(state)
         self.episode.restore(state)
         assert self.episode.scene is not None
         self.backend.restore(0, self.episode.scene, state["backend"])
@@ -191,9 +210,17 @@ class MAGWorldEnv(gym.Env):
             self._viewer = None
 
     # --- helpers ------------------------------------------------------------------------------
+    def _check_backend(self, state: dict[str, Any]) -> None:
+        """A ``ValueError`` naming the difference when ``state`` comes from another backend or memory policy."""
+        saved = {"backend": state.get("backend_name"), **state.get("backend_settings", {})}
+        here = {"backend": self.backend.name, **self.backend.settings()}
+        if saved != here:
+            raise ValueError(f"the state was saved by an env with {_settings_text(saved)}, this env has "
+                             f"{_settings_text(here)}: load it into an env made with the same settings")
+
     def _after_step(self, info: dict[str, Any], reward: float) -> None:
-        self._hud = {"pose": info["pose"], "prompt": info["prompt"], "reward": reward, "step_ms": info["step_ms"],
-                     "revisit": info["revisit"], "step": self.step_index}
+        self._hud = {"pose": info["pose"], "prompt": info["prompt"], "reward": reward, "revisit": info["revisit"],
+                     "step": self.step_index, **({"step_ms": info["step_ms"]} if "step_ms" in info else {})}
         if "cache_bytes" in info:  # the model backend: what the world remembers
             self._hud["memory"] = (f"{info['memory']}: {info['cache_frames']} frames cached, "
                                    f"{info['cache_bytes'] / 1024:.0f} KiB, {info['compression']:.1f}x")
@@ -207,3 +234,7 @@ class MAGWorldEnv(gym.Env):
             self._viewer = Viewer(title="MAGWorld-v0", fps=self.metadata["render_fps"])
         assert self.frames is not None
         self._viewer.show(self.frames[-1], self._hud)
+
+
+def _settings_text(settings: dict[str, Any]) -> str:
+    return ", ".join(f"{key}={value!r}" for key, value in settings.items())

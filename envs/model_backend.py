@@ -11,12 +11,18 @@ episodes all have the same length, so a vector env's autoresets always arrive to
 
 from __future__ import annotations
 
+import os
 from typing import Any, Sequence
 
 import numpy as np
 
 from magworld.world import Pose, Scene
 from magworld.world.trajectory import BLOCK_FRAMES
+
+from .workers import forked_after_torch
+
+SMALL_MODEL_PARAMETERS = 5_000_000  # generators up to this size run on one CPU thread by default (tiny: 1.3 M)
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: keep torch's thread count
 
 
 def pose_arrays(poses: Sequence[Sequence[Pose]]) -> np.ndarray:
@@ -34,14 +40,47 @@ def load_world_model(memory: str, checkpoint: str | None, steps: int | None, dev
     return WorldModel.from_checkpoint(checkpoint, memory=memory, steps=steps, device=device)
 
 
+def check_threads(threads: int | None) -> None:
+    """Validate ``threads`` before torch runs here; in a forked worker, switch torch to one thread first."""
+    import torch
+
+    if threads is not None and (not isinstance(threads, int) or threads < 0):
+        raise ValueError(f"threads must be None (default policy), 0 (leave torch's setting) or a positive int, got {threads!r}")
+    if not forked_after_torch():
+        return
+    if threads not in (None, 1):
+        raise RuntimeError(f"threads={threads} in a forked worker process: torch's thread pool does not survive fork "
+                           "and more than one thread deadlocks; leave threads unset, or start the workers with spawn: "
+                           "gym.make_vec(..., vectorization_mode='async', vector_kwargs={'context': 'spawn'})")
+    torch.set_num_threads(1)
+
+
+def apply_thread_policy(threads: int | None, world: Any) -> None:
+    """torch's (process-wide) CPU threads for ``world``: ``threads`` if given (0: leave as is); by default one
+    thread for a small generator on the CPU unless OMP_NUM_THREADS / MKL_NUM_THREADS is set. One thread is
+    faster for the tiny model even when the machine is idle, and does not thrash beside another busy process."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    if threads is not None or world.device.type != "cpu" or any(v in os.environ for v in THREAD_VARIABLES):
+        return
+    if sum(p.numel() for p in world.generator.parameters()) <= SMALL_MODEL_PARAMETERS:
+        torch.set_num_threads(1)
+
+
 class ModelBackend:
     name = "model"
     exact = False
 
     def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1, memory: str = "mag",
-                 checkpoint: str | None = None, steps: int | None = 4, device: str = "auto", world_model: Any = None) -> None:
-        """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled)."""
+                 checkpoint: str | None = None, steps: int | None = 4, device: str = "auto", threads: int | None = None,
+                 world_model: Any = None) -> None:
+        """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled).
+        ``threads``: see :func:`apply_thread_policy`."""
+        check_threads(threads)
         self.world = world_model if world_model is not None else load_world_model(memory, checkpoint, steps, device)
+        apply_thread_policy(threads, self.world)
         self.memory = self.world.memory
         size = self.world.cfg.latent_size * self.world.autoencoder.cfg.downsample
         if resolution is not None and tuple(resolution) != (size, size):
@@ -75,6 +114,9 @@ class ModelBackend:
         cached = self.world.cache_frames()
         return {"backend": self.name, "memory": self.memory, "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
                 "cache_frames": int(cached), "compression": float(self._frames_seen / cached) if cached else 1.0}
+
+    def settings(self) -> dict[str, Any]:
+        return {"memory": self.memory}  # a mag cache must not load into a window world (and so on)
 
     def snapshot(self, world: int) -> dict[str, np.ndarray]:
         """The world model's memory (cache and noise streams) as arrays; single-world envs only."""

@@ -18,7 +18,7 @@ Sidecar contract (``<name>.json``): ``seed`` (of ``reset``; null if unknown), ``
 step), ``episode_return`` (sum of the recorded steps' rewards), ``revisit_steps`` (steps with at
 least one revisit frame), ``mean_revisit_psnr`` (mean over those steps of the step's mean revisit
 PSNR; ``null`` when there were none) and ``records`` (per step: action, pose, reward, prompt,
-is_revisit, revisit, step_ms).
+is_revisit, revisit, step_ms — null unless the env was made with ``timing=True``).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ class StepRecord:
     prompt: str
     is_revisit: bool
     revisit: dict[str, Any]
-    step_ms: float
+    step_ms: float | None  # None unless the env was made with timing=True
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
     big = frame.repeat(scale, axis=0).repeat(scale, axis=1)  # (H*s, W*s, 3)
     pad_h, pad_w = big.shape[0] % 2, big.shape[1] % 2
     return np.pad(big, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else big
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _action_name(action: Any) -> str:
@@ -113,7 +117,7 @@ class EpisodeRecorder:
             raise RuntimeError("call start(info) before record(...)")
         self.records.append(StepRecord(
             action=_action_name(action), pose=dict(info["pose"]), reward=float(reward), prompt=str(info["prompt"]),
-            is_revisit=bool(info["is_revisit"]), revisit=dict(info["revisit"]), step_ms=float(info["step_ms"])))
+            is_revisit=bool(info["is_revisit"]), revisit=dict(info["revisit"]), step_ms=_optional_float(info.get("step_ms"))))
         self._add_frames(info["frames"])
 
     def _add_frames(self, frames: np.ndarray) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "magworld-state/1"
+FORMAT = "magworld-state/2"  # 2: the backend settings (memory policy) are saved and checked
 
 
 def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:

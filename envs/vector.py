@@ -26,21 +26,25 @@ from .revisit import RewardConfig
 
 
 class MAGWorldVectorEnv(VectorEnv):
-    """N independent MAGWorld-v0 worlds stepped together; arguments as ``MAGWorld-v0`` plus ``num_envs``."""
+    """N independent MAGWorld-v0 worlds stepped together; arguments as ``MAGWorld-v0`` plus ``num_envs`` and
+    ``max_episode_steps`` (``None`` or ``-1``: no time limit)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12, "autoreset_mode": AutoresetMode.SAME_STEP}
 
     def __init__(self, num_envs: int = 1, backend: str = "model", style: str | None = None,
                  resolution: int | tuple[int, int] | None = None, reward: RewardConfig | dict | None = None,
-                 max_episode_steps: int | None = 200, render_mode: str | None = None, **backend_kwargs: Any) -> None:
+                 max_episode_steps: int | None = 200, render_mode: str | None = None, timing: bool = False,
+                 **backend_kwargs: Any) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"the vector env renders only 'rgb_array', got render_mode={render_mode!r}")
-        self.num_envs, self.render_mode = num_envs, render_mode
+        if max_episode_steps is not None and max_episode_steps != -1 and max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, or None / -1 for no limit, got {max_episode_steps}")
+        self.num_envs, self.render_mode, self.timing = num_envs, render_mode, bool(timing)
         self.style = None if style is None else check_style(style)
         reward_cfg = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
-        self.max_episode_steps = max_episode_steps
+        self.max_episode_steps = None if max_episode_steps == -1 else max_episode_steps
         requested = None if resolution is None else parse_resolution(resolution)
         self.backend = make_backend(backend, requested, num_worlds=num_envs, **backend_kwargs)
         self.resolution = self.backend.resolution
@@ -73,7 +77,7 @@ class MAGWorldVectorEnv(VectorEnv):
         plans = [episode.plan(a) for episode, a in zip(self.episodes, checked)]
         start = time.perf_counter()
         blocks = self.backend.step([poses for _, poses, _ in plans], [prompt for _, _, prompt in plans])
-        step_ms = (time.perf_counter() - start) * 1e3
+        step_ms = (time.perf_counter() - start) * 1e3 if self.timing else None
         observations, rewards, infos = [], np.zeros(self.num_envs), {}
         truncated = np.zeros(self.num_envs, dtype=bool)
         for world, (episode, (target, poses, prompt), frames) in enumerate(zip(self.episodes, plans, blocks)):
@@ -101,6 +105,7 @@ class MAGWorldVectorEnv(VectorEnv):
         start = time.perf_counter()
         assert episode.scene is not None
         frames = self.backend.start(world, episode.scene, poses, truth, noise_seed)
-        obs, info = episode.started_info(frames, truth, (time.perf_counter() - start) * 1e3, self.backend.info(world))
+        step_ms = (time.perf_counter() - start) * 1e3 if self.timing else None
+        obs, info = episode.started_info(frames, truth, step_ms, self.backend.info(world))
         self.world_infos[world] = info
         return obs, info

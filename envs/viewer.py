@@ -1,4 +1,5 @@
-"""A pygame viewer for RGB frames plus a HUD, and ``magworld play``: steer the camera with the keyboard.
+"""A pygame viewer for RGB frames plus a HUD, and the keyboard play loop (``magworld play`` is
+:mod:`magworld.apps.play`).
 
 :class:`Viewer` is a generic consumer of ``uint8 (H, W, 3)`` frames and a HUD dict; the env's
 ``render_mode="human"`` uses it, and so does :func:`play`. The keyboard layout is data
@@ -19,7 +20,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from magworld.world import ACTION_NAMES, STYLE_NAMES
+from magworld.world import ACTION_NAMES
 
 from .recording import EpisodeRecorder, RecordingPaths
 
@@ -301,9 +302,10 @@ class PlaySession:
 
     def hud(self) -> dict[str, Any]:
         info = self.info
+        timing = {"step_ms": info["step_ms"]} if "step_ms" in info else {}  # envs made with timing=True
         return {"step": self.env.unwrapped.step_index, "pose": info["pose"], "reward": self.last_reward,
-                "score": info.get("reward_terms", {}).get("revisit"), "revisit": info["revisit"],
-                "step_ms": info["step_ms"], "coverage": info["coverage"], "prompt": info["prompt"],
+                "score": info.get("reward_terms", {}).get("revisit"), "revisit": info["revisit"], **timing,
+                "coverage": info["coverage"], "prompt": info["prompt"],
                 "message": self.message, "recording": self.recorder is not None, "paused": self.paused}
 
     def tick(self) -> None:
@@ -348,69 +350,3 @@ def play(env, *, seed: int | None = None, viewer: Viewer | None = None, action_k
     finally:
         viewer.close()
     return session.result
-
-
-# --- magworld play -----------------------------------------------------------------------------
-@dataclass
-class PlayConfig:
-    """``magworld play`` settings (``configs/play.yaml``)."""
-
-    seed: int | None = 0
-    style: str | None = None  # None: drawn from the seed
-    backend: str = "model"  # the MAG world model (bundled weights); "simulator" = ground truth
-    resolution: int | list[int] | None = None  # None: the backend's own (the model's comes from its checkpoint)
-    memory: str = "mag"  # model backend: mag | window | full
-    checkpoint: str | None = None  # model backend: a generator checkpoint; None = bundled
-    window_scale: int = 8  # window pixels per frame pixel
-    video_scale: int = 4  # mp4 pixels per frame pixel
-    fps: int = 12
-    out_dir: str = "recordings"  # recordings and screenshots
-    realtime: bool = False  # True: idle frames step "stay"
-    max_steps: int | None = None  # quit after this many env steps (tests, demos)
-    max_ticks: int | None = None  # quit after this many frames drawn
-    max_episode_steps: int = 200
-
-    def __post_init__(self) -> None:
-        from .backends import BACKENDS
-
-        if self.style is not None and self.style not in STYLE_NAMES:
-            raise ValueError(f"unknown style {self.style!r}; choose null or one of {', '.join(STYLE_NAMES)}")
-        if self.backend not in BACKENDS:
-            raise ValueError(f"unknown backend {self.backend!r}; choose one of {', '.join(BACKENDS)}")
-        if min(self.window_scale, self.video_scale, self.max_episode_steps) < 1 or self.fps < 0:
-            raise ValueError(f"window_scale, video_scale, max_episode_steps must be >= 1 and fps >= 0: {self}")
-
-
-def make_env(backend: str, style: str | None, resolution: int | Sequence[int] | None, max_episode_steps: int,
-             memory: str = "mag", checkpoint: str | None = None, **kwargs: Any):
-    """``MAGWorld-v0`` through ``gymnasium.make`` (with its checks and time limit); ``memory`` and
-    ``checkpoint`` apply to the model backend only."""
-    import gymnasium
-
-    import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
-
-    if resolution is not None and not isinstance(resolution, int):
-        resolution = tuple(resolution)
-    if backend == "model":
-        kwargs = {"memory": memory, "checkpoint": checkpoint, **kwargs}
-    return gymnasium.make("MAGWorld-v0", backend=backend, style=style, resolution=resolution,
-                          max_episode_steps=max_episode_steps, **kwargs)
-
-
-def run(cfg: PlayConfig) -> PlayResult:
-    env = make_env(cfg.backend, cfg.style, cfg.resolution, cfg.max_episode_steps, cfg.memory, cfg.checkpoint)
-    try:
-        result = play(env, seed=cfg.seed, out_dir=cfg.out_dir, video_scale=cfg.video_scale, window_scale=cfg.window_scale,
-                      fps=cfg.fps, realtime=cfg.realtime, max_steps=cfg.max_steps, max_ticks=cfg.max_ticks)
-    finally:
-        env.close()
-    print(f"played {result.steps} steps in {result.episodes} episode(s); last episode return {result.episode_return:.3f}; "
-          f"{len(result.recordings)} recording(s), {len(result.screenshots)} screenshot(s) in {cfg.out_dir}")
-    return result
-
-
-def main(cfg) -> None:
-    """``magworld play``: entry point for the composed hydra config (node ``play``)."""
-    from magworld.config import build
-
-    run(build(cfg.play))

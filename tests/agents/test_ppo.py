@@ -14,7 +14,7 @@ TINY_ENV = ["env.resolution=36"]  # smallest NatureCNN input; keeps the test in 
 
 
 def compose_cfg(name, overrides):
-    with initialize_config_module(version_base="1.3", config_module="configs"):
+    with initialize_config_module(version_base="1.3", config_module="magworld.configs"):
         return compose(name, overrides=overrides)
 
 

@@ -63,13 +63,30 @@ def test_info_contents_and_observation_is_last_frame():
     obs, info = env.reset(seed=0)
     assert "action_table" in info and info["frames"].shape == (3, 48, 48, 3)
     obs, reward, terminated, truncated, info = env.step(RIGHT)
-    for key in ("pose", "prompt", "frames", "is_revisit", "revisit", "gt", "step_ms", "coverage"):
+    for key in ("pose", "prompt", "frames", "is_revisit", "revisit", "gt", "coverage", "reward_terms", "backend"):
         assert key in info
     assert np.array_equal(obs, info["frames"][-1]) and obs.shape == (48, 48, 3)
     assert info["prompt"].endswith("the camera pans right") and info["prompt"].startswith(info["caption"])
     assert info["pose"]["yaw"] == (env.unwrapped.pose.yaw) and info["gt"]["psnr"] == PSNR_CAP
     obs[:] = 0  # returned arrays are copies
     assert env.unwrapped.frames[-1].any()
+
+
+def test_step_infos_are_a_function_of_seed_and_actions():
+    """Gymnasium's determinism check compares step infos exactly: no wall-clock entry unless asked for."""
+    from gymnasium.utils.env_checker import data_equivalence
+
+    infos = []
+    for _ in range(2):
+        env = gym.make("MAGWorld-v0", backend="simulator")
+        env.reset(seed=3)
+        infos.append(env.step(RIGHT)[-1])
+    assert "step_ms" not in infos[0] and data_equivalence(infos[0], infos[1], exact=True)
+    timed = gym.make("MAGWorld-v0", backend="simulator", timing=True)
+    _, reset_info = timed.reset(seed=3)
+    *_, info = timed.step(RIGHT)
+    assert type(reset_info["step_ms"]) is float and type(info["step_ms"]) is float and info["step_ms"] >= 0.0
+    assert {k: v for k, v in info.items() if k != "step_ms"}.keys() == infos[0].keys()
 
 
 def test_revisit_fires_exactly_on_returns():
@@ -161,3 +178,17 @@ def test_episode_truncates_at_registered_length():
     env.reset(seed=0)
     flags = [env.step(STAY)[3] for _ in range(5)]
     assert flags == [False] * 4 + [True]
+
+
+def _time_limit(env) -> int | None:
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, gym.wrappers.TimeLimit):
+            return env._max_episode_steps
+        env = env.env
+    return None
+
+
+def test_how_to_lengthen_episodes_as_the_readme_says():
+    assert _time_limit(gym.make("MAGWorld-v0", backend="simulator", max_episode_steps=None)) == 200  # None: the registered
+    assert _time_limit(gym.make("MAGWorld-v0", backend="simulator", max_episode_steps=1000)) == 1000
+    assert _time_limit(gym.make("MAGWorld-v0", backend="simulator", max_episode_steps=-1)) is None  # no limit

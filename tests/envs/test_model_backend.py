@@ -107,3 +107,43 @@ def test_model_backend_errors_name_the_problem(parts, tmp_path):
     if not torch.cuda.is_available():
         with pytest.raises(Exception, match="CUDA"):
             gym.make("MAGWorld-v0", backend="model", checkpoint=str(tmp_path / "nope.safetensors"), device="cuda")
+
+
+def test_a_state_of_another_memory_policy_is_refused(parts, tmp_path):
+    mag = make(parts, "mag").unwrapped
+    mag.reset(seed=1)
+    mag.step(2)
+    path = mag.save_state(tmp_path / "mag.safetensors")
+    window = make(parts, "window").unwrapped
+    window.reset(seed=1)
+    with pytest.raises(ValueError, match="memory='mag', this env has backend='model', memory='window'"):
+        window.load_state(path)
+    with pytest.raises(ValueError, match="memory='mag'"):
+        window.set_state(mag.get_state())
+
+
+@pytest.fixture
+def torch_threads(monkeypatch):
+    """Torch's thread count is per process: put it back after the test; no thread variables set."""
+    before = torch.get_num_threads()
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_default_thread_policy_runs_a_small_model_on_one_cpu_thread(parts, torch_threads, monkeypatch):
+    torch.set_num_threads(2)
+    make(parts)  # the micro model is small and on the CPU
+    assert torch.get_num_threads() == 1
+    make(parts, threads=2)
+    assert torch.get_num_threads() == 2
+    make(parts, threads=0)  # leave torch's setting alone
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the user chose
+    make(parts)
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match="threads must be"):
+        make(parts, threads=-1)
+    with pytest.raises(ValueError, match="takes no argument"):
+        gym.make("MAGWorld-v0", backend="simulator", threads=1)

@@ -1,4 +1,4 @@
-"""Episode recordings (mp4 + JSON sidecar), gymnasium's RecordVideo on MAGWorld, and ``magworld rollout``."""
+"""Episode recordings (mp4 + JSON sidecar) and gymnasium's RecordVideo on MAGWorld (``magworld rollout``: tests/apps)."""
 
 import json
 from pathlib import Path
@@ -10,9 +10,7 @@ import pytest
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
 from magworld.envs.recording import EpisodeRecorder, upscale
-from magworld.envs.rollout import RolloutConfig, run
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 LEFT, RIGHT = 1, 2
 
 
@@ -83,50 +81,3 @@ def test_gymnasium_record_video_wrapper(tmp_path):
     videos = sorted((tmp_path / "videos").glob("*.mp4"))
     assert len(videos) == 1
     assert len(video_frames(videos[0])) == 11  # reset + 10 steps
-
-
-def test_rollout_writes_video_and_sidecar(tmp_path, capsys):
-    result = run(RolloutConfig(policy="loop", steps=12, seed=2, style="game", out_dir=str(tmp_path), video_scale=1))
-    assert result.paths.video == tmp_path / "rollout-loop-seed2.mp4"
-    assert len(video_frames(result.paths.video)) == 3 * 13
-    sidecar = json.loads(result.paths.sidecar.read_text())
-    assert sidecar["steps"] == 12 and len(sidecar["poses"]) == 13 and sidecar["style"] == "game"
-    assert result.revisit_steps == sidecar["revisit_steps"] > 0
-    out = capsys.readouterr().out
-    assert "return" in out and "mean revisit PSNR" in out and str(result.paths.video) in out
-
-
-def test_rollout_config_from_hydra_and_bad_input(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from magworld.config import build
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose("rollout", overrides=["rollout.policy=sweep", "rollout.steps=3", f"rollout.out_dir={tmp_path}",
-                                            "rollout.policy_kwargs={action: pan_left}"])
-    config = build(cfg.rollout)
-    assert isinstance(config, RolloutConfig) and config.policy_kwargs == {"action": "pan_left"}
-    assert run(config).paths.sidecar.exists()
-    with pytest.raises(ValueError, match="unknown policy 'ppo'.*random, sweep, loop, coverage"):
-        RolloutConfig(policy="ppo")
-    with pytest.raises(ValueError, match="unknown style"):
-        RolloutConfig(style="moon")
-    with pytest.raises(TypeError, match="bad arguments"):
-        RolloutConfig(policy="sweep", policy_kwargs={"speed": 2})
-
-
-def test_readme_media_script_smoke(tmp_path):
-    from magworld.bench.media import MediaConfig, make_media
-
-    gif, grid = make_media(MediaConfig(out_dir=str(tmp_path), steps=2, grid_yaws=[0.0, 180.0], grid_resolution=32))
-    from PIL import Image
-
-    with Image.open(gif) as image:
-        assert image.size == (4 * 128 + 3 * 2, 128 + 14)
-        durations = []
-        for index in range(image.n_frames):  # identical neighbours (the still start block) are merged
-            image.seek(index)
-            durations.append(image.info["duration"])
-        assert sum(durations) == pytest.approx(3 * 3 * 1000 / 12, rel=0.05)  # 9 frames at ~12 fps (GIF: 10 ms ticks)
-    with Image.open(grid) as image:
-        assert image.size == (2 * 32 + 2, 14 + 4 * (14 + 32))

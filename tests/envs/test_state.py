@@ -56,3 +56,28 @@ def test_bad_state_files_raise_clear_errors(tmp_path):
     small.reset(seed=0)
     with pytest.raises(ValueError, match="resolution"):
         small.load_state(good)
+
+
+def test_set_state_before_reset_is_a_clear_error(tmp_path):
+    source = gym.make("MAGWorld-v0", backend="simulator").unwrapped
+    source.reset(seed=1)
+    source.step(2)
+    state, path = source.get_state(), source.save_state(tmp_path / "s.safetensors")
+    env = gym.make("MAGWorld-v0", backend="simulator")  # wrapped: the order checks start counting at reset
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before set_state"):
+        env.unwrapped.set_state(state)
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before set_state"):
+        env.unwrapped.load_state(path)
+    env.reset(seed=0)
+    env.unwrapped.set_state(state)
+    assert np.array_equal(env.step(1)[0], source.step(1)[0])  # the wrapped env steps on from the state
+
+
+def test_state_of_another_backend_is_refused():
+    source = gym.make("MAGWorld-v0", backend="simulator").unwrapped
+    source.reset(seed=1)
+    state = source.get_state()
+    assert state["backend_settings"] == {}
+    state["backend_name"] = "model"
+    with pytest.raises(ValueError, match="backend='model'.*this env has backend='simulator'"):
+        source.set_state(state)

@@ -3,6 +3,7 @@
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.vector import AutoresetMode
 
 import magworld.envs  # noqa: F401
@@ -68,5 +69,18 @@ def test_sb3_adapter_reports_terminal_observations_and_trains():
         obs, rewards, dones, infos = venv.step_wait()
     assert dones.all() and infos[0]["TimeLimit.truncated"] and infos[0]["terminal_observation"].shape == (48, 48, 3)
     model = PPO("CnnPolicy", venv, n_steps=8, batch_size=8, n_epochs=1, seed=0, verbose=0)
+    before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(total_timesteps=16)
-    assert model.num_timesteps >= 16
+    # the rollout PPO learned from holds the worlds' frames (channel-first, as SB3 stores images) and moved the policy
+    frames = model.rollout_buffer.observations  # (n_steps * n_envs, 3, 48, 48) after training flattened it
+    assert frames.shape == (16, 3, 48, 48) and frames.std() > 0 and not np.array_equal(frames[0], frames[-1])
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.policy.parameters()))
+
+
+def test_vector_env_without_a_time_limit():
+    venv = gym.make_vec("MAGWorld-v0", backend="simulator", num_envs=2, max_episode_steps=-1)  # gym.make's "no limit"
+    venv.reset(seed=0)
+    assert not any(venv.step(np.array([2, 1]))[3].any() for _ in range(3))
+    assert venv.unwrapped.max_episode_steps is None
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        MAGWorldVectorEnv(num_envs=1, backend="simulator", max_episode_steps=0)

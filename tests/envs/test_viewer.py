@@ -1,8 +1,7 @@
-"""The pygame viewer and ``magworld play``, driven headless by posted KEYDOWN events."""
+"""The pygame viewer and its play loop, driven headless by posted KEYDOWN events (``magworld play``: tests/apps)."""
 
 import json
 import os
-from pathlib import Path
 
 import gymnasium as gym
 import imageio.v2 as imageio
@@ -10,12 +9,14 @@ import numpy as np
 import pytest
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
-from magworld.envs.viewer import (ACTION_KEYS, COMMAND_KEYS, PlayConfig, Viewer, check_keymap, format_hud, import_pygame, main,
-                         make_env, play)
+from magworld.envs.viewer import ACTION_KEYS, COMMAND_KEYS, Viewer, check_keymap, format_hud, import_pygame, play
 
 assert os.environ.get("SDL_VIDEODRIVER") == "dummy", "tests/conftest.py makes pygame headless"
 pygame = import_pygame()
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def make_env(style: str, max_episode_steps: int = 200):
+    return gym.make("MAGWorld-v0", backend="simulator", style=style, max_episode_steps=max_episode_steps, timing=True)
 
 
 def post_keys(*names: str) -> None:
@@ -30,7 +31,7 @@ def headless_viewer() -> Viewer:
 
 
 def test_keys_drive_steps_recording_and_screenshot(tmp_path):
-    env = make_env("simulator", "outdoor", 64, max_episode_steps=200)
+    env = make_env("outdoor")
     viewer = headless_viewer()
     post_keys("right", "right", "r", "left", "a", "r", "f12", "escape", "right")
     result = play(env, seed=4, viewer=viewer, out_dir=tmp_path, max_ticks=50)
@@ -53,7 +54,7 @@ def test_keys_drive_steps_recording_and_screenshot(tmp_path):
 
 
 def test_wasd_zoom_pause_and_recording_saved_on_quit(tmp_path):
-    env = make_env("simulator", "city", 64, max_episode_steps=200)
+    env = make_env("city")
     viewer = headless_viewer()
     post_keys("w", "d", "q", "p", "s", "space", "p", "e", "r", "space", "escape")
     result = play(env, seed=0, viewer=viewer, out_dir=tmp_path, max_ticks=50)
@@ -65,12 +66,12 @@ def test_wasd_zoom_pause_and_recording_saved_on_quit(tmp_path):
 
 
 def test_max_steps_realtime_and_episode_end(tmp_path):
-    env = make_env("simulator", "game", 64, max_episode_steps=3)
+    env = make_env("game", max_episode_steps=3)
     result = play(env, seed=1, viewer=headless_viewer(), out_dir=tmp_path, realtime=True, max_steps=7, max_ticks=100)
     assert result.steps == 7 and result.episodes == 3  # truncation after 3 steps starts a new episode
     viewer = headless_viewer()
     post_keys("r", "right", "right", "right", "right")
-    result = play(make_env("simulator", "game", 64, max_episode_steps=3), seed=1, viewer=viewer,
+    result = play(make_env("game", max_episode_steps=3), seed=1, viewer=viewer,
                   out_dir=tmp_path / "b", max_ticks=5)
     assert [len(json.loads(r.sidecar.read_text())["actions"]) for r in result.recordings] == [3]
 
@@ -115,19 +116,3 @@ def test_hud_text():
     assert "yaw  15.0°" in text and "PSNR 31.2 dB" in text and "score 0.90" in text and "prompt: a room" in text
     assert "backend: simulator" in text and "recording" not in text
     assert "revisit: -" in format_hud({"revisit": {"psnr": None, "ssim": None, "frames": 0}})
-
-
-def test_play_config_from_hydra(tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from magworld.config import build
-
-    with initialize_config_dir(version_base="1.3", config_dir=str(CONFIGS)):
-        cfg = compose("play", overrides=["play.style=indoor", f"play.out_dir={tmp_path}", "play.max_ticks=2", "play.fps=0"])
-    config = build(cfg.play)
-    assert isinstance(config, PlayConfig) and config.style == "indoor" and config.out_dir == str(tmp_path)
-    main(cfg)  # the `magworld play` entry point, quits after 2 frames
-    with pytest.raises(ValueError, match="unknown style"):
-        PlayConfig(style="moon")
-    with pytest.raises(ValueError, match="unknown backend"):
-        PlayConfig(backend="dream")
