@@ -1,8 +1,9 @@
 """The typed key/value cache of the block transformer, with its eviction policies.
 
 One :class:`KVCache` serves a whole layer stack and a batch of ``B`` independent worlds. Keys are
-stored *after* rotary embedding at absolute frame positions, per layer as ``(B, heads, F, N, hd)``
-(F cached frames of N tokens). Policies (``CacheConfig.policy``):
+stored as the network returns them (rotated in space and at the oldest time position, see
+:mod:`magworld.model.rope`), per layer as ``(B, heads, F, N, hd)`` (F cached frames of N tokens), with the
+absolute index of each frame (ascending: blocks are appended in order). Policies (``CacheConfig.policy``):
 
 - ``full``   — every frame of every block (the uncompressed upper bound);
 - ``window`` — the first ``sink`` frames ever appended plus the last ``window`` frames;
@@ -16,6 +17,7 @@ and values; the caller (:func:`~magworld.model.generator.write_block`) hands the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
 
 import torch
 
@@ -56,6 +58,7 @@ class KVCache:
     values: list[torch.Tensor | None] = field(init=False)
     frame_index: list[int] = field(init=False)  # absolute frame index of each cached frame
     next_frame: int = field(init=False)  # absolute index the next block starts at
+    _view: tuple[Hashable, Any] | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.reset()
@@ -63,6 +66,14 @@ class KVCache:
     def reset(self) -> None:
         self.keys, self.values = [None] * self.depth, [None] * self.depth
         self.frame_index, self.next_frame = [], 0
+        self._view = None
+
+    def view(self, key: Hashable, build: Callable[[], Any]) -> Any:
+        """A value derived from the contents (the transformer's corrected keys for the block at ``key``), built
+        once and reused until the contents change (append, evict, reset, restore) or another key is asked for."""
+        if self._view is None or self._view[0] != key:
+            self._view = (key, build())
+        return self._view[1]
 
     def frames(self) -> int:
         """Number of frames currently cached."""
@@ -88,6 +99,9 @@ class KVCache:
         """Store one block: per layer keys/values (B, heads, T, N, hd) of frames ``frame_index`` (T,)."""
         if len(keys) != self.depth or len(values) != self.depth:
             raise ValueError(f"cache holds {self.depth} layers, got keys/values for {len(keys)}/{len(values)}")
+        if self.frame_index and min(frame_index) <= self.frame_index[-1]:
+            raise ValueError(f"frames {frame_index} do not follow the cached frame {self.frame_index[-1]}; append "
+                             f"blocks in order (a new block starts at next_frame)")
         chosen = self.select(len(frame_index))
         for i, (k, v) in enumerate(zip(keys, values)):
             k, v = k[:, :, chosen], v[:, :, chosen]  # (B, H, T_kept, N, hd)
@@ -95,6 +109,7 @@ class KVCache:
             self.values[i] = v.clone() if self.values[i] is None else torch.cat([self.values[i], v], dim=2)
         self.frame_index += [frame_index[j] for j in chosen]
         self.next_frame = max(self.next_frame, max(frame_index) + 1)
+        self._view = None
         self.evict()
 
     def evict(self) -> None:
@@ -107,6 +122,7 @@ class KVCache:
         self.keys = [k.index_select(2, index) for k in self.keys]
         self.values = [v.index_select(2, index) for v in self.values]
         self.frame_index = [self.frame_index[j] for j in keep]
+        self._view = None
 
     def snapshot(self) -> CacheSnapshot:
         clone = lambda ts: [None if t is None else t.clone() for t in ts]  # noqa: E731
@@ -118,3 +134,4 @@ class KVCache:
         self.keys = [None if t is None else t.clone() for t in snap.keys]
         self.values = [None if t is None else t.clone() for t in snap.values]
         self.frame_index, self.next_frame = list(snap.frame_index), snap.next_frame
+        self._view = None

@@ -26,6 +26,9 @@ class TransformerConfig:
     pose_aware: bool = True  # RoPE width index = world azimuth, height index shifted by pitch
     reference_fov: float = 60.0  # fov (deg) at which one pose-aware height unit is one patch
     rope_theta: float = 10000.0
+    max_age_frames: int = 27  # oldest age (frames before the current block) RoPE distinguishes; older cached
+    #   frames are seen at this age (see magworld.model.rope). 27 = the oldest age in the bundled generator's
+    #   10-block training clips; a model trained on longer clips can see further
     qk_norm: bool = True
     time_freq_dim: int = 256
 
@@ -34,6 +37,8 @@ class TransformerConfig:
             raise ValueError(f"dim {self.dim} must be divisible by heads {self.heads}")
         if self.latent_size % self.patch_size:
             raise ValueError(f"latent_size {self.latent_size} must be divisible by patch_size {self.patch_size}")
+        if self.max_age_frames < 1:
+            raise ValueError(f"max_age_frames must be >= 1, got {self.max_age_frames}")
         if min(self.rope_dims) < 2 or any(d % 2 for d in self.rope_dims):
             raise ValueError(f"head_dim {self.head_dim} cannot be split into even (time, height, width) rotary parts")
 

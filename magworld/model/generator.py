@@ -51,12 +51,13 @@ class GeneratorConfig:
         return CacheConfig(policy=policy, window=self.window, sink=self.sink, kept=self.kept)
 
 
-def clean_pass(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, frame_index: torch.Tensor,
-               cache: KVCache | None = None, mask: torch.Tensor | None = None) -> Output:
-    """The memory model's clean pass (t = 0) over final frames x0 (B, T, C, h, w) at absolute ``frame_index`` (T,),
-    reading ``cache`` (history) under ``mask``; returns their key/values. The one writer behind
-    :func:`write_block` (run time, block by block) and :func:`write_clip` (training, whole clips).
-    ``memory`` is a MemoryModel."""
+def clean_pass(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
+               frame_index: torch.Tensor | None = None, cache: KVCache | None = None,
+               mask: torch.Tensor | None = None) -> Output:
+    """The memory model's clean pass (t = 0) over final frames x0 (B, T, C, h, w) at absolute ``frame_index`` (T,)
+    (default: right after the cache), reading ``cache`` (history) under ``mask``; returns their key/values.
+    The one writer behind :func:`write_block` (run time, block by block) and :func:`write_clip` (training,
+    whole clips). ``memory`` is a MemoryModel."""
     t = torch.zeros(x0.shape[:2], device=x0.device, dtype=x0.dtype)
     return memory.net(x0, t, pose, text, cache, frame_index=frame_index, mask=mask, return_kv=True)
 
@@ -66,9 +67,8 @@ def write_block(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: t
     its key/values to ``cache`` (the cache's policy picks the frames kept)."""
     tc = memory.cfg.transformer
     frames, start = x0.shape[1], cache.next_frame
-    index = torch.arange(start, start + frames, device=x0.device)
     mask = cache_writer_mask(cache, frames, tc.block_frames, memory.cfg.kept, tc.tokens_per_frame, x0.device)
-    out = clean_pass(memory, x0, pose, text, index, cache, mask)
+    out = clean_pass(memory, x0, pose, text, cache=cache, mask=mask)
     cache.append(out.keys, out.values, list(range(start, start + frames)))
 
 
@@ -78,6 +78,11 @@ def write_clip(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: to
     pass under :func:`writer_mask` — the key/values :func:`write_block` would write block by block under ``policy``,
     for every frame (a ``full`` cache; the generator's :func:`reader_mask` picks what each block may read)."""
     tc = memory.cfg.transformer
+    oldest = x0.shape[1] - tc.block_frames  # age of frame 0 for the clip's last block
+    if oldest > tc.max_age_frames:
+        raise ValueError(f"a clip of {x0.shape[1]} frames shows ages up to {oldest} frames, but the model sees cached "
+                         f"frames at most max_age_frames={tc.max_age_frames} old at run time; use clips of at most "
+                         f"{tc.max_age_frames + tc.block_frames} frames or raise TransformerConfig.max_age_frames")
     mask = writer_mask(policy.policy, x0.shape[1], tc.block_frames, policy.kept, policy.window, policy.sink,
                        tc.tokens_per_frame, x0.device)
     out = clean_pass(memory, x0, pose, text, frame_index, mask=mask)

@@ -254,11 +254,9 @@ class WorldModel:
         pose, text = self._poses(poses), self.embed(prompts)
         shape = (self.worlds, self.cfg.block_frames, self.cfg.latent_channels, self.cfg.latent_size,
                  self.cfg.latent_size)
-        start = self.cache.next_frame
-        index = torch.arange(start, start + shape[1], device=self.device)
 
-        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return self.generator(x, t, pose, text, self.cache, frame_index=index).prediction
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the block right after the cache's frames
+            return self.generator(x, t, pose, text, self.cache).prediction
 
         x0 = self.sampler.sample(velocity, shape, self._rng, self.device)
         self._write(x0, pose)

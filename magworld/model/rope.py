@@ -1,17 +1,30 @@
-"""3D rotary positions over (frame, row, column) with absolute frame indices, optionally pose-aware.
+"""3D rotary positions over (time, row, column), optionally pose-aware, with time relative to the current block.
 
-Plain mode: a token's position is (frame index, patch row, patch column).
-Pose-aware mode (DESIGN.md, "Positions that know the camera"): the column position is the token's
-world azimuth in degrees, ``yaw + (col - (g-1)/2) * fov / g``, rotated with *integer* harmonics of
-one turn (angle = azimuth * 2*pi*k / 360), so it is periodic over 360°; the row position is the
-token's elevation in reference-patch units, ``(row - (g-1)/2) * fov / reference_fov - pitch /
-(reference_fov / g)``, so tilting shifts it and zooming scales it. Keys rotated this way can be
-cached: the attention score depends only on the difference of positions.
+Plain mode: a token's position is (time, patch row, patch column).
+Pose-aware mode (the design notes' "positions that know the camera": an absolute in-frame column index
+showed no memory in a probe, a world-azimuth index did): the column position is the token's world azimuth in
+degrees, ``yaw + (col - (g-1)/2) * fov / g``, rotated with *integer* harmonics of one turn (angle =
+azimuth * 2*pi*k / 360), so it is periodic over 360°; the row position is the token's elevation in
+reference-patch units, ``(row - (g-1)/2) * fov / reference_fov - pitch / (reference_fov / g)``, so tilting
+shifts it and zooming scales it.
+
+**Time is relative and bounded.** Attention scores depend only on differences of rotary positions, so
+what the network knows about time is the *age* of a cached frame. A forward pass places its own frames at
+``frame - reference`` (the reference is its first frame) and a cached frame at
+``max(frame - reference, -max_age_frames)`` (:func:`time_positions`): the ages it sees never exceed
+``max_age_frames`` (set to what training showed), however long the episode. (Without the bound a
+200-step episode reaches ages of ~600 frames against <= ~30 in training, and float32 angles of absolute
+frame indices lose precision.)
+
+Keys leave a forward pass (and sit in the cache) rotated in space and at time position ``-max_age_frames``,
+where every frame ends up; a block reading the cache corrects only the frames younger than that
+(:meth:`Rope3D.correct_history`, once per block), so the per-block cost does not grow with the history.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 
@@ -30,8 +43,21 @@ def _harmonics(dims: int, k_max: float) -> torch.Tensor:
     return k * (2 * math.pi / 360.0)
 
 
+def time_positions(frames: torch.Tensor | Sequence[int], reference: int, max_age: int,
+                   device: torch.device | str | None = None) -> torch.Tensor:
+    """Rotary time positions (float32) of absolute frame indices relative to ``reference``; frames older than
+    ``max_age`` frames are seen at age ``max_age``."""
+    frames = torch.as_tensor(frames, device=device)
+    return (frames.to(torch.float32) - reference).clamp_min(-float(max_age))
+
+
 class Rope3D(torch.nn.Module):
-    """Angles (B, T*N, head_dim/2) for tokens of T frames; apply with :func:`rotate`."""
+    """Rotation angles, (B, L, head_dim/2) with channel pairs ordered (time | row | column); apply with :func:`rotate`.
+
+    :meth:`forward` gives a block's tokens two sets: at their own time position (queries and the keys they
+    attend with) and at ``-max_age_frames`` (the keys a cache stores); :meth:`correct_history` moves cached
+    keys of young frames to their time positions.
+    """
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -45,30 +71,43 @@ class Rope3D(torch.nn.Module):
         centred = torch.arange(cfg.grid, dtype=torch.float32) - (cfg.grid - 1) / 2
         self.register_buffer("centred", centred, persistent=False)
 
-    def positions(self, frame_index: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """Per-token (frame, row, column) positions, each (B, T, g, g), for frame_index (T,) and pose (B, T, 3)."""
+    def spatial_positions(self, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token (row, column) positions, each (B, T, g, g), for pose (B, T, 3)."""
         cfg, g = self.cfg, self.cfg.grid
         batch, frames = pose.shape[:2]
         row = self.centred.view(1, 1, g, 1).expand(batch, frames, g, g)
         col = self.centred.view(1, 1, 1, g).expand(batch, frames, g, g)
-        time = frame_index.to(pose.dtype).view(1, frames, 1, 1).expand(batch, frames, g, g)
         if not cfg.pose_aware:
-            return time, row + (g - 1) / 2, col + (g - 1) / 2
+            return row + (g - 1) / 2, col + (g - 1) / 2
         yaw, pitch, fov = (pose[..., i].view(batch, frames, 1, 1) for i in range(3))  # (B, T, 1, 1) each
         azimuth = yaw + col * fov / g  # degrees
         height = row * fov / cfg.reference_fov - pitch / (cfg.reference_fov / g)
-        return time, height, azimuth
+        return height, azimuth
 
-    def forward(self, frame_index: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-        time, height, width = self.positions(frame_index, pose.float())
-        parts = [p.unsqueeze(-1) * f for p, f in ((time, self.freq_t), (height, self.freq_h), (width, self.freq_w))]
-        angles = torch.cat(parts, dim=-1)  # (B, T, g, g, head_dim/2)
-        return angles.flatten(1, 3)  # (B, T*N, head_dim/2)
+    def forward(self, time: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(own, stored) angles, each (B, T*N, head_dim/2), for time positions (T,) and pose (B, T, 3): space plus
+        time at the frames' own positions, resp. at ``-max_age_frames``."""
+        height, width = self.spatial_positions(pose.float())
+        space = torch.cat([height.unsqueeze(-1) * self.freq_h, width.unsqueeze(-1) * self.freq_w], -1)  # (B,T,g,g,.)
+        own = (time.to(self.freq_t.dtype).view(1, -1, 1, 1, 1) * self.freq_t).expand(*space.shape[:-1], -1)
+        oldest = torch.remainder(-float(self.cfg.max_age_frames) * self.freq_t.double(), 2 * math.pi)  # any age: exact
+        oldest = oldest.to(self.freq_t.dtype).expand(*space.shape[:-1], -1)
+        return torch.cat([own, space], -1).flatten(1, 3), torch.cat([oldest, space], -1).flatten(1, 3)
+
+    def correct_history(self, keys: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
+        """Cached keys (B, H, F, N, hd), stored at time position ``-max_age_frames``, moved to time positions (F,)
+        (a rotation of the time channels by ``time + max_age_frames``; a copy, the cache keeps its own)."""
+        d_t = 2 * self.freq_t.numel()
+        shift = time.to(torch.float64) + self.cfg.max_age_frames  # (F,) >= 0; float64: exact for any episode
+        angles = (shift[:, None] * self.freq_t.to(torch.float64))[None, :, None]  # (1, F, 1, d_t/2): all tokens
+        out = keys.clone()
+        out[..., :d_t] = rotate(keys[..., :d_t], angles)
+        return out
 
 
 def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs of x (B, H, L, D) by angles (B, L, D/2)."""
-    cos, sin = angles.cos().unsqueeze(1).to(x.dtype), angles.sin().unsqueeze(1).to(x.dtype)  # (B, 1, L, D/2)
+    """Rotate channel pairs of x (B, H, *L, D) by angles (B or 1, *L, D/2) (broadcast over heads)."""
+    cos, sin = angles.cos().unsqueeze(1).to(x.dtype), angles.sin().unsqueeze(1).to(x.dtype)  # (B, 1, *L, D/2)
     pairs = x.unflatten(-1, (-1, 2))  # (B, H, L, D/2, 2)
     a, b = pairs[..., 0], pairs[..., 1]
     return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)  # (B, H, L, D)

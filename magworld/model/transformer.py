@@ -3,8 +3,9 @@
 ``BlockTransformer(x_t, t, pose, text, cache) -> velocity`` on latent frames:
 
 - latents (B, T, C, h, w) are patchified into N = (h/p)*(w/p) tokens per frame;
-- 3D RoPE over (frame, row, column) with absolute frame indices, pose-aware if configured
-  (see :mod:`magworld.model.rope`); the camera pose (yaw, pitch, fov) per frame is an input (B, T, 3);
+- 3D RoPE over (time, row, column), pose-aware if configured, time relative to the call's first frame and
+  cached frames seen at most ``max_age_frames`` old (see :mod:`magworld.model.rope`); the camera pose
+  (yaw, pitch, fov) per frame is an input (B, T, 3);
 - per-frame timestep modulation (adaLN: 6 vectors per layer: shift/scale/gate for attention and MLP,
   from one shared projection plus a learned per-layer table, as in Wan);
 - self-attention over [cached history ; current frames]; the current frames see each other fully
@@ -13,12 +14,15 @@
   a zero embedding, is well defined);
 - flow-matching head predicting the **velocity** ``v = noise - x_0`` (see :mod:`magworld.model.flow`).
 
-The network keeps no state between calls; it returns the block's rotated keys/values when asked
-(``return_kv=True``) and the caller stores them in a :class:`~magworld.model.cache.KVCache`.
+The network keeps no state between calls; it returns the block's keys/values when asked (``return_kv=True``)
+and the caller stores them in a :class:`~magworld.model.cache.KVCache`; reading a cache it corrects the
+young frames' keys to their time positions once per block (memoised on the cache: the sampler's steps and
+the writer of one block share it).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
 from typing import NamedTuple
 
@@ -28,7 +32,7 @@ from torch.nn import functional as F
 
 from .cache import CacheConfig, KVCache
 from .config import TransformerConfig
-from .rope import Rope3D, rotate
+from .rope import Rope3D, rotate, time_positions
 
 try:  # optional CUDA kernel; SDPA is the portable default
     from flash_attn import flash_attn_func
@@ -38,8 +42,16 @@ except ImportError:  # pragma: no cover - depends on the machine
 
 class Output(NamedTuple):
     prediction: torch.Tensor  # (B, T, C, h, w) velocity
-    keys: list[torch.Tensor] | None  # per layer (B, heads, T, N, hd), after RoPE
+    keys: list[torch.Tensor] | None  # per layer (B, heads, T, N, hd), as a cache stores them (see magworld.model.rope)
     values: list[torch.Tensor] | None
+
+
+class History(NamedTuple):
+    """One layer's cached keys/values as a block reads them: keys in pieces (frames already at the oldest position,
+    corrected young frames), each (B, heads, F_i*N, hd), concatenated once with the block's own keys."""
+
+    keys: tuple[torch.Tensor, ...]
+    values: torch.Tensor  # (B, heads, F*N, hd)
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -71,14 +83,20 @@ class SelfAttention(nn.Module):
         self.q_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.k_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor, angles: torch.Tensor, past: tuple[torch.Tensor, torch.Tensor] | None,
+    def forward(self, x: torch.Tensor, angles: tuple[torch.Tensor, torch.Tensor | None], past: History | None,
                 mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, L, D) -> (out (B, L, D), this call's keys and values (B, H, L, hd))."""
+        """x (B, L, D), angles (own, stored or None) -> (out (B, L, D), this call's keys as a cache stores them (None
+        without stored angles) and values (B, H, L, hd)); ``past``: the cached keys (in pieces) placed for this call."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
-        q, k = rotate(self.q_norm(q), angles), rotate(self.k_norm(k), angles)
-        keys, values = (k, v) if past is None else (torch.cat([past[0], k], 2), torch.cat([past[1], v], 2))
+        own, stored = angles
+        q, k = rotate(self.q_norm(q), own), self.k_norm(k)
+        k_now = rotate(k, own)
+        if past is None:
+            keys, values = k_now, v
+        else:  # one copy: [cached pieces ; this call]
+            keys, values = torch.cat([*past.keys, k_now], 2), torch.cat([past.values, v], 2)
         out = attention(q, keys, values, mask)  # (B, H, L, hd)
-        return self.out(out.transpose(1, 2).flatten(2)), k, v
+        return self.out(out.transpose(1, 2).flatten(2)), None if stored is None else rotate(k, stored), v
 
 
 class CrossAttention(nn.Module):
@@ -108,8 +126,8 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, cfg.mlp_dim), nn.GELU(approximate="tanh"),
                                  nn.Linear(cfg.mlp_dim, cfg.dim))
 
-    def forward(self, x: torch.Tensor, mod: torch.Tensor, angles: torch.Tensor, context: torch.Tensor,
-                past: tuple[torch.Tensor, torch.Tensor] | None, mask: torch.Tensor | None):
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, angles: tuple[torch.Tensor, torch.Tensor | None],
+                context: torch.Tensor, past: History | None, mask: torch.Tensor | None):
         """x (B, T, N, D); mod (B, T, 6, D) -> (x, keys, values)."""
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, T, 1, D)
         h = modulate(self.norm1(x), shift1, scale1).flatten(1, 2)  # (B, T*N, D)
@@ -171,22 +189,44 @@ class BlockTransformer(nn.Module):
         """
         batch, frames = x_t.shape[:2]
         if frame_index is None:
-            start = 0 if cache is None else cache.next_frame
-            frame_index = torch.arange(start, start + frames, device=x_t.device)
-        angles = self.rope(frame_index, pose)  # (B, T*N, hd/2)
+            reference = 0 if cache is None else cache.next_frame
+            frame_index = torch.arange(reference, reference + frames, device=x_t.device)
+        else:
+            reference = int(frame_index[0])
+        own, stored = self.rope(frame_index.to(torch.float32) - reference, pose)  # each (B, T*N, hd/2)
+        angles = (own, stored if return_kv else None)
+        history = self.read_cache(cache, reference)
         x = self.patch_embed(self.patchify(x_t))  # (B, T, N, D)
         temb = self.time_embed(timestep_embedding(t, self.cfg.time_freq_dim))  # (B, T, D)
         mod = self.time_proj(temb).unflatten(-1, (6, self.cfg.dim))  # (B, T, 6, D)
         context = torch.cat([self.null_text.expand(batch, -1, -1), self.text_embed(text)], dim=1)  # (B, 1+S, D)
         keys, values = [], []
         for i, block in enumerate(self.blocks):
-            x, k, v = block(x, mod, angles, context, None if cache is None else cache.layer(i), mask)
+            x, k, v = block(x, mod, angles, context, None if history is None else history[i], mask)
             if return_kv:
                 keys.append(k.unflatten(2, (frames, -1)))  # (B, H, T, N, hd)
                 values.append(v.unflatten(2, (frames, -1)))
         shift, scale = (temb.unsqueeze(2) + self.head_modulation).unsqueeze(2).unbind(3)  # (B, T, 1, D)
         out = self.head(modulate(self.head_norm(x), shift, scale))  # (B, T, N, C*p*p)
         return Output(self.unpatchify(out), keys if return_kv else None, values if return_kv else None)
+
+    def read_cache(self, cache: KVCache | None, reference: int) -> list[History] | None:
+        """Per layer, the cache as a call whose first frame is ``reference`` reads it (None for no or an empty cache):
+        frames at least ``max_age_frames`` older are used as stored, the younger ones (at most ``max_age_frames``
+        of them) are corrected to their time positions, once per (cache contents, reference)."""
+        if cache is None or cache.frames() == 0:
+            return None
+        cfg = self.cfg
+        settled = bisect.bisect_right(cache.frame_index, reference - cfg.max_age_frames)  # frame_index ascends
+        key = ("rope-time", reference, cfg.max_age_frames, cfg.rope_theta, cfg.rope_dims[0])
+
+        def build() -> list[torch.Tensor]:
+            time = time_positions(cache.frame_index[settled:], reference, cfg.max_age_frames, cache.keys[0].device)
+            return [self.rope.correct_history(k[:, :, settled:], time).flatten(2, 3) for k in cache.keys]
+
+        young = cache.view(key, build)
+        return [History((k[:, :, :settled].flatten(2, 3), y), v.flatten(2, 3))  # (B, H, F*N, hd) in all
+                for k, y, v in zip(cache.keys, young, cache.values)]
 
     def new_cache(self, config: CacheConfig) -> KVCache:
         """An empty cache for this network's layer stack."""
