@@ -42,6 +42,15 @@ class TrainConfig:
         return Path(self.out_dir) / self.name
 
 
+def curve_point(cfg: TrainConfig, model: Any, start: float) -> dict[str, Any]:
+    """One point of the learning curve: deterministic evaluation on the fixed curve seeds, plus training returns."""
+    summary = evaluate(PPOAgent(model), cfg.env, cfg.eval_episodes, cfg.eval_seed)["summary"]
+    recent = [e["r"] for e in model.ep_info_buffer]  # Monitor returns of the last <= 100 training episodes
+    return {"timesteps": int(model.num_timesteps), "wall_s": time.perf_counter() - start,
+            "train_return_mean": float(sum(recent) / len(recent)) if recent else None,
+            **{f"{k}_{s}": v[s] for k, v in summary.items() for s in ("mean", "std", "se")}}
+
+
 def _curve_callback(cfg: TrainConfig, curve: list[dict[str, Any]], start: float):
     from stable_baselines3.common.callbacks import BaseCallback
 
@@ -49,11 +58,7 @@ def _curve_callback(cfg: TrainConfig, curve: list[dict[str, Any]], start: float)
         """Deterministic evaluation on fixed seeds every ``eval_freq`` timesteps (and at the start)."""
 
         def _point(self) -> None:
-            summary = evaluate(PPOAgent(self.model), cfg.env, cfg.eval_episodes, cfg.eval_seed)["summary"]
-            recent = [e["r"] for e in self.model.ep_info_buffer]  # Monitor returns of the last <= 100 training episodes
-            curve.append({"timesteps": int(self.num_timesteps), "wall_s": time.perf_counter() - start,
-                          "train_return_mean": float(sum(recent) / len(recent)) if recent else None,
-                          **{f"{k}_{s}": v[s] for k, v in summary.items() for s in ("mean", "std", "se")}})
+            curve.append(curve_point(cfg, self.model, start))
             self.model.save(cfg.run_dir / "model.zip")  # latest checkpoint, so a stopped run still leaves a model
             (cfg.run_dir / "curve.json").write_text(json.dumps({"name": cfg.name, "partial": True, "curve": curve}, indent=2))
 
@@ -112,11 +117,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     model.learn(cfg.total_timesteps, callback=_curve_callback(cfg, curve, start), progress_bar=cfg.progress_bar)
     train_s = time.perf_counter() - start
     if not curve or curve[-1]["timesteps"] != model.num_timesteps:
-        final = evaluate(PPOAgent(model), cfg.env, cfg.eval_episodes, cfg.eval_seed)["summary"]
-        recent = [e["r"] for e in model.ep_info_buffer]
-        curve.append({"timesteps": int(model.num_timesteps), "wall_s": time.perf_counter() - start,
-                      "train_return_mean": float(sum(recent) / len(recent)) if recent else None,
-                      **{f"{k}_{s}": v[s] for k, v in final.items() for s in ("mean", "std", "se")}})
+        curve.append(curve_point(cfg, model, start))
     venv.close()
     model.save(run_dir / "model.zip")
     result = {"name": cfg.name, "timesteps": int(model.num_timesteps), "train_wall_s": train_s,

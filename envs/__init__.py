@@ -1,4 +1,8 @@
-"""Gymnasium environments of MAGWorld. ``import magworld.envs`` registers ``MAGWorld-v0``."""
+"""Gymnasium environments of MAGWorld. ``import magworld.envs`` registers ``MAGWorld-v0`` and ``MAGWorld-Loop-v0``.
+
+Layer: imports the library (``magworld.world``, ``magworld.model``, ``magworld.revisit``, ...) and never
+``magworld.agents`` or ``magworld.apps`` (the commands that need env and agents live there).
+"""
 
 import gymnasium
 
