@@ -87,10 +87,17 @@ class MiniLMTextEncoder:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         from transformers import AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
 
         path = str(minilm_dir())
-        self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-        self._model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Loading weights" bar per encoder; errors and warnings still show
+        try:
+            self._tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+            self._model = AutoModel.from_pretrained(path, local_files_only=True).eval().requires_grad_(False)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
 
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> torch.Tensor:

@@ -18,9 +18,17 @@ def test_wan_preset_builds_on_meta_with_1p3b_params():
     assert net.cfg.dim == 1536 and net.cfg.depth == 30 and net.cfg.heads == 12
 
 
-def test_every_preset_is_consistent():
-    for name, cfg in PRESETS.items():
-        assert sum(cfg.rope_dims) == cfg.head_dim, name
-        assert cfg.latent_size % cfg.patch_size == 0, name
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_its_network(name):
+    with torch.device("meta"):
+        net = BlockTransformer(transformer_preset(name))
+    assert net.patch_embed.in_features == net.cfg.patch_dim and len(net.blocks) == net.cfg.depth
+
+
+def test_unknown_preset_and_bad_sizes_raise():
     with pytest.raises(ValueError, match="unknown model preset"):
         transformer_preset("huge")
+    with pytest.raises(ValueError, match="divisible by patch_size"):
+        transformer_preset("tiny", patch_size=3)
+    with pytest.raises(ValueError, match="max_age_frames"):
+        transformer_preset("tiny", max_age_frames=0)
