@@ -16,18 +16,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from magworld.world import Pose, Scene
+from magworld.world import Pose, Scene, poses_array
 from magworld.world.trajectory import BLOCK_FRAMES
 
 from .workers import forked_after_torch
 
 SMALL_MODEL_PARAMETERS = 5_000_000  # generators up to this size run on one CPU thread by default (tiny: 1.3 M)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: keep torch's thread count
-
-
-def pose_arrays(poses: Sequence[Sequence[Pose]]) -> np.ndarray:
-    """N worlds' block poses as the world model takes them: ``float32 (N, F, 3)`` yaw, pitch, fov degrees."""
-    return np.array([[p.as_array() for p in world] for world in poses], dtype=np.float32).reshape(len(poses), -1, 3)
 
 
 def load_world_model(memory: str, checkpoint: str | None, steps: int | None, device: str):
@@ -96,7 +91,7 @@ class ModelBackend:
         if len(self._pending) == self.num_worlds:
             order = sorted(self._pending)
             frames = np.stack([self._pending[w][0] for w in order])  # (N, F, H, W, 3)
-            self.world.start(frames, pose_arrays([self._pending[w][1] for w in order]), [self._pending[w][2] for w in order],
+            self.world.start(frames, poses_array([self._pending[w][1] for w in order]), [self._pending[w][2] for w in order],
                              seeds=[self._pending[w][3] for w in order])
             self._pending.clear()
             self._frames_seen = BLOCK_FRAMES
@@ -106,7 +101,7 @@ class ModelBackend:
         if self._pending:
             raise RuntimeError(f"worlds {sorted(self._pending)} were restarted alone; the model backend restarts all "
                                f"{self.num_worlds} worlds together (reset the whole vector env)")
-        frames = self.world.step(pose_arrays(poses), prompts)
+        frames = self.world.step(poses_array(poses), prompts)  # poses (N, F, 3)
         self._frames_seen += BLOCK_FRAMES
         return frames
 
