@@ -122,6 +122,7 @@ class ModelBackend:
         snap = self.world.snapshot()
         arrays = {"next_frame": np.array([snap.cache.next_frame]), "frame_index": np.asarray(snap.cache.frame_index, dtype=np.int64),
                   "frames_seen": np.array([self._frames_seen]), "caption_text": snap.caption_text.float().cpu().numpy(),
+                  "last_frame": snap.last_frame.float().cpu().numpy(), "last_pose": snap.last_pose.float().cpu().numpy(),
                   "bfloat16_cache": np.array([any(k is not None and k.dtype == torch.bfloat16 for k in snap.cache.keys)])}
         for i, (k, v) in enumerate(zip(snap.cache.keys, snap.cache.values)):
             if k is not None:  # float32 on disk (numpy has no bfloat16); restored to the cache's dtype
@@ -145,5 +146,6 @@ class ModelBackend:
         cache = CacheSnapshot([tensor(f"key{i}", dtype) for i in range(depth)], [tensor(f"value{i}", dtype) for i in range(depth)],
                               [int(i) for i in state["frame_index"]], int(state["next_frame"][0]))
         rngs = [torch.from_numpy(np.array(state[f"rng{i}"])) for i in range(self.num_worlds)]
-        self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("caption_text")))
+        self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("caption_text"), tensor("last_frame"),
+                                         tensor("last_pose")))
         self._frames_seen = int(state["frames_seen"][0])

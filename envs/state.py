@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "magworld-state/2"  # 2: the backend settings (memory policy) are saved and checked
+FORMAT = "magworld-state/3"  # 2: backend settings (memory policy) saved and checked; 3: keys stored at the oldest
+# time position (bounded ages) and the last shown frame (the generator's geometric input)
 
 
 def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:

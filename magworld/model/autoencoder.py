@@ -93,6 +93,14 @@ class Autoencoder(nn.Module):
         """uint8 (B, 3, H, W) -> standardised latents (B, C, H/8, W/8)."""
         return (self.encode_raw(frames) - self._stat("latent_mean")) / self._stat("latent_std")
 
+    def encode_float(self, x: torch.Tensor) -> torch.Tensor:
+        """Float frames in [-1, 1] (B, 3, H, W) -> standardised latents (B, C, H/8, W/8)."""
+        return (self.encoder(x) - self._stat("latent_mean")) / self._stat("latent_std")
+
+    def decode_float(self, latents: torch.Tensor) -> torch.Tensor:
+        """Standardised latents (B, C, h, w) -> float frames in [-1, 1] (B, 3, 8h, 8w), clamped, not rounded."""
+        return self.decode_raw(latents * self._stat("latent_std") + self._stat("latent_mean")).clamp(-1, 1)
+
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Standardised latents (B, C, h, w) -> uint8 frames (B, 3, 8h, 8w)."""
         return self.to_uint8(self.decode_raw(latents * self._stat("latent_std") + self._stat("latent_mean")))

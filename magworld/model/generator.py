@@ -39,6 +39,7 @@ class GeneratorConfig:
     kept: int = 1  # frames per block the memory model keeps (must match the memory model)
     window: int = 3  # window policy: recent frames kept (one block)
     sink: int = 3  # window policy: first frames kept (the first block)
+    reproject: bool = False  # also read the previous block's last frame reprojected to each new pose (carry_condition)
 
     def __post_init__(self) -> None:
         if not 1 <= self.kept <= self.transformer.block_frames:
@@ -98,12 +99,22 @@ class Generator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.net = BlockTransformer(cfg.transformer)
+        tc = cfg.transformer
+        if cfg.reproject:  # latents of the reprojected last frame + coverage, embedded and added to the noisy tokens
+            self.cond_embed = nn.Linear((tc.latent_channels + 1) * tc.patch_size ** 2, tc.dim)
+            nn.init.zeros_(self.cond_embed.weight)  # starts as the unconditioned network
+            nn.init.zeros_(self.cond_embed.bias)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                 cache: KVCache | None = None, *, frame_index: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None) -> Output:
-        """Velocity of the noisy frames x_t (B, T, C, h, w) at times t (B, T); see :class:`BlockTransformer`."""
-        return self.net(x_t, t, pose, text, cache, frame_index=frame_index, mask=mask)
+                mask: torch.Tensor | None = None, cond: torch.Tensor | None = None) -> Output:
+        """Velocity of the noisy frames x_t (B, T, C, h, w) at times t (B, T); see :class:`BlockTransformer`.
+        ``cond`` (B, T, C + 1, h, w): the geometric input of :func:`~magworld.model.reproject.carry_condition`,
+        required by (and only by) generators with ``reproject``."""
+        if self.cfg.reproject != (cond is not None):
+            raise ValueError(f"this generator has reproject={self.cfg.reproject}: pass cond exactly when it is True")
+        bias = self.cond_embed(self.net.patchify(cond)) if cond is not None else None  # (B, T, N, D)
+        return self.net(x_t, t, pose, text, cache, frame_index=frame_index, mask=mask, token_bias=bias)
 
     def new_cache(self, policy: str) -> KVCache:
         return self.net.new_cache(self.cfg.cache_config(policy))

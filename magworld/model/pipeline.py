@@ -41,6 +41,7 @@ from .flow import FlowConfig
 from .generator import Generator, GeneratorConfig, write_block
 from .memory_model import MemoryModel
 from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
+from .reproject import carry_condition
 from .sampler import BlockSampler
 from .text import TextConfig, make_text_encoder
 
@@ -74,7 +75,7 @@ def sha256(path: str | Path) -> str:
 
 def generator_config_from_dict(d: dict) -> GeneratorConfig:
     return GeneratorConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
-                           kept=d["kept"], window=d["window"], sink=d["sink"])
+                           kept=d["kept"], window=d["window"], sink=d["sink"], reproject=d.get("reproject", False))
 
 
 def load_generator(path: str | Path) -> Generator:
@@ -101,6 +102,8 @@ class WorldSnapshot:
     rng: list[torch.Tensor]
     captions: list[str]
     caption_text: torch.Tensor  # (N, 1, text_dim) embedded scene captions, the memory writer's text
+    last_frame: torch.Tensor  # (N, 3, H, W) float in [-1, 1]: the last frame shown (the next block's geometric input)
+    last_pose: torch.Tensor  # (N, 3) its pose
 
 
 class WorldModel:
@@ -134,6 +137,8 @@ class WorldModel:
         self._rng: list[torch.Generator] = []
         self._captions: list[str] = []
         self._caption_text: torch.Tensor | None = None
+        self._last_frame: torch.Tensor | None = None  # (N, 3, H, W) float [-1, 1]: the last frame shown
+        self._last_pose: torch.Tensor | None = None  # (N, 3) its pose
 
     # --- construction ---------------------------------------------------------------------------
     @classmethod
@@ -204,9 +209,16 @@ class WorldModel:
         frames = self.autoencoder.decode(latents.flatten(0, 1))  # (N*F, 3, H, W) uint8
         return frames.unflatten(0, latents.shape[:2]).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
 
-    def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
-        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept."""
+    def _write(self, x0: torch.Tensor, pose: torch.Tensor, last_frame: torch.Tensor) -> None:
+        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept.
+        ``last_frame`` (N, 3, H, W) float: the block's last frame as shown, the next block's geometric input."""
         write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
+        self._last_frame, self._last_pose = last_frame.float(), pose[:, -1].float()
+
+    def _last_given(self, frames: np.ndarray) -> torch.Tensor:
+        """The last frame of given uint8 blocks (N, F, H, W, 3) as float (N, 3, H, W) in [-1, 1]."""
+        x = torch.from_numpy(np.ascontiguousarray(frames[:, -1])).to(self.device).permute(0, 3, 1, 2)
+        return self.autoencoder.to_unit(x)
 
     def _require_started(self) -> None:
         if not self._rng:
@@ -230,12 +242,12 @@ class WorldModel:
         self.cache.reset()
         with torch.inference_mode(), self._autocast():
             self._caption_text = self.embed(self._captions)
-            self._write(self._encode(frames), self._poses(poses))
+            self._write(self._encode(frames), self._poses(poses), self._last_given(frames))
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
         self._require_started()
         with torch.inference_mode(), self._autocast():
-            self._write(self._encode(frames), self._poses(poses))
+            self._write(self._encode(frames), self._poses(poses), self._last_given(frames))
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
@@ -255,11 +267,15 @@ class WorldModel:
         shape = (self.worlds, self.cfg.block_frames, self.cfg.latent_channels, self.cfg.latent_size,
                  self.cfg.latent_size)
 
+        cond = None
+        if self.generator.cfg.reproject:  # the last frame shown, reprojected to this block's poses
+            cond = carry_condition(self.autoencoder, self._last_frame, self._last_pose, pose)
+
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the block right after the cache's frames
-            return self.generator(x, t, pose, text, self.cache).prediction
+            return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
         x0 = self.sampler.sample(velocity, shape, self._rng, self.device)
-        self._write(x0, pose)
+        self._write(x0, pose, self.autoencoder.decode_float(x0[:, -1]))
         return x0
 
     def cache_bytes(self) -> int:
@@ -273,12 +289,13 @@ class WorldModel:
     def snapshot(self) -> WorldSnapshot:
         self._require_started()
         return WorldSnapshot(self.cache.snapshot(), [g.get_state() for g in self._rng], list(self._captions),
-                             self._caption_text.clone())
+                             self._caption_text.clone(), self._last_frame.clone(), self._last_pose.clone())
 
     def restore(self, snap: WorldSnapshot) -> None:
         self.cache.restore(snap.cache)
         self._rng = [torch.Generator().set_state(s.clone()) for s in snap.rng]
         self._captions, self._caption_text = list(snap.captions), snap.caption_text.clone()
+        self._last_frame, self._last_pose = snap.last_frame.clone(), snap.last_pose.clone()
 
 
 def read_manifest(path: str | Path | None = None) -> dict:

@@ -65,4 +65,20 @@ def reproject(frames: torch.Tensor, source: torch.Tensor, target: torch.Tensor) 
     return warped, valid[:, None].to(frames.dtype)
 
 
-__all__ = ["reproject", "rotation", "sample_grid"]
+def carry_condition(autoencoder, frame: torch.Tensor, source: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The generator's geometric input for one block of every world.
+
+    ``frame`` (B, 3, H, W) float in [-1, 1] is the last frame shown, at pose ``source`` (B, 3); it is
+    reprojected to each pose of ``targets`` (B, T, 3), encoded to standardised latents, and the fraction of
+    each latent cell the source saw is appended as a channel: (B, T, C + 1, h, w).
+    """
+    batch, frames = targets.shape[:2]
+    repeated = frame[:, None].expand(-1, frames, -1, -1, -1).flatten(0, 1)  # (B*T, 3, H, W)
+    sources = source[:, None].expand(-1, frames, -1).flatten(0, 1)  # (B*T, 3)
+    warped, valid = reproject(repeated, sources, targets.flatten(0, 1))
+    latents = autoencoder.encode_float(warped)  # (B*T, C, h, w)
+    coverage = F.adaptive_avg_pool2d(valid, latents.shape[-2:])  # (B*T, 1, h, w)
+    return torch.cat([latents, coverage], 1).unflatten(0, (batch, frames))  # (B, T, C + 1, h, w)
+
+
+__all__ = ["carry_condition", "reproject", "rotation", "sample_grid"]

@@ -179,13 +179,15 @@ class BlockTransformer(nn.Module):
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                 cache: KVCache | None = None, *, frame_index: torch.Tensor | None = None,
-                mask: torch.Tensor | None = None, return_kv: bool = False) -> Output:
+                mask: torch.Tensor | None = None, return_kv: bool = False,
+                token_bias: torch.Tensor | None = None) -> Output:
         """Predict the velocity of frames x_t (B, T, C, h, w) at per-frame times t (B, T) in [0, 1].
 
         pose (B, T, 3) yaw/pitch/fov degrees; text (B, S, text_dim) (zeros = empty prompt); the frames sit
         at absolute ``frame_index`` (T,) (default: right after the cache); ``mask`` (T*N, F*N + T*N) bool,
         True = may attend, over [cached frames ; these frames]; keys/values of these frames are returned
-        per layer as (B, heads, T, N, hd) when ``return_kv``.
+        per layer as (B, heads, T, N, hd) when ``return_kv``. ``token_bias`` (B, T, N, D) is added to the embedded
+        tokens (the generator's embedded geometric condition).
         """
         batch, frames = x_t.shape[:2]
         if frame_index is None:
@@ -197,6 +199,8 @@ class BlockTransformer(nn.Module):
         angles = (own, stored if return_kv else None)
         history = self.read_cache(cache, reference)
         x = self.patch_embed(self.patchify(x_t))  # (B, T, N, D)
+        if token_bias is not None:
+            x = x + token_bias
         temb = self.time_embed(timestep_embedding(t, self.cfg.time_freq_dim))  # (B, T, D)
         mod = self.time_proj(temb).unflatten(-1, (6, self.cfg.dim))  # (B, T, 6, D)
         context = torch.cat([self.null_text.expand(batch, -1, -1), self.text_embed(text)], dim=1)  # (B, 1+S, D)
