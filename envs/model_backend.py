@@ -122,11 +122,12 @@ class ModelBackend:
         snap = self.world.snapshot()
         arrays = {"next_frame": np.array([snap.cache.next_frame]), "frame_index": np.asarray(snap.cache.frame_index, dtype=np.int64),
                   "frames_seen": np.array([self._frames_seen]), "caption_text": snap.caption_text.float().cpu().numpy(),
-                  "last_frame": snap.last_frame.float().cpu().numpy(), "last_pose": snap.last_pose.float().cpu().numpy(),
                   "bfloat16_cache": np.array([any(k is not None and k.dtype == torch.bfloat16 for k in snap.cache.keys)])}
         for i, (k, v) in enumerate(zip(snap.cache.keys, snap.cache.values)):
             if k is not None:  # float32 on disk (numpy has no bfloat16); restored to the cache's dtype
                 arrays[f"key{i}"], arrays[f"value{i}"] = k.float().cpu().numpy(), v.float().cpu().numpy()
+        if snap.last_frame is not None:  # reproject generators: the last frame shown
+            arrays["last_frame"], arrays["last_pose"] = snap.last_frame.cpu().numpy(), snap.last_pose.cpu().numpy()
         for i, state in enumerate(snap.rng):
             arrays[f"rng{i}"] = state.numpy()
         return arrays

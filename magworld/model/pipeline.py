@@ -102,8 +102,12 @@ class WorldSnapshot:
     rng: list[torch.Tensor]
     captions: list[str]
     caption_text: torch.Tensor  # (N, 1, text_dim) embedded scene captions, the memory writer's text
-    last_frame: torch.Tensor  # (N, 3, H, W) float in [-1, 1]: the last frame shown (the next block's geometric input)
-    last_pose: torch.Tensor  # (N, 3) its pose
+    last_frame: torch.Tensor | None = None  # (N, 3, H, W) float in [-1, 1]: the last frame shown (reproject generators)
+    last_pose: torch.Tensor | None = None  # (N, 3) its pose
+
+
+def _cloned(x: torch.Tensor | None) -> torch.Tensor | None:
+    return None if x is None else x.clone()
 
 
 class WorldModel:
@@ -209,16 +213,13 @@ class WorldModel:
         frames = self.autoencoder.decode(latents.flatten(0, 1))  # (N*F, 3, H, W) uint8
         return frames.unflatten(0, latents.shape[:2]).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
 
-    def _write(self, x0: torch.Tensor, pose: torch.Tensor, last_frame: torch.Tensor) -> None:
-        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept.
-        ``last_frame`` (N, 3, H, W) float: the block's last frame as shown, the next block's geometric input."""
+    def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
+        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
+        block's last frame, decoded (for given blocks: the autoencoder round trip, exactly as training builds it),
+        is kept with its pose as the next block's geometric input."""
         write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
-        self._last_frame, self._last_pose = last_frame.float(), pose[:, -1].float()
-
-    def _last_given(self, frames: np.ndarray) -> torch.Tensor:
-        """The last frame of given uint8 blocks (N, F, H, W, 3) as float (N, 3, H, W) in [-1, 1]."""
-        x = torch.from_numpy(np.ascontiguousarray(frames[:, -1])).to(self.device).permute(0, 3, 1, 2)
-        return self.autoencoder.to_unit(x)
+        if self.generator.cfg.reproject:
+            self._last_frame, self._last_pose = self.autoencoder.decode_float(x0[:, -1]).float(), pose[:, -1].float()
 
     def _require_started(self) -> None:
         if not self._rng:
@@ -242,12 +243,12 @@ class WorldModel:
         self.cache.reset()
         with torch.inference_mode(), self._autocast():
             self._caption_text = self.embed(self._captions)
-            self._write(self._encode(frames), self._poses(poses), self._last_given(frames))
+            self._write(self._encode(frames), self._poses(poses))
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
         self._require_started()
         with torch.inference_mode(), self._autocast():
-            self._write(self._encode(frames), self._poses(poses), self._last_given(frames))
+            self._write(self._encode(frames), self._poses(poses))
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
@@ -275,7 +276,7 @@ class WorldModel:
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
         x0 = self.sampler.sample(velocity, shape, self._rng, self.device)
-        self._write(x0, pose, self.autoencoder.decode_float(x0[:, -1]))
+        self._write(x0, pose)
         return x0
 
     def cache_bytes(self) -> int:
@@ -289,13 +290,13 @@ class WorldModel:
     def snapshot(self) -> WorldSnapshot:
         self._require_started()
         return WorldSnapshot(self.cache.snapshot(), [g.get_state() for g in self._rng], list(self._captions),
-                             self._caption_text.clone(), self._last_frame.clone(), self._last_pose.clone())
+                             self._caption_text.clone(), _cloned(self._last_frame), _cloned(self._last_pose))
 
     def restore(self, snap: WorldSnapshot) -> None:
         self.cache.restore(snap.cache)
         self._rng = [torch.Generator().set_state(s.clone()) for s in snap.rng]
         self._captions, self._caption_text = list(snap.captions), snap.caption_text.clone()
-        self._last_frame, self._last_pose = snap.last_frame.clone(), snap.last_pose.clone()
+        self._last_frame, self._last_pose = _cloned(snap.last_frame), _cloned(snap.last_pose)
 
 
 def read_manifest(path: str | Path | None = None) -> dict:

@@ -40,8 +40,9 @@ from magworld.model.cache import KVCache
 from magworld.model.flow import add_noise, sample_train_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
-from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, sha256
+from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
+from magworld.model.reproject import carry_condition
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 from magworld.revisit import revisit_reference
@@ -64,7 +65,8 @@ class GeneratorStageConfig:
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
     memory: str = "bundled"  # or a path to a memory-model .safetensors (frozen)
-    init: str = "memory"  # "memory": start from the memory model's weights; "random"
+    init: str = "memory"  # "memory": the memory model's weights; "random"; "bundled" or a generator .safetensors: its
+    # network's weights (a reproject generator's condition embedding starts at zero)
     blocks: int = 8  # blocks per training clip
     history_drop: float = 0.3  # lambda: probability that a clip's prompt is empty
     policies: dict[str, float] = field(default_factory=lambda: {"mag": 0.6, "full": 0.2, "window": 0.2})
@@ -78,8 +80,8 @@ class GeneratorStageConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
             raise ValueError("history_drop and self_forcing are probabilities in [0, 1]")
-        if self.init not in ("memory", "random"):
-            raise ValueError(f"init must be 'memory' or 'random', got {self.init!r}")
+        if self.init not in ("memory", "random", "bundled") and not self.init.endswith(".safetensors"):
+            raise ValueError(f"init must be 'memory', 'random', 'bundled' or a generator .safetensors, got {self.init!r}")
         if not self.policies or sum(self.policies.values()) <= 0:
             raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
         for name in self.policies:
@@ -122,7 +124,8 @@ def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, te
 
 def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
-                   generator: torch.Generator | None = None, history: torch.Tensor | None = None) -> torch.Tensor:
+                   generator: torch.Generator | None = None, history: torch.Tensor | None = None,
+                   cond: torch.Tensor | None = None) -> torch.Tensor:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
     blocks under ``policy``. ``history`` (default: ``latents``) is what the cache is written from. Times and
     noise are drawn on the latents' device (``generator`` must live there)."""
@@ -135,7 +138,7 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     t = t.repeat_interleave(bf, 1)  # (B, T)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
     mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device)
-    pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask).prediction
+    pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
     return F.mse_loss(pred[:, bf:], velocity_target(latents, noise)[:, bf:])
 
 
@@ -211,6 +214,22 @@ def evaluate(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, 
 
 
 @torch.no_grad()
+@torch.no_grad()
+def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames: int) -> torch.Tensor:
+    """The geometric input of every block of a clip, as :class:`WorldModel` builds it at run time: block b reads the
+    last frame *shown* in block b - 1 — decoded from ``shown`` (B, T, C, h, w), the ground-truth latents (so the
+    autoencoder round trip, like a run-time frame) or a self-forced history — reprojected to block b's poses
+    ``pose`` (B, T, 3). Block 0 has none (zeros: no latents, coverage 0). Returns (B, T, C + 1, h, w)."""
+    batch, total = shown.shape[:2]
+    blocks = total // block_frames
+    last = shown[:, block_frames - 1:total - 1:block_frames].flatten(0, 1)  # (B*(blocks-1), C, h, w)
+    source = pose[:, block_frames - 1:total - 1:block_frames].flatten(0, 1)  # (B*(blocks-1), 3)
+    targets = pose[:, block_frames:].unflatten(1, (blocks - 1, block_frames)).flatten(0, 1)  # (B*(blocks-1), bf, 3)
+    cond = carry_condition(ae, ae.decode_float(last), source, targets)  # (B*(blocks-1), bf, C + 1, h, w)
+    cond = cond.unflatten(0, (batch, blocks - 1)).flatten(1, 2)  # (B, T - bf, C + 1, h, w)
+    return torch.cat([torch.zeros_like(cond[:, :block_frames]), cond], 1)  # (B, T, C + 1, h, w)
+
+
 def self_forced_history(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, latents: torch.Tensor,
                         prompts: list[str], policy: str, steps: int, seed: int, context: int) -> torch.Tensor:
     """The clip's latents with blocks ``context``.. replaced by the generator's own rollout (no gradient); the
@@ -231,6 +250,7 @@ class GeneratorBatch(NamedTuple):
     policy: str  # memory policy of this batch
     offset: int  # first frame index (RoPE time)
     history: torch.Tensor | None  # (B, T, C, h, w) the cache is written from (self-forcing), None = latents
+    cond: torch.Tensor | None  # (B, T, C + 1, h, w) geometric input (reproject generators), else None
     noise: torch.Generator  # draws this step's flow times and noise (on the run's device)
 
 
@@ -245,6 +265,9 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
     gen = Generator(cfg.model)
     if cfg.init == "memory":
         gen.net.load_state_dict(memory.net.state_dict())
+    elif cfg.init != "random":
+        source = WEIGHTS_DIR / GENERATOR_FILE if cfg.init == "bundled" else cfg.init
+        gen.net.load_state_dict(load_generator(source).net.state_dict())
     gen = gen.to(device).train()
     bf = cfg.model.transformer.block_frames
     frames = cfg.blocks * bf
@@ -267,11 +290,13 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
                 context = int(rng.integers(1, cfg.blocks))  # ground-truth blocks before the model's own
                 history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
                                               cfg.self_forcing_steps, seed=step, context=context)
-            yield GeneratorBatch(latents, clip.poses.to(device), text, memory_text, policy, offset, history, noise)
+            poses = clip.poses.to(device)
+            cond = training_condition(ae, latents if history is None else history, poses, bf) if cfg.model.reproject else None
+            yield GeneratorBatch(latents, poses, text, memory_text, policy, offset, history, cond, noise)
 
     def step(net: Generator, b: GeneratorBatch) -> dict:
         loss = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
-                              b.history)
+                              b.history, b.cond)
         return {"loss": loss, "policy": b.policy}
 
     return Stage(kind="generator", model=gen, model_config=cfg.model,

@@ -96,8 +96,10 @@ def test_memory_stage_bf16_step(micro_memory):
     assert math.isfinite(metrics["psnr"]) and (out / "memory.safetensors").exists()
 
 
-def test_generator_stage_bf16_step_with_self_forcing(micro_ae, micro_memory, tmp_path, monkeypatch):
-    cfg = gen_stage.GeneratorStageConfig(run=_bf16(tmp_path), model=GeneratorConfig(transformer=MICRO), data=_data(),
+@pytest.mark.parametrize("reproject", [False, True])
+def test_generator_stage_bf16_step_with_self_forcing(micro_ae, micro_memory, tmp_path, monkeypatch, reproject):
+    cfg = gen_stage.GeneratorStageConfig(run=_bf16(tmp_path), model=GeneratorConfig(transformer=MICRO, reproject=reproject),
+                                         data=_data(),
                                          text=HASHING, autoencoder=str(micro_ae[0] / "autoencoder.safetensors"),
                                          memory=str(micro_memory[0] / "memory.safetensors"), blocks=2, eval_clips=1,
                                          eval_context_blocks=1, max_offset_blocks=2, self_forcing=1.0)

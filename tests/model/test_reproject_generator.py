@@ -1,0 +1,80 @@
+"""The reproject generator: its geometric input at run time is exactly what training builds from the same clip,
+it really changes the output, it survives snapshot/restore, and a missing or stray ``cond`` is an error."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from model_testing import micro_config, perturbed
+
+from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
+from magworld.model.generator import Generator, GeneratorConfig
+from magworld.model.memory_model import MemoryConfig, MemoryModel
+from magworld.model.pipeline import WorldModel
+from magworld.model.text import HashingTextEncoder
+from magworld.train.generator import training_condition
+
+SIZE = 32
+
+
+@pytest.fixture(scope="module")
+def world():
+    tc = micro_config()
+    torch.manual_seed(0)
+    gen = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), 1)
+    mem = perturbed(MemoryModel(MemoryConfig(transformer=tc)), 2)
+    ae = Autoencoder(AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4))
+    return WorldModel(gen, mem, ae, HashingTextEncoder(16), memory="mag", device="cpu")
+
+
+def clip(blocks: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    frames = rng.integers(0, 256, (2, blocks, 3, SIZE, SIZE, 3), dtype=np.uint8)
+    yaw = np.arange(blocks * 3, dtype=np.float32).reshape(blocks, 3) * 5.0  # a steady pan
+    poses = np.stack([np.stack([yaw + 30 * w, np.full_like(yaw, 3.0 * w), np.full_like(yaw, 60.0)], -1)
+                      for w in range(2)]).astype(np.float32)  # (2, B, 3, 3)
+    return frames, poses
+
+
+def test_run_time_condition_equals_training_condition(world, monkeypatch):
+    frames, poses = clip(4)
+    seen = []
+    forward = world.generator.forward
+
+    def spy(*args, cond=None, **kw):
+        seen.append(cond.clone())
+        return forward(*args, cond=cond, **kw)
+
+    monkeypatch.setattr(world.generator, "forward", spy)
+    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
+    world.memorize(frames[:, 1], poses[:, 1])
+    world.step(poses[:, 2], ["a", "b"])  # block 2 from the memorized block 1
+    shown = torch.cat([world._encode(frames[:, b]) for b in range(2)] + [torch.zeros_like(world._encode(frames[:, 0]))], 1)
+    with torch.inference_mode():
+        expected = training_condition(world.autoencoder, shown, torch.from_numpy(poses[:, :3].reshape(2, 9, 3)), 3)
+    torch.testing.assert_close(seen[0], expected[:, 6:9], atol=1e-5, rtol=0)  # every sampler step sees the same input
+    assert all(torch.equal(c, seen[0]) for c in seen)
+    assert float(seen[0][:, :, -1].min()) < 1 and float(seen[0][:, :, -1].max()) > 0.99  # coverage: partly seen
+
+
+def test_condition_changes_the_output_and_replays_after_restore(world):
+    frames, poses = clip(3, seed=1)
+    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
+    snap = world.snapshot()
+    first = world.generate_latents(poses[:, 1], ["a", "b"])
+    world.restore(snap)
+    torch.testing.assert_close(world.generate_latents(poses[:, 1], ["a", "b"]), first)
+    world.restore(snap)
+    world._last_frame = world._last_frame.flip(-1)  # another picture at the same pose
+    assert not torch.allclose(world.generate_latents(poses[:, 1], ["a", "b"]), first, atol=1e-4)
+
+
+def test_cond_is_required_exactly_for_reproject_generators():
+    tc = micro_config()
+    x = torch.zeros(1, 3, tc.latent_channels, 4, 4)
+    t, pose, text = torch.zeros(1, 3), torch.zeros(1, 3, 3), torch.zeros(1, 1, 16)
+    with pytest.raises(ValueError, match="reproject=True"):
+        Generator(GeneratorConfig(transformer=tc, reproject=True))(x, t, pose, text)
+    with pytest.raises(ValueError, match="reproject=False"):
+        Generator(GeneratorConfig(transformer=tc))(x, t, pose, text, cond=torch.zeros(1, 3, 5, 4, 4))
