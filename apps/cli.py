@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench render": ("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer"),
     "bench compression": ("bench_compression", "magworld.bench.compression:main", "memory-model compression ratio ablation"),
     "bench revisit": ("bench_revisit", "magworld.bench.revisit:main", "MAG-Bench revisit consistency"),
+    "bench world": ("bench_world", "magworld.bench.world:main", "is the world recognisable: carry, drift, look PNGs"),
     "bench speed": ("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory"),
     "agent train": ("agent_train", "magworld.agents.train:main", "train an agent (stable-baselines3 PPO)"),
     "agent eval": ("agent_eval", "magworld.agents.evaluate:main", "evaluate a baseline or a trained agent"),

@@ -266,8 +266,11 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
     if cfg.init == "memory":
         gen.net.load_state_dict(memory.net.state_dict())
     elif cfg.init != "random":
-        source = WEIGHTS_DIR / GENERATOR_FILE if cfg.init == "bundled" else cfg.init
-        gen.net.load_state_dict(load_generator(source).net.state_dict())
+        source = load_generator(WEIGHTS_DIR / GENERATOR_FILE if cfg.init == "bundled" else cfg.init)
+        if source.cfg.reproject and cfg.model.reproject:  # the condition embedding too
+            gen.load_state_dict(source.state_dict())
+        else:
+            gen.net.load_state_dict(source.net.state_dict())
     gen = gen.to(device).train()
     bf = cfg.model.transformer.block_frames
     frames = cfg.blocks * bf
