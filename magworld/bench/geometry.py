@@ -13,26 +13,25 @@ from typing import Sequence
 import numpy as np
 
 from magworld.world import Pose
-from magworld.world.camera import camera_rays, rotation
 
 
 def project(target: Pose, source: Pose, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Source-image coordinates of each target pixel's ray: ``(col, row, in_view)``, each (H, W).
 
     ``col``/``row`` are continuous pixel coordinates (pixel centres at integers); ``in_view`` is true
-    where the ray hits the source image (in front of the camera, inside its borders).
+    where the ray hits the source image (in front of the camera, inside its borders). The geometry is the
+    model's one reprojection (:func:`magworld.model.reproject.sample_grid`), tested against the simulator's.
     """
-    world = camera_rays(height, width, target.fov) @ rotation(target.yaw, target.pitch).T  # (H*W, 3)
-    cam = world @ rotation(source.yaw, source.pitch)  # (H*W, 3) in source camera axes
-    half = np.tan(np.radians(source.fov) / 2.0)
-    front = cam[:, 2] > 1e-9
-    z = np.where(front, cam[:, 2], 1.0)
-    u, v = cam[:, 0] / z, cam[:, 1] / z
-    col = (u / half + 1.0) * width / 2.0 - 0.5
-    row = (1.0 - v / (half * height / width)) * height / 2.0 - 0.5
-    in_view = front & (col >= -0.5) & (col <= width - 0.5) & (row >= -0.5) & (row <= height - 0.5)
-    shape = (height, width)
-    return col.reshape(shape), row.reshape(shape), in_view.reshape(shape)
+    import torch  # lazily: listing the bench's policies stays torch-free
+
+    from magworld.model.reproject import sample_grid
+
+    as_tensor = lambda p: torch.tensor([[p.yaw, p.pitch, p.fov]], dtype=torch.float64)  # noqa: E731
+    grid, in_view = sample_grid(as_tensor(target), as_tensor(source), height, width)
+    grid = grid[0].double().numpy()  # (H, W, 2) in [-1, 1] across the source image
+    col = (grid[..., 0] + 1.0) * width / 2.0 - 0.5
+    row = (grid[..., 1] + 1.0) * height / 2.0 - 0.5
+    return col, row, in_view[0].numpy()
 
 
 def warp(frame: np.ndarray, source: Pose, target: Pose) -> np.ndarray:
