@@ -75,7 +75,8 @@ def sha256(path: str | Path) -> str:
 
 def generator_config_from_dict(d: dict) -> GeneratorConfig:
     return GeneratorConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
-                           kept=d["kept"], window=d["window"], sink=d["sink"], reproject=d.get("reproject", False))
+                           kept=d["kept"], window=d["window"], sink=d["sink"], reproject=d.get("reproject", False),
+                           carry_skip=d.get("carry_skip", False))
 
 
 def load_generator(path: str | Path) -> Generator:

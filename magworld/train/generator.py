@@ -37,7 +37,7 @@ import torch
 from torch.nn import functional as F
 
 from magworld.model.cache import KVCache
-from magworld.model.flow import add_noise, sample_train_time, velocity_target
+from magworld.model.flow import add_noise, sample_train_time, velocity_target, x0_from_velocity
 from magworld.model.generator import Generator, GeneratorConfig, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, load_generator, sha256
@@ -138,7 +138,10 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     t = t.repeat_interleave(bf, 1)  # (B, T)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
     mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device)
-    pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
+    x_t = add_noise(latents, noise, t)
+    pred = gen(x_t, t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
+    if cfg.carry_skip:  # the x0 residual is trained on x0 (a velocity loss would weigh it by 1/t^2)
+        return F.mse_loss(x0_from_velocity(x_t, pred, t)[:, bf:], latents[:, bf:])
     return F.mse_loss(pred[:, bf:], velocity_target(latents, noise)[:, bf:])
 
 

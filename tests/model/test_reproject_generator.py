@@ -78,3 +78,20 @@ def test_cond_is_required_exactly_for_reproject_generators():
         Generator(GeneratorConfig(transformer=tc, reproject=True))(x, t, pose, text)
     with pytest.raises(ValueError, match="reproject=False"):
         Generator(GeneratorConfig(transformer=tc))(x, t, pose, text, cond=torch.zeros(1, 3, 5, 4, 4))
+
+
+def test_carry_skip_passes_the_reprojected_latents_through():
+    tc = micro_config()
+    torch.manual_seed(0)
+    plain = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), 3)
+    skip = Generator(GeneratorConfig(transformer=tc, reproject=True, carry_skip=True))
+    skip.load_state_dict(plain.state_dict())
+    g = torch.Generator().manual_seed(0)
+    x_t, t = torch.randn(2, 3, tc.latent_channels, 4, 4, generator=g), torch.full((2, 3), 0.6)
+    pose, text = torch.zeros(2, 3, 3), torch.zeros(2, 1, 16)
+    cond = torch.cat([torch.randn(2, 3, tc.latent_channels, 4, 4, generator=g), torch.rand(2, 3, 1, 4, 4, generator=g)], 2)
+    x0_plain = x_t - 0.6 * plain(x_t, t, pose, text, cond=cond).prediction
+    x0_skip = x_t - 0.6 * skip(x_t, t, pose, text, cond=cond).prediction
+    torch.testing.assert_close(x0_skip, x0_plain + cond[:, :, -1:] * cond[:, :, :-1], atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="needs reproject=True"):
+        GeneratorConfig(transformer=tc, carry_skip=True)

@@ -96,9 +96,10 @@ def test_memory_stage_bf16_step(micro_memory):
     assert math.isfinite(metrics["psnr"]) and (out / "memory.safetensors").exists()
 
 
-@pytest.mark.parametrize("reproject", [False, True])
-def test_generator_stage_bf16_step_with_self_forcing(micro_ae, micro_memory, tmp_path, monkeypatch, reproject):
-    cfg = gen_stage.GeneratorStageConfig(run=_bf16(tmp_path), model=GeneratorConfig(transformer=MICRO, reproject=reproject),
+@pytest.mark.parametrize("reproject,carry_skip", [(False, False), (True, False), (True, True)])
+def test_generator_stage_bf16_step_with_self_forcing(micro_ae, micro_memory, tmp_path, monkeypatch, reproject, carry_skip):
+    model = GeneratorConfig(transformer=MICRO, reproject=reproject, carry_skip=carry_skip)
+    cfg = gen_stage.GeneratorStageConfig(run=_bf16(tmp_path), model=model,
                                          data=_data(),
                                          text=HASHING, autoencoder=str(micro_ae[0] / "autoencoder.safetensors"),
                                          memory=str(micro_memory[0] / "memory.safetensors"), blocks=2, eval_clips=1,
