@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_default_outputs_are_ignored_run_folders(config):
     from hydra import compose, initialize_config_module
 
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="magworld.configs", version_base="1.3"):
         cfg = compose(config)
     out_dir = Path(cfg.bench.out_dir)
     assert out_dir.parts[:2] == ("runs", "bench"), f"{config}: default out_dir {out_dir} is not under runs/bench"

@@ -117,12 +117,12 @@ def test_hydra_config_builds_the_typed_config():
 
     from magworld.config import build
 
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="magworld.configs", version_base="1.3"):
         cfg = compose("bench_revisit", overrides=["bench.quick=true", "bench.policies=[shift,{name:mag,checkpoint:x/r3.pt}]"])
     bench = build(cfg.bench)
     assert isinstance(bench, RevisitBenchConfig) and isinstance(bench.suite, SuiteConfig)
     assert bench.suite.episodes_per_style == 44 and [p.label for p in bench.policies] == ["shift", "mag@r3"]
-    with initialize_config_module(config_module="configs", version_base="1.3"):
+    with initialize_config_module(config_module="magworld.configs", version_base="1.3"):
         presets = {name: build(compose("bench_revisit", overrides=[f"bench/revisit={name}"]).bench) for name in ("baselines", "models", "ablation")}
     assert [p.label for p in presets["baselines"].policies][:3] == ["oracle", "shift", "no_memory"]
     assert {"mag", "window", "full"} <= {p.name for p in presets["models"].policies}

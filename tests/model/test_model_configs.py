@@ -11,7 +11,7 @@ from magworld.train.memory import MemoryStageConfig
 
 
 def _compose(name: str, overrides: list[str]):
-    with initialize_config_module(version_base="1.3", config_module="configs"):
+    with initialize_config_module(version_base="1.3", config_module="magworld.configs"):
         return compose(config_name=name, overrides=overrides)
 
 
