@@ -16,7 +16,7 @@ Three measurements on held-out scenes, each with reference rows computed in the 
 - **look**: per style a PNG — simulator row above model row — of ``look_steps`` pans right and back.
 
 The model is any generator checkpoint (default: bundled) with any memory policy. Output: a markdown table,
-``results.json``, ``drift.png`` and ``look-<style>.png`` in ``out_dir`` (``media_dir`` also receives the
+``results.json``, ``drift.png`` and ``look-<style>.png`` in ``out_dir`` (geometry: :mod:`magworld.bench.geometry`; ``media_dir`` also receives the
 look PNGs, e.g. ``docs/media`` to refresh the README's pictures).
 """
 
@@ -32,13 +32,13 @@ from tqdm import tqdm
 from magworld.config import build
 from magworld.metrics import masked_psnr
 from magworld.model.pipeline import WorldModel
-from magworld.model.reproject import reproject, sample_grid
 from magworld.train.data import HELDOUT_START
-from magworld.world import ACTION_TABLE, Pose, Scene, make_scene
+from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, poses_array
 from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import Trajectory, leave_and_return, random_walk
 
 from .common import format_table, write_json
+from .geometry import visible_mask, warp
 
 SEED_OFFSET = 40_000  # held-out scene seeds of this bench: HELDOUT_START + SEED_OFFSET + ...
 
@@ -65,24 +65,9 @@ class WorldBenchConfig:
             raise ValueError(f"drift_steps must be >= 20 (drift compares the last half with steps 1-10), got {self.drift_steps}")
 
 
-def _pose_array(poses: list[Pose]) -> np.ndarray:
-    return np.array([p.as_array() for p in poses], dtype=np.float32)  # (F, 3)
-
-
 def seen_by(target: Pose, sources: list[Pose], size: int) -> np.ndarray:
     """Bool (H, W): pixels of the ``target`` view whose ray one of the ``sources`` views saw."""
-    t = torch.from_numpy(_pose_array([target]))
-    seen = np.zeros((size, size), dtype=bool)
-    for s in sources:
-        seen |= sample_grid(t, torch.from_numpy(_pose_array([s])), size, size)[1][0].numpy()
-    return seen
-
-
-def warp_frame(frame: np.ndarray, source: Pose, target: Pose) -> np.ndarray:
-    """uint8 (H, W, 3) seen from ``source`` re-rendered from ``target`` (see :mod:`magworld.model.reproject`)."""
-    x = torch.from_numpy(frame).permute(2, 0, 1)[None].float()  # (1, 3, H, W)
-    out, _ = reproject(x, torch.from_numpy(_pose_array([source])), torch.from_numpy(_pose_array([target])))
-    return out[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+    return visible_mask(target, sources, size, size)
 
 
 def round_trip(world: WorldModel, frames: np.ndarray) -> np.ndarray:
@@ -109,8 +94,8 @@ def carry_memorize(world: WorldModel, cfg: WorldBenchConfig, style: str, rng: np
         action = int(rng.integers(1, len(ACTION_TABLE)))  # any move but "stay"
         blocks = Trajectory("carry", start, (action,)).frame_poses()
         truth = [scene.render_many(b, cfg.resolution) for b in blocks]  # 2 x (F, H, W, 3)
-        world.start(truth[0][None], _pose_array(blocks[0])[None], [scene.caption])
-        made = world.step(_pose_array(blocks[1])[None], [_prompt(scene, action)])[0]
+        world.start(truth[0][None], poses_array(blocks[0])[None], [scene.caption])
+        made = world.step(poses_array(blocks[1])[None], [_prompt(scene, action)])[0]
         rt = round_trip(world, truth[1])
         for j, pose in enumerate(blocks[1]):
             mask = seen_by(pose, blocks[0], cfg.resolution)
@@ -118,7 +103,7 @@ def carry_memorize(world: WorldModel, cfg: WorldBenchConfig, style: str, rng: np
                 continue
             rows.append({"style": style, "model": masked_psnr(made[j], truth[1][j], mask),
                          "autoencoder": masked_psnr(rt[j], truth[1][j], mask),
-                         "reproject_last": masked_psnr(warp_frame(truth[0][-1], blocks[0][-1], pose), truth[1][j],
+                         "reproject_last": masked_psnr(warp(truth[0][-1], blocks[0][-1], pose), truth[1][j],
                                                        mask & seen_by(pose, blocks[0][-1:], cfg.resolution)),
                          "carried_fraction": float(mask.mean())})
     return rows
@@ -141,12 +126,12 @@ def carry_generate(world: WorldModel, cfg: WorldBenchConfig, style: str, path: T
     scene = _scene(cfg, style, 100 + index)
     blocks = path.frame_poses()
     first = scene.render_many(blocks[0], cfg.resolution)
-    world.start(first[None], _pose_array(blocks[0])[None], [scene.caption])
+    world.start(first[None], poses_array(blocks[0])[None], [scene.caption])
     last_frame, last_pose = first[-1], blocks[0][-1]
     curve, ceiling = [], []
     for b, action in enumerate(path.actions, start=1):
-        made = world.step(_pose_array(blocks[b])[None], [_prompt(scene, action)])[0]
-        refs = [warp_frame(last_frame, last_pose, p) for p in blocks[b]]
+        made = world.step(poses_array(blocks[b])[None], [_prompt(scene, action)])[0]
+        refs = [warp(last_frame, last_pose, p) for p in blocks[b]]
         rts = round_trip(world, np.stack(refs))
         scores, tops = [], []
         for j, pose in enumerate(blocks[b]):
@@ -171,8 +156,8 @@ def look(world: WorldModel, cfg: WorldBenchConfig, style: str) -> np.ndarray:
     actions = (ACTION_INDEX["pan_right"],) * cfg.look_steps + (ACTION_INDEX["pan_left"],) * cfg.look_steps
     blocks = Trajectory("look", Pose(30.0, 0.0, 60.0), actions).frame_poses()
     truth = [scene.render_many(b, cfg.resolution) for b in blocks]
-    world.start(truth[0][None], _pose_array(blocks[0])[None], [scene.caption])
-    made = [truth[0]] + [world.step(_pose_array(blocks[b])[None], [_prompt(scene, a)])[0]
+    world.start(truth[0][None], poses_array(blocks[0])[None], [scene.caption])
+    made = [truth[0]] + [world.step(poses_array(blocks[b])[None], [_prompt(scene, a)])[0]
                          for b, a in enumerate(actions, start=1)]
     top = np.concatenate([t[-1] for t in truth], axis=1)  # (H, B*W, 3): last frame of each block
     bottom = np.concatenate([m[-1] for m in made], axis=1)
@@ -261,4 +246,4 @@ def main(cfg) -> None:
     run(build(cfg.bench))
 
 
-__all__ = ["WorldBenchConfig", "carry_generate", "carry_memorize", "drift_of", "run", "seen_by", "warp_frame"]
+__all__ = ["WorldBenchConfig", "carry_generate", "carry_memorize", "drift_of", "run", "seen_by"]
