@@ -27,7 +27,7 @@ from torch import nn
 
 from .cache import POLICIES, CacheConfig, KVCache
 from .config import TransformerConfig, transformer_preset
-from .flow import FlowConfig
+from .flow import FlowConfig, x0_from_velocity
 from .masks import cache_writer_mask, held_frames, reader_mask, writer_mask
 from .transformer import BlockTransformer, Output
 
@@ -124,9 +124,8 @@ class Generator(nn.Module):
         if not self.cfg.carry_skip:
             return out
         # carry_skip: the carried latents pass straight through; the network adds what they lack (x0 residual)
-        tt = t.view(*t.shape, 1, 1, 1)  # (B, T, 1, 1, 1)
-        x0 = x_t - tt * out.prediction + cond[:, :, -1:] * cond[:, :, :-1]  # (B, T, C, h, w)
-        velocity = (x_t - x0) / tt.clamp_min(CARRY_SKIP_MIN_T)
+        x0 = x0_from_velocity(x_t, out.prediction, t) + cond[:, :, -1:] * cond[:, :, :-1]  # (B, T, C, h, w)
+        velocity = (x_t - x0) / t.view(*t.shape, 1, 1, 1).clamp_min(CARRY_SKIP_MIN_T)
         return Output(velocity, out.keys, out.values)
 
     def new_cache(self, policy: str) -> KVCache:

@@ -71,11 +71,15 @@ def micro_ae(tmp_path_factory):
         return out, *_trained(ae_stage, mp, cfg)
 
 
-def test_autoencoder_stage_bf16_step(micro_ae):
-    out, seen, metrics = micro_ae
+def assert_one_bf16_step(out, seen, metrics, metric: str, export: str) -> None:
+    """One step ran under bf16 autocast, logged a finite loss, evaluated finitely and exported the weights."""
     assert seen == [torch.bfloat16]
     assert len(losses(out)) == 1 and all(map(math.isfinite, losses(out)))
-    assert math.isfinite(metrics["psnr_mean"]) and (out / "autoencoder.safetensors").exists()
+    assert math.isfinite(metrics[metric]) and (out / export).exists()
+
+
+def test_autoencoder_stage_bf16_step(micro_ae):
+    assert_one_bf16_step(*micro_ae, "psnr_mean", "autoencoder.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -90,10 +94,7 @@ def micro_memory(micro_ae, tmp_path_factory):
 
 
 def test_memory_stage_bf16_step(micro_memory):
-    out, seen, metrics = micro_memory
-    assert seen == [torch.bfloat16]
-    assert len(losses(out)) == 1 and all(map(math.isfinite, losses(out)))
-    assert math.isfinite(metrics["psnr"]) and (out / "memory.safetensors").exists()
+    assert_one_bf16_step(*micro_memory, "psnr", "memory.safetensors")
 
 
 @pytest.mark.parametrize("reproject,carry_skip", [(False, False), (True, False), (True, True)])
