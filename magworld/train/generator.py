@@ -76,6 +76,8 @@ class GeneratorStageConfig:
     eval_clips: int = 16
     eval_context_blocks: int = 4  # held-out clips: this many ground-truth blocks, the rest generated
     keep_every: int = 0  # also export the weights every this many steps (step_NNNNN.safetensors; ablations)
+    uncovered_weight: float = 0.0  # reproject only: extra loss weight on latent cells the reprojection does not
+    #   cover (weight 1 + w * (1 - coverage)), so the loss comes from where memory or invention must supply the picture
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
@@ -86,6 +88,8 @@ class GeneratorStageConfig:
             raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
         for name in self.policies:
             self.model.cache_config(name)
+        if self.uncovered_weight < 0 or (self.uncovered_weight and not self.model.reproject):
+            raise ValueError(f"uncovered_weight must be >= 0 and needs model.reproject=true, got {self.uncovered_weight}")
         if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need blocks >= 2 and 1 <= eval_context_blocks < blocks")
 
@@ -125,10 +129,12 @@ def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, te
 def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None,
-                   cond: torch.Tensor | None = None) -> torch.Tensor:
+                   cond: torch.Tensor | None = None, uncovered_weight: float = 0.0) -> torch.Tensor:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
     blocks under ``policy``. ``history`` (default: ``latents``) is what the cache is written from. Times and
-    noise are drawn on the latents' device (``generator`` must live there)."""
+    noise are drawn on the latents' device (``generator`` must live there). With ``uncovered_weight`` w > 0 each
+    latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
+    mean weight."""
     cfg, tc = gen.cfg, gen.cfg.transformer
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
@@ -141,8 +147,14 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     x_t = add_noise(latents, noise, t)
     pred = gen(x_t, t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
     if cfg.carry_skip:  # the x0 residual is trained on x0 (a velocity loss would weigh it by 1/t^2)
-        return F.mse_loss(x0_from_velocity(x_t, pred, t)[:, bf:], latents[:, bf:])
-    return F.mse_loss(pred[:, bf:], velocity_target(latents, noise)[:, bf:])
+        pred, target = x0_from_velocity(x_t, pred, t), latents
+    else:
+        target = velocity_target(latents, noise)
+    if not uncovered_weight:
+        return F.mse_loss(pred[:, bf:], target[:, bf:])
+    weight = 1.0 + uncovered_weight * (1.0 - cond[:, bf:, -1:])  # (B, T - bf, 1, h, w)
+    error = (pred[:, bf:] - target[:, bf:]).square().mean(2, keepdim=True)  # (B, T - bf, 1, h, w)
+    return (weight * error).sum() / weight.sum()
 
 
 def as_blocks(clip: Clip, block_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -302,7 +314,7 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
 
     def step(net: Generator, b: GeneratorBatch) -> dict:
         loss = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
-                              b.history, b.cond)
+                              b.history, b.cond, cfg.uncovered_weight)
         return {"loss": loss, "policy": b.policy}
 
     return Stage(kind="generator", model=gen, model_config=cfg.model,

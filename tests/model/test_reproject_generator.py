@@ -95,3 +95,34 @@ def test_carry_skip_passes_the_reprojected_latents_through():
     torch.testing.assert_close(x0_skip, x0_plain + cond[:, :, -1:] * cond[:, :, :-1], atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="needs reproject=True"):
         GeneratorConfig(transformer=tc, carry_skip=True)
+
+
+def test_uncovered_weight_weighs_the_loss_by_coverage():
+    """The loss is the mean squared error weighted per latent cell by 1 + w * (1 - coverage): uniform coverage
+    leaves it unchanged (the weight is normalised); with half the cells missed, the losses at w = 0 and w = 3 fix
+    the two halves' errors, which must then predict the loss at w = 1."""
+    from magworld.train.generator import generator_loss
+
+    tc = micro_config()
+    torch.manual_seed(0)
+    gen = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), 4)
+    mem = perturbed(MemoryModel(MemoryConfig(transformer=tc)), 5)
+    g = torch.Generator().manual_seed(1)
+    latents = torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
+    pose, text = torch.zeros(2, 6, 3), torch.zeros(2, 1, 16)
+    reprojected = torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
+
+    def loss(coverage: torch.Tensor, weight: float) -> float:
+        cond = torch.cat([reprojected, coverage.expand(2, 6, 1, 4, 4)], 2)
+        return float(generator_loss(gen, mem, latents, pose, text, text, "mag", 0, torch.Generator().manual_seed(7),
+                                    cond=cond, uncovered_weight=weight))
+
+    for uniform in (torch.ones(1, 1, 1, 4, 4), torch.zeros(1, 1, 1, 4, 4)):
+        assert loss(uniform, 3.0) == pytest.approx(loss(uniform, 0.0), rel=1e-6)
+    half = torch.ones(1, 1, 1, 4, 4)
+    half[..., :2] = 0.0  # the left half is missed
+    plain, w3 = loss(half, 0.0), loss(half, 3.0)  # (e_cov + e_miss) / 2, (e_cov + 4 e_miss) / 5
+    e_miss = (5 * w3 - 2 * plain) / 3
+    e_cov = 2 * plain - e_miss
+    assert abs(e_miss - e_cov) > 1e-3 * plain  # the halves differ, so the check below can fail
+    assert loss(half, 1.0) == pytest.approx((e_cov + 2 * e_miss) / 3, rel=1e-5)
