@@ -6,7 +6,9 @@ and knows no network: it calls ``velocity(x_t, t)`` with per-frame times ``t`` (
 re-injects *fresh* noise at the next level; ``euler`` integrates the ODE. Noise is drawn per world
 from that world's own ``torch.Generator`` (on the generator's device, then moved: the world model's CPU
 generators give the same block on any device), so a world's block depends only on its own seed: a batch
-of N worlds equals N single worlds. This is the only denoising loop (run time, memory-model evaluation).
+of N worlds equals N single worlds. This is the only denoising loop (run time, memory-model evaluation,
+the DMD stage's self-forced rollouts: ``exit_step`` stops at a chosen step and returns its x_0 prediction,
+recording gradients through that step's network call only, as Self Forcing trains its few-step generator).
 """
 
 from __future__ import annotations
@@ -36,15 +38,28 @@ class BlockSampler:
         return torch.stack(draws).to(device=device, dtype=dtype)
 
     def sample(self, velocity: Velocity, shape: tuple[int, ...], generators: Sequence[torch.Generator],
-               device: torch.device | str = "cpu") -> torch.Tensor:
-        """Denoise a block (N, T, C, h, w) from pure noise to x_0."""
+               device: torch.device | str = "cpu", exit_step: int | None = None) -> torch.Tensor:
+        """Denoise a block (N, T, C, h, w) from pure noise to x_0.
+
+        ``exit_step`` (training): stop at step ``exit_step`` (0-based, < steps) and return that step's x_0
+        prediction; the earlier steps run under ``torch.no_grad``, so gradients (where enabled) flow through the
+        exit step's ``velocity`` call only. ``exit_step = steps - 1`` gives the same block as the full loop."""
         device = torch.device(device)
+        steps = len(self.levels) - 1
+        if exit_step is not None and not 0 <= exit_step < steps:
+            raise ValueError(f"exit_step must be in 0..{steps - 1} (the sampler has {steps} steps), got {exit_step}")
         x = self.noise(shape, generators, device)
         times = torch.tensor(self.levels, device=device)
-        for i in range(len(self.levels) - 1):
+        for i in range(steps):
             now, nxt = self.levels[i], self.levels[i + 1]
             t = times[i].expand(shape[:2])  # (N, T) per-frame times (all frames of a block share a level)
-            v = velocity(x, t).float()
+            if exit_step is not None:
+                with torch.set_grad_enabled(torch.is_grad_enabled() and i == exit_step):
+                    v = velocity(x, t).float()
+                if i == exit_step:
+                    return x - now * v  # the x_0 prediction of the exit step
+            else:
+                v = velocity(x, t).float()
             if self.cfg.mode == "euler":
                 x = x + (nxt - now) * v
             else:

@@ -4,7 +4,10 @@ A stage module (:mod:`~magworld.train.autoencoder`, :mod:`~magworld.train.memory
 :mod:`~magworld.train.generator`) builds a :class:`Stage` — the module it trains, its optimizer, its
 data (endless batches from a start step), a step function ``(model, batch) -> losses`` and a held-out
 evaluation — and :func:`run_stage` does the rest: learning-rate schedule, progress bar, JSON-lines log,
-periodic evaluation, resumable safetensors checkpoints, the time budget and the final export.
+periodic evaluation, resumable safetensors checkpoints, the time budget and the final export. Two-network
+stages (the DMD stage's generator and critic) give one optimizer with a parameter group per network (``lr_scale``
+per group; a group whose loss is absent on a step has no gradients and is not updated), gradients clipped per
+network (``clip_groups``) and an ``after_step`` hook (EMA).
 
 Device and precision are decided once, by :func:`setup_device` from :class:`RunConfig` (``device``:
 auto | cpu | cuda, ``precision``: fp32 | bf16 autocast); stages create their models, data, noise and
@@ -19,7 +22,7 @@ import random
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any, Callable, ContextManager, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -152,19 +155,22 @@ class Run:
         return save_checkpoint(self.dir / name, module, self.kind, model_config, extra=extra)
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: torch.nn.Module,
+def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module | Sequence[nn.Module],
                    max_grad_norm: float | None = 1.0) -> None:
-    """Backpropagate ``loss`` and update ``module`` (gradients clipped to ``max_grad_norm`` when given)."""
+    """Backpropagate ``loss`` and update (gradients clipped to ``max_grad_norm`` when given, over ``module`` as a
+    whole, or per module when a sequence of modules is given, e.g. a generator and its critic)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     if max_grad_norm is not None:
-        torch.nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+        for part in ([module] if isinstance(module, nn.Module) else module):
+            torch.nn.utils.clip_grad_norm_(part.parameters(), max_grad_norm)
     optimizer.step()
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The schedule's ``lr`` on every parameter group, times the group's ``lr_scale`` where it has one."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 @dataclass
@@ -185,6 +191,8 @@ class Stage:
     finalize: Callable[[], None] | None = None  # runs after the last step, before the final evaluation and export
     extra: dict = field(default_factory=dict)  # stored in every checkpoint and export
     keep_every: int = 0  # also export <run>/step_NNNNN.safetensors every this many steps (0 = never)
+    clip_groups: tuple[nn.Module, ...] = ()  # clip these modules' gradients separately (default: model as a whole)
+    after_step: Callable[[int], None] | None = None  # after each update, with the steps done (e.g. an EMA update)
 
 
 def _logged(values: dict[str, Any]) -> dict[str, Any]:
@@ -217,8 +225,10 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
         set_lr(stage.optimizer, lr_at(step, cfg))
         with placement.autocast():
             losses = stage.step(model, next(batches))
-        optimizer_step(stage.optimizer, losses["loss"], stage.model, stage.max_grad_norm)
+        optimizer_step(stage.optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
         done = step + 1
+        if stage.after_step is not None:
+            stage.after_step(done)
         if every(cfg.log_every, done):
             rate = (done - start) * cfg.batch_size / max(1e-6, bar.format_dict["elapsed"])
             logged = _logged(losses)

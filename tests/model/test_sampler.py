@@ -68,3 +68,45 @@ def test_rejects_zero_steps_and_wrong_generator_count():
         BlockSampler(FlowConfig(steps=0))
     with pytest.raises(ValueError, match="one torch.Generator per world"):
         BlockSampler(FlowConfig()).noise((2, 3), [torch.Generator()], torch.device("cpu"))
+
+
+@pytest.mark.parametrize("mode", ["euler", "renoise"])
+def test_exit_at_the_last_step_is_the_full_loop(mode):
+    """Training's exit_step (Self Forcing) at the last step returns exactly the block the run-time loop samples."""
+    net = perturbed(Generator(GeneratorConfig(transformer=micro_config())), seed=3).eval()
+    _, _, pose, text = random_inputs(net.cfg.transformer, 2, 3)
+    sampler = BlockSampler(FlowConfig(steps=3, shift=2.0, mode=mode))
+
+    def velocity(x, t):
+        return net(x, t, pose, text).prediction
+
+    with torch.no_grad():
+        full = sampler.sample(velocity, SHAPE, streams(4, 5))
+        exited = sampler.sample(velocity, SHAPE, streams(4, 5), exit_step=2)
+        early = sampler.sample(velocity, SHAPE, streams(4, 5), exit_step=0)
+    assert torch.equal(full, exited)
+    assert not torch.allclose(early, full)  # an earlier exit is the coarser x_0 prediction
+
+
+@pytest.mark.parametrize("exit_step", [0, 1, 3])
+def test_exit_step_records_gradients_through_that_step_only(exit_step):
+    """Gradients reach the network from the exit step's call and from no other; the output is that call's x_0."""
+    weight = torch.tensor(0.5, requires_grad=True)
+    calls = []
+
+    def velocity(x, t):
+        calls.append(torch.is_grad_enabled())
+        return weight * x
+
+    sampler = BlockSampler(FlowConfig(steps=4, shift=2.0, mode="renoise"))
+    out = sampler.sample(velocity, SHAPE, streams(1, 2), exit_step=exit_step)
+    assert calls == [False] * exit_step + [True]
+    out.sum().backward()
+    now = sampler.levels[exit_step]
+    x = out.detach() / (1 - now * weight.detach())  # out = x - now * weight * x
+    torch.testing.assert_close(weight.grad, -now * x.sum(), rtol=1e-4, atol=1e-4)
+
+
+def test_exit_step_out_of_range_is_rejected():
+    with pytest.raises(ValueError, match="exit_step"):
+        BlockSampler(FlowConfig(steps=4)).sample(lambda x, t: x, SHAPE, streams(1, 2), exit_step=4)

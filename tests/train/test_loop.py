@@ -102,3 +102,35 @@ def test_every():
 def test_run_config_rejects_bad_values(field, value):
     with pytest.raises(ValueError, match=field):
         RunConfig(**{field: value})
+
+
+def test_two_groups_scaled_lr_skipped_updates_and_after_step(tmp_path):
+    """A two-network stage: group lr_scale, a network without a loss this step stays put (no gradients), each
+    network's gradients clipped alone, after_step sees every step done."""
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"a": nn.Linear(4, 1), "b": nn.Linear(4, 1)})
+    optimizer = torch.optim.SGD([{"params": model["a"].parameters()},
+                                 {"params": model["b"].parameters(), "lr_scale": 0.5}], lr=1.0)
+    x, y = torch.randn(8, 4), torch.randn(8, 1)
+    grad_a = torch.autograd.grad(nn.functional.mse_loss(model["a"](x), y), model["a"].weight)[0]
+    done, a_weights, b_weights = [], [], []
+
+    def step(net, k):
+        loss = nn.functional.mse_loss(net["a"](x), y)
+        if k % 2 == 0:  # b learns every other step only, with a huge loss (clipped)
+            loss = loss + 1e6 * nn.functional.mse_loss(net["b"](x), y)
+        a_weights.append(net["a"].weight.detach().clone())
+        b_weights.append(net["b"].weight.detach().clone())
+        return {"loss": loss}
+
+    stage = Stage(kind="pair", model=model, model_config={}, optimizer=optimizer, data=lambda s: count(s), step=step,
+                  evaluate=lambda: {}, max_grad_norm=10.0, clip_groups=(model["a"], model["b"]),
+                  after_step=done.append)
+    run_stage(stage, _run(tmp_path, 3, lr=0.01, save_every=0, eval_every=0), CPU, {})
+    assert done == [1, 2, 3]
+    lr_a, lr_b = (g["lr"] for g in optimizer.param_groups)
+    assert lr_b == pytest.approx(0.5 * lr_a)
+    moved = [float((b - a).norm()) for a, b in zip(b_weights, b_weights[1:])]
+    assert 0 < moved[0] <= 0.01 * 0.5 * 10 * 1.0001 and moved[1] == 0  # b clipped to 10; step 1 gave b no gradient
+    assert grad_a.norm() < 10  # so a, clipped alone, is not clipped at all (clipped with b it would barely move)
+    torch.testing.assert_close(a_weights[1] - a_weights[0], -0.01 * grad_a, rtol=1e-4, atol=1e-7)
