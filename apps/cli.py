@@ -17,7 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     # command: (config name, "module:function", one-line help)
     "play": ("play", "magworld.apps.play:main", "play MAGWorld with the keyboard in a pygame window"),
     "rollout": ("rollout", "magworld.apps.rollout:main", "run one headless episode with a scripted policy -> mp4 + JSON"),
-    "train": ("train", "magworld.train:main", "train a model stage: stage=autoencoder|memory|generator"),
+    "train": ("train", "magworld.train:main", "train a model stage: stage=autoencoder|memory|generator|teacher|dmd"),
     "bench render": ("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer"),
     "bench compression": ("bench_compression", "magworld.bench.compression:main", "memory-model compression ratio ablation"),
     "bench revisit": ("bench_revisit", "magworld.bench.revisit:main", "MAG-Bench revisit consistency"),

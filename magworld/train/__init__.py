@@ -7,7 +7,7 @@ from typing import Any
 
 from magworld.config import build
 
-STAGES: tuple[str, ...] = ("autoencoder", "memory", "generator")  # module magworld.train.<stage> has train(cfg)
+STAGES: tuple[str, ...] = ("autoencoder", "memory", "generator", "teacher", "dmd")  # module magworld.train.<stage> has train(cfg)
 
 
 def main(cfg: Any) -> Any:

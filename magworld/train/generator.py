@@ -269,6 +269,21 @@ class GeneratorBatch(NamedTuple):
     noise: torch.Generator  # draws this step's flow times and noise (on the run's device)
 
 
+def initial_generator(cfg: GeneratorConfig, init: str, memory: MemoryModel) -> Generator:
+    """A generator with its starting weights: ``init`` "memory" (the memory model's network), "random", or "bundled" /
+    a generator .safetensors (its network; a reproject generator's condition embedding too when both reproject)."""
+    gen = Generator(cfg)
+    if init == "memory":
+        gen.net.load_state_dict(memory.net.state_dict())
+    elif init != "random":
+        source = load_generator(WEIGHTS_DIR / GENERATOR_FILE if init == "bundled" else init)
+        if source.cfg.reproject and cfg.reproject:  # the condition embedding too
+            gen.load_state_dict(source.state_dict())
+        else:
+            gen.net.load_state_dict(source.net.state_dict())
+    return gen
+
+
 def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
     device = placement.device
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
@@ -277,16 +292,7 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
         raise SystemExit("magworld train stage=generator: the generator's transformer/kept must equal the memory "
                          f"model's ({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
     memory = memory.to(device)
-    gen = Generator(cfg.model)
-    if cfg.init == "memory":
-        gen.net.load_state_dict(memory.net.state_dict())
-    elif cfg.init != "random":
-        source = load_generator(WEIGHTS_DIR / GENERATOR_FILE if cfg.init == "bundled" else cfg.init)
-        if source.cfg.reproject and cfg.model.reproject:  # the condition embedding too
-            gen.load_state_dict(source.state_dict())
-        else:
-            gen.net.load_state_dict(source.net.state_dict())
-    gen = gen.to(device).train()
+    gen = initial_generator(cfg.model, cfg.init, memory).to(device).train()
     bf = cfg.model.transformer.block_frames
     frames = cfg.blocks * bf
     heldout = heldout_clips(cfg.data, cfg.eval_clips, frames)
@@ -348,7 +354,7 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
 
 
 __all__ = ["GeneratorStageConfig", "LatentRecorder", "build_stage", "bundle", "clip_prompts", "evaluate",
-           "generator_loss", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
+           "generator_loss", "initial_generator", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
            "train"]
 
 

@@ -10,10 +10,13 @@ from magworld.train import STAGES
 from magworld.train.autoencoder import AutoencoderStageConfig
 from magworld.train.common import RunConfig
 from magworld.train.data import WorldDataConfig
+from magworld.train.dmd import DMDStageConfig
 from magworld.train.generator import GeneratorStageConfig
 from magworld.train.memory import MemoryStageConfig
+from magworld.train.teacher import TeacherStageConfig
 
-CONFIGS = {"autoencoder": AutoencoderStageConfig, "memory": MemoryStageConfig, "generator": GeneratorStageConfig}
+CONFIGS = {"autoencoder": AutoencoderStageConfig, "memory": MemoryStageConfig, "generator": GeneratorStageConfig,
+           "teacher": TeacherStageConfig, "dmd": DMDStageConfig}
 
 
 @pytest.fixture(scope="module")
