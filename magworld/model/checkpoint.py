@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from safetensors import SafetensorError
@@ -28,12 +28,14 @@ def sidecar(path: str | Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def save_checkpoint(path: str | Path, module: nn.Module, kind: str, config: Any, extra: dict | None = None,
-                    optimizer: torch.optim.Optimizer | None = None) -> Path:
-    """Write ``path`` (.safetensors) and its JSON sidecar; returns the tensor file's path."""
+def save_checkpoint(path: str | Path, module: nn.Module | Mapping[str, torch.Tensor], kind: str, config: Any,
+                    extra: dict | None = None, optimizer: torch.optim.Optimizer | dict | None = None) -> Path:
+    """Write ``path`` (.safetensors) and its JSON sidecar; returns the tensor file's path. ``module`` and
+    ``optimizer`` may also be given as their state dicts (e.g. gathered from shards on several processes)."""
     path = Path(path).with_suffix(".safetensors")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    state = module.state_dict() if isinstance(module, nn.Module) else module
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
     meta = {"format": FORMAT_VERSION, "kind": kind, "config": asdict(config) if is_dataclass(config) else config,
             "extra": extra or {}}
     if optimizer is not None:
@@ -118,9 +120,9 @@ def _check_shapes(module: nn.Module, state: dict[str, torch.Tensor], path: str |
                               f"saved for another size preset or architecture: build the model from its .json config")
 
 
-def _flatten_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Optimiser state -> (tensors named ``optim/<param>/<key>``, JSON-able rest)."""
-    state = optimizer.state_dict()
+def _flatten_optimizer(optimizer: torch.optim.Optimizer | dict) -> tuple[dict[str, torch.Tensor], dict]:
+    """Optimiser state (or its state dict) -> (tensors named ``optim/<param>/<key>``, JSON-able rest)."""
+    state = optimizer if isinstance(optimizer, dict) else optimizer.state_dict()
     tensors, scalars = {}, {}
     for pid, entry in state["state"].items():
         for key, value in entry.items():

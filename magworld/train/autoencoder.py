@@ -50,8 +50,9 @@ def build_stage(cfg: AutoencoderStageConfig, placement: Placement) -> Stage:
 
     def data(start: int) -> Iterator[torch.Tensor]:
         nonlocal stream
-        stream = WorldStream(cfg.data, seed=cfg.run.seed + start)
-        return (stream.frames(cfg.run.batch_size).to(device) for _ in count())  # (B, 3, H, W) uint8
+        stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own frames
+        batch = placement.local_batch(cfg.run.batch_size)
+        return (stream.frames(batch).to(device) for _ in count())  # (B, 3, H, W) uint8
 
     def finalize() -> None:  # standardise the latents with statistics of training frames
         model.fit_latent_stats(stream.frames(cfg.stats_frames).to(device))

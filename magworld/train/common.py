@@ -11,8 +11,14 @@ network (``clip_groups``) and an ``after_step`` hook (EMA).
 
 Device and precision are decided once, by :func:`setup_device` from :class:`RunConfig` (``device``:
 auto | cpu | cuda, ``precision``: fp32 | bf16 autocast); stages create their models, data, noise and
-timesteps on ``Placement.device``. A data-parallel launcher (torchrun) slots in at :func:`setup_device`
-(rank, local device) and :func:`wrap_model` (the DDP wrapper the step functions call), nanoGPT-style.
+timesteps on ``Placement.device``.
+
+Under ``torchrun`` (see :mod:`~magworld.train.parallel`) :func:`setup_device` also joins the process group and
+gives each process its rank and local device; ``run.parallel`` picks DDP replicas or FSDP shards and
+:func:`wrap_model` builds them around the stage's step. ``run.batch_size`` is the global batch: each rank draws
+``Placement.local_batch`` samples from streams seeded by ``Placement.rank_seed`` (rank 0's streams are a
+one-process run's), only rank 0 logs, shows progress and writes checkpoints (gathered whole, the one-process
+format), so a run resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ from tqdm import tqdm
 
 from magworld.model.checkpoint import load_into, save_checkpoint
 from magworld.model.pipeline import resolve_device
+
+from .parallel import PARALLEL_MODES, ParallelModel, join_process_group, rank_seed, torchrun_ranks
 
 PRECISIONS = ("fp32", "bf16")
 
@@ -54,10 +62,13 @@ class RunConfig:
     max_minutes: float = 0.0  # stop (and save) after this wall time; 0 = no limit
     device: str = "auto"  # auto (CUDA when available, else CPU) | cpu | cuda[:N]
     precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimizer state stay fp32)
+    parallel: str = "ddp"  # under torchrun: ddp (replicas, gradients averaged) | fsdp (sharded); one process: neither
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"run.precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.parallel not in PARALLEL_MODES:
+            raise ValueError(f"run.parallel must be one of {PARALLEL_MODES}, got {self.parallel!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"run.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
         for name in ("steps", "warmup_steps", "log_every", "eval_every", "save_every"):
@@ -70,18 +81,37 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Placement:
-    """Where a run computes: its device and precision."""
+    """Where a run computes: its device and precision, and (under torchrun) its rank among the processes."""
 
     device: torch.device
     precision: str = "fp32"
+    rank: int = 0
+    world_size: int = 1
+    parallel: str = "none"  # none (one process) | ddp | fsdp (a process group is up)
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that logs, shows progress and writes files."""
+        return self.rank == 0
+
+    def rank_seed(self, seed: int) -> int:
+        """``seed`` on rank 0, a different seed on each other rank (so each renders its own clips)."""
+        return rank_seed(seed, self.rank)
+
+    def local_batch(self, batch_size: int) -> int:
+        """This rank's share of the global ``run.batch_size``."""
+        if batch_size % self.world_size:
+            raise ValueError(f"run.batch_size={batch_size} is the global batch and must divide evenly over "
+                             f"{self.world_size} processes; use a multiple of {self.world_size}")
+        return batch_size // self.world_size
 
     def autocast(self) -> ContextManager:
         """bf16 autocast on the run's device when ``precision == "bf16"``, else a no-op."""
         return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
 
     def generator(self, seed: int) -> torch.Generator:
-        """A random stream on the run's device (noise and timesteps are drawn where they are used)."""
-        return torch.Generator(device=self.device).manual_seed(int(seed))
+        """A random stream on the run's device (noise and timesteps are drawn where they are used), this rank's own."""
+        return torch.Generator(device=self.device).manual_seed(self.rank_seed(seed))
 
 
 def seed_everything(seed: int) -> None:
@@ -91,16 +121,27 @@ def seed_everything(seed: int) -> None:
 
 
 def setup_device(cfg: RunConfig) -> Placement:
-    """Threads, seeds, device and precision of a run: the one place they are decided (a torchrun launcher
-    adds its rank and local device here)."""
+    """Threads, seeds, device and precision of a run: the one place they are decided. Under torchrun (or in a
+    process group the caller set up) the process also joins the group and computes on its local device
+    (``cuda:LOCAL_RANK`` when CUDA is used). Every rank seeds torch alike, so all start from the same weights."""
     torch.set_num_threads(cfg.threads)
     seed_everything(cfg.seed)
-    return Placement(resolve_device(cfg.device), cfg.precision)
+    ranks = torchrun_ranks()
+    if ranks is None and not torch.distributed.is_initialized():
+        return Placement(resolve_device(cfg.device), cfg.precision)
+    local = ranks[2] if ranks is not None else 0
+    device = resolve_device(cfg.device)
+    if device.type == "cuda" and cfg.device in ("auto", "cuda"):
+        device = torch.device("cuda", local)
+    rank, world = join_process_group(device)
+    return Placement(device, cfg.precision, rank, world, cfg.parallel)
 
 
-def wrap_model(model: nn.Module, placement: Placement) -> nn.Module:
-    """The module the step functions call. Today the model itself; the data-parallel wrapper goes here."""
-    return model
+def wrap_model(stage: Stage, placement: Placement) -> ParallelModel:
+    """What the training loop calls with a batch: the stage's step around its model, as DDP replicas, FSDP shards
+    or (one process) the model itself."""
+    return ParallelModel(stage.model, stage.step, stage.optimizer, placement.parallel, placement.device,
+                         find_unused=stage.partial_steps)
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
@@ -119,14 +160,15 @@ def every(interval: int, step: int) -> bool:
 class Run:
     """A run folder: ``last.safetensors`` (+ ``.json``) for resuming, ``metrics.jsonl``, ``config.json``."""
 
-    def __init__(self, cfg: RunConfig, kind: str, stage_config: Any) -> None:
-        self.cfg, self.kind = cfg, kind
+    def __init__(self, cfg: RunConfig, kind: str, stage_config: Any, main: bool = True) -> None:
+        self.cfg, self.kind, self.main = cfg, kind, main  # only the main process (rank 0) writes
         self.dir = Path(cfg.out_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
         self.checkpoint = self.dir / "last.safetensors"
         self.metrics = self.dir / "metrics.jsonl"
         self.start_time = time.time()
-        (self.dir / "config.json").write_text(json.dumps(stage_config, indent=2, default=str))
+        if main:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            (self.dir / "config.json").write_text(json.dumps(stage_config, indent=2, default=str))
 
     def resume(self, module: nn.Module, model_config: Any, optimizer: torch.optim.Optimizer) -> int:
         """Load ``last`` if it exists and resuming is on; returns the step to continue from."""
@@ -134,15 +176,20 @@ class Run:
             return 0
         meta = load_into(module, self.checkpoint, self.kind, config=model_config, optimizer=optimizer)
         step = int(meta["extra"].get("step", 0))
-        print(f"resuming {self.checkpoint} at step {step}")
+        if self.main:
+            print(f"resuming {self.checkpoint} at step {step}")
         return step
 
-    def save(self, module: nn.Module, model_config: Any, optimizer: torch.optim.Optimizer, step: int,
+    def save(self, state: dict | None, model_config: Any, optimizer_state: dict | None, step: int,
              extra: dict | None = None) -> None:
-        save_checkpoint(self.checkpoint, module, self.kind, model_config, extra={"step": step, **(extra or {})},
-                        optimizer=optimizer)
+        """Write ``last`` from full state dicts (None off the main process: nothing is written)."""
+        if self.main:
+            save_checkpoint(self.checkpoint, state, self.kind, model_config, extra={"step": step, **(extra or {})},
+                            optimizer=optimizer_state)
 
     def log(self, step: int, **values: Any) -> None:
+        if not self.main:
+            return
         record = {"step": step, "time_s": round(time.time() - self.start_time, 2), **values}
         with self.metrics.open("a") as fh:
             fh.write(json.dumps(record, default=float) + "\n")
@@ -150,9 +197,10 @@ class Run:
     def out_of_time(self) -> bool:
         return self.cfg.max_minutes > 0 and time.time() - self.start_time > 60 * self.cfg.max_minutes
 
-    def export(self, module: nn.Module, model_config: Any, name: str, extra: dict | None = None) -> Path:
-        """Write inference weights (no optimiser state) as ``<run>/<name>.safetensors`` + JSON."""
-        return save_checkpoint(self.dir / name, module, self.kind, model_config, extra=extra)
+    def export(self, state: dict | None, model_config: Any, name: str, extra: dict | None = None) -> Path:
+        """Write inference weights (no optimiser state) as ``<run>/<name>.safetensors`` + JSON (main process only)."""
+        path = self.dir / f"{name}.safetensors"
+        return save_checkpoint(path, state, self.kind, model_config, extra=extra) if self.main else path
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module | Sequence[nn.Module],
@@ -193,6 +241,7 @@ class Stage:
     keep_every: int = 0  # also export <run>/step_NNNNN.safetensors every this many steps (0 = never)
     clip_groups: tuple[nn.Module, ...] = ()  # clip these modules' gradients separately (default: model as a whole)
     after_step: Callable[[int], None] | None = None  # after each update, with the steps done (e.g. an EMA update)
+    partial_steps: bool = False  # some steps leave some parameters without gradients (DDP must look for them)
 
 
 def _logged(values: dict[str, Any]) -> dict[str, Any]:
@@ -201,58 +250,69 @@ def _logged(values: dict[str, Any]) -> dict[str, Any]:
 
 def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: dict) -> dict[str, float]:
     """Train ``stage`` for ``cfg.steps`` steps (resuming ``last`` in ``cfg.out_dir``), export it, return the final
-    held-out metrics."""
-    run = Run(cfg, stage.kind, stage_config)
+    held-out metrics (on the processes that evaluate: all of them under FSDP, rank 0 otherwise; {} elsewhere)."""
+    run = Run(cfg, stage.kind, stage_config, main=placement.is_main)
     start = run.resume(stage.model, stage.model_config, stage.optimizer)
-    model = wrap_model(stage.model, placement)
+    model = wrap_model(stage, placement)
+    model.check_same(start, "the step to resume from")
+    optimizer = model.optimizer
     batches = stage.data(start)
     metrics: dict[str, float] = {}
     evaluated_at: int | None = None
 
     def evaluate(step: int) -> dict[str, float]:
         nonlocal evaluated_at
-        with placement.autocast():
+        evaluated_at = step
+        if not model.evaluates_here:
+            return {}
+        with placement.autocast(), model.evaluation():
             result = stage.evaluate()
         run.log(step, **result)
-        evaluated_at = step
         return result
 
     if stage.eval_at_start and start == 0 and cfg.eval_every > 0:  # the starting point of the run
         metrics = evaluate(0)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=stage.label or stage.kind)
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=stage.label or stage.kind,
+               disable=not placement.is_main)
+    began = time.time()
     done = start
     for step in bar:
-        set_lr(stage.optimizer, lr_at(step, cfg))
+        set_lr(optimizer, lr_at(step, cfg))
         with placement.autocast():
-            losses = stage.step(model, next(batches))
-        optimizer_step(stage.optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
+            losses = model(next(batches))
+        optimizer_step(optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
         done = step + 1
         if stage.after_step is not None:
             stage.after_step(done)
         if every(cfg.log_every, done):
-            rate = (done - start) * cfg.batch_size / max(1e-6, bar.format_dict["elapsed"])
-            logged = _logged(losses)
-            run.log(done, **logged, lr=stage.optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
+            logged = _logged(model.mean(losses))  # the loss of the global batch
+            rate = (done - start) * cfg.batch_size / max(1e-6, time.time() - began)
+            run.log(done, **logged, lr=optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
             bar.set_postfix(loss=f"{logged['loss']:.4f}")
         if every(cfg.eval_every, done):
             metrics = evaluate(done)
-            bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
+            if placement.is_main:
+                bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
         if every(stage.keep_every, done):
-            run.export(stage.model, stage.model_config, f"step_{done:05d}", extra={"step": done, **stage.extra})
-        out_of_time = run.out_of_time()
+            run.export(model.model_state(), stage.model_config, f"step_{done:05d}", extra={"step": done, **stage.extra})
+        out_of_time = cfg.max_minutes > 0 and model.any(run.out_of_time())  # all ranks stop at the same step
         if every(cfg.save_every, done) or done == cfg.steps or out_of_time:
-            run.save(stage.model, stage.model_config, stage.optimizer, done, stage.extra)
+            run.save(model.model_state(), stage.model_config, model.optimizer_state(), done, stage.extra)
         if out_of_time:
-            bar.write(f"stopping at step {done}: max_minutes={cfg.max_minutes} reached (resume to continue)")
+            if placement.is_main:
+                bar.write(f"stopping at step {done}: max_minutes={cfg.max_minutes} reached (resume to continue)")
             break
     bar.close()
     if stage.finalize is not None:
-        stage.finalize()
+        with model.evaluation():
+            stage.finalize()
         evaluated_at = None
     if evaluated_at != done:
         metrics = evaluate(done)
-    path = run.export(stage.model, stage.model_config, stage.kind, extra={"step": done, **stage.extra, **metrics})
-    print(f"{stage.kind}: held-out {metrics}\nwrote {path}")
+    path = run.export(model.model_state(), stage.model_config, stage.kind, extra={"step": done, **stage.extra, **metrics})
+    if placement.is_main:
+        print(f"{stage.kind}: held-out {metrics}\nwrote {path}")
+    model.barrier()  # the files are written before any process returns
     return metrics
 
 

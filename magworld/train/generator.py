@@ -50,6 +50,7 @@ from magworld.world import ACTION_TABLE
 from magworld.world.camera import wrap_degrees
 
 from .common import Placement, RunConfig, Stage, run_stage, setup_device
+from .parallel import plain_copy
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .memory import decode_clip, encode_clip, frozen_autoencoder
 from .metrics import psnr
@@ -215,7 +216,7 @@ def evaluate(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, 
     start = cfg.eval_context_blocks * bf
     device = next(gen.parameters()).device
     prompts = [f"{c}, {motion_phrase(p, bf)}" for c, p in zip(clip.captions, clip.poses)]
-    frozen = copy.deepcopy(gen)  # WorldModel freezes what it is given; the trained generator stays trainable
+    frozen = plain_copy(gen, lambda: Generator(gen.cfg))  # WorldModel freezes what it is given (FSDP: gathered)
     truth = clip.frames[:, start:].flatten(0, 1)  # (N*(T-start), 3, H, W)
     revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
     result: dict[str, float] = {}
@@ -286,6 +287,9 @@ def initial_generator(cfg: GeneratorConfig, init: str, memory: MemoryModel) -> G
 
 def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
     device = placement.device
+    if placement.parallel == "fsdp" and cfg.self_forcing > 0:
+        raise ValueError("generator.self_forcing > 0 rolls the generator out on each rank's own schedule, which a "
+                         "sharded (FSDP) generator cannot do; use run.parallel=ddp or self_forcing=0")
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
     memory, memory_hash = frozen_memory(cfg.memory)
     if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
@@ -299,10 +303,11 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
     names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
 
     def data(start: int) -> Iterator[GeneratorBatch]:
-        stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
+        stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
+        rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
         noise = placement.generator(cfg.run.seed * 100_003 + start)
         for step in count(start):
-            clip = stream.clips(cfg.run.batch_size, frames)
+            clip = stream.clips(placement.local_batch(cfg.run.batch_size), frames)
             latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
             prompts = clip_prompts(clip, bf, cfg.history_drop, rng)
             text = text_encoder.encode(prompts).to(device)  # (B, 1, D)

@@ -99,10 +99,11 @@ def build_stage(cfg: MemoryStageConfig, placement: Placement) -> Stage:
     heldout_text = text_encoder.encode(heldout.captions).to(device)
 
     def data(start: int) -> Iterator[MemoryBatch]:
-        stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
+        stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
+        rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
         noise = placement.generator(cfg.run.seed * 100_003 + start)
         for _ in count():
-            clip = stream.clips(cfg.run.batch_size, frames)
+            clip = stream.clips(placement.local_batch(cfg.run.batch_size), frames)
             latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
             text = text_encoder.encode(prompts_with_drop(clip.captions, cfg.text_drop, rng)).to(device)  # (B, 1, D)
             yield MemoryBatch(latents, clip.poses.to(device), text, noise)
