@@ -20,6 +20,7 @@ from typing import Callable, Protocol, Sequence
 import numpy as np
 
 BlockPoses = np.ndarray  # float32 (N, F, 3): yaw, pitch, fov in degrees, per world and frame
+YAW_CELL, PITCH_CELL = 15.0, 10.0  # degrees: the view-direction cells (revisit coverage, the recall store's views)
 
 
 def block_poses_array(poses) -> np.ndarray:
@@ -28,6 +29,17 @@ def block_poses_array(poses) -> np.ndarray:
     if arr.ndim != 3 or arr.shape[-1] != 3:
         raise ValueError(f"poses must be (worlds, frames per block, 3) yaw/pitch/fov degrees, got shape {arr.shape}")
     return arr
+
+
+def view_cells(poses, pitch_offset: float = 0.0, yaw_cell: float = YAW_CELL,
+               pitch_cell: float = PITCH_CELL) -> np.ndarray:
+    """int64 (..., 2) view-direction cells of poses (..., 3): yaw cells of ``yaw_cell`` degrees centred on its
+    multiples (0 .. 360 / yaw_cell - 1), pitch cells ``round((pitch + pitch_offset) / pitch_cell)`` (unclipped).
+    The one cell definition behind :func:`magworld.revisit.view_cell` and the ``mag-recall`` store."""
+    arr = np.asarray(poses, dtype=np.float64)
+    yaw = np.floor((arr[..., 0] + yaw_cell / 2) / yaw_cell) % round(360 / yaw_cell)
+    pitch = np.round((arr[..., 1] + pitch_offset) / pitch_cell)
+    return np.stack([yaw, pitch], -1).astype(np.int64)
 
 
 class BlockWorld(Protocol):

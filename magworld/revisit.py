@@ -27,9 +27,9 @@ from typing import Protocol, Sequence
 import numpy as np
 
 from magworld.metrics import frame_metrics, similarity_score
+from magworld.protocol import PITCH_CELL, YAW_CELL, view_cells
 from magworld.world.camera import PITCH_LIMIT, Pose, pose_distances
 
-YAW_CELL, PITCH_CELL = 15.0, 10.0
 YAW_CELLS = int(360 / YAW_CELL)
 PITCH_CELLS = int(2 * PITCH_LIMIT / PITCH_CELL) + 1
 
@@ -67,10 +67,8 @@ def revisit_reference(seen: np.ndarray, pose: np.ndarray, tolerance: float, elig
 
 def view_cell(pose: Pose | Sequence[float] | np.ndarray) -> tuple[int, int]:
     """(yaw cell, pitch cell) of a view direction: 15° yaw cells centred on multiples of 15°, 10° pitch cells."""
-    yaw, pitch = pose_vector(pose)[:2]
-    yaw_cell = int(np.floor((yaw + YAW_CELL / 2) / YAW_CELL)) % YAW_CELLS
-    pitch_cell = int(np.clip(np.round((pitch + PITCH_LIMIT) / PITCH_CELL), 0, PITCH_CELLS - 1))
-    return yaw_cell, pitch_cell
+    yaw_cell, pitch_cell = view_cells(pose_vector(pose), pitch_offset=PITCH_LIMIT)
+    return int(yaw_cell), int(np.clip(pitch_cell, 0, PITCH_CELLS - 1))
 
 
 class ScoreRange(Protocol):

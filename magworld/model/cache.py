@@ -8,7 +8,15 @@ absolute index of each frame (ascending: blocks are appended in order). Policies
 - ``full``   — every frame of every block (the uncompressed upper bound);
 - ``window`` — the first ``sink`` frames ever appended plus the last ``window`` frames;
 - ``mag``    — per block only its last ``kept`` frames (the memory model's compressed frame): with
-  3-frame blocks and ``kept=1`` it holds 1/3 of ``full``, with the whole history.
+  3-frame blocks and ``kept=1`` it holds 1/3 of ``full``, with the whole history;
+- ``mag-ring`` — the compressed frames of the sink (the first ``sink`` frames) and of the last ``ring`` blocks (the
+  paper's inference code: a ring of 21 compressed frames plus a sink); forgets older blocks;
+- ``mag-recall`` — a per-world *store* of compressed frames bounded by the world (one frame per view key, newer
+  replaces older, the sink kept; :class:`~magworld.model.recall.ViewStore`); a block reads the sink, the last block
+  and the ``recall`` stored frames whose views overlap its own the most (:meth:`KVCache.recalled`).
+
+What a block attends to (:meth:`KVCache.frames`, :meth:`KVCache.bytes`) is the whole cache for every policy but
+``mag-recall``, where it is the recalled subset of the store (:meth:`KVCache.stored_frames`, :meth:`KVCache.stored_bytes`).
 
 The network never mutates the cache: it reads :meth:`KVCache.layer` and returns the block's keys
 and values; the caller (:func:`~magworld.model.generator.write_block`) hands them to :meth:`KVCache.append`.
@@ -21,7 +29,10 @@ from typing import Any, Callable, Hashable
 
 import torch
 
-POLICIES = ("full", "window", "mag")
+from .recall import ViewStore
+
+POLICIES = ("full", "window", "mag", "mag-ring", "mag-recall")
+COMPRESSED = ("mag", "mag-ring", "mag-recall")  # policies that store only each block's kept frames
 
 
 @dataclass
@@ -29,13 +40,19 @@ class CacheConfig:
     policy: str = "mag"
     window: int = 6  # window policy: recent frames kept
     sink: int = 3  # window policy: first frames kept forever
-    kept: int = 1  # mag policy: last frames of each block kept
+    kept: int = 1  # compressed policies: last frames of each block kept
+    ring: int = 21  # mag-ring: blocks whose compressed frames are kept (the paper's 21), besides the sink
+    recall: int = 8  # mag-recall: stored frames recalled per block besides the sink and the last block (K)
+    rays: int = 16  # mag-recall: view overlap measured on rays x rays rays of the target view
+    fov_cell: float = 20.0  # mag-recall: field-of-view cell of a view key, degrees (with 15° yaw x 10° pitch cells)
 
     def __post_init__(self) -> None:
         if self.policy not in POLICIES:
             raise ValueError(f"unknown cache policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
-        if self.window < 0 or self.sink < 0 or self.kept < 1:
-            raise ValueError(f"cache sizes must be window >= 0, sink >= 0, kept >= 1; got {self}")
+        if self.window < 0 or self.sink < 0 or self.kept < 1 or self.ring < 1 or self.recall < 0 or self.rays < 1 \
+                or self.fov_cell <= 0:
+            raise ValueError(f"cache sizes must be window >= 0, sink >= 0, kept >= 1, ring >= 1, recall >= 0, rays >= 1, "
+                             f"fov_cell > 0; got {self}")
 
 
 @dataclass
@@ -46,6 +63,9 @@ class CacheSnapshot:
     values: list[torch.Tensor | None]
     frame_index: list[int]
     next_frame: int
+    stores: list[dict[str, Any]] | None = None  # mag-recall, per world: frames (S,), poses (S, 3), keys/values
+    # (S, depth, heads, N, hd) of its store slots (see ViewStore.state)
+    block_frames: int = 0  # frames per appended block
 
 
 @dataclass
@@ -56,8 +76,12 @@ class KVCache:
     depth: int
     keys: list[torch.Tensor | None] = field(init=False)
     values: list[torch.Tensor | None] = field(init=False)
-    frame_index: list[int] = field(init=False)  # absolute frame index of each cached frame
+    frame_index: list[int] = field(init=False)  # absolute frame index of each cached frame (not mag-recall)
     next_frame: int = field(init=False)  # absolute index the next block starts at
+    stores: list[ViewStore] | None = field(init=False)  # mag-recall: one store per world (None before the first block)
+    slots: list[list[tuple[torch.Tensor, torch.Tensor]]] = field(init=False)  # mag-recall: per world, per store slot,
+    # its keys and values (depth, heads, N, hd)
+    _block_frames: int = field(init=False, default=0)  # frames per appended block (the last append's)
     _view: tuple[Hashable, Any] | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -66,7 +90,13 @@ class KVCache:
     def reset(self) -> None:
         self.keys, self.values = [None] * self.depth, [None] * self.depth
         self.frame_index, self.next_frame = [], 0
+        self.stores, self.slots = None, []
+        self._block_frames = 0
         self._view = None
+
+    @property
+    def recalls(self) -> bool:
+        return self.config.policy == "mag-recall"
 
     def view(self, key: Hashable, build: Callable[[], Any]) -> Any:
         """A value derived from the contents (the transformer's corrected keys for the block at ``key``), built
@@ -76,12 +106,37 @@ class KVCache:
         return self._view[1]
 
     def frames(self) -> int:
-        """Number of frames currently cached."""
-        return len(self.frame_index)
+        """Frames the next block attends to (the most of any world): every cached frame, or for ``mag-recall`` the
+        sink, the last block and up to ``recall`` others of the store."""
+        return max(self.attended_counts(), default=0) if self.recalls else len(self.frame_index)
 
     def bytes(self) -> int:
-        """Memory held by all cached keys and values."""
+        """Memory of the keys and values the next block attends to, all worlds together (see :meth:`frames`)."""
+        if self.recalls:
+            return sum(self.attended_counts()) * self._slot_bytes()
+        return self.stored_bytes()
+
+    def stored_frames(self) -> int:
+        """Frames held (the most of any world); the attended ones for every policy but ``mag-recall``."""
+        return max((len(s.frames) for s in self.stores or []), default=0) if self.recalls else len(self.frame_index)
+
+    def stored_bytes(self) -> int:
+        """Memory held by all stored keys and values, all worlds together."""
+        if self.recalls:
+            return sum(len(s.frames) for s in self.stores or []) * self._slot_bytes()
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values) if t is not None)
+
+    def _slot_bytes(self) -> int:
+        first = next((w[0] for w in self.slots if w), None)
+        return 0 if first is None else sum(t.numel() * t.element_size() for t in first)
+
+    def attended_counts(self) -> list[int]:
+        """mag-recall: per world, how many stored frames the next block reads (fixed once the store holds enough)."""
+        counts = []
+        for store in self.stores or []:
+            always = sum(f < store.sink or f >= self.next_frame - self._block_frames for f in store.frames)
+            counts.append(always + min(self.config.recall, len(store.frames) - always))
+        return counts
 
     def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         """Layer ``i``'s cache flattened for attention, keys and values (B, heads, F*N, hd), or None if empty."""
@@ -91,33 +146,94 @@ class KVCache:
 
     def select(self, block_frames: int) -> list[int]:
         """Which frames (positions within a block of ``block_frames``) the policy stores."""
-        if self.config.policy == "mag":
+        if self.config.policy in COMPRESSED:
             return list(range(max(0, block_frames - self.config.kept), block_frames))
         return list(range(block_frames))
 
-    def append(self, keys: list[torch.Tensor], values: list[torch.Tensor], frame_index: list[int]) -> None:
-        """Store one block: per layer keys/values (B, heads, T, N, hd) of frames ``frame_index`` (T,)."""
+    def append(self, keys: list[torch.Tensor], values: list[torch.Tensor], frame_index: list[int],
+               poses: torch.Tensor | None = None) -> None:
+        """Store one block: per layer keys/values (B, heads, T, N, hd) of frames ``frame_index`` (T,) at camera poses
+        (B, T, 3) (needed by ``mag-recall``, whose store is indexed by view)."""
         if len(keys) != self.depth or len(values) != self.depth:
             raise ValueError(f"cache holds {self.depth} layers, got keys/values for {len(keys)}/{len(values)}")
-        if self.frame_index and min(frame_index) <= self.frame_index[-1]:
-            raise ValueError(f"frames {frame_index} do not follow the cached frame {self.frame_index[-1]}; append "
+        last = self.next_frame - 1 if self.recalls and self.stores else (self.frame_index[-1] if self.frame_index else None)
+        if last is not None and min(frame_index) <= last:
+            raise ValueError(f"frames {frame_index} do not follow the cached frame {last}; append "
                              f"blocks in order (a new block starts at next_frame)")
         chosen = self.select(len(frame_index))
+        if self.recalls:
+            self._store(keys, values, frame_index, chosen, poses)
+            return
         for i, (k, v) in enumerate(zip(keys, values)):
             k, v = k[:, :, chosen], v[:, :, chosen]  # (B, H, T_kept, N, hd)
             self.keys[i] = k.clone() if self.keys[i] is None else torch.cat([self.keys[i], k], dim=2)
             self.values[i] = v.clone() if self.values[i] is None else torch.cat([self.values[i], v], dim=2)
         self.frame_index += [frame_index[j] for j in chosen]
         self.next_frame = max(self.next_frame, max(frame_index) + 1)
+        self._block_frames = len(frame_index)
         self._view = None
         self.evict()
 
+    def _store(self, keys: list[torch.Tensor], values: list[torch.Tensor], frame_index: list[int], chosen: list[int],
+               poses: torch.Tensor | None) -> None:
+        """mag-recall: each world's store places the block's kept frames (new slot or the slot of the same view)."""
+        batch = keys[0].shape[0]
+        if poses is None or tuple(poses.shape[:2]) != (batch, len(frame_index)):
+            raise ValueError(f"a mag-recall cache stores frames by view: append needs poses (B={batch}, "
+                             f"T={len(frame_index)}, 3), got {None if poses is None else tuple(poses.shape)}")
+        if self.stores is None:
+            self.stores = [ViewStore(self.config.sink, self.config.fov_cell) for _ in range(batch)]
+            self.slots = [[] for _ in range(batch)]
+        self._block_frames = len(frame_index)
+        cpu = poses.detach().float().cpu().numpy()
+        k_all, v_all = torch.stack(keys, 1), torch.stack(values, 1)  # (B, depth, H, T, N, hd)
+        for w, store in enumerate(self.stores):
+            for j in chosen:
+                slot = store.place(frame_index[j], cpu[w, j])
+                kv = (k_all[w, :, :, j].clone(), v_all[w, :, :, j].clone())  # (depth, H, N, hd) each
+                if slot == len(self.slots[w]):
+                    self.slots[w].append(kv)
+                else:
+                    self.slots[w][slot] = kv
+        self.next_frame = max(self.next_frame, max(frame_index) + 1)
+        self._view = None
+
+    def recalled(self, reference: int, poses: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor],
+                                                                       torch.Tensor, torch.Tensor]:
+        """mag-recall: what a block starting at frame ``reference`` with poses (B, T, 3) reads, per world
+        (:meth:`ViewStore.attended`): per layer keys and values (B, heads, A, N, hd), their frame indices (B, A) and
+        which are real (B, A) bool (worlds with fewer frames are padded with zeros, False)."""
+        cpu = poses.detach().float().cpu().numpy()
+        cfg = self.config
+        chosen = [store.attended(reference, cpu[w], cfg.recall, poses.shape[1], cfg.rays) for w, store in enumerate(self.stores)]
+        width = max(len(c) for c in chosen)
+        pad = torch.zeros_like(self.slots[0][0][0])
+        k_rows, v_rows = [], []
+        for w, slots in enumerate(chosen):
+            fill = [pad] * (width - len(slots))
+            k_rows.append(torch.stack([self.slots[w][s][0] for s in slots] + fill, 2))  # (depth, H, A, N, hd)
+            v_rows.append(torch.stack([self.slots[w][s][1] for s in slots] + fill, 2))
+        k_all, v_all = torch.stack(k_rows), torch.stack(v_rows)  # (B, depth, H, A, N, hd)
+        frames = torch.tensor([[self.stores[w].frames[s] for s in c] + [reference] * (width - len(c))
+                               for w, c in enumerate(chosen)], device=pad.device)  # (B, A)
+        valid = torch.tensor([[True] * len(c) + [False] * (width - len(c)) for c in chosen], device=pad.device)
+        return list(k_all.unbind(1)), list(v_all.unbind(1)), frames, valid
+
     def evict(self) -> None:
-        """Apply the policy's size limit (only ``window`` drops frames): keep sinks + the most recent frames."""
+        """Apply the policy's size limit: ``window`` keeps the sink + the most recent frames, ``mag-ring`` the sink's and
+        the last ``ring`` blocks' compressed frames."""
+        if self.config.policy == "mag-ring":
+            self._keep([j for j, f in enumerate(self.frame_index) if f < self.config.sink or
+                        f >= self.next_frame - self.config.ring * self._block_frames])
+            return
         if self.config.policy != "window" or self.frames() <= self.config.sink + self.config.window:
             return
         n = self.frames()
-        keep = list(range(min(self.config.sink, n))) + list(range(max(self.config.sink, n - self.config.window), n))
+        self._keep(list(range(min(self.config.sink, n))) + list(range(max(self.config.sink, n - self.config.window), n)))
+
+    def _keep(self, keep: list[int]) -> None:
+        if len(keep) == len(self.frame_index):
+            return
         index = torch.tensor(keep, device=self.keys[0].device)
         self.keys = [k.index_select(2, index) for k in self.keys]
         self.values = [v.index_select(2, index) for v in self.values]
@@ -126,7 +242,12 @@ class KVCache:
 
     def snapshot(self) -> CacheSnapshot:
         clone = lambda ts: [None if t is None else t.clone() for t in ts]  # noqa: E731
-        return CacheSnapshot(clone(self.keys), clone(self.values), list(self.frame_index), self.next_frame)
+        stores = None
+        if self.stores is not None:
+            stores = [{**store.state(), "keys": torch.stack([kv[0] for kv in slots]), "values": torch.stack([kv[1] for kv in slots])}
+                      for store, slots in zip(self.stores, self.slots)]  # keys/values (S, depth, H, N, hd)
+        return CacheSnapshot(clone(self.keys), clone(self.values), list(self.frame_index), self.next_frame, stores,
+                             self._block_frames)
 
     def restore(self, snap: CacheSnapshot) -> None:
         if len(snap.keys) != self.depth:
@@ -134,4 +255,12 @@ class KVCache:
         self.keys = [None if t is None else t.clone() for t in snap.keys]
         self.values = [None if t is None else t.clone() for t in snap.values]
         self.frame_index, self.next_frame = list(snap.frame_index), snap.next_frame
+        self.stores, self.slots = None, []
+        if snap.stores is not None:
+            if not self.recalls:
+                raise ValueError(f"snapshot holds a mag-recall store; this cache's policy is {self.config.policy!r}")
+            self.stores = [ViewStore.from_state(self.config.sink, self.config.fov_cell, s["frames"], s["poses"])
+                           for s in snap.stores]
+            self.slots = [[(k.clone(), v.clone()) for k, v in zip(s["keys"], s["values"])] for s in snap.stores]
+        self._block_frames = snap.block_frames
         self._view = None

@@ -15,7 +15,9 @@ run time; the masks are defined in :mod:`magworld.model.masks`):
 
 So ``full`` is a strict superset of ``mag`` (same writer, 3x the frames) and ``window`` drops old
 blocks: no query, writer or reader, ever reads a frame its policy no longer holds. The generator is trained on all three
-(mixed per batch) so each is a fair baseline.
+(mixed per batch) so each is a fair baseline. ``mag-ring`` keeps the sink's and the last ``ring`` blocks' compressed
+frames (equal to ``mag`` on clips shorter than the ring); ``mag-recall``'s writer and reader of a block both read the
+frames the store recalls for that block's poses (:mod:`magworld.model.recall`; per clip in training, :func:`held_by`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from torch import nn
 from .cache import POLICIES, CacheConfig, KVCache
 from .config import TransformerConfig, transformer_preset
 from .flow import FlowConfig, x0_from_velocity
-from .masks import cache_writer_mask, held_frames, reader_mask, writer_mask
+from .masks import cache_writer_mask, held_by, held_frames, reader_mask, writer_mask
 from .transformer import BlockTransformer, Output
 
 
@@ -41,7 +43,11 @@ class GeneratorConfig:
     flow: FlowConfig = field(default_factory=lambda: FlowConfig(shift=2.0, steps=4, mode="renoise"))
     kept: int = 1  # frames per block the memory model keeps (must match the memory model)
     window: int = 3  # window policy: recent frames kept (one block)
-    sink: int = 3  # window policy: first frames kept (the first block)
+    sink: int = 3  # window policy: first frames kept (the first block); mag-ring/mag-recall: their kept frames
+    ring: int = 21  # mag-ring: blocks whose compressed frames are kept besides the sink (the paper's 21)
+    recall: int = 8  # mag-recall: stored frames recalled per block besides the sink and the last block (K)
+    recall_rays: int = 16  # mag-recall: view overlap measured on recall_rays x recall_rays rays
+    fov_cell: float = 20.0  # mag-recall: field-of-view cell of the store's view keys (degrees)
     reproject: bool = False  # also read the previous block's last frame reprojected to each new pose (carry_condition)
     carry_skip: bool = False  # reproject only: x0 = coverage * reprojected latents + the network's x0 (a residual)
 
@@ -52,10 +58,11 @@ class GeneratorConfig:
             raise ValueError(f"kept must be in 1..block_frames={self.transformer.block_frames}, got {self.kept}")
 
     def cache_config(self, policy: str) -> CacheConfig:
-        """The run-time cache of a memory policy (``mag``, ``window`` or ``full``)."""
+        """The run-time cache of a memory policy (one of :data:`~magworld.model.cache.POLICIES`)."""
         if policy not in POLICIES:
             raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
-        return CacheConfig(policy=policy, window=self.window, sink=self.sink, kept=self.kept)
+        return CacheConfig(policy=policy, window=self.window, sink=self.sink, kept=self.kept, ring=self.ring,
+                           recall=self.recall, rays=self.recall_rays, fov_cell=self.fov_cell)
 
 
 def clean_pass(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
@@ -76,7 +83,7 @@ def write_block(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: t
     frames, start = x0.shape[1], cache.next_frame
     mask = cache_writer_mask(cache, frames, tc.block_frames, memory.cfg.kept, tc.tokens_per_frame, x0.device)
     out = clean_pass(memory, x0, pose, text, cache=cache, mask=mask)
-    cache.append(out.keys, out.values, list(range(start, start + frames)))
+    cache.append(out.keys, out.values, list(range(start, start + frames)), poses=pose)
 
 
 def write_clip(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor, policy: CacheConfig,
@@ -90,8 +97,9 @@ def write_clip(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: to
         raise ValueError(f"a clip of {x0.shape[1]} frames shows ages up to {oldest} frames, but the model sees cached "
                          f"frames at most max_age_frames={tc.max_age_frames} old at run time; use clips of at most "
                          f"{tc.max_age_frames + tc.block_frames} frames or raise TransformerConfig.max_age_frames")
+    held = held_by(policy, x0.shape[1], tc.block_frames, pose, x0.device)  # (F, F), mag-recall (B, F, F)
     mask = writer_mask(policy.policy, x0.shape[1], tc.block_frames, policy.kept, policy.window, policy.sink,
-                       tc.tokens_per_frame, x0.device)
+                       tc.tokens_per_frame, x0.device, held=held)
     out = clean_pass(memory, x0, pose, text, frame_index, mask=mask)
     cache = KVCache(CacheConfig(policy="full"), tc.depth)
     cache.append(out.keys, out.values, frame_index.tolist())
@@ -132,5 +140,5 @@ class Generator(nn.Module):
         return self.net.new_cache(self.cfg.cache_config(policy))
 
 
-__all__ = ["Generator", "GeneratorConfig", "cache_writer_mask", "clean_pass", "held_frames", "reader_mask", "write_block",
+__all__ = ["Generator", "GeneratorConfig", "cache_writer_mask", "clean_pass", "held_by", "held_frames", "reader_mask", "write_block",
            "write_clip", "writer_mask"]

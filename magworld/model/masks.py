@@ -1,7 +1,9 @@
 """Attention masks (bool, True = may attend), each defined once, in frames, then expanded to tokens.
 
-- :func:`held_frames` — the cache policies (``mag`` / ``window`` / ``full``): which earlier frames a
-  block may read; the run-time :class:`~magworld.model.cache.KVCache` evicts to exactly this;
+- :func:`held_frames` — the cache policies (``mag`` / ``mag-ring`` / ``window`` / ``full``): which earlier frames a
+  block may read; the run-time :class:`~magworld.model.cache.KVCache` evicts to exactly this; :func:`held_by` adds
+  ``mag-recall``, whose held frames depend on the clip's poses (per clip, (B, F, F): the run-time store replayed,
+  :func:`~magworld.model.recall.recall_held`);
 - :func:`writer_mask` / :func:`reader_mask` — the generator stage's parallel training passes (memory
   model's clean pass over a clip; the generator's noisy clip over [clean key/values ; noisy frames]);
 - :func:`cache_writer_mask` — the run-time clean pass of one new block over a cache;
@@ -12,11 +14,12 @@ from __future__ import annotations
 
 import torch
 
-from .cache import POLICIES, KVCache
+from .cache import POLICIES, CacheConfig, KVCache
+from .recall import recall_held
 
 
 def held_frames(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                device: torch.device | str = "cpu") -> torch.Tensor:
+                device: torch.device | str = "cpu", ring: int = 21) -> torch.Tensor:
     """Bool (F, F): may a query in frame q's block read cached frame k, under ``policy``? Only earlier blocks.
 
     Row q, column k is True when frame k belongs to a block before q's block and the policy's cache still
@@ -28,11 +31,26 @@ def held_frames(policy: str, frames: int, block_frames: int, kept: int, window: 
     earlier = key < start
     if policy == "mag":
         return earlier & kept_frames(key, block_frames, kept)
+    if policy == "mag-ring":
+        return earlier & kept_frames(key, block_frames, kept) & ((key < sink) | (key >= start - ring * block_frames))
+    if policy == "mag-recall":
+        raise ValueError("mag-recall's held frames depend on the clip's poses; use held_by(config, frames, block_frames, poses)")
     if policy == "window":
         return earlier & ((key < sink) | (key >= start - window))
     if policy == "full":
         return earlier
     raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
+
+
+def held_by(config: CacheConfig, frames: int, block_frames: int, poses: torch.Tensor | None = None,
+            device: torch.device | str = "cpu") -> torch.Tensor:
+    """:func:`held_frames` of a cache config, (F, F); for ``mag-recall`` per clip of poses (B, F, 3), (B, F, F)."""
+    if config.policy != "mag-recall":
+        return held_frames(config.policy, frames, block_frames, config.kept, config.window, config.sink, device, config.ring)
+    if poses is None or poses.shape[1] != frames:
+        raise ValueError(f"mag-recall recalls by view: held_by needs the clip's poses (B, {frames}, 3)")
+    return recall_held(poses, block_frames, config.kept, config.sink, config.recall, config.fov_cell,
+                       config.rays).to(device)
 
 
 def same_block(frames: int, block_frames: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -47,35 +65,40 @@ def kept_frames(frames: torch.Tensor, block_frames: int, kept: int) -> torch.Ten
 
 
 def writer_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu") -> torch.Tensor:
+                tokens_per_frame: int, device: torch.device | str = "cpu", held: torch.Tensor | None = None) -> torch.Tensor:
     """Training mask (L, L) of the memory model's clean pass over a whole clip of ``frames`` frames.
 
     Block i's clean queries see all of block i and the kept frames of the earlier blocks ``policy`` holds.
+    ``held`` (F, F) or per clip (B, F, F) replaces :func:`held_frames` (:func:`held_by`); then the mask is (B, L, L).
     """
     visible = kept_frames(torch.arange(frames, device=device), block_frames, kept)[None]  # (1, F)
-    history = held_frames(policy, frames, block_frames, kept, window, sink, device) & visible
-    frame_mask = history | same_block(frames, block_frames, device)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
+    if held is None:
+        held = held_frames(policy, frames, block_frames, kept, window, sink, device)
+    frame_mask = (held.to(device) & visible) | same_block(frames, block_frames, device)  # (F, F) or (B, F, F)
+    return frame_mask.repeat_interleave(tokens_per_frame, -2).repeat_interleave(tokens_per_frame, -1)
 
 
 def reader_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu") -> torch.Tensor:
+                tokens_per_frame: int, device: torch.device | str = "cpu", held: torch.Tensor | None = None) -> torch.Tensor:
     """Training mask (L, 2L) of the generator's noisy clip over [clean key/values of the clip ; noisy clip].
 
     Noisy block i sees the clean frames of earlier blocks that ``policy`` holds and every noisy frame of
-    block i (never its own clean frames, never a later block).
+    block i (never its own clean frames, never a later block). ``held``: as in :func:`writer_mask`.
     """
-    history = held_frames(policy, frames, block_frames, kept, window, sink, device)
-    frame_mask = torch.cat([history, same_block(frames, block_frames, device)], 1)  # (F, 2F)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)
+    history = held_frames(policy, frames, block_frames, kept, window, sink, device) if held is None else held.to(device)
+    same = same_block(frames, block_frames, device).expand(*history.shape[:-2], frames, frames)
+    frame_mask = torch.cat([history, same], -1)  # (F, 2F) or (B, F, 2F)
+    return frame_mask.repeat_interleave(tokens_per_frame, -2).repeat_interleave(tokens_per_frame, -1)
 
 
 def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int, tokens_per_frame: int,
                       device: torch.device | str) -> torch.Tensor | None:
     """Run-time mask (T*N, F*N + T*N) of the memory model's clean pass of a new block over ``cache``.
 
-    None (no mask) when every cached frame is a kept frame (the ``mag`` policy or an empty cache).
+    None (no mask) when every cached frame is a kept frame (the compressed policies or an empty cache).
     """
+    if cache.recalls:  # a mag-recall store holds kept frames only
+        return None
     held = torch.tensor(cache.frame_index, device=device, dtype=torch.long)
     visible = kept_frames(held, block_frames, kept)
     if bool(visible.all()):
@@ -108,5 +131,5 @@ def memory_attention_mask(blocks: int, block_frames: int, kept: int, tokens_per_
     return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)
 
 
-__all__ = ["cache_writer_mask", "held_frames", "kept_frames", "memory_attention_mask", "reader_mask", "same_block",
+__all__ = ["cache_writer_mask", "held_by", "held_frames", "kept_frames", "memory_attention_mask", "reader_mask", "same_block",
            "writer_mask"]

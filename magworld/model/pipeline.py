@@ -10,11 +10,13 @@ are plain arrays ``float32 (N, F, 3)`` of (yaw, pitch, fov) degrees, frames ``ui
   flow matching, :class:`~magworld.model.sampler.BlockSampler`), writes it to the cache through the
   memory model, decodes it and returns ``uint8 (N, F, H, W, 3)``;
 - ``snapshot()/restore()`` branch and replay (cache + random streams), ``cache_bytes()``,
-  ``cache_frames()``.
+  ``cache_frames()`` (what a block attends to), ``stored_bytes()``, ``stored_frames()`` (what is held).
 
 Memory policies (``memory=``): ``mag`` (compressed, the whole history), ``window`` (first block as a sink
-+ the last block) and ``full`` (every frame); how each cache is written is in
-:mod:`magworld.model.generator`. CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
++ the last block), ``full`` (every frame), ``mag-ring`` (the sink + the last 21 blocks, compressed: the paper's
+inference) and ``mag-recall`` (a compressed store bounded by the world's views; each block reads the sink, the
+last block and the K stored frames that saw its view the most, :mod:`magworld.model.recall`); how each cache is
+written is in :mod:`magworld.model.generator`. CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
 per prompt, so a step does not run the text encoder for a prompt it has seen.
 """
 
@@ -76,7 +78,8 @@ def sha256(path: str | Path) -> str:
 def generator_config_from_dict(d: dict) -> GeneratorConfig:
     return GeneratorConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
                            kept=d["kept"], window=d["window"], sink=d["sink"], reproject=d.get("reproject", False),
-                           carry_skip=d.get("carry_skip", False))
+                           carry_skip=d.get("carry_skip", False),
+                           **{k: d[k] for k in ("ring", "recall", "recall_rays", "fov_cell") if k in d})
 
 
 def load_generator(path: str | Path) -> Generator:
@@ -284,8 +287,17 @@ class WorldModel:
         return self.cache.bytes()
 
     def cache_frames(self) -> int:
-        """Frames whose key/values the cache holds (all worlds share the count)."""
+        """Frames whose key/values the next block attends to (the most of any world; all worlds share the count but
+        under ``mag-recall``)."""
         return self.cache.frames()
+
+    def stored_bytes(self) -> int:
+        """Bytes of keys/values held, all worlds (``cache_bytes`` but for ``mag-recall``, whose store holds more)."""
+        return self.cache.stored_bytes()
+
+    def stored_frames(self) -> int:
+        """Frames held (the most of any world)."""
+        return self.cache.stored_frames()
 
     # --- branching ------------------------------------------------------------------------------
     def snapshot(self) -> WorldSnapshot:

@@ -95,11 +95,12 @@ class Rope3D(torch.nn.Module):
         return torch.cat([own, space], -1).flatten(1, 3), torch.cat([oldest, space], -1).flatten(1, 3)
 
     def correct_history(self, keys: torch.Tensor, time: torch.Tensor) -> torch.Tensor:
-        """Cached keys (B, H, F, N, hd), stored at time position ``-max_age_frames``, moved to time positions (F,)
-        (a rotation of the time channels by ``time + max_age_frames``; a copy, the cache keeps its own)."""
+        """Cached keys (B, H, F, N, hd), stored at time position ``-max_age_frames``, moved to time positions (F,), or
+        (B, F) per world (a rotation of the time channels by ``time + max_age_frames``; a copy, the cache keeps its own)."""
         d_t = 2 * self.freq_t.numel()
-        shift = time.to(torch.float64) + self.cfg.max_age_frames  # (F,) >= 0; float64: exact for any episode
-        angles = (shift[:, None] * self.freq_t.to(torch.float64))[None, :, None]  # (1, F, 1, d_t/2): all tokens
+        shift = time.to(torch.float64) + self.cfg.max_age_frames  # (F,) or (B, F) >= 0; float64: exact for any episode
+        angles = (shift[..., None] * self.freq_t.to(torch.float64)).unsqueeze(-2)  # (F or B, F, 1, d_t/2): all tokens
+        angles = angles[None] if time.dim() == 1 else angles  # (1 or B, F, 1, d_t/2)
         out = keys.clone()
         out[..., :d_t] = rotate(keys[..., :d_t], angles)
         return out

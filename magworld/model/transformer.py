@@ -52,10 +52,14 @@ class History(NamedTuple):
 
     keys: tuple[torch.Tensor, ...]
     values: torch.Tensor  # (B, heads, F*N, hd)
+    valid: torch.Tensor | None = None  # (B, F*N) bool: which cached keys are real (mag-recall pads worlds); None: all
 
 
 def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """(B, H, Lq, hd) x (B, H, Lk, hd) -> (B, H, Lq, hd); flash-attn on CUDA half precision without a mask."""
+    """(B, H, Lq, hd) x (B, H, Lk, hd) -> (B, H, Lq, hd); flash-attn on CUDA half precision without a mask. ``mask``
+    (Lq, Lk) or per batch element (B, Lq, Lk) / (B, 1, Lq, Lk), True = may attend."""
+    if mask is not None and mask.dim() == 3:
+        mask = mask.unsqueeze(1)  # (B, 1, Lq, Lk): the same for every head
     if flash_attn_func is not None and mask is None and q.is_cuda and q.dtype in (torch.float16, torch.bfloat16):
         return flash_attn_func(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
     return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -95,6 +99,12 @@ class SelfAttention(nn.Module):
             keys, values = k_now, v
         else:  # one copy: [cached pieces ; this call]
             keys, values = torch.cat([*past.keys, k_now], 2), torch.cat([past.values, v], 2)
+            if past.valid is not None:  # padded worlds: no query reads a padding key
+                real = torch.cat([past.valid, past.valid.new_ones(past.valid.shape[0], k_now.shape[2])], 1)  # (B, Lk)
+                real = real[:, None, None, :]  # (B, 1, 1, Lk)
+                if mask is not None and mask.dim() == 3:
+                    mask = mask.unsqueeze(1)  # (B, 1, Lq, Lk)
+                mask = real if mask is None else real & mask
         out = attention(q, keys, values, mask)  # (B, H, L, hd)
         return self.out(out.transpose(1, 2).flatten(2)), None if stored is None else rotate(k, stored), v
 
@@ -197,7 +207,7 @@ class BlockTransformer(nn.Module):
             reference = int(frame_index[0])
         own, stored = self.rope(frame_index.to(torch.float32) - reference, pose)  # each (B, T*N, hd/2)
         angles = (own, stored if return_kv else None)
-        history = self.read_cache(cache, reference)
+        history = self.read_cache(cache, reference, pose)
         x = self.patch_embed(self.patchify(x_t))  # (B, T, N, D)
         if token_bias is not None:
             x = x + token_bias
@@ -214,13 +224,19 @@ class BlockTransformer(nn.Module):
         out = self.head(modulate(self.head_norm(x), shift, scale))  # (B, T, N, C*p*p)
         return Output(self.unpatchify(out), keys if return_kv else None, values if return_kv else None)
 
-    def read_cache(self, cache: KVCache | None, reference: int) -> list[History] | None:
+    def read_cache(self, cache: KVCache | None, reference: int, pose: torch.Tensor | None = None) -> list[History] | None:
         """Per layer, the cache as a call whose first frame is ``reference`` reads it (None for no or an empty cache):
         frames at least ``max_age_frames`` older are used as stored, the younger ones (at most ``max_age_frames``
-        of them) are corrected to their time positions, once per (cache contents, reference)."""
+        of them) are corrected to their time positions, once per (cache contents, reference). A ``mag-recall`` cache
+        gives each world the frames it recalls for the call's poses (B, T, 3), at their own (bounded) ages."""
         if cache is None or cache.frames() == 0:
             return None
         cfg = self.cfg
+        if cache.recalls:
+            if pose is None:
+                raise ValueError("a mag-recall cache recalls frames by the reading block's poses; pass pose")
+            return cache.view(("recall", reference, cfg.max_age_frames, cfg.rope_theta, cfg.rope_dims[0],
+                               tuple(pose.detach().flatten().tolist())), lambda: self._recall(cache, reference, pose))
         settled = bisect.bisect_right(cache.frame_index, reference - cfg.max_age_frames)  # frame_index ascends
         key = ("rope-time", reference, cfg.max_age_frames, cfg.rope_theta, cfg.rope_dims[0])
 
@@ -231,6 +247,15 @@ class BlockTransformer(nn.Module):
         young = cache.view(key, build)
         return [History((k[:, :, :settled].flatten(2, 3), y), v.flatten(2, 3))  # (B, H, F*N, hd) in all
                 for k, y, v in zip(cache.keys, young, cache.values)]
+
+    def _recall(self, cache: KVCache, reference: int, pose: torch.Tensor) -> list[History]:
+        """mag-recall: per layer, every world's recalled frames with keys at their own bounded ages (B, F: per world)."""
+        keys, values, frames, valid = cache.recalled(reference, pose)  # per layer (B, H, A, N, hd); (B, A) x 2
+        time = time_positions(frames, reference, self.cfg.max_age_frames, frames.device)  # (B, A)
+        tokens = keys[0].shape[3]
+        real = None if bool(valid.all()) else valid.repeat_interleave(tokens, 1)  # (B, A*N)
+        return [History((self.rope.correct_history(k, time).flatten(2, 3),), v.flatten(2, 3), real)
+                for k, v in zip(keys, values)]
 
     def new_cache(self, config: CacheConfig) -> KVCache:
         """An empty cache for this network's layer stack."""
