@@ -70,15 +70,18 @@ class MAGWorldEnv(gym.Env):
     ``pose`` (yaw, pitch, fov), ``prompt`` (scene caption + action phrase), ``frames`` (uint8 (3, H, W, 3)),
     ``is_revisit``, ``revisit`` (mean PSNR/SSIM of the revisit frames vs their references, ``frames`` =
     how many), ``gt`` (mean PSNR/SSIM of the block vs ground truth), ``coverage``, ``reward_terms``,
-    ``caption``, ``style``, ``scene_seed``, ``backend``; the model adds ``memory``, ``cache_bytes``,
-    ``cache_frames``, ``compression``; ``reset`` adds ``action_table``. With ``timing=True``, ``step_ms``
+    ``caption``, ``style``, ``scene_seed``, ``backend``; the model adds ``memory``, ``cache_bytes`` and
+    ``cache_frames`` (what the generator attends to), ``stored_bytes`` and ``stored_frames`` (what the world holds;
+    more than attended only under ``mag-recall``), ``compression`` (frames shown per frame stored); ``reset`` adds
+    ``action_table``. With ``timing=True``, ``step_ms``
     (wall-clock ms of the backend's draw); off by default, so that the info is a function of the seed and
     the actions alone (Gymnasium's determinism check compares step infos exactly).
 
     ## Arguments
     ``gym.make("MAGWorld-v0", backend="model" | "simulator", style=None | "outdoor" | "indoor" | "city" | "game",
     resolution=64 | (H, W), reward=RewardConfig | dict, render_mode=None | "rgb_array" | "human", timing=False)``;
-    the model backend adds ``memory="mag" | "window" | "full"``, ``checkpoint=None`` (bundled), ``steps=4``,
+    the model backend adds ``memory="mag" | "window" | "full" | "mag-ring" | "mag-recall"`` (see
+    :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``steps=4``,
     ``device="auto" | "cpu" | "cuda"`` and ``threads=None``. **CPU threads**: torch's thread count is
     per process; ``threads=None`` sets it to 1 for a small model (the bundled tiny one) on the CPU unless
     ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set — one thread is faster for the tiny model even on an
@@ -224,6 +227,8 @@ class MAGWorldEnv(gym.Env):
         if "cache_bytes" in info:  # the model backend: what the world remembers
             self._hud["memory"] = (f"{info['memory']}: {info['cache_frames']} frames cached, "
                                    f"{info['cache_bytes'] / 1024:.0f} KiB, {info['compression']:.1f}x")
+            if info["stored_frames"] != info["cache_frames"]:
+                self._hud["memory"] += f" (stored {info['stored_frames']}, {info['stored_bytes'] / 1024:.0f} KiB)"
         if self.render_mode == "human":
             self._show()
 

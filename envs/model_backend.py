@@ -106,9 +106,13 @@ class ModelBackend:
         return frames
 
     def info(self, world: int) -> dict[str, Any]:
-        cached = self.world.cache_frames()
+        """``cache_*``: what the generator attends to; ``stored_*``: what the world holds (they differ for mag-recall);
+        ``compression``: frames shown per frame stored."""
+        stored = self.world.stored_frames()
         return {"backend": self.name, "memory": self.memory, "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
-                "cache_frames": int(cached), "compression": float(self._frames_seen / cached) if cached else 1.0}
+                "cache_frames": int(self.world.cache_frames()),
+                "stored_bytes": int(self.world.stored_bytes() // self.num_worlds), "stored_frames": int(stored),
+                "compression": float(self._frames_seen / stored) if stored else 1.0}
 
     def settings(self) -> dict[str, Any]:
         return {"memory": self.memory}  # a mag cache must not load into a window world (and so on)
@@ -120,12 +124,17 @@ class ModelBackend:
         if self.num_worlds != 1:
             raise NotImplementedError("state snapshots are per env; use the single env (gym.make), not make_vec")
         snap = self.world.snapshot()
+        stores = snap.cache.stores or []
+        half = any(k is not None and k.dtype == torch.bfloat16 for k in [*snap.cache.keys, *(s["keys"] for s in stores)])
         arrays = {"next_frame": np.array([snap.cache.next_frame]), "frame_index": np.asarray(snap.cache.frame_index, dtype=np.int64),
-                  "frames_seen": np.array([self._frames_seen]), "caption_text": snap.caption_text.float().cpu().numpy(),
-                  "bfloat16_cache": np.array([any(k is not None and k.dtype == torch.bfloat16 for k in snap.cache.keys)])}
+                  "block_frames": np.array([snap.cache.block_frames]), "frames_seen": np.array([self._frames_seen]),
+                  "caption_text": snap.caption_text.float().cpu().numpy(), "bfloat16_cache": np.array([half])}
         for i, (k, v) in enumerate(zip(snap.cache.keys, snap.cache.values)):
             if k is not None:  # float32 on disk (numpy has no bfloat16); restored to the cache's dtype
                 arrays[f"key{i}"], arrays[f"value{i}"] = k.float().cpu().numpy(), v.float().cpu().numpy()
+        for store in stores:  # mag-recall: the world's store (slots in order), keys/values (S, depth, H, N, hd)
+            arrays.update({"store_frames": store["frames"], "store_poses": store["poses"],
+                           "store_keys": store["keys"].float().cpu().numpy(), "store_values": store["values"].float().cpu().numpy()})
         if snap.last_frame is not None:  # reproject generators: the last frame shown
             arrays["last_frame"], arrays["last_pose"] = snap.last_frame.cpu().numpy(), snap.last_pose.cpu().numpy()
         for i, state in enumerate(snap.rng):
@@ -144,8 +153,13 @@ class ModelBackend:
         def tensor(name: str, as_dtype: torch.dtype = torch.float32) -> torch.Tensor | None:
             return torch.from_numpy(np.array(state[name])).to(device, as_dtype) if name in state else None
 
+        stores = None
+        if "store_frames" in state:  # mag-recall
+            stores = [{"frames": np.array(state["store_frames"]), "poses": np.array(state["store_poses"]),
+                       "keys": tensor("store_keys", dtype), "values": tensor("store_values", dtype)}]
         cache = CacheSnapshot([tensor(f"key{i}", dtype) for i in range(depth)], [tensor(f"value{i}", dtype) for i in range(depth)],
-                              [int(i) for i in state["frame_index"]], int(state["next_frame"][0]))
+                              [int(i) for i in state["frame_index"]], int(state["next_frame"][0]), stores,
+                              int(state["block_frames"][0]) if "block_frames" in state else 0)
         rngs = [torch.from_numpy(np.array(state[f"rng{i}"])) for i in range(self.num_worlds)]
         self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("caption_text"), tensor("last_frame"),
                                          tensor("last_pose")))

@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "magworld-state/3"  # 2: backend settings (memory policy) saved and checked; 3: keys stored at the oldest
-# time position (bounded ages) and the last shown frame (the generator's geometric input)
+FORMAT = "magworld-state/4"  # 2: backend settings (memory policy) saved and checked; 3: keys stored at the oldest
+# time position (bounded ages) and the last shown frame (the generator's geometric input); 4: the mag-recall store
+# (store_frames, store_poses, store_keys, store_values) and the cache's block size
+READABLE = ("magworld-state/3", FORMAT)  # a format-3 file is a format-4 file without the additions (no mag-recall)
 
 
 def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -49,7 +51,7 @@ def load_state_file(path: str | Path) -> dict[str, Any]:
             arrays = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:  # safetensors raises several types for damaged files
         raise ValueError(f"{path} is not a readable MAGWorld state file (corrupt or truncated?): {exc}") from exc
-    if metadata.get("format") != FORMAT:
+    if metadata.get("format") not in READABLE:
         raise ValueError(f"{path} is not a MAGWorld state file (format {metadata.get('format')!r}, expected {FORMAT!r})")
     state = json.loads(metadata["state"])
     state["backend"] = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("backend/")}
