@@ -313,10 +313,11 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
     """Endless :class:`DMDBatch` es from step ``start`` (streams seeded from it, as every stage's)."""
     device, bf = placement.device, cfg.model.transformer.block_frames
     tc, width = cfg.model.transformer, parts.teacher.cfg.clip_blocks
-    stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
+    stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
+    rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
     noise = placement.generator(cfg.run.seed * 100_003 + start)
     names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
-    n, steps = cfg.run.batch_size, cfg.model.flow.steps
+    n, steps = placement.local_batch(cfg.run.batch_size), cfg.model.flow.steps
     for step in count(start):
         clip = stream.clips(n, cfg.blocks * bf)
         truth, poses = as_blocks(clip, bf)
@@ -337,6 +338,9 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
 
 
 def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
+    if placement.parallel == "fsdp":
+        raise ValueError("stage=dmd rolls the generator out on each rank's own schedule and keeps an EMA copy, which "
+                         "sharded (FSDP) networks cannot do; use run.parallel=ddp")
     models, parts, hashes = build_parts(cfg, placement.device)
     heldout = heldout_clips(cfg.data, cfg.eval_clips, cfg.blocks * cfg.model.transformer.block_frames)
     betas = (cfg.beta1, 0.999)
@@ -357,6 +361,7 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
                  optimizer=optimizer, data=lambda start: batches(cfg, parts, placement, start),
                  step=lambda m, b: dmd_step(m, parts, b, cfg.guidance), evaluate=evaluate,
                  max_grad_norm=cfg.max_grad_norm, clip_groups=(models.generator, models.critic), after_step=after_step,
+                 partial_steps=True,  # critic-only steps leave the generator without gradients (DDP looks for them)
                  unit="clips", label=f"dmd λ={cfg.history_drop} k={cfg.generator_every}", eval_at_start=True,
                  extra={**hashes, "history_drop": cfg.history_drop, "policies": cfg.policies, "dmd": True,
                         "generator_every": cfg.generator_every},
@@ -376,7 +381,8 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
     placement = setup_device(cfg.run)
     stage = build_stage(cfg, placement)
     metrics = run_stage(stage, cfg.run, placement, asdict(cfg))
-    print(f"wrote {export_generator(stage, cfg, metrics)} (EMA generator)")
+    if placement.is_main:  # rank 0 writes (run_stage's final export is on disk: it waits for every rank)
+        print(f"wrote {export_generator(stage, cfg, metrics)} (EMA generator)")
     return metrics
 
 

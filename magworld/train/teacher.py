@@ -108,10 +108,11 @@ def build_stage(cfg: TeacherStageConfig, placement: Placement) -> Stage:
     held_text = clip_text(text_encoder, held, bf, 0.0, np.random.default_rng(0), device)
 
     def data(start: int) -> Iterator[TeacherBatch]:
-        stream, rng = WorldStream(cfg.data, seed=cfg.run.seed + start), np.random.default_rng([cfg.run.seed, start])
+        stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
+        rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
         noise = placement.generator(cfg.run.seed * 100_003 + start)
         for _ in count(start):
-            clip = stream.clips(cfg.run.batch_size, cfg.model.frames)
+            clip = stream.clips(placement.local_batch(cfg.run.batch_size), cfg.model.frames)
             yield TeacherBatch(encode_clip(ae, clip.frames.to(device)), clip.poses.to(device),
                                clip_text(text_encoder, clip, bf, cfg.text_drop, rng, device), noise)
 

@@ -21,6 +21,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 import distributed_micro as micro
+from test_dmd import dmd_config, micro as micro_paths  # noqa: F401  (the DMD tests' fixture)
 from magworld.model.autoencoder import AutoencoderConfig
 from magworld.model.checkpoint import load_into
 from magworld.model.config import transformer_preset
@@ -173,3 +174,15 @@ def test_fsdp_generator_refuses_self_forcing(one_process_group, tmp_path):
 def test_parallel_mode_is_checked():
     with pytest.raises(ValueError, match="run.parallel"):
         RunConfig(parallel="zero3")
+
+
+
+def test_dmd_steps_under_ddp_including_critic_only_steps(micro_paths, one_process_group, tmp_path):
+    """generator_every=2: the second step trains the critic alone, so DDP must find the generator's unused weights
+    (else the third step fails: the second one's reduction never finished)."""
+    from magworld.train import dmd
+
+    cfg = dmd_config(micro_paths, tmp_path, 3, generator_every=2, run={"parallel": "ddp"})
+    dmd.train(cfg)
+    assert len(_losses(tmp_path)) == 3 and all(map(math.isfinite, _losses(tmp_path)))
+    assert (tmp_path / "generator.safetensors").exists()
