@@ -186,3 +186,24 @@ def test_dmd_steps_under_ddp_including_critic_only_steps(micro_paths, one_proces
     dmd.train(cfg)
     assert len(_losses(tmp_path)) == 3 and all(map(math.isfinite, _losses(tmp_path)))
     assert (tmp_path / "generator.safetensors").exists()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
+def test_micro_stage_on_cuda_in_a_nccl_group_matches_the_cpu(tmp_path, parallel):
+    torch.backends.cuda.matmul.allow_tf32 = False
+    dist.init_process_group("nccl", store=dist.HashStore(), rank=0, world_size=1,
+                            device_id=torch.device("cuda", 0))
+    try:
+        cfg = micro.run_config(tmp_path / "cuda", 3, parallel)
+        cfg.device = "cuda"
+        from magworld.train.common import run_stage, setup_device
+
+        placement = setup_device(cfg)
+        assert placement.device.type == "cuda" and placement.parallel == parallel
+        run_stage(micro.build_stage(placement), cfg, placement, {})
+    finally:
+        dist.destroy_process_group()
+    micro.train(tmp_path / "cpu", 3)
+    assert_same(weights(tmp_path / "cuda" / "micro.safetensors"), weights(tmp_path / "cpu" / "micro.safetensors"),
+                rtol=1e-4, atol=1e-5)
