@@ -4,9 +4,12 @@ One training step, all blocks of a clip in one parallel pass:
 
 1. render ``batch_size`` long clips (mostly leave-and-return) of ``blocks`` blocks, encode them with the
    frozen autoencoder;
-2. draw a memory policy per batch (``policies``: mag / full / window) and run the frozen memory model's
-   clean pass over the whole clip with :func:`~magworld.model.generator.writer_mask` (block i sees the
-   kept frames of the earlier blocks the policy holds): the key/values a run-time cache would hold;
+2. draw a memory policy per batch (``policies``: mag / full / window / mag-ring / mag-recall) and run the frozen
+   memory model's clean pass over the whole clip with :func:`~magworld.model.generator.writer_mask` (block i sees the
+   kept frames of the earlier blocks the policy holds): the key/values a run-time cache would hold. A ``mag-recall``
+   batch reads, per clip and block, the sink, the last block and the K frames the run-time store would recall for that
+   block's poses (:func:`~magworld.model.masks.held_by`; K drawn from ``recall_k`` per batch, since a 10-block clip
+   holds at most 8 candidates): non-contiguous, pose-retrieved frames at their own positions, as at run time;
 3. noise every block to its own flow time and let the generator predict the velocity of each noisy
    block through :func:`~magworld.model.generator.reader_mask` — block i reads the cached clean frames of
    earlier blocks the policy holds and its own noisy frames; loss on blocks 1.. (block 0 has no history);
@@ -27,7 +30,7 @@ import json
 import shutil
 import sys
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from itertools import count
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -38,7 +41,8 @@ from torch.nn import functional as F
 
 from magworld.model.cache import KVCache
 from magworld.model.flow import add_noise, sample_train_time, velocity_target, x0_from_velocity
-from magworld.model.generator import Generator, GeneratorConfig, reader_mask, write_clip
+from magworld.model.cache import CacheConfig
+from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
@@ -71,6 +75,7 @@ class GeneratorStageConfig:
     blocks: int = 8  # blocks per training clip
     history_drop: float = 0.3  # lambda: probability that a clip's prompt is empty
     policies: dict[str, float] = field(default_factory=lambda: {"mag": 0.6, "full": 0.2, "window": 0.2})
+    recall_k: list[int] = field(default_factory=lambda: [2, 6])  # mag-recall batches: K drawn from [lo, hi] per batch
     max_offset_blocks: int = 16  # random absolute start block (RoPE time) in 0..max_offset_blocks
     self_forcing: float = 0.0  # probability that a batch's history is the generator's own rollout
     self_forcing_steps: int = 2  # sampler steps of that rollout
@@ -89,6 +94,8 @@ class GeneratorStageConfig:
             raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
         for name in self.policies:
             self.model.cache_config(name)
+        if len(self.recall_k) != 2 or not 0 <= self.recall_k[0] <= self.recall_k[1]:
+            raise ValueError(f"recall_k is an inclusive range [lo, hi] with 0 <= lo <= hi, got {self.recall_k}")
         if self.uncovered_weight < 0 or (self.uncovered_weight and not self.model.reproject):
             raise ValueError(f"uncovered_weight must be >= 0 and needs model.reproject=true, got {self.uncovered_weight}")
         if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
@@ -119,20 +126,34 @@ def clip_prompts(clip: Clip, block_frames: int, drop: float, rng: np.random.Gene
             for c, p in zip(clip.captions, clip.poses)]
 
 
+def memory_config(cfg: GeneratorConfig, policy: str, recall: int | None = None) -> CacheConfig:
+    """The run-time cache config of ``policy``, with ``recall`` frames recalled (mag-recall) when given."""
+    config = cfg.cache_config(policy)
+    return config if recall is None else replace(config, recall=recall)
+
+
+def attended_frames(cfg: GeneratorConfig, policy: str, pose: torch.Tensor, recall: int | None = None) -> torch.Tensor:
+    """Bool (F, F), or (B, F, F) per clip for mag-recall: the earlier frames each frame's block attends to in training
+    (:func:`~magworld.model.masks.held_by` on the clip's poses (B, F, 3)): what the run-time cache holds for it."""
+    return held_by(memory_config(cfg, policy, recall), pose.shape[1], cfg.transformer.block_frames, pose, pose.device)
+
+
 @torch.no_grad()
 def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
-              index: torch.Tensor, policy: str, cfg: GeneratorConfig) -> KVCache:
+              index: torch.Tensor, policy: str, cfg: GeneratorConfig, recall: int | None = None) -> KVCache:
     """The clean key/values of every frame of the clip, as the memory model writes them under ``policy``
     (:func:`~magworld.model.generator.write_clip`: the run-time writer's clean pass over the whole clip)."""
-    return write_clip(memory, latents, pose, text, cfg.cache_config(policy), index)
+    return write_clip(memory, latents, pose, text, memory_config(cfg, policy, recall), index)
 
 
 def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None,
-                   cond: torch.Tensor | None = None, uncovered_weight: float = 0.0) -> torch.Tensor:
+                   cond: torch.Tensor | None = None, uncovered_weight: float = 0.0,
+                   recall: int | None = None) -> torch.Tensor:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
-    blocks under ``policy``. ``history`` (default: ``latents``) is what the cache is written from. Times and
+    blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
+    what the cache is written from. Times and
     noise are drawn on the latents' device (``generator`` must live there). With ``uncovered_weight`` w > 0 each
     latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
     mean weight."""
@@ -140,11 +161,12 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
     index = torch.arange(offset, offset + frames, device=latents.device)
-    cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg)
+    cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg, recall)
     t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator, latents.device)  # (B, blocks)
     t = t.repeat_interleave(bf, 1)  # (B, T)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-    mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device)
+    mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device,
+                       held=attended_frames(cfg, policy, pose, recall))
     x_t = add_noise(latents, noise, t)
     pred = gen(x_t, t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
     if cfg.carry_skip:  # the x0 residual is trained on x0 (a velocity loss would weigh it by 1/t^2)
@@ -247,10 +269,14 @@ def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames
 
 
 def self_forced_history(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, latents: torch.Tensor,
-                        prompts: list[str], policy: str, steps: int, seed: int, context: int) -> torch.Tensor:
+                        prompts: list[str], policy: str, steps: int, seed: int, context: int,
+                        recall: int | None = None) -> torch.Tensor:
     """The clip's latents with blocks ``context``.. replaced by the generator's own rollout (no gradient); the
     first ``context`` blocks stay ground truth (memorized), as in the benchmark's memorize protocol."""
-    world = LatentRecorder(WorldModel(copy.deepcopy(gen), memory, ae, text_encoder, memory=policy, steps=steps,
+    rolling = copy.deepcopy(gen)
+    if recall is not None:  # the batch's K (mag-recall)
+        rolling.cfg = replace(rolling.cfg, recall=recall)
+    world = LatentRecorder(WorldModel(rolling, memory, ae, text_encoder, memory=policy, steps=steps,
                                       device=latents.device, seed=seed))
     bf = gen.cfg.transformer.block_frames
     truth, poses = as_blocks(clip, bf)
@@ -268,6 +294,7 @@ class GeneratorBatch(NamedTuple):
     history: torch.Tensor | None  # (B, T, C, h, w) the cache is written from (self-forcing), None = latents
     cond: torch.Tensor | None  # (B, T, C + 1, h, w) geometric input (reproject generators), else None
     noise: torch.Generator  # draws this step's flow times and noise (on the run's device)
+    recall: int | None = None  # mag-recall batches: frames recalled per block (K)
 
 
 def initial_generator(cfg: GeneratorConfig, init: str, memory: MemoryModel) -> Generator:
@@ -314,25 +341,27 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
             memory_text = text_encoder.encode(clip.captions).to(device)  # (B, 1, D)
             policy = str(rng.choice(names, p=weights / weights.sum()))
             offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
+            recall = int(rng.integers(cfg.recall_k[0], cfg.recall_k[1] + 1)) if policy == "mag-recall" else None
             history = None
             if cfg.self_forcing > 0 and rng.random() < cfg.self_forcing:
                 context = int(rng.integers(1, cfg.blocks))  # ground-truth blocks before the model's own
                 history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
-                                              cfg.self_forcing_steps, seed=step, context=context)
+                                              cfg.self_forcing_steps, seed=step, context=context, recall=recall)
             poses = clip.poses.to(device)
             cond = training_condition(ae, latents if history is None else history, poses, bf) if cfg.model.reproject else None
-            yield GeneratorBatch(latents, poses, text, memory_text, policy, offset, history, cond, noise)
+            yield GeneratorBatch(latents, poses, text, memory_text, policy, offset, history, cond, noise, recall)
 
     def step(net: Generator, b: GeneratorBatch) -> dict:
         loss = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
-                              b.history, b.cond, cfg.uncovered_weight)
+                              b.history, b.cond, cfg.uncovered_weight, b.recall)
         return {"loss": loss, "policy": b.policy}
 
     return Stage(kind="generator", model=gen, model_config=cfg.model,
                  optimizer=torch.optim.AdamW(gen.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay),
                  data=data, step=step, evaluate=lambda: evaluate(gen, memory, ae, text_encoder, heldout, cfg),
                  unit="clips", label=f"generator λ={cfg.history_drop}", eval_at_start=True,
-                 extra={"memory_sha256": memory_hash, "history_drop": cfg.history_drop, "policies": cfg.policies},
+                 extra={"memory_sha256": memory_hash, "history_drop": cfg.history_drop, "policies": cfg.policies,
+                        "recall_k": cfg.recall_k},
                  keep_every=cfg.keep_every)
 
 
@@ -341,10 +370,24 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
 
 
-def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR) -> dict:
+def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR,
+           autoencoder: str | Path | None = None, memory: str | Path | None = None) -> dict:
     """Copy a run's export (``<export>.safetensors`` + ``.json``, default the final one) and its training log into
-    the package's weights folder and write the manifest: sha256 and size of every bundled file the world model loads."""
+    a weights folder (default the package's) and write the manifest: sha256 and size of every bundled file the world
+    model loads. ``autoencoder`` / ``memory``: run folders whose final exports (with their logs) are bundled too —
+    the set a generator was trained against; otherwise the folder must already hold them."""
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
+    for kind, source in (("autoencoder", autoencoder), ("memory", memory)):  # check before copying anything
+        if source is None and not bundled_path(kind, weights_dir).exists():
+            raise FileNotFoundError(f"{bundled_path(kind, weights_dir)} is missing: pass the {kind} run the generator "
+                                    f"was trained against (--{kind} <run folder>)")
+    weights_dir.mkdir(parents=True, exist_ok=True)
+    for kind, source in (("autoencoder", autoencoder), ("memory", memory)):
+        if source is not None:
+            source, target = Path(source), bundled_path(kind, weights_dir)
+            for suffix, src in ((".safetensors", f"{kind}.safetensors"), (".json", f"{kind}.json"),
+                                (".metrics.jsonl", "metrics.jsonl"), (".train-config.json", "config.json")):
+                shutil.copyfile(source / src, target.with_suffix(suffix))
     for src, dst in ((f"{export}.safetensors", GENERATOR_FILE), (f"{export}.json", "generator.json"),
                      ("metrics.jsonl", "generator.log.jsonl"), ("config.json", "generator.train.json")):
         shutil.copyfile(run_dir / src, weights_dir / dst)
@@ -358,12 +401,22 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     return manifest
 
 
-__all__ = ["GeneratorStageConfig", "LatentRecorder", "build_stage", "bundle", "clip_prompts", "evaluate",
-           "generator_loss", "initial_generator", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
+__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "build_stage", "bundle", "clip_prompts", "evaluate",
+           "generator_loss", "initial_generator", "memory_config", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
            "train"]
 
 
 if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator [step_00500]
-    if len(sys.argv) not in (3, 4) or sys.argv[1] != "bundle":
-        raise SystemExit("usage: python -m magworld.train.generator bundle <run_dir> [<export name>]")
-    print(json.dumps(bundle(*sys.argv[2:]), indent=2))
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m magworld.train.generator bundle",
+                                     description="bundle a generator run (and the autoencoder/memory runs it was "
+                                                 "trained against) into a weights folder")
+    parser.add_argument("command", choices=["bundle"])
+    parser.add_argument("run_dir")
+    parser.add_argument("export", nargs="?", default="generator")
+    parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
+    parser.add_argument("--autoencoder", help="autoencoder run folder (its autoencoder.safetensors is bundled)")
+    parser.add_argument("--memory", help="memory run folder (its memory.safetensors is bundled)")
+    a = parser.parse_args()
+    print(json.dumps(bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory), indent=2))
