@@ -153,10 +153,17 @@ class WorldModel:
     def from_checkpoint(cls, path: str | Path, *, memory: str = "mag", memory_model: str | Path = "bundled",
                         autoencoder: str | Path = "bundled", check_hashes: bool = True, **kwargs) -> "WorldModel":
         """A world model from a generator checkpoint; memory model and autoencoder default to the bundled ones.
+        ``path`` may also be a weights folder laid out like the bundled one (``generator.safetensors``,
+        ``tiny-memory.safetensors``, ``tiny-autoencoder.safetensors``, as ``train.generator.bundle`` writes it):
+        then the memory model and autoencoder default to that folder's.
 
         The checkpoint records the sha256 of the memory model it was trained against; a different one
         triggers a warning (the generator would read key/values it never saw).
         """
+        if Path(path).is_dir():
+            folder, path = Path(path), Path(path) / GENERATOR_FILE
+            memory_model = bundled_path("memory", folder) if memory_model == "bundled" else memory_model
+            autoencoder = bundled_path("autoencoder", folder) if autoencoder == "bundled" else autoencoder
         generator = load_generator(path)
         mem_path = bundled_path("memory") if memory_model == "bundled" else Path(memory_model)
         ae_path = bundled_path("autoencoder") if autoencoder == "bundled" else Path(autoencoder)

@@ -34,10 +34,11 @@ def load_memory(path: str | Path) -> MemoryModel:
     return model.eval()
 
 
-def bundled_path(name: str) -> Path:
+def bundled_path(name: str, folder: str | Path = WEIGHTS_DIR) -> Path:
+    """Where the bundled ``autoencoder`` or ``memory`` weights live (in ``folder``, default the package's)."""
     if name not in BUNDLED:
         raise ValueError(f"no bundled weights named {name!r}; choose one of {', '.join(BUNDLED)}")
-    return WEIGHTS_DIR / BUNDLED[name]
+    return Path(folder) / BUNDLED[name]
 
 
 def load_bundled(name: str) -> Autoencoder | MemoryModel:

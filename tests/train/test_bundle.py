@@ -1,0 +1,63 @@
+"""Bundling a trained set (autoencoder + memory model + generator) into a weights folder, and loading a world model
+from such a folder: the models loaded are exactly the runs' exports, and the manifest hashes what was copied."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
+from model_testing import micro_config, perturbed  # noqa: E402
+
+from magworld.model.autoencoder import Autoencoder, AutoencoderConfig  # noqa: E402
+from magworld.model.checkpoint import save_checkpoint  # noqa: E402
+from magworld.model.generator import Generator, GeneratorConfig  # noqa: E402
+from magworld.model.memory_model import MemoryConfig, MemoryModel  # noqa: E402
+from magworld.model.pipeline import MANIFEST_FILE, WorldModel, sha256  # noqa: E402
+from magworld.model.text import HashingTextEncoder  # noqa: E402
+from magworld.train.generator import bundle  # noqa: E402
+
+
+def fake_run(folder: Path, kind: str, module: torch.nn.Module, config) -> Path:
+    """A run folder as run_stage leaves it: the final export, its log and its config."""
+    save_checkpoint(folder / f"{kind}.safetensors", module, kind, config, extra={"step": 1})
+    (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 0.5}) + "\n")
+    (folder / "config.json").write_text(json.dumps({"stage": kind}) + "\n")
+    return folder
+
+
+def test_bundle_writes_a_folder_that_loads_as_that_world(tmp_path):
+    tc = micro_config()
+    torch.manual_seed(0)
+    ae_cfg = AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4)
+    ae, mem = perturbed(Autoencoder(ae_cfg), 1), perturbed(MemoryModel(MemoryConfig(transformer=tc)), 2)
+    gen = perturbed(Generator(GeneratorConfig(transformer=tc)), 3)
+    runs = {kind: fake_run(tmp_path / kind, kind, m, m.cfg) for kind, m in
+            (("autoencoder", ae), ("memory", mem), ("generator", gen))}
+    weights = tmp_path / "weights"
+    manifest = bundle(runs["generator"], weights_dir=weights, autoencoder=runs["autoencoder"], memory=runs["memory"])
+    assert {"tiny-autoencoder.safetensors", "tiny-memory.safetensors", "generator.safetensors",
+            "tiny-memory.metrics.jsonl", "generator.log.jsonl", MANIFEST_FILE} <= {p.name for p in weights.iterdir()}
+    for name, entry in manifest["files"].items():
+        assert entry["sha256"] == sha256(weights / name)
+
+    world = WorldModel.from_checkpoint(weights, text_encoder=HashingTextEncoder(16), device="cpu")
+    for loaded, original in ((world.generator, gen), (world.memory_model, mem), (world.autoencoder, ae)):
+        for (name, a), b in zip(loaded.state_dict().items(), original.state_dict().values()):
+            torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)
+
+
+def test_a_folder_without_its_memory_model_is_a_clear_error(tmp_path):
+    tc = micro_config()
+    gen = Generator(GeneratorConfig(transformer=tc))
+    fake_run(tmp_path, "generator", gen, gen.cfg)
+    with pytest.raises(FileNotFoundError, match="tiny-autoencoder.safetensors is missing: pass the autoencoder run"):
+        bundle(tmp_path, weights_dir=tmp_path / "weights")  # a fresh folder holds neither autoencoder nor memory
+    assert not (tmp_path / "weights").exists()  # checked before anything was copied
+    ae = Autoencoder(AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4))
+    with pytest.raises(FileNotFoundError, match="tiny-memory.safetensors is missing: pass the memory run"):
+        bundle(tmp_path, weights_dir=tmp_path / "weights", autoencoder=fake_run(tmp_path / "ae", "autoencoder", ae, ae.cfg))
