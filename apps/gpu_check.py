@@ -1,0 +1,279 @@
+"""The prepared GPU check (``scripts/gpu_check.sh OUT [--dry-run]``): what a GPU machine must show, in one run.
+
+Five checks, each timed and recorded even when another fails, written to ``OUT/gpu_check.json`` and
+``OUT/gpu_check.md`` (one table):
+
+1. **tests** — the test suite, where the tests marked ``cuda`` run instead of being skipped;
+2. **env** — ``MAGWorld-v0`` stepped on CUDA (bf16 autocast) and on the CPU (fp32) with the same seed and actions:
+   same shapes, the PSNR between the two (bounded difference), and snapshot/restore on CUDA replaying exactly;
+3. **wan** — the ``wan1.3b`` preset with random weights at the paper's token count (832x480 with Wan's patches:
+   1560 tokens per frame; our latents are square, so 40x40 = 1600), 4 sampler steps plus the memory clean pass,
+   reading a cache of 21 compressed frames and 512 text tokens: blocks/s and frames/s, beside the FLOP model's
+   prediction (:mod:`magworld.bench.flops`) and the TFLOP/s the run achieved;
+4. **ddp** — a 200-step ``magworld train stage=generator`` under ``torchrun`` (one process per GPU, DDP);
+5. **speed** — ``magworld bench speed``'s step timing for the tiny preset batched to N = 256 and 1024 worlds
+   (resetting N worlds paints N scenes on the CPU, ~0.2 s each: sizes past a 4-minute budget are skipped).
+
+``--dry-run`` runs the same code with tiny sizes on the CPU (2 processes for DDP, N = 2 and 4, the tiny preset
+for the FPS check, only the ``cuda``-marked tests, which skip) so the script is known to work before a GPU is lent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout (tests/ lives there)
+
+
+@dataclass
+class CheckConfig:
+    out_dir: str = "gpu-check"
+    dry_run: bool = False
+    only: list[str] = field(default_factory=list)  # run only these checks (default: all)
+    env_steps: int = 12
+    speed_sizes: list[int] = field(default_factory=lambda: [256, 1024])
+    speed_steps: int = 10
+    speed_budget_s: float = 240.0  # larger sizes are skipped once this is spent (resetting N worlds paints N scenes)
+    ddp_steps: int = 200
+    wan_blocks: int = 5
+    tflops: float = 400.0  # the sustained rate the FLOP model assumes
+
+    @classmethod
+    def dry(cls, out_dir: str, only: list[str]) -> "CheckConfig":
+        return cls(out_dir=out_dir, dry_run=True, only=only, env_steps=3, speed_sizes=[2, 4], speed_steps=2,
+                   ddp_steps=2, wan_blocks=2)
+
+    @property
+    def device(self) -> str:
+        return "cpu" if self.dry_run else "cuda"
+
+
+def check_tests(cfg: CheckConfig) -> dict[str, Any]:
+    """The test suite (dry run: only the cuda-marked tests of one file, which skip on the CPU)."""
+    args = ["-m", "cuda", "tests/train/test_distributed.py"] if cfg.dry_run else ["tests"]
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
+                          capture_output=True, text=True)
+    summary = (done.stdout.strip().splitlines() or [""])[-1]
+    return {"ok": done.returncode == 0, "summary": summary, "returncode": done.returncode,
+            "tail": done.stdout[-2000:] if done.returncode else ""}
+
+
+def _episode(device: str, actions: list[int]) -> tuple[list[np.ndarray], Any]:
+    import gymnasium as gym
+
+    import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+
+    env = gym.make("MAGWorld-v0", device=device)
+    obs, _ = env.reset(seed=0)
+    frames = [obs]
+    for a in actions:
+        frames.append(env.step(a)[0])
+    return frames, env
+
+
+def _psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 100.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
+
+
+def check_env(cfg: CheckConfig) -> dict[str, Any]:
+    """CUDA (bf16) vs CPU frames for the same seed and actions; snapshot/restore on CUDA replays exactly."""
+    actions = [int(a) for a in np.random.default_rng(0).integers(0, 7, size=cfg.env_steps)]
+    fast, env = _episode(cfg.device, actions)
+    slow, cpu_env = _episode("cpu", actions)
+    cpu_env.close()
+    psnr = [_psnr(a, b) for a, b in zip(fast[1:], slow[1:])]
+    state = env.unwrapped.get_state()
+    tail = actions[: max(1, len(actions) // 2)]
+    first = [env.step(a)[0] for a in tail]
+    env.unwrapped.set_state(state)
+    again = [env.step(a)[0] for a in tail]
+    env.close()
+    replay_diff = max(int(np.abs(a.astype(int) - b.astype(int)).max()) for a, b in zip(first, again))
+    same_shapes = all(a.shape == b.shape and a.dtype == b.dtype for a, b in zip(fast, slow))
+    return {"ok": same_shapes and psnr[0] >= 20.0 and replay_diff == 0, "device": cfg.device, "same_shapes": same_shapes,
+            "psnr_vs_cpu_first_step": psnr[0], "psnr_vs_cpu_mean": float(np.mean(psnr)),
+            "psnr_vs_cpu_last_step": psnr[-1], "restore_replay_max_abs_diff": replay_diff,
+            "criteria": "same shapes, first generated step >= 20 dB vs the CPU, restore replays bit-exactly"}
+
+
+def check_speed(cfg: CheckConfig) -> dict[str, Any]:
+    """``magworld bench speed``'s step timing (mag memory) for one env and the batched sizes, smallest first, within
+    ``speed_budget_s`` (the time includes building and resetting the worlds)."""
+    from magworld.apps.speed import SpeedBenchConfig, time_steps
+
+    sizes = [1, *cfg.speed_sizes]
+    bench = SpeedBenchConfig(memories=["mag"], batch_sizes=sizes, steps=cfg.speed_steps, warmup=2, busy=False,
+                             env_kwargs={"device": cfg.device}, out_dir=str(Path(cfg.out_dir) / "speed"))
+    rng, rows, skipped, start = np.random.default_rng(0), [], [], time.perf_counter()
+    for n in sizes:
+        if time.perf_counter() - start > cfg.speed_budget_s:
+            skipped.append(n)
+            continue
+        began = time.perf_counter()
+        row = time_steps(bench, "mag", n, rng)
+        rows.append({**{k: row[k] for k in ("num_envs", "median_step_ms", "frames_per_s")},
+                     "seconds_with_reset": time.perf_counter() - began})
+    return {"ok": all(r["frames_per_s"] > 0 for r in rows) and not skipped, "device": cfg.device, "rows": rows,
+            "skipped_over_budget": skipped}
+
+
+def _gpus() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_ddp(cfg: CheckConfig) -> dict[str, Any]:
+    """``magworld train stage=generator`` for ``ddp_steps`` steps under torchrun (one process per GPU)."""
+    procs = 2 if cfg.dry_run else max(1, _gpus())
+    out = Path(cfg.out_dir) / "ddp-run"
+    g = "generator"
+    overrides = [f"stage={g}", f"{g}.run.out_dir={out}", f"{g}.run.steps={cfg.ddp_steps}", f"{g}.run.resume=false",
+                 f"{g}.run.device={cfg.device}", f"{g}.run.batch_size={2 * procs if cfg.dry_run else 8 * procs}",
+                 f"{g}.run.log_every=1", f"{g}.run.eval_every=0", f"{g}.run.save_every={cfg.ddp_steps}",
+                 f"{g}.run.max_minutes=0", f"{g}.run.warmup_steps=1"]
+    if cfg.dry_run:
+        overrides += [f"{g}.text.encoder=hashing", f"{g}.data.pool_size=2", f"{g}.data.refresh_every=0", f"{g}.blocks=2",
+                      f"{g}.eval_clips=1", f"{g}.eval_context_blocks=1", f"{g}.max_offset_blocks=2"]
+    else:
+        overrides += [f"{g}.run.precision=bf16", f"{g}.eval_clips=4"]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}",
+           "-m", "magworld.apps.cli", "train", *overrides]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()] if (out / "metrics.jsonl").exists() else []
+    losses = [x for x in lines if "loss" in x]
+    ok = done.returncode == 0 and len(losses) == cfg.ddp_steps and (out / "generator.safetensors").exists()
+    return {"ok": ok, "processes": procs, "steps_logged": len(losses),
+            "first_loss": losses[0]["loss"] if losses else None, "last_loss": losses[-1]["loss"] if losses else None,
+            "clips_per_s": losses[-1].get("clips_per_s") if losses else None,
+            "tail": "" if ok else (done.stdout[-1500:] + done.stderr[-1500:])}
+
+
+def check_wan(cfg: CheckConfig) -> dict[str, Any]:
+    """Blocks/s of the wan1.3b transformer (dry run: tiny) reading 21 cached frames; the FLOP model beside it."""
+    import torch
+
+    from magworld.bench.flops import Workload, forward_flops
+    from magworld.model.cache import CacheConfig, KVCache
+    from magworld.model.config import transformer_preset
+    from magworld.model.transformer import BlockTransformer
+
+    device = torch.device(cfg.device)
+    dtype = torch.bfloat16
+    tc = transformer_preset("tiny") if cfg.dry_run else transformer_preset("wan1.3b", patch_size=2, latent_size=80)
+    work = Workload(height=8 * tc.latent_size, width=8 * tc.latent_size, history_frames=21, text_tokens=512)
+    with torch.device(device):
+        net = BlockTransformer(tc).to(dtype).eval()
+    bf, n, hd = tc.block_frames, tc.tokens_per_frame, tc.head_dim
+    history = list(range(bf - 1, bf * work.history_frames, bf))  # the kept (last) frame of each of 21 blocks
+    cache = KVCache(CacheConfig(policy="full"), tc.depth)
+    kv = [torch.randn(1, tc.heads, len(history), n, hd, device=device, dtype=dtype) for _ in range(2 * tc.depth)]
+    cache.append(kv[: tc.depth], kv[tc.depth:], history)
+    shape = (1, bf, tc.latent_channels, tc.latent_size, tc.latent_size)
+    x, pose = torch.randn(shape, device=device, dtype=dtype), torch.zeros(1, bf, 3, device=device)
+    text = torch.randn(1, work.text_tokens, tc.text_dim, device=device, dtype=dtype)
+
+    def block() -> None:
+        for s in range(work.steps):  # sampler forwards, then the clean pass that writes the block
+            net(x, torch.full((1, bf), 1.0 - s / work.steps, device=device), pose, text, cache)
+        net(x, torch.zeros(1, bf, device=device), pose, text, cache, return_kv=True)
+
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16):
+        block()
+        sync()
+        start = time.perf_counter()
+        for _ in range(cfg.wan_blocks):
+            block()
+        sync()
+    seconds = (time.perf_counter() - start) / cfg.wan_blocks
+    flops = (work.steps + work.clean_passes) * sum(forward_flops(tc, n, bf, work.history_frames, work.text_tokens).values())
+    predicted = bf / (flops / (cfg.tflops * 1e12))
+    return {"ok": seconds > 0, "preset": "tiny (dry run)" if cfg.dry_run else "wan1.3b", "tokens_per_frame": n,
+            "parameters": sum(p.numel() for p in net.parameters()), "seconds_per_block": seconds,
+            "latent_frames_per_s": bf / seconds, "video_frames_per_s_wan_vae": 4 * bf / seconds,
+            "transformer_tflop_per_block": flops / 1e12, "achieved_tflops": flops / seconds / 1e12,
+            f"predicted_latent_frames_per_s_at_{cfg.tflops:g}_tflops": predicted,
+            "note": "transformer only (no VAE decode); video frames/s assumes Wan's VAE (4 frames per latent frame)"}
+
+
+CHECKS: dict[str, Callable[[CheckConfig], dict[str, Any]]] = {  # in this order; speed last (its budget)
+    "tests": check_tests, "env": check_env, "wan": check_wan, "ddp": check_ddp, "speed": check_speed}
+
+
+def _headline(name: str, r: dict[str, Any]) -> str:
+    if "error" in r:
+        return r["error"][:120]
+    if name == "tests":
+        return r["summary"]
+    if name == "env":
+        return (f"PSNR vs CPU {r['psnr_vs_cpu_first_step']:.1f} dB (step 1), {r['psnr_vs_cpu_mean']:.1f} dB mean; "
+                f"restore replay max diff {r['restore_replay_max_abs_diff']}")
+    if name == "speed":
+        skipped = f"; skipped over budget: N={r['skipped_over_budget']}" if r["skipped_over_budget"] else ""
+        return "; ".join(f"N={x['num_envs']}: {x['frames_per_s']:.0f} frames/s" for x in r["rows"]) + skipped
+    if name == "ddp":
+        return f"{r['processes']} processes, {r['steps_logged']} steps, loss {r['first_loss']} -> {r['last_loss']}"
+    if name == "wan":
+        pred = next(v for k, v in r.items() if k.startswith("predicted_"))
+        return (f"{r['preset']}: {r['latent_frames_per_s']:.2f} latent frames/s "
+                f"({r['video_frames_per_s_wan_vae']:.1f} video frames/s), predicted {pred:.2f}, "
+                f"{r['achieved_tflops']:.1f} TFLOP/s")
+    return ""
+
+
+def run(cfg: CheckConfig) -> dict[str, Any]:
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    for name, check in CHECKS.items():
+        if cfg.only and name not in cfg.only:
+            continue
+        start = time.perf_counter()
+        try:
+            results[name] = check(cfg)
+        except Exception as err:  # one failing check must not hide the others
+            results[name] = {"ok": False, "error": f"{type(err).__name__}: {err}"}
+        results[name]["seconds"] = round(time.perf_counter() - start, 1)
+        print(f"[gpu_check] {name}: {'ok' if results[name]['ok'] else 'FAILED'} ({results[name]['seconds']} s)",
+              flush=True)
+    from magworld.bench.common import format_table, write_json
+
+    write_json(out / "gpu_check.json", {"config": asdict(cfg), "results": results})
+    table = format_table(["check", "ok", "seconds", "result"],
+                         [[n, "yes" if r["ok"] else "NO", r["seconds"], _headline(n, r)] for n, r in results.items()])
+    (out / "gpu_check.md").write_text(f"# GPU check ({'dry run, CPU' if cfg.dry_run else cfg.device})\n\n{table}\n")
+    print(table)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="gpu-check", help="folder for gpu_check.json and gpu_check.md")
+    parser.add_argument("--dry-run", action="store_true", help="tiny sizes on the CPU (checks the script itself)")
+    parser.add_argument("--only", nargs="*", default=[], choices=list(CHECKS), help="run only these checks")
+    args = parser.parse_args(argv)
+    if not args.dry_run:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("gpu_check: no CUDA device here; run with --dry-run to check the script on the CPU")
+    cfg = CheckConfig.dry(args.out, args.only) if args.dry_run else CheckConfig(out_dir=args.out, only=args.only)
+    results = run(cfg)
+    return 0 if all(r["ok"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
