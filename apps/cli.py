@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench revisit": ("bench_revisit", "magworld.bench.revisit:main", "MAG-Bench revisit consistency"),
     "bench world": ("bench_world", "magworld.bench.world:main", "is the world recognisable: carry, drift, look PNGs"),
     "bench speed": ("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory"),
+    "bench soak": ("bench_soak", "magworld.apps.speed:soak_main", "one env for 10,000 steps: resident memory, NaN, errors"),
     "agent train": ("agent_train", "magworld.agents.train:main", "train an agent (stable-baselines3 PPO)"),
     "agent eval": ("agent_eval", "magworld.agents.evaluate:main", "evaluate a baseline or a trained agent"),
 }

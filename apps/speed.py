@@ -7,10 +7,16 @@ Four measurements, printed as tables and written to ``<out_dir>/results.json`` +
    median step time over ``steps`` steps after ``warmup`` untimed ones; frames/s = 3 N / median;
 2. **beside a busy process** — one env again while another process keeps every core busy (torch
    matmuls on ``os.cpu_count()`` threads), as on a machine shared with a training run;
-3. **history** — step latency and cache bytes per block index, blocks 1 .. ``history_blocks``, for each
-   memory policy (one long episode each, seeded random actions);
+3. **history** — per block index, blocks 1 .. ``history_blocks`` (``history_limits`` caps a policy): step latency,
+   attended cache bytes (``info["cache_bytes"]``), stored bytes (``info["stored_bytes"]``) and the process's resident
+   memory, for each memory policy (one long episode each, seeded random actions, each policy in a fresh process so
+   that its resident memory is its own);
 4. **startup** — seconds from ``gym.make`` to the first observation: *cold* in a fresh Python process
    (imports, weights, text encoder) and *warm* (a second env in the same process).
+
+``magworld bench soak`` (:func:`soak`, :class:`SoakConfig`): one env, no truncation, ``steps`` seeded random actions;
+resident memory, latency and memory sizes every ``every`` steps, a finite check of the world's cache and of every
+info number, and any error, to ``<out_dir>/soak.json``.
 
 Torch threads follow the env's default policy (``threads: null``; see ``MAGWorldEnv``) unless
 ``bench.threads`` is set.
@@ -19,10 +25,14 @@ Torch threads follow the env's default policy (``threads: null``; see ``MAGWorld
 from __future__ import annotations
 
 import json
+import math
+import multiprocessing
 import os
+import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -51,11 +61,14 @@ while os.getppid() == parent:
 @dataclass
 class SpeedBenchConfig:
     backend: str = "model"
-    memories: list[str] = field(default_factory=lambda: ["mag", "window", "full"])
+    memories: list[str] = field(default_factory=lambda: ["mag", "window", "full", "mag-ring", "mag-recall"])
     batch_sizes: list[int] = field(default_factory=lambda: [1, 4, 8, 16])
     steps: int = 30  # timed steps per throughput point (median reported)
     warmup: int = 5
     history_blocks: int = 500
+    history_limits: dict[str, int] = field(default_factory=dict)  # fewer history blocks for some policies (full: ...)
+    throughput: bool = True  # measure frames/s (1 and N worlds); false: only the other sections
+    startup: bool = True  # measure gym.make -> first observation
     threads: int | None = None  # torch threads of the model backend; None: the env's default policy
     busy: bool = True  # also time one env beside a process that keeps every core busy
     seed: int = 0
@@ -133,19 +146,43 @@ def beside_busy(cfg: SpeedBenchConfig) -> list[dict[str, Any]]:
         return [time_steps(cfg, memory, 1, rng) for memory in tqdm(_memories(cfg), desc="beside a busy process")]
 
 
+def rss_bytes() -> int:
+    """This process's resident memory now (Linux ``/proc``; elsewhere the peak, from ``getrusage``)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:  # pragma: no cover - not Linux
+        scale = 1 if sys.platform == "darwin" else 1024
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def history_blocks(cfg: SpeedBenchConfig, memory: str | None) -> int:
+    return min(cfg.history_blocks, cfg.history_limits.get(str(memory), cfg.history_blocks))
+
+
+def history_curve(cfg: SpeedBenchConfig, memory: str | None) -> dict[str, list[float]]:
+    """One policy's long episode: per block step ms, attended and stored bytes (per world) and resident bytes."""
+    blocks = history_blocks(cfg, memory)
+    env = gym.make("MAGWorld-v0", max_episode_steps=blocks + 1, timing=True, **_env_kwargs(cfg, memory))
+    env.reset(seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    curve: dict[str, list[float]] = {"step_ms": [], "cache_bytes": [], "stored_bytes": [], "rss_bytes": []}
+    for _ in tqdm(range(blocks), desc=f"history {memory or cfg.backend}", mininterval=5):
+        *_, info = env.step(int(rng.integers(7)))
+        curve["step_ms"].append(float(info["step_ms"]))
+        curve["cache_bytes"].append(int(info.get("cache_bytes", 0)))
+        curve["stored_bytes"].append(int(info.get("stored_bytes", info.get("cache_bytes", 0))))
+        curve["rss_bytes"].append(rss_bytes())
+    env.close()
+    return curve
+
+
 def history(cfg: SpeedBenchConfig) -> dict[str, dict[str, list[float]]]:
+    """:func:`history_curve` of every policy, each in a fresh (spawned) process: resident memory is the policy's own."""
     out = {}
     for memory in _memories(cfg):
-        env = gym.make("MAGWorld-v0", max_episode_steps=cfg.history_blocks + 1, timing=True, **_env_kwargs(cfg, memory))
-        env.reset(seed=cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
-        latency, cache = [], []
-        for _ in tqdm(range(cfg.history_blocks), desc=f"history {memory or cfg.backend}"):
-            *_, info = env.step(int(rng.integers(7)))
-            latency.append(float(info["step_ms"]))
-            cache.append(int(info.get("cache_bytes", 0)))
-        env.close()
-        out[str(memory or cfg.backend)] = {"step_ms": latency, "cache_bytes": cache}
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+            out[str(memory or cfg.backend)] = pool.submit(history_curve, cfg, memory).result()
     return out
 
 
@@ -171,16 +208,21 @@ def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
     for name, series in hist.items():
         blocks = np.arange(1, len(series["step_ms"]) + 1)
         width = min(9, len(blocks))
         smooth = np.convolve(series["step_ms"], np.ones(width) / width, mode="valid")  # centred on the middle block
-        ax1.plot(blocks[(width - 1) // 2:][:len(smooth)], smooth, label=name)
-        ax2.plot(blocks, np.asarray(series["cache_bytes"]) / 2**20, label=name)
+        line, = ax1.plot(blocks[(width - 1) // 2:][:len(smooth)], smooth, label=name)
+        ax2.plot(blocks, np.asarray(series["cache_bytes"]) / 2**20, color=line.get_color(), label=f"{name} attended")
+        if series.get("stored_bytes") and series["stored_bytes"] != series["cache_bytes"]:
+            ax2.plot(blocks, np.asarray(series["stored_bytes"]) / 2**20, "--", color=line.get_color(), label=f"{name} stored")
+        if series.get("rss_bytes"):
+            ax3.plot(blocks, np.asarray(series["rss_bytes"]) / 2**20, color=line.get_color(), label=name)
     ax1.set(xlabel="block (history length)", ylabel="step latency, ms (9-block moving mean)", title="latency vs history")
-    ax2.set(xlabel="block (history length)", ylabel="cache MiB", title="memory vs history")
-    for ax in (ax1, ax2):
+    ax2.set(xlabel="block (history length)", ylabel="MiB per world", title="memory vs history (attended, stored)")
+    ax3.set(xlabel="block (history length)", ylabel="process resident MiB", title="resident memory vs history")
+    for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3)
         ax.legend()
     fig.tight_layout()
@@ -190,24 +232,21 @@ def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
 
 def run(cfg: SpeedBenchConfig) -> dict[str, Any]:
     load_before = list(os.getloadavg())
-    rows = throughput(cfg)
-    print(format_table(["memory", "num_envs", "median step ms", "frames/s", "steps/s", "x vs 1 env", "torch threads"],
-                       [[r["memory"] or cfg.backend, r["num_envs"], r["median_step_ms"], r["frames_per_s"], r["steps_per_s"],
-                         r["speedup_vs_1"], r["torch_threads"]] for r in rows]))
+    rows = throughput(cfg) if cfg.throughput else []
+    if rows:
+        print(format_table(["memory", "num_envs", "median step ms", "frames/s", "steps/s", "x vs 1 env", "torch threads"],
+                           [[r["memory"] or cfg.backend, r["num_envs"], r["median_step_ms"], r["frames_per_s"],
+                             r["steps_per_s"], r["speedup_vs_1"], r["torch_threads"]] for r in rows]))
     busy = beside_busy(cfg) if cfg.busy else []
     if busy:
         print(format_table(["memory", "1 env beside a busy process: median step ms", "frames/s", "torch threads"],
                            [[r["memory"] or cfg.backend, r["median_step_ms"], r["frames_per_s"], r["torch_threads"]] for r in busy]))
     hist = history(cfg)
-    points = [b for b in (1, 10, 50, 100, 200, 500, 1000) if b <= cfg.history_blocks]
-    hist_rows = []
-    for name, series in hist.items():
-        at = [latency_at(series["step_ms"], b) for b in points]
-        hist_rows.append([name, *at, series["cache_bytes"][-1], at[-1] / latency_at(series["step_ms"], min(10, points[-1]))])
-    print(format_table(["memory", *[f"ms @ block {b}" for b in points], f"cache bytes @ {cfg.history_blocks}",
-                        f"latency ratio {points[-1]}/10"], hist_rows))
-    boot = startup(cfg)
-    print(format_table(["gym.make -> first obs", "seconds"], [["cold (fresh process)", boot["cold_s"]], ["warm", boot["warm_s"]]]))
+    print(history_table(hist))
+    boot = startup(cfg) if cfg.startup else {}
+    if boot:
+        print(format_table(["gym.make -> first obs", "seconds"], [["cold (fresh process)", boot["cold_s"]],
+                                                                 ["warm", boot["warm_s"]]]))
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _plot(hist, out / "speed.png")
@@ -218,5 +257,115 @@ def run(cfg: SpeedBenchConfig) -> dict[str, Any]:
     return {"throughput": rows, "beside_busy": busy, "history": hist, "startup": boot}
 
 
+HISTORY_POINTS = (1, 10, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
+
+
+def history_table(hist: dict[str, dict[str, list[float]]]) -> str:
+    """Latency at the history points each curve reaches, its last/10 ratio, attended and stored bytes and resident
+    memory at its last block."""
+    longest = max(len(s["step_ms"]) for s in hist.values())
+    points = [b for b in HISTORY_POINTS if b <= longest] or [longest]
+    rows = []
+    for name, series in hist.items():
+        n = len(series["step_ms"])
+        at = [latency_at(series["step_ms"], b) if b <= n else math.nan for b in points]
+        rows.append([name, n, *at, latency_at(series["step_ms"], n) / latency_at(series["step_ms"], min(10, n)),
+                     series["cache_bytes"][-1] / 2**20, series.get("stored_bytes", series["cache_bytes"])[-1] / 2**20,
+                     series["rss_bytes"][-1] / 2**20 if series.get("rss_bytes") else math.nan])
+    return format_table(["memory", "blocks", *[f"ms @ {b}" for b in points], "latency last/10", "attended MiB",
+                         "stored MiB", "RSS MiB"], rows)
+
+
 def main(cfg) -> None:
     run(build(cfg.bench))
+
+
+# --- soak --------------------------------------------------------------------------------------------------
+@dataclass
+class SoakConfig:
+    memory: str = "mag-recall"
+    steps: int = 10_000
+    every: int = 1_000  # record resident memory, latency, sizes and finiteness every this many steps
+    seed: int = 0
+    threads: int | None = None  # torch threads of the model backend; None: the env's default policy
+    env_kwargs: dict[str, Any] = field(default_factory=dict)  # extra gym.make kwargs (checkpoint, device, ...)
+    out_dir: str = "runs/bench/soak"
+
+    def __post_init__(self) -> None:
+        if self.steps < 1 or not 1 <= self.every <= self.steps:
+            raise ValueError(f"bench soak needs steps >= 1 and 1 <= every <= steps; got steps={self.steps}, every={self.every}")
+
+
+def _finite_world(env) -> bool:
+    """Every number the world model holds in its cache (and mag-recall store) is finite."""
+    import torch
+
+    cache = env.unwrapped.backend.world.cache
+    tensors = [t for t in (*cache.keys, *cache.values) if t is not None]
+    tensors += [t for world in cache.slots for kv in world for t in kv]
+    return all(bool(torch.isfinite(t).all()) for t in tensors)
+
+
+def _finite_info(info: dict[str, Any]) -> bool:
+    numbers = [v for v in _leaves(info) if isinstance(v, float)]
+    return all(math.isfinite(v) for v in numbers)
+
+
+def _leaves(x: Any) -> Iterator[Any]:
+    if isinstance(x, dict):
+        for v in x.values():
+            yield from _leaves(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _leaves(v)
+    else:
+        yield x
+
+
+def soak(cfg: SoakConfig) -> dict[str, Any]:
+    """One env, no truncation, ``cfg.steps`` seeded random actions: resident memory at every ``cfg.every`` steps, a
+    finite check of the world's cache and of the infos, and any error; written to ``<out_dir>/soak.json``."""
+    kwargs = {"backend": "model", "memory": cfg.memory, **cfg.env_kwargs}
+    if cfg.threads is not None:
+        kwargs["threads"] = cfg.threads
+    env = gym.make("MAGWorld-v0", max_episode_steps=-1, timing=True, **kwargs)
+    env.reset(seed=cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    points, window, info_finite, error = [], [], True, None
+    try:
+        for step in tqdm(range(1, cfg.steps + 1), desc=f"soak {cfg.memory}", mininterval=5):
+            obs, reward, terminated, truncated, info = env.step(int(rng.integers(7)))
+            window.append(float(info["step_ms"]))
+            info_finite &= _finite_info(info) and math.isfinite(float(reward))
+            if terminated or truncated:
+                raise RuntimeError(f"the episode ended at step {step} (terminated={terminated}, truncated={truncated})")
+            if step % cfg.every == 0 or step == cfg.steps:
+                points.append({"step": step, "rss_bytes": rss_bytes(), "median_step_ms": float(np.median(window)),
+                               "cache_bytes": int(info["cache_bytes"]), "stored_bytes": int(info["stored_bytes"]),
+                               "stored_frames": int(info["stored_frames"]), "cache_finite": _finite_world(env),
+                               "info_finite": bool(info_finite), "obs_mean": float(obs.mean())})
+                window = []
+    except Exception as exc:  # the soak reports an error instead of losing the points measured so far
+        error = f"{type(exc).__name__}: {exc}"
+    env.close()
+    by_step = {p["step"]: p for p in points}
+    first, last = by_step.get(min(cfg.every, cfg.steps)), points[-1] if points else None
+    plain = (str, int, float, bool, type(None), list, dict)
+    config = {**asdict(cfg), "env_kwargs": {k: v if isinstance(v, plain) else type(v).__name__ for k, v in cfg.env_kwargs.items()}}
+    result = {"benchmark": "soak", "config": config, "points": points, "error": error,
+              "finite": bool(points) and all(p["cache_finite"] and p["info_finite"] for p in points),
+              "rss_ratio_last_vs_first": last["rss_bytes"] / first["rss_bytes"] if first and last else None}
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "soak.json", result)
+    print(format_table(["step", "RSS MiB", "median step ms", "attended MiB", "stored MiB", "stored frames", "finite"],
+                       [[p["step"], p["rss_bytes"] / 2**20, p["median_step_ms"], p["cache_bytes"] / 2**20,
+                         p["stored_bytes"] / 2**20, p["stored_frames"], p["cache_finite"] and p["info_finite"]]
+                        for p in points]))
+    print(f"RSS at step {last['step'] if last else '-'} / step {first['step'] if first else '-'}: "
+          f"{result['rss_ratio_last_vs_first']}; finite: {result['finite']}; error: {error}; wrote {out / 'soak.json'}")
+    return result
+
+
+def soak_main(cfg) -> None:
+    soak(build(cfg.bench))
