@@ -130,6 +130,9 @@ def setup_device(cfg: RunConfig) -> Placement:
     if ranks is None and not torch.distributed.is_initialized():
         return Placement(resolve_device(cfg.device), cfg.precision)
     local = ranks[2] if ranks is not None else 0
+    if cfg.device.startswith("cuda:") and ranks is not None and ranks[1] > 1:
+        raise ValueError(f"run.device={cfg.device!r} would put every process on one GPU; under torchrun use "
+                         f"run.device=cuda (or auto): each process takes cuda:LOCAL_RANK")
     device = resolve_device(cfg.device)
     if device.type == "cuda" and cfg.device in ("auto", "cuda"):
         device = torch.device("cuda", local)

@@ -28,6 +28,7 @@ import atexit
 import copy
 import os
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -36,6 +37,7 @@ import torch.distributed as dist
 from torch import nn
 
 PARALLEL_MODES = ("ddp", "fsdp")
+TIMEOUT = timedelta(minutes=30)  # how long a collective waits (under DDP rank 0 evaluates while the others wait)
 
 
 def torchrun_ranks() -> tuple[int, int, int] | None:
@@ -51,9 +53,9 @@ def join_process_group(device: torch.device) -> tuple[int, int]:
     if not dist.is_initialized():
         if device.type == "cuda":
             torch.cuda.set_device(device)
-            dist.init_process_group("nccl", device_id=device)
+            dist.init_process_group("nccl", device_id=device, timeout=TIMEOUT)
         else:
-            dist.init_process_group("gloo")
+            dist.init_process_group("gloo", timeout=TIMEOUT)
         atexit.register(leave_process_group)
     return dist.get_rank(), dist.get_world_size()
 

@@ -61,7 +61,8 @@ def build_stage(placement: Placement, share: int | None = None) -> Stage:
     def data(start: int):
         for step in count(start):
             x, y = global_batch(step)
-            yield x[first:first + local], y[first:first + local]  # this rank's slice of the global batch
+            # this rank's slice of the global batch, on its device
+            yield x[first:first + local].to(placement.device), y[first:first + local].to(placement.device)
 
     return Stage(kind="micro", model=model, model_config=CONFIG,
                  optimizer=torch.optim.AdamW(model.parameters(), lr=0.05, weight_decay=0.01), data=data,
