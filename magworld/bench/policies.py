@@ -5,7 +5,8 @@ A *policy* is anything speaking :class:`magworld.protocol.BlockWorld`. A factory
 
 The built-in policies are one table, :data:`BUILTIN_POLICIES`, in this module: the baselines of
 :mod:`magworld.bench.baselines` (``oracle``, ``shift``, ``no_memory``, ``reproject_full``,
-``reproject_window``) and the world model's memory policies (``mag``, ``window``, ``full``; torch is
+``reproject_window``) and the world model's memory policies (``mag``, ``window``, ``full``, ``mag-ring``,
+``mag-recall``; torch is
 imported only when one is built, :mod:`magworld.bench.world_model`). This module imports downward
 only; nothing registers itself on import. Code outside the package adds policies in one line::
 
@@ -104,6 +105,8 @@ BUILTIN_POLICIES: dict[str, Factory] = {
     "mag": world_model,  # compressed cache, the whole history
     "window": world_model,  # first block (sink) + last block
     "full": world_model,  # every frame (uncompressed upper bound)
+    "mag-ring": world_model,  # sink + the last 21 blocks, compressed (the paper's inference)
+    "mag-recall": world_model,  # sink + last block + the K stored frames that saw the view (store bounded by views)
 }
 
 

@@ -97,10 +97,11 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
         lines += [format_table(header, body), "", "### Memory-only region, novel frames, cost", ""]
         header = ["policy", "mem-only HC PSNR↑", "mem-only HC SSIM↑", "mem-only GT PSNR↑", "mem-only GT SSIM↑",
                   "novel GT PSNR↑", "novel GT SSIM↑", "revisit frames", "with mem-only px", "mem-only px share",
-                  "cache bytes/world (peak)", "frames/s"]
+                  "cache bytes/world (peak)", "stored bytes/world (peak)", "frames/s"]
         body = [[r["policy"], _ci(r["overall"]["mem_hc_psnr"]), _ci(r["overall"]["mem_hc_ssim"], 3), _ci(r["overall"]["mem_gt_psnr"]),
                  _ci(r["overall"]["mem_gt_ssim"], 3), _ci(r["overall"]["novel_psnr"]), _ci(r["overall"]["novel_ssim"], 3),
                  r["revisit_frames"], r["memory_frames"], f"{r['mem_fraction']:.3f}", f"{r['cache_bytes_per_world']:.0f}",
+                 f"{r.get('stored_bytes_per_world', r['cache_bytes_per_world']):.0f}",
                  "—" if r["frames_per_s"] is None else f"{r['frames_per_s']:.0f}"] for r in rows]
         lines += [format_table(header, body), "", "### Per style (GT PSNR, whole frame / memory-only region)", ""]
         header = ["policy"] + [f"{s} GT PSNR" for s in styles] + [f"{s} mem-only" for s in styles]

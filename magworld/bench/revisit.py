@@ -262,6 +262,8 @@ def rollout(world, mode: str, batch: Batch, clock: dict) -> np.ndarray:
         elif phase == "memorize":
             clock["memorize_s"] += now - t0
         clock["cache_bytes"] = max(clock["cache_bytes"], world.cache_bytes() / len(batch.episodes))
+        stored = getattr(world, "stored_bytes", world.cache_bytes)()  # a world model's store (mag-recall holds more)
+        clock["stored_bytes"] = max(clock["stored_bytes"], stored / len(batch.episodes))
         t0 = time.perf_counter()
 
     try:
@@ -290,7 +292,7 @@ def run(cfg: RevisitBenchConfig) -> dict:
 
     rows: dict[tuple[str, str], list[dict]] = defaultdict(list)  # (mode, label) -> per-episode results
     frames_out: dict[tuple[str, str], list[dict]] = defaultdict(list)  # per revisit frame (for the plots)
-    clocks = {(m, s.label): {"step_s": 0.0, "memorize_s": 0.0, "frames": 0, "cache_bytes": 0.0} for m in modes for s, _ in worlds}
+    clocks = {(m, s.label): {"step_s": 0.0, "memorize_s": 0.0, "frames": 0, "cache_bytes": 0.0, "stored_bytes": 0.0} for m in modes for s, _ in worlds}
     strip: dict[str, Any] = {}
     batches = _batches(episodes, cfg.batch_size)
     bar = tqdm(total=len(episodes) * len(modes) * len(worlds), desc="revisit bench", unit="episode")
@@ -343,6 +345,7 @@ def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Epis
                 "per_kind": {k: aggregate([e for e in eps if e["kind"] == k], ("gt_psnr", "mem_gt_psnr"), cfg.bootstrap, cfg.seed)
                              for k in sorted({e["kind"] for e in eps})},
                 "cache_bytes_per_world": int(round(clock["cache_bytes"])),
+                "stored_bytes_per_world": int(round(clock["stored_bytes"])),
                 "frames_per_s": clock["frames"] / clock["step_s"] if clock["step_s"] > 0 else None,
                 "step_s": clock["step_s"], "memorize_s": clock["memorize_s"], "generated_frames": clock["frames"],
                 "per_episode": _columns(eps, keys),

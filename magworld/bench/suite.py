@@ -20,7 +20,13 @@ start, in the prefix's direction):
 ``abca``   pan 45°–120°, tilt 10°–30°; back: pan the other way at the new pitch, tilt back, hold 1 step
 ``tilt_pan`` tilt 10°–30°, then pan 45°–120°; back: the same way in reverse
 ``zoom``   zoom out (or in) 20°–30° of field of view, pan 0°–60°; back in reverse
+``far50``  far revisit: pan 180° to the opposite side, wander there 50 blocks (yaw within ±45° of the opposite
+           view, pitch ±10°, fov 50°–70°: no ray of A is seen), come back to the opposite view, pan 180° back to A
+``far200`` the same with 200 blocks of wandering
 =========  ============================================================================
+
+The far kinds are not in the default suite (count 0; the default episodes are unchanged); the preset
+``bench/revisit=far`` runs them.
 
 Same ``SuiteConfig`` → same episodes, bit for bit (a ``numpy`` generator seeded with
 ``[seed, style index]``). The episode order within a style cycles through the kinds, so the first
@@ -38,7 +44,8 @@ from magworld.world import ACTION_TABLE, STYLE_NAMES, Pose, Trajectory
 from magworld.world.actions import ACTION_INDEX, INVERSE_ACTION
 
 HELD_OUT_SEED = 1_000_000
-KINDS = ("pan", "aba", "abca", "tilt_pan", "zoom")
+KINDS = ("pan", "aba", "abca", "tilt_pan", "zoom", "far50", "far200")
+FAR_KINDS = {"far50": 50, "far200": 200}  # blocks of wandering on the far side before the return
 
 
 @dataclass
@@ -136,7 +143,33 @@ def _path(kind: str, rng: np.random.Generator, pan: str) -> tuple[list[str], lis
     if kind == "zoom":
         zoom, z, k = str(rng.choice(["zoom_out", "zoom_in"])), int(rng.integers(2, 4)), int(rng.integers(0, 5))
         return [zoom] * z + [pan] * k, [back] * k + [INVERSE_ACTION[zoom]] * z
+    if kind in FAR_KINDS:
+        half = [pan] * 12  # 180°: the opposite side of the world
+        return half + _wander(rng, FAR_KINDS[kind]), [back] * 12
     raise ValueError(f"unknown episode kind {kind!r}; choose one of {', '.join(KINDS)}")
+
+
+WANDER_LIMITS = {"yaw": 3, "pitch": 1, "fov": 1}  # steps of 15°, 10°, 10° away from the opposite view at 60° fov
+_WANDER_MOVES = {"pan_left": ("yaw", -1), "pan_right": ("yaw", 1), "tilt_up": ("pitch", 1), "tilt_down": ("pitch", -1),
+                 "zoom_in": ("fov", -1), "zoom_out": ("fov", 1)}
+
+
+def _wander(rng: np.random.Generator, blocks: int) -> list[str]:
+    """``blocks`` random actions that keep the camera within :data:`WANDER_LIMITS` of where it starts (the view opposite
+    A: yaw within ±45°, pitch within ±10°, fov 50°–70°, so no frame shares a ray with A), then the moves back to it."""
+    state = dict.fromkeys(WANDER_LIMITS, 0)
+    actions = []
+    for _ in range(blocks):
+        allowed = ["stay"] + [a for a, (axis, d) in _WANDER_MOVES.items() if abs(state[axis] + d) <= WANDER_LIMITS[axis]]
+        action = str(rng.choice(allowed))
+        if action != "stay":
+            axis, d = _WANDER_MOVES[action]
+            state[axis] += d
+        actions.append(action)
+    for action, (axis, d) in _WANDER_MOVES.items():  # undo: back to the opposite view, level, 60°
+        if state[axis] * d < 0:
+            actions += [action] * abs(state[axis])
+    return actions
 
 
 def build_suite(cfg: SuiteConfig) -> list[Episode]:

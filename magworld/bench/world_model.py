@@ -1,4 +1,5 @@
-"""The MAG world model in the benchmarks: its rows (``mag``, ``window``, ``full``) and its step speed.
+"""The MAG world model in the benchmarks: its rows (``mag``, ``window``, ``full``, ``mag-ring``, ``mag-recall``) and its
+step speed.
 
 Both live here rather than in :mod:`magworld.model.pipeline` because they need the simulator (the
 speed probe renders a held-out scene) and the benchmark's policy specs; the model never imports the world.
