@@ -219,10 +219,15 @@ class WorldModel:
         x = x.permute(0, 1, 4, 2, 3).flatten(0, 1)  # (N*F, 3, H, W)
         return self.autoencoder.encode(x).unflatten(0, (self.worlds, -1)).float()  # (N, F, C, h, w)
 
-    def _decode(self, latents: torch.Tensor) -> np.ndarray:
-        """(N, F, C, h, w) -> uint8 (N, F, H, W, 3)."""
-        frames = self.autoencoder.decode(latents.flatten(0, 1))  # (N*F, 3, H, W) uint8
-        return frames.unflatten(0, latents.shape[:2]).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
+    def _decode(self, latents: torch.Tensor, last: torch.Tensor | None = None) -> np.ndarray:
+        """(N, F, C, h, w) -> uint8 (N, F, H, W, 3). ``last``: the block's last frame already decoded (float (N, 3, H, W),
+        what a reproject world keeps as its next geometric input), so it is not decoded twice."""
+        if last is None:
+            frames = self.autoencoder.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])  # (N, F, 3, H, W)
+        else:
+            head = self.autoencoder.decode(latents[:, :-1].flatten(0, 1)).unflatten(0, (latents.shape[0], -1))
+            frames = torch.cat([head, self.autoencoder.to_uint8(last).unsqueeze(1)], 1)  # (N, F, 3, H, W) uint8
+        return frames.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
 
     def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
         """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
@@ -263,7 +268,8 @@ class WorldModel:
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
-            return self._decode(self._generate(poses, prompts))
+            x0 = self._generate(poses, prompts)
+            return self._decode(x0, self._last_frame if self.generator.cfg.reproject else None)
 
     def generate_latents(self, poses: BlockPoses, prompts: Sequence[str]) -> torch.Tensor:
         """Like :meth:`step` but returns the block's latents (N, F, C, h, w) float32 (for tests and tools)."""

@@ -126,3 +126,25 @@ def test_uncovered_weight_weighs_the_loss_by_coverage():
     e_cov = 2 * plain - e_miss
     assert abs(e_miss - e_cov) > 1e-3 * plain  # the halves differ, so the check below can fail
     assert loss(half, 1.0) == pytest.approx((e_cov + 2 * e_miss) / 3, rel=1e-5)
+
+
+def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, monkeypatch):
+    """A reproject world decodes its block's last frame once (kept as the next geometric input) and shows it: the
+    frames equal the autoencoder's decode of the block's latents, the kept frame is the shown last frame, and a
+    step decodes each frame once."""
+    frames, poses = clip(3, seed=2)
+    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
+    snap = world.snapshot()
+    latents = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
+    world.restore(snap)
+    decoded_frames = []
+    decode_raw = world.autoencoder.decode_raw
+    monkeypatch.setattr(world.autoencoder, "decode_raw", lambda z: decoded_frames.append(len(z)) or decode_raw(z))
+    shown = world.step(poses[:, 1], ["a", "b"])  # (N, F, H, W, 3) uint8
+    monkeypatch.undo()
+    assert sum(decoded_frames) == shown.shape[0] * shown.shape[1]
+    with torch.inference_mode():
+        decoded = world.autoencoder.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
+    expected = decoded.permute(0, 1, 3, 4, 2).numpy().astype(int)
+    assert np.abs(shown.astype(int) - expected).max() <= 1  # batch-size rounding of the conv at most
+    assert np.array_equal(shown[:, -1], world.autoencoder.to_uint8(world._last_frame).permute(0, 2, 3, 1).numpy())
