@@ -343,7 +343,9 @@ def soak(cfg: SoakConfig) -> dict[str, Any]:
                 points.append({"step": step, "rss_bytes": rss_bytes(), "median_step_ms": float(np.median(window)),
                                "cache_bytes": int(info["cache_bytes"]), "stored_bytes": int(info["stored_bytes"]),
                                "stored_frames": int(info["stored_frames"]), "cache_finite": _finite_world(env),
-                               "info_finite": bool(info_finite), "obs_mean": float(obs.mean())})
+                               "info_finite": bool(info_finite), "obs_mean": float(obs.mean()),
+                               "tracker_bytes": sum(f.nbytes for f in env.unwrapped.tracker.frames)})  # the reward's
+                # revisit history keeps every frame shown (pixels), beside the world model's memory
                 window = []
     except Exception as exc:  # the soak reports an error instead of losing the points measured so far
         error = f"{type(exc).__name__}: {exc}"
@@ -358,10 +360,11 @@ def soak(cfg: SoakConfig) -> dict[str, Any]:
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "soak.json", result)
-    print(format_table(["step", "RSS MiB", "median step ms", "attended MiB", "stored MiB", "stored frames", "finite"],
+    print(format_table(["step", "RSS MiB", "median step ms", "attended MiB", "stored MiB", "stored frames",
+                        "reward history MiB", "finite"],
                        [[p["step"], p["rss_bytes"] / 2**20, p["median_step_ms"], p["cache_bytes"] / 2**20,
-                         p["stored_bytes"] / 2**20, p["stored_frames"], p["cache_finite"] and p["info_finite"]]
-                        for p in points]))
+                         p["stored_bytes"] / 2**20, p["stored_frames"], p["tracker_bytes"] / 2**20,
+                         p["cache_finite"] and p["info_finite"]] for p in points]))
     print(f"RSS at step {last['step'] if last else '-'} / step {first['step'] if first else '-'}: "
           f"{result['rss_ratio_last_vs_first']}; finite: {result['finite']}; error: {error}; wrote {out / 'soak.json'}")
     return result

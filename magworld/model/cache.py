@@ -134,8 +134,9 @@ class KVCache:
         """mag-recall: per world, how many stored frames the next block reads (fixed once the store holds enough)."""
         counts = []
         for store in self.stores or []:
-            always = sum(f < store.sink or f >= self.next_frame - self._block_frames for f in store.frames)
-            counts.append(always + min(self.config.recall, len(store.frames) - always))
+            frames = store.frames  # (S,)
+            always = int(((frames < store.sink) | (frames >= self.next_frame - self._block_frames)).sum())
+            counts.append(always + min(self.config.recall, len(frames) - always))
         return counts
 
     def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:

@@ -56,12 +56,12 @@ def view_overlap(targets: torch.Tensor | np.ndarray, sources: torch.Tensor | np.
     y, x = torch.meshgrid(-centres, centres, indexing="ij")  # (R, R): square frames, row 0 at the top
     half_t = torch.tan(torch.deg2rad(t[:, 2]) / 2)[:, None, None]  # (T, 1, 1)
     cam = torch.stack([x * half_t, y * half_t, torch.ones_like(x).expand_as(x * half_t)], -1)  # (T, R, R, 3)
-    world = torch.einsum("tij,tkj->tki", rotation(t[:, 0], t[:, 1]), cam.flatten(1, 2)).flatten(0, 1)  # (T*R*R, 3)
-    local = torch.einsum("sji,kj->ski", rotation(s[:, 0], s[:, 1]), world)  # (S, T*R*R, 3) in source camera axes
-    z = local[..., 2]
-    half_s = torch.tan(torch.deg2rad(s[:, 2]) / 2)[:, None] * z  # (S, K): the image edge at this depth
-    seen = (z > 1e-9) & (local[..., 0].abs() <= half_s) & (local[..., 1].abs() <= half_s)  # (S, T*R*R)
-    return seen.double().mean(1).numpy()  # every target has R*R rays: the mean over all is the mean over targets
+    world = torch.einsum("tij,tkj->tki", rotation(t[:, 0], t[:, 1]), cam.flatten(1, 2)).flatten(0, 1)  # (K=T*R*R, 3)
+    axes = rotation(s[:, 0], s[:, 1])  # (S, 3, 3): column i = the source camera's axis i in world coordinates
+    x, y, z = (world @ axes[:, :, i].T for i in range(3))  # each (K, S): the rays in source camera coordinates
+    edge = torch.tan(torch.deg2rad(s[:, 2]) / 2) * z  # (K, S): the source image's half-width at this depth
+    seen = (z > 1e-9) & (x.abs() <= edge) & (y.abs() <= edge)  # (K, S)
+    return seen.double().mean(0).numpy()  # every target has R*R rays: the mean over all is the mean over targets
 
 
 def view_reach(poses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
