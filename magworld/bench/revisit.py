@@ -263,7 +263,7 @@ def rollout(world, mode: str, batch: Batch, clock: dict) -> np.ndarray:
             clock["memorize_s"] += now - t0
         clock["cache_bytes"] = max(clock["cache_bytes"], world.cache_bytes() / len(batch.episodes))
         stored = getattr(world, "stored_bytes", world.cache_bytes)()  # a world model's store (mag-recall holds more)
-        clock["stored_bytes"] = max(clock["stored_bytes"], stored / len(batch.episodes))
+        clock["stored_bytes"] = max(clock.get("stored_bytes", 0.0), stored / len(batch.episodes))
         t0 = time.perf_counter()
 
     try:
