@@ -344,8 +344,8 @@ def soak(cfg: SoakConfig) -> dict[str, Any]:
                                "cache_bytes": int(info["cache_bytes"]), "stored_bytes": int(info["stored_bytes"]),
                                "stored_frames": int(info["stored_frames"]), "cache_finite": _finite_world(env),
                                "info_finite": bool(info_finite), "obs_mean": float(obs.mean()),
-                               "tracker_bytes": sum(f.nbytes for f in env.unwrapped.tracker.frames)})  # the reward's
-                # revisit history keeps every frame shown (pixels), beside the world model's memory
+                               "tracker_bytes": env.unwrapped.tracker.nbytes,  # the reward's revisit history:
+                               "tracker_poses": env.unwrapped.tracker.size})  # one frame per distinct pose (bounded)
                 window = []
     except Exception as exc:  # the soak reports an error instead of losing the points measured so far
         error = f"{type(exc).__name__}: {exc}"

@@ -8,10 +8,13 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "magworld-state/4"  # 2: backend settings (memory policy) saved and checked; 3: keys stored at the oldest
+FORMAT = "magworld-state/5"  # 2: backend settings (memory policy) saved and checked; 3: keys stored at the oldest
 # time position (bounded ages) and the last shown frame (the generator's geometric input); 4: the mag-recall store
-# (store_frames, store_poses, store_keys, store_values) and the cache's block size
-READABLE = ("magworld-state/3", FORMAT)  # a format-3 file is a format-4 file without the additions (no mag-recall)
+# (store_frames, store_poses, store_keys, store_values) and the cache's block size; 5: the revisit history as one
+# record per distinct pose (revisit_* keys, RevisitTracker.state) instead of every frame (history_poses/frames/steps)
+# a format-3 file is a format-4 file without the additions (no mag-recall); formats 3 and 4 carry history_* arrays,
+# which Episode.restore replays into the per-pose records
+READABLE = ("magworld-state/3", "magworld-state/4", FORMAT)
 
 
 def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:

@@ -9,7 +9,6 @@ import numpy as np
 from gymnasium import spaces
 
 from magworld.metrics import frame_metrics, similarity_score
-from magworld.revisit import revisit_reference
 from magworld.world import PITCH_LIMIT, Pose
 from magworld.world.camera import DEFAULT_FOV, FOV_MAX, pose_distances
 
@@ -126,7 +125,7 @@ class MAGWorldLoopEnv(MAGWorldEnv):
         far_term = self._far_revisits()
         new_dirs = max(0, min(len(self.tracker.cells), self.task.directions) - min(cells_before, self.task.directions))
         start = self.start_pose.as_array()
-        block = np.asarray(self.tracker.poses[-len(self.frames):])  # (3, 3) this step's frame poses
+        block = self.tracker.block_poses  # (3, 3) this step's frame poses
         self.farthest = max(self.farthest, float(pose_distances(block, start).max()))
         return_term = 0.0
         at_start = float(pose_distances(block[-1:], start)[0]) <= self.reward_cfg.tolerance
@@ -150,20 +149,18 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     def _far_revisits(self) -> float:
         """Far-revisit term of the step just recorded: sum of first-time scores / frames in the block."""
         assert self.frames is not None
-        poses = np.asarray(self.tracker.poses)  # (N, 3)
-        n_block = len(self.frames)
-        earlier = len(poses) - n_block  # frames of earlier steps: the possible references
+        tracker = self.tracker
+        block, earlier = tracker.block_poses, tracker.block_start  # (3, 3) this step's poses; frames of earlier steps
         total = 0.0
-        for k in range(n_block):
-            index = earlier + k
-            ref = revisit_reference(poses[:index], poses[index], self.reward_cfg.tolerance, eligible=earlier,
-                                    away=self.task.min_away)
+        for k, pose in enumerate(block):
+            # revisit_reference(every pose before this frame, pose, eligible=earlier steps' frames, away=min_away)
+            ref = tracker.reference(pose, self.step_index, away=self.task.min_away, before=earlier + k)
             if ref is None or ref in self.paid or self.far_revisits >= self.task.max_far_frames:
                 continue
             self.paid.add(ref)
             self.far_revisits += 1
-            total += self._score(self.tracker.frames[index], self.tracker.frames[ref])
-        return float(total / n_block)
+            total += self._score(tracker.frame(earlier + k), tracker.frame(ref))
+        return float(total / len(block))
 
     def _state(self) -> np.ndarray:
         d_yaw = np.radians(self.pose.yaw - self.start_pose.yaw)

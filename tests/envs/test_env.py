@@ -121,7 +121,7 @@ def test_reward_formula_matches_its_definition(monkeypatch):
     _, r2, *_, i2 = env.step(LEFT)
     # return block frames are at yaw +10, +5, 0 of the start; references: out frames at +10, +5 and the start block.
     tracker = env.unwrapped.tracker
-    refs = [first_block[1], first_block[0], tracker.frames[0]]
+    refs = [first_block[1], first_block[0], tracker.frame(0)]
     scores = [similarity_score(m["psnr"], m["ssim"]) for m in (frame_metrics(f, ref) for f, ref in zip(i2["frames"], refs))]
     assert i2["is_revisit"] and i2["revisit"]["frames"] == 3
     assert r1 == pytest.approx(0.5 * i1["reward_terms"]["new_cells"])
@@ -143,10 +143,10 @@ def test_bad_action_raises_and_leaves_state_unchanged(action, error):
     env = gym.make("MAGWorld-v0", backend="simulator").unwrapped
     env.reset(seed=0)
     env.step(RIGHT)
-    before = (env.pose, env.step_index, env.frames.copy(), len(env.tracker.frames))
+    before = (env.pose, env.step_index, env.frames.copy(), env.tracker.count)
     with pytest.raises(error, match="action"):
         env.step(action)
-    assert (env.pose, env.step_index, len(env.tracker.frames)) == (before[0], before[1], before[3])
+    assert (env.pose, env.step_index, env.tracker.count) == (before[0], before[1], before[3])
     assert np.array_equal(env.frames, before[2])
 
 
