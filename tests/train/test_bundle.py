@@ -4,22 +4,19 @@ from such a folder: the models loaded are exactly the runs' exports, and the man
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from model_testing import micro_config, perturbed
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "model"))
-from model_testing import micro_config, perturbed  # noqa: E402
-
-from magworld.model.autoencoder import Autoencoder, AutoencoderConfig  # noqa: E402
-from magworld.model.checkpoint import save_checkpoint  # noqa: E402
-from magworld.model.generator import Generator, GeneratorConfig  # noqa: E402
-from magworld.model.memory_model import MemoryConfig, MemoryModel  # noqa: E402
-from magworld.model.pipeline import MANIFEST_FILE, WorldModel, sha256  # noqa: E402
-from magworld.model.text import HashingTextEncoder  # noqa: E402
-from magworld.train.generator import bundle  # noqa: E402
+from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
+from magworld.model.checkpoint import save_checkpoint
+from magworld.model.generator import Generator, GeneratorConfig
+from magworld.model.memory_model import MemoryConfig, MemoryModel
+from magworld.model.pipeline import MANIFEST_FILE, WorldModel, sha256
+from magworld.model.text import HashingTextEncoder
+from magworld.train.generator import bundle
 
 
 def fake_run(folder: Path, kind: str, module: torch.nn.Module, config) -> Path:

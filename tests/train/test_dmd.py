@@ -9,6 +9,7 @@ from dataclasses import fields
 import pytest
 import torch
 from hydra import compose, initialize_config_module
+from model_testing import perturbed
 
 from magworld.config import build
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
@@ -40,23 +41,15 @@ def _run(out, steps: int, **kw) -> RunConfig:
                         "weight_decay": 0.0, **kw})
 
 
-def _perturb(module: torch.nn.Module, seed: int) -> torch.nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for p in module.parameters():
-            p.add_(torch.randn(p.shape, generator=g) * 0.05)
-    return module
-
-
 @pytest.fixture(scope="module")
 def micro(tmp_path_factory):
     """Paths of a micro autoencoder (32 px -> 4x4x16 latents), memory model and one-step teacher (2-block clips)."""
     out = tmp_path_factory.mktemp("micro")
     torch.manual_seed(0)
     ae_cfg = AutoencoderConfig(channels=[8, 16, 16], latent_channels=16, groups=4)
-    save_checkpoint(out / "ae", _perturb(Autoencoder(ae_cfg), 1), "autoencoder", ae_cfg)
+    save_checkpoint(out / "ae", perturbed(Autoencoder(ae_cfg), 1), "autoencoder", ae_cfg)
     mem_cfg = MemoryConfig(transformer=MICRO)
-    save_checkpoint(out / "memory", _perturb(MemoryModel(mem_cfg), 2), "memory", mem_cfg)
+    save_checkpoint(out / "memory", perturbed(MemoryModel(mem_cfg), 2), "memory", mem_cfg)
     cfg = teacher_stage.TeacherStageConfig(run=_run(out / "teacher", 1), data=_data(), text=HASHING,
                                            model=TeacherConfig(transformer=MICRO, clip_blocks=2),
                                            autoencoder=str(out / "ae.safetensors"), init="memory",
@@ -151,7 +144,7 @@ def test_critic_loss_is_flow_matching_on_the_window_and_dmd_surrogate_gradient_i
     out here for a teacher and a critic that differ."""
     torch.manual_seed(0)
     cfg = TeacherConfig(transformer=MICRO, clip_blocks=1)
-    teacher, critic = _perturb(Teacher(cfg), 3).eval(), _perturb(Teacher(cfg), 4).eval()
+    teacher, critic = perturbed(Teacher(cfg), 3).eval(), perturbed(Teacher(cfg), 4).eval()
     x = torch.randn(2, 3, 16, 4, 4, requires_grad=True)
     pose, text = torch.zeros(2, 3, 3), torch.randn(2, 1, 384)
     t, noise = torch.tensor([0.3, 0.7]), torch.randn(2, 3, 16, 4, 4)
