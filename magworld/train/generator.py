@@ -153,8 +153,8 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
                    recall: int | None = None) -> torch.Tensor:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
     blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
-    what the cache is written from. Times and
-    noise are drawn on the latents' device (``generator`` must live there). With ``uncovered_weight`` w > 0 each
+    what the cache is written from. Times and noise are drawn on the latents' device (``generator`` must live
+    there). With ``uncovered_weight`` w > 0 each
     latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
     mean weight."""
     cfg, tc = gen.cfg, gen.cfg.transformer
