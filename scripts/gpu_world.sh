@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue 11 on a lent GPU, in one go (~10 minutes on one H100/H200): the whole recognisable-world stack trained
+# Issue 11 on a lent GPU, in one go (~8 minutes on one H100/H200: training budgets 2 + 2 + 3 min, then the bench; a device call allows 10): the whole recognisable-world stack trained
 # from scratch at a size the 2-core CPU cannot afford, then `magworld bench world` on it.
 #   1. autoencoder 64x64x3 <-> 16x16x8 latents, wider and deeper than the CPU one (channels 64,128; 2 res blocks)
 #   2. memory model, `small` preset (dim 256, depth 8) with 2x2 latent patches: 64 tokens per frame (the tiny
@@ -24,9 +24,9 @@ if [[ "$mode" == "--smoke" ]]; then
   bench="bench.styles=[indoor] bench.carry_episodes=1 bench.drift_episodes=1 bench.drift_steps=20"
 elif [[ -z "$mode" ]]; then
   dev=cuda prec=bf16 preset=small
-  ae="autoencoder.run.steps=6000 autoencoder.run.batch_size=128 autoencoder.run.warmup_steps=200 autoencoder.run.max_minutes=2.5"
-  mem="memory.run.steps=3000 memory.run.batch_size=32 memory.run.max_minutes=2.5 memory.run.eval_every=1000"
-  gen="generator.run.steps=3000 generator.run.batch_size=32 generator.run.max_minutes=4 generator.run.eval_every=1000"
+  ae="autoencoder.run.steps=6000 autoencoder.run.batch_size=128 autoencoder.run.warmup_steps=200 autoencoder.run.max_minutes=2"
+  mem="memory.run.steps=3000 memory.run.batch_size=32 memory.run.max_minutes=2 memory.run.eval_every=1000"
+  gen="generator.run.steps=3000 generator.run.batch_size=32 generator.run.max_minutes=3 generator.run.eval_every=1000"
   bench=""
 else
   echo "unknown option $mode (use --smoke or nothing)" >&2; exit 2
