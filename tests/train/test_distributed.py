@@ -7,7 +7,6 @@ step each inside a one-process group with DDP and with FSDP, so their step funct
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import shutil
@@ -21,6 +20,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file
 
 import distributed_micro as micro
+from stage_testing import losses, metrics_lines
 from test_dmd import dmd_config, micro as micro_paths  # noqa: F401  (the DMD tests' fixture)
 from magworld.model.autoencoder import AutoencoderConfig
 from magworld.model.checkpoint import load_into
@@ -62,7 +62,7 @@ def max_diff(a: dict, b: dict) -> float:
 
 
 def loss_lines(out: Path) -> list[dict]:
-    return [x for x in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in x]
+    return [x for x in metrics_lines(out) if "loss" in x]
 
 
 def test_ddp_on_two_processes_equals_one_process_with_the_global_batch_and_resumes_on_one(tmp_path):
@@ -140,10 +140,6 @@ def _run(out: Path, parallel: str) -> RunConfig:
                      threads=1, device="cpu", parallel=parallel)
 
 
-def _losses(out: Path) -> list[float]:
-    return [x["loss"] for x in loss_lines(out)]
-
-
 @pytest.mark.parametrize("parallel", ["ddp", "fsdp"])
 def test_every_stage_steps_through_the_wrapper(one_process_group, tmp_path, parallel):
     tiny = transformer_preset("tiny", dim=32, depth=1, heads=2)
@@ -161,7 +157,7 @@ def test_every_stage_steps_through_the_wrapper(one_process_group, tmp_path, para
         eval_context_blocks=1, max_offset_blocks=2, self_forcing=1.0 if parallel == "ddp" else 0.0)
     assert math.isfinite(gen_stage.train(gen_cfg)["psnr_mag"])
     for name in ("ae", "mem", "gen"):
-        assert len(_losses(tmp_path / name)) == 1 and all(map(math.isfinite, _losses(tmp_path / name)))
+        assert len(losses(tmp_path / name)) == 1 and all(map(math.isfinite, losses(tmp_path / name)))
 
 
 def test_fsdp_generator_refuses_self_forcing(one_process_group, tmp_path):
@@ -184,7 +180,7 @@ def test_dmd_steps_under_ddp_including_critic_only_steps(micro_paths, one_proces
 
     cfg = dmd_config(micro_paths, tmp_path, 3, generator_every=2, run={"parallel": "ddp"})
     dmd.train(cfg)
-    assert len(_losses(tmp_path)) == 3 and all(map(math.isfinite, _losses(tmp_path)))
+    assert len(losses(tmp_path)) == 3 and all(map(math.isfinite, losses(tmp_path)))
     assert (tmp_path / "generator.safetensors").exists()
 
 

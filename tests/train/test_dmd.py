@@ -11,6 +11,7 @@ import torch
 from hydra import compose, initialize_config_module
 from model_testing import perturbed
 
+from stage_testing import autocast_dtype, metrics_lines, spy_steps
 from magworld.config import build
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.checkpoint import load_checkpoint, load_tensors, save_checkpoint
@@ -68,29 +69,11 @@ def dmd_config(micro, out, steps: int, **kw) -> dmd.DMDStageConfig:
                                  **kw})
 
 
-def spy(monkeypatch) -> list[dict]:
-    """Record, before every DMD step, the batch, the autocast dtype and copies of the generator's and critic's weights."""
-    seen, build_stage = [], dmd.build_stage
-
-    def spied_build(cfg, placement):
-        stage = build_stage(cfg, placement)
-        step = stage.step
-
-        def spied(models, batch):
-            seen.append({"batch": batch, "generator": {k: v.clone() for k, v in models.generator.state_dict().items()},
-                         "critic": {k: v.clone() for k, v in models.critic.state_dict().items()},
-                         "autocast": torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None})
-            return step(models, batch)
-
-        stage.step = spied
-        return stage
-
-    monkeypatch.setattr(dmd, "build_stage", spied_build)
-    return seen
-
-
-def _lines(out) -> list[dict]:
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+def record_models(models, batch) -> dict:
+    """The batch, the autocast dtype and copies of the generator's and critic's weights, before a DMD step."""
+    return {"batch": batch, "generator": {k: v.clone() for k, v in models.generator.state_dict().items()},
+            "critic": {k: v.clone() for k, v in models.critic.state_dict().items()},
+            "autocast": autocast_dtype(models, batch)}
 
 
 def test_teacher_stage_trains_and_exports(micro):
@@ -107,11 +90,11 @@ def test_two_dmd_steps_move_the_generator_to_lower_the_critic_teacher_gap(micro,
     (no weight decay). Step 2: the generator's update has a positive inner product with -grad of the gap
     G = <x, sg(x0_fake - x0_real)> of its window on step 2's fixed batch (re-noised at that batch's time and noise),
     with x0_fake, x0_real computed here from the critic (as it was before step 2) and the teacher."""
-    seen = spy(monkeypatch)
+    seen = spy_steps(monkeypatch, dmd, record_models)
     cfg = dmd_config(micro, tmp_path, 2)
     dmd.train(cfg)
     assert [s["autocast"] for s in seen] == [None, None]
-    lines = _lines(tmp_path)
+    lines = metrics_lines(tmp_path)
     assert [x["step"] for x in lines if "loss" in x] == [1, 2]
     assert all(x["generator_step"] and math.isfinite(x["dmd_loss"]) for x in lines if "loss" in x)
     final = load_checkpoint(tmp_path / "dmd.safetensors", "dmd")[0]
@@ -165,9 +148,9 @@ def test_resume_restores_generator_critic_ema_and_optimizer(micro, tmp_path, mon
     cfg = dmd_config(micro, tmp_path, 1, generator_every=2, ema_start=0)
     dmd.train(cfg)
     saved = load_checkpoint(tmp_path / "last.safetensors", "dmd")[0]
-    seen = spy(monkeypatch)
+    seen = spy_steps(monkeypatch, dmd, record_models)
     dmd.train(dmd_config(micro, tmp_path, 3, generator_every=2, ema_start=0))
-    assert [x["step"] for x in _lines(tmp_path) if "loss" in x] == [1, 2, 3]  # continued, not restarted
+    assert [x["step"] for x in metrics_lines(tmp_path) if "loss" in x] == [1, 2, 3]  # continued, not restarted
     assert [s["batch"].train_generator for s in seen] == [False, True]  # steps 2, 3 of the run (k=2 from its start)
     assert all(torch.equal(seen[0]["critic"][k], saved[f"critic.{k}"]) for k in seen[0]["critic"])
     assert all(torch.equal(seen[0]["generator"][k], saved[f"generator.{k}"]) for k in seen[0]["generator"])
@@ -183,11 +166,11 @@ def test_resume_restores_generator_critic_ema_and_optimizer(micro, tmp_path, mon
 
 def test_bf16_step_with_a_reproject_generator(micro, tmp_path, monkeypatch):
     """CPU bf16 autocast through the same code as CUDA bf16; a reproject generator reads the reprojected last frame."""
-    seen = spy(monkeypatch)
+    seen = spy_steps(monkeypatch, dmd, record_models)
     model = GeneratorConfig(transformer=MICRO, reproject=True)
     metrics = dmd.train(dmd_config(micro, tmp_path, 1, model=model, init="memory", run={"precision": "bf16"}))
     assert [s["autocast"] for s in seen] == [torch.bfloat16]
-    line = [x for x in _lines(tmp_path) if "loss" in x][0]
+    line = [x for x in metrics_lines(tmp_path) if "loss" in x][0]
     assert math.isfinite(line["loss"]) and math.isfinite(line["dmd_loss"]) and math.isfinite(metrics["psnr_mag"])
     assert load_generator(tmp_path / "generator.safetensors").cfg.reproject
 

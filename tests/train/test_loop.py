@@ -7,6 +7,7 @@ import pytest
 import torch
 from torch import nn
 
+from stage_testing import metrics_lines
 from magworld.train.common import Placement, RunConfig, Stage, every, run_stage
 
 
@@ -32,10 +33,6 @@ def toy_stage(evals: list[int], steps_seen: list[int]) -> Stage:
                  optimizer=torch.optim.AdamW(model.parameters(), lr=1e-2), data=data, step=step, evaluate=evaluate)
 
 
-def _lines(out) -> list[dict]:
-    return [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
-
-
 def _run(out, steps, **kw) -> RunConfig:
     return RunConfig(out_dir=str(out), steps=steps, batch_size=2, warmup_steps=1, threads=1, device="cpu", **{
         "log_every": 1, "eval_every": 2, "save_every": 1, **kw})
@@ -49,8 +46,8 @@ def test_periodic_eval_then_a_final_one(tmp_path):
     metrics = run_stage(toy_stage(evals, seen), _run(tmp_path, 5), CPU, {})
     assert seen == [0, 1, 2, 3, 4]
     assert evals == [2, 4, 5]  # every 2 steps, and the last step (5) is evaluated once at the end
-    assert [x["step"] for x in _lines(tmp_path) if "mse" in x] == [2, 4, 5]
-    assert [x["batch"] for x in _lines(tmp_path) if "loss" in x] == [0, 1, 2, 3, 4]
+    assert [x["step"] for x in metrics_lines(tmp_path) if "mse" in x] == [2, 4, 5]
+    assert [x["batch"] for x in metrics_lines(tmp_path) if "loss" in x] == [0, 1, 2, 3, 4]
     assert (tmp_path / "toy.safetensors").exists() and metrics.keys() == {"mse"}
 
 
@@ -58,7 +55,7 @@ def test_eval_every_zero_means_only_the_final_eval(tmp_path):
     evals, seen = [], []
     run_stage(toy_stage(evals, seen), _run(tmp_path, 3, eval_every=0, save_every=0, log_every=0), CPU, {})
     assert evals == [3]
-    assert [x["step"] for x in _lines(tmp_path)] == [3]  # no loss lines either (log_every=0)
+    assert [x["step"] for x in metrics_lines(tmp_path)] == [3]  # no loss lines either (log_every=0)
     assert (tmp_path / "last.safetensors").exists()  # saved at the end even with save_every=0
 
 

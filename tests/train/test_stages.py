@@ -1,12 +1,12 @@
 """Each training stage runs one optimisation step under ``device=cpu precision=bf16`` (autocast) with a micro
 config and finishes with finite losses, so a device or dtype mismatch fails here, not on the first GPU."""
 
-import json
 import math
 
 import pytest
 import torch
 
+from stage_testing import losses, spy_steps
 from magworld.model.autoencoder import AutoencoderConfig
 from magworld.model.config import transformer_preset
 from magworld.model.generator import GeneratorConfig
@@ -29,30 +29,6 @@ def _data() -> WorldDataConfig:
 def _bf16(out, steps: int = 1) -> RunConfig:
     return RunConfig(out_dir=str(out), steps=steps, batch_size=1, log_every=1, eval_every=0, save_every=1,
                      warmup_steps=1, threads=1, device="cpu", precision="bf16")
-
-
-def spy_steps(monkeypatch, module) -> list:
-    """Record, for every step of ``module``'s stage, the CPU autocast dtype it ran under (None: no autocast)."""
-    seen = []
-    build = module.build_stage
-
-    def spied_build(cfg, placement):
-        stage = build(cfg, placement)
-        step = stage.step
-
-        def spied(model, batch):
-            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
-            return step(model, batch)
-
-        stage.step = spied
-        return stage
-
-    monkeypatch.setattr(module, "build_stage", spied_build)
-    return seen
-
-
-def losses(out) -> list[float]:
-    return [x["loss"] for x in map(json.loads, (out / "metrics.jsonl").read_text().splitlines()) if "loss" in x]
 
 
 def _trained(module, monkeypatch, cfg) -> tuple[list, dict]:
