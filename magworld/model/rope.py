@@ -24,7 +24,7 @@ where every frame ends up; a block reading the cache corrects only the frames yo
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import torch
 
@@ -106,9 +106,22 @@ class Rope3D(torch.nn.Module):
         return out
 
 
-def rotate(x: torch.Tensor, angles: torch.Tensor) -> torch.Tensor:
-    """Rotate channel pairs of x (B, H, *L, D) by angles (B or 1, *L, D/2) (broadcast over heads)."""
-    cos, sin = angles.cos().unsqueeze(1).to(x.dtype), angles.sin().unsqueeze(1).to(x.dtype)  # (B, 1, *L, D/2)
+class Turn(NamedTuple):
+    """Cosines and sines of rotation angles (B or 1, *L, D/2), computed once and applied by every layer."""
+
+    cos: torch.Tensor  # (B or 1, 1, *L, D/2): broadcast over heads
+    sin: torch.Tensor
+
+    @classmethod
+    def of(cls, angles: torch.Tensor) -> "Turn":
+        return cls(angles.cos().unsqueeze(1), angles.sin().unsqueeze(1))
+
+
+def rotate(x: torch.Tensor, angles: torch.Tensor | Turn) -> torch.Tensor:
+    """Rotate channel pairs of x (B, H, *L, D) by angles (B or 1, *L, D/2) (broadcast over heads), given as angles or
+    as their :class:`Turn`."""
+    turn = angles if isinstance(angles, Turn) else Turn.of(angles)
+    cos, sin = turn.cos.to(x.dtype), turn.sin.to(x.dtype)  # (B, 1, *L, D/2)
     pairs = x.unflatten(-1, (-1, 2))  # (B, H, L, D/2, 2)
     a, b = pairs[..., 0], pairs[..., 1]
     return torch.stack((a * cos - b * sin, a * sin + b * cos), dim=-1).flatten(-2)  # (B, H, L, D)

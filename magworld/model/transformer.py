@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from .cache import CacheConfig, KVCache
 from .config import TransformerConfig
-from .rope import Rope3D, rotate, time_positions
+from .rope import Rope3D, Turn, rotate, time_positions
 
 try:  # optional CUDA kernel; SDPA is the portable default
     from flash_attn import flash_attn_func
@@ -87,7 +87,7 @@ class SelfAttention(nn.Module):
         self.q_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.k_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor, angles: tuple[torch.Tensor, torch.Tensor | None], past: History | None,
+    def forward(self, x: torch.Tensor, angles: tuple[Turn, Turn | None], past: History | None,
                 mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, L, D), angles (own, stored or None) -> (out (B, L, D), this call's keys as a cache stores them (None
         without stored angles) and values (B, H, L, hd)); ``past``: the cached keys (in pieces) placed for this call."""
@@ -136,7 +136,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, cfg.mlp_dim), nn.GELU(approximate="tanh"),
                                  nn.Linear(cfg.mlp_dim, cfg.dim))
 
-    def forward(self, x: torch.Tensor, mod: torch.Tensor, angles: tuple[torch.Tensor, torch.Tensor | None],
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, angles: tuple[Turn, Turn | None],
                 context: torch.Tensor, past: History | None, mask: torch.Tensor | None):
         """x (B, T, N, D); mod (B, T, 6, D) -> (x, keys, values)."""
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, T, 1, D)
@@ -206,7 +206,7 @@ class BlockTransformer(nn.Module):
         else:
             reference = int(frame_index[0])
         own, stored = self.rope(frame_index.to(torch.float32) - reference, pose)  # each (B, T*N, hd/2)
-        angles = (own, stored if return_kv else None)
+        angles = (Turn.of(own), Turn.of(stored) if return_kv else None)  # cos/sin once for every layer
         history = self.read_cache(cache, reference, pose)
         x = self.patch_embed(self.patchify(x_t))  # (B, T, N, D)
         if token_bias is not None:
