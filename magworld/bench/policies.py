@@ -7,7 +7,8 @@ The built-in policies are one table, :data:`BUILTIN_POLICIES`, in this module: t
 :mod:`magworld.bench.baselines` (``oracle``, ``shift``, ``no_memory``, ``reproject_full``,
 ``reproject_window``) and the world model's memory policies (``mag``, ``window``, ``full``, ``mag-ring``,
 ``mag-recall``; torch is
-imported only when one is built, :mod:`magworld.bench.world_model`). This module imports downward
+imported only when one is built, :mod:`magworld.bench.world_model`) and the DMD teacher (``teacher``,
+with a checkpoint). This module imports downward
 only; nothing registers itself on import. Code outside the package adds policies in one line::
 
     from magworld.bench import register_policy
@@ -96,6 +97,16 @@ def world_model(spec: PolicySpec) -> BlockWorld:
     return world_model_policy(spec.name, checkpoint=spec.checkpoint, label=spec.label, **spec.options)
 
 
+def teacher(spec: PolicySpec) -> BlockWorld:
+    """The DMD teacher (``spec.checkpoint``: ``<run>/teacher.safetensors``) continuing its last blocks with its many
+    steps, no memory beyond its clip; options ``steps``, ``autoencoder``, ``device``, ``seed``."""
+    if not spec.checkpoint:
+        raise ValueError("the teacher row needs a checkpoint: {name: teacher, checkpoint: runs/teacher/teacher.safetensors}")
+    from magworld.model.teacher_world import TeacherWorld  # torch: imported only when the row is built
+
+    return TeacherWorld.from_checkpoint(spec.checkpoint, name=spec.label, **spec.options)
+
+
 BUILTIN_POLICIES: dict[str, Factory] = {
     "oracle": oracle,
     "shift": shift,
@@ -107,6 +118,7 @@ BUILTIN_POLICIES: dict[str, Factory] = {
     "full": world_model,  # every frame (uncompressed upper bound)
     "mag-ring": world_model,  # sink + the last 21 blocks, compressed (the paper's inference)
     "mag-recall": world_model,  # sink + last block + the K stored frames that saw the view (store bounded by views)
+    "teacher": teacher,  # the DMD teacher, many steps over a sliding clip (no memory beyond it)
 }
 
 

@@ -114,78 +114,31 @@ def _cloned(x: torch.Tensor | None) -> torch.Tensor | None:
     return None if x is None else x.clone()
 
 
-class WorldModel:
-    """N MAG worlds stepping together. See the module docstring; build with :meth:`from_bundled`."""
+class LatentWorld:
+    """What every latent world model shares: N worlds with their own random streams, prompts embedded once, frames
+    encoded and decoded by the autoencoder. :class:`WorldModel` (generator + compressed cache) and
+    :class:`~magworld.model.teacher_world.TeacherWorld` (the DMD teacher sampling over a window) build on it."""
 
-    def __init__(self, generator: Generator, memory_model: MemoryModel, autoencoder: Autoencoder, text_encoder=None,
-                 *, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto", seed: int = 0,
-                 name: str | None = None) -> None:
-        gcfg, mcfg = generator.cfg.transformer, memory_model.cfg.transformer
-        if gcfg != mcfg:
-            raise CheckpointError(f"generator and memory model shapes differ ({gcfg} vs {mcfg}); the generator reads "
-                                  f"the memory model's key/values, so pair it with the memory model it was trained with")
-        if generator.cfg.kept != memory_model.cfg.kept:
-            raise CheckpointError(f"generator trained for kept={generator.cfg.kept}, memory model keeps "
-                                  f"{memory_model.cfg.kept} frames per block")
-        if autoencoder.cfg.latent_channels != gcfg.latent_channels:
-            raise CheckpointError(f"autoencoder has {autoencoder.cfg.latent_channels} latent channels, the generator "
-                                  f"{gcfg.latent_channels}")
-        self.cache_config = generator.cfg.cache_config(memory)  # validates the policy name
+    def __init__(self, cfg: TransformerConfig, autoencoder: Autoencoder, text_encoder=None, *,
+                 device: str | torch.device = "auto", seed: int = 0, name: str = "world") -> None:
+        self.cfg = cfg
         self.device = resolve_device(device)
-        self.memory, self.name, self.seed = memory, name or memory, seed
-        self.generator = generator.to(self.device).eval().requires_grad_(False)
-        self.memory_model = memory_model.to(self.device).eval().requires_grad_(False)
+        self.seed, self.name = seed, name
         # channels-last convolution weights: encode/decode ~25 % faster on CPU (oneDNN); equal up to float rounding
         self.autoencoder = autoencoder.to(self.device, memory_format=torch.channels_last).eval().requires_grad_(False)
         self.text_encoder = text_encoder if text_encoder is not None else make_text_encoder(TextConfig())
-        flow = generator.cfg.flow if steps is None else replace(generator.cfg.flow, steps=int(steps))
-        self.sampler = BlockSampler(flow)
-        self.cfg = gcfg
-        self.cache = generator.new_cache(memory)
         self._text: dict[str, torch.Tensor] = {}  # prompt -> (1, text_dim) on device
         self._rng: list[torch.Generator] = []
         self._captions: list[str] = []
-        self._caption_text: torch.Tensor | None = None
-        self._last_frame: torch.Tensor | None = None  # (N, 3, H, W) float [-1, 1]: the last frame shown
-        self._last_pose: torch.Tensor | None = None  # (N, 3) its pose
 
-    # --- construction ---------------------------------------------------------------------------
-    @classmethod
-    def from_checkpoint(cls, path: str | Path, *, memory: str = "mag", memory_model: str | Path = "bundled",
-                        autoencoder: str | Path = "bundled", check_hashes: bool = True, **kwargs) -> "WorldModel":
-        """A world model from a generator checkpoint; memory model and autoencoder default to the bundled ones.
-        ``path`` may also be a weights folder laid out like the bundled one (``generator.safetensors``,
-        ``tiny-memory.safetensors``, ``tiny-autoencoder.safetensors``, as ``train.generator.bundle`` writes it):
-        then the memory model and autoencoder default to that folder's.
-
-        The checkpoint records the sha256 of the memory model it was trained against; a different one
-        triggers a warning (the generator would read key/values it never saw).
-        """
-        if Path(path).is_dir():
-            folder, path = Path(path), Path(path) / GENERATOR_FILE
-            memory_model = bundled_path("memory", folder) if memory_model == "bundled" else memory_model
-            autoencoder = bundled_path("autoencoder", folder) if autoencoder == "bundled" else autoencoder
-        generator = load_generator(path)
-        mem_path = bundled_path("memory") if memory_model == "bundled" else Path(memory_model)
-        ae_path = bundled_path("autoencoder") if autoencoder == "bundled" else Path(autoencoder)
-        mem = load_bundled("memory") if memory_model == "bundled" else load_memory(mem_path)
-        ae = load_bundled("autoencoder") if autoencoder == "bundled" else load_autoencoder(ae_path)
-        wanted = read_meta(path)["extra"].get("memory_sha256")
-        if check_hashes and wanted and sha256(mem_path) != wanted:
-            warnings.warn(f"generator {path} was trained against a memory model with sha256 {wanted[:12]}..., but "
-                          f"{mem_path} differs; retrain the generator (magworld train stage=generator) for this memory "
-                          f"model", stacklevel=2)
-        return cls(generator, mem, ae, memory=memory, **kwargs)
-
-    @classmethod
-    def from_bundled(cls, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto",
-                     **kwargs) -> "WorldModel":
-        """The tiny world model shipped in ``magworld/assets/weights`` (no download)."""
-        path = WEIGHTS_DIR / GENERATOR_FILE
-        if not path.exists():
-            raise CheckpointError(f"bundled generator weights {path} are missing from this install; reinstall magworld "
-                                  f"or train them with `magworld train stage=generator` and copy the export there")
-        return cls.from_checkpoint(path, memory=memory, steps=steps, device=device, **kwargs)
+    def _seed_worlds(self, captions: Sequence[str], seeds: Sequence[int] | None) -> None:
+        """One random stream per world: ``seeds[i]``, default ``seed + i``."""
+        n = len(captions)
+        seeds = [self.seed + i for i in range(n)] if seeds is None else list(seeds)
+        if len(seeds) != n:
+            raise ValueError(f"{n} captions but {len(seeds)} seeds")
+        self._rng = [torch.Generator().manual_seed(int(s)) for s in seeds]
+        self._captions = list(captions)
 
     # --- helpers --------------------------------------------------------------------------------
     def _autocast(self):
@@ -230,14 +183,6 @@ class WorldModel:
             frames = torch.cat([head, self.autoencoder.to_uint8(last).unsqueeze(1)], 1)  # (N, F, 3, H, W) uint8
         return frames.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
 
-    def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
-        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
-        block's last frame, decoded (for given blocks: the autoencoder round trip, exactly as training builds it),
-        is kept with its pose as the next block's geometric input."""
-        write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
-        if self.generator.cfg.reproject:
-            self._last_frame, self._last_pose = self.autoencoder.decode_float(x0[:, -1]).float(), pose[:, -1].float()
-
     def _require_started(self) -> None:
         if not self._rng:
             raise RuntimeError("call start(frames, poses, captions) before memorize/step")
@@ -246,17 +191,87 @@ class WorldModel:
     def worlds(self) -> int:
         return len(self._rng)
 
+
+class WorldModel(LatentWorld):
+    """N MAG worlds stepping together. See the module docstring; build with :meth:`from_bundled`."""
+
+    def __init__(self, generator: Generator, memory_model: MemoryModel, autoencoder: Autoencoder, text_encoder=None,
+                 *, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto", seed: int = 0,
+                 name: str | None = None) -> None:
+        gcfg, mcfg = generator.cfg.transformer, memory_model.cfg.transformer
+        if gcfg != mcfg:
+            raise CheckpointError(f"generator and memory model shapes differ ({gcfg} vs {mcfg}); the generator reads "
+                                  f"the memory model's key/values, so pair it with the memory model it was trained with")
+        if generator.cfg.kept != memory_model.cfg.kept:
+            raise CheckpointError(f"generator trained for kept={generator.cfg.kept}, memory model keeps "
+                                  f"{memory_model.cfg.kept} frames per block")
+        if autoencoder.cfg.latent_channels != gcfg.latent_channels:
+            raise CheckpointError(f"autoencoder has {autoencoder.cfg.latent_channels} latent channels, the generator "
+                                  f"{gcfg.latent_channels}")
+        self.cache_config = generator.cfg.cache_config(memory)  # validates the policy name
+        super().__init__(gcfg, autoencoder, text_encoder, device=device, seed=seed, name=name or memory)
+        self.memory = memory
+        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.memory_model = memory_model.to(self.device).eval().requires_grad_(False)
+        flow = generator.cfg.flow if steps is None else replace(generator.cfg.flow, steps=int(steps))
+        self.sampler = BlockSampler(flow)
+        self.cache = generator.new_cache(memory)
+        self._caption_text: torch.Tensor | None = None
+        self._last_frame: torch.Tensor | None = None  # (N, 3, H, W) float [-1, 1]: the last frame shown
+        self._last_pose: torch.Tensor | None = None  # (N, 3) its pose
+
+    # --- construction ---------------------------------------------------------------------------
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, memory: str = "mag", memory_model: str | Path = "bundled",
+                        autoencoder: str | Path = "bundled", check_hashes: bool = True, **kwargs) -> "WorldModel":
+        """A world model from a generator checkpoint; memory model and autoencoder default to the bundled ones.
+        ``path`` may also be a weights folder laid out like the bundled one (``generator.safetensors``,
+        ``tiny-memory.safetensors``, ``tiny-autoencoder.safetensors``, as ``train.generator.bundle`` writes it):
+        then the memory model and autoencoder default to that folder's.
+
+        The checkpoint records the sha256 of the memory model it was trained against; a different one
+        triggers a warning (the generator would read key/values it never saw).
+        """
+        if Path(path).is_dir():
+            folder, path = Path(path), Path(path) / GENERATOR_FILE
+            memory_model = bundled_path("memory", folder) if memory_model == "bundled" else memory_model
+            autoencoder = bundled_path("autoencoder", folder) if autoencoder == "bundled" else autoencoder
+        generator = load_generator(path)
+        mem_path = bundled_path("memory") if memory_model == "bundled" else Path(memory_model)
+        ae_path = bundled_path("autoencoder") if autoencoder == "bundled" else Path(autoencoder)
+        mem = load_bundled("memory") if memory_model == "bundled" else load_memory(mem_path)
+        ae = load_bundled("autoencoder") if autoencoder == "bundled" else load_autoencoder(ae_path)
+        wanted = read_meta(path)["extra"].get("memory_sha256")
+        if check_hashes and wanted and sha256(mem_path) != wanted:
+            warnings.warn(f"generator {path} was trained against a memory model with sha256 {wanted[:12]}..., but "
+                          f"{mem_path} differs; retrain the generator (magworld train stage=generator) for this memory "
+                          f"model", stacklevel=2)
+        return cls(generator, mem, ae, memory=memory, **kwargs)
+
+    @classmethod
+    def from_bundled(cls, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto",
+                     **kwargs) -> "WorldModel":
+        """The tiny world model shipped in ``magworld/assets/weights`` (no download)."""
+        path = WEIGHTS_DIR / GENERATOR_FILE
+        if not path.exists():
+            raise CheckpointError(f"bundled generator weights {path} are missing from this install; reinstall magworld "
+                                  f"or train them with `magworld train stage=generator` and copy the export there")
+        return cls.from_checkpoint(path, memory=memory, steps=steps, device=device, **kwargs)
+
+    def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
+        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
+        block's last frame, decoded (for given blocks: the autoencoder round trip, exactly as training builds it),
+        is kept with its pose as the next block's geometric input."""
+        write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
+        if self.generator.cfg.reproject:
+            self._last_frame, self._last_pose = self.autoencoder.decode_float(x0[:, -1]).float(), pose[:, -1].float()
+
     # --- BlockWorld -----------------------------------------------------------------------------
     def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str],
               seeds: Sequence[int] | None = None) -> None:
         """Begin N worlds from ground-truth first blocks; world i's noise comes from ``seeds[i]``
         (default ``seed + i``)."""
-        n = len(captions)
-        seeds = [self.seed + i for i in range(n)] if seeds is None else list(seeds)
-        if len(seeds) != n:
-            raise ValueError(f"{n} captions but {len(seeds)} seeds")
-        self._rng = [torch.Generator().manual_seed(int(s)) for s in seeds]
-        self._captions = list(captions)
+        self._seed_worlds(captions, seeds)
         self.cache.reset()
         with torch.inference_mode(), self._autocast():
             self._caption_text = self.embed(self._captions)

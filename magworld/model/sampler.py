@@ -13,7 +13,7 @@ recording gradients through that step's network call only, as Self Forcing train
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 
@@ -38,17 +38,25 @@ class BlockSampler:
         return torch.stack(draws).to(device=device, dtype=dtype)
 
     def sample(self, velocity: Velocity, shape: tuple[int, ...], generators: Sequence[torch.Generator],
-               device: torch.device | str = "cpu", exit_step: int | None = None) -> torch.Tensor:
+               device: torch.device | str = "cpu", exit_step: int | None = None,
+               known: Known | None = None) -> torch.Tensor:
         """Denoise a block (N, T, C, h, w) from pure noise to x_0.
 
         ``exit_step`` (training): stop at step ``exit_step`` (0-based, < steps) and return that step's x_0
         prediction; the earlier steps run under ``torch.no_grad``, so gradients (where enabled) flow through the
-        exit step's ``velocity`` call only. ``exit_step = steps - 1`` gives the same block as the full loop."""
+        exit step's ``velocity`` call only. ``exit_step = steps - 1`` gives the same block as the full loop.
+
+        ``known`` (inpainting, e.g. a clip model continuing given frames): before every network call the known
+        frames are set to their clean values noised to the current level with noise fixed for the whole loop
+        (drawn from the worlds' streams after the initial noise), so only the other frames are generated; the
+        result holds the known frames exactly."""
         device = torch.device(device)
         steps = len(self.levels) - 1
         if exit_step is not None and not 0 <= exit_step < steps:
             raise ValueError(f"exit_step must be in 0..{steps - 1} (the sampler has {steps} steps), got {exit_step}")
         x = self.noise(shape, generators, device)
+        pin = None if known is None else known.pinner(shape, self.noise(shape, generators, device))
+        x = x if pin is None else pin(x, self.levels[0])
         times = torch.tensor(self.levels, device=device)
         for i in range(steps):
             now, nxt = self.levels[i], self.levels[i + 1]
@@ -65,7 +73,25 @@ class BlockSampler:
             else:
                 x0 = x - now * v
                 x = x0 if nxt <= 0 else (1 - nxt) * x0 + nxt * self.noise(shape, generators, device)
+            x = x if pin is None else pin(x, nxt)
         return x
 
 
-__all__ = ["BlockSampler", "Velocity"]
+class Known(NamedTuple):
+    """Frames of a block that are given, for :meth:`BlockSampler.sample` to keep: ``x0`` (N, T, C, h, w) holds their
+    clean values (other frames ignored), ``frames`` (T,) bool marks them."""
+
+    x0: torch.Tensor
+    frames: torch.Tensor
+
+    def pinner(self, shape: tuple[int, ...], noise: torch.Tensor) -> Callable[[torch.Tensor, float], torch.Tensor]:
+        """x -> x with the known frames at flow level t: (1 - t) x0 + t noise (the same noise at every level)."""
+        if tuple(self.x0.shape) != tuple(shape) or self.frames.shape != (shape[1],) or self.frames.dtype != torch.bool:
+            raise ValueError(f"known frames: x0 must be {tuple(shape)} and frames a ({shape[1]},) bool mask, got "
+                             f"{tuple(self.x0.shape)} and {tuple(self.frames.shape)} {self.frames.dtype}")
+        where = self.frames.to(noise.device).view(1, -1, *([1] * (len(shape) - 2)))  # (1, T, 1, 1, 1)
+        x0 = self.x0.to(noise.device, noise.dtype)
+        return lambda x, t: torch.where(where, (1 - t) * x0 + t * noise, x)
+
+
+__all__ = ["BlockSampler", "Known", "Velocity"]

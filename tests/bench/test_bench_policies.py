@@ -41,7 +41,7 @@ def test_builtin_policies_are_one_table_and_imports_go_downward():
 
     code = ("import sys; from magworld.bench.policies import BUILTIN_POLICIES, known_policies; "
             "assert set(BUILTIN_POLICIES) == {'oracle', 'shift', 'no_memory', 'reproject_full', 'reproject_window', "
-            "'mag', 'window', 'full', 'mag-ring', 'mag-recall'} and known_policies() == sorted(BUILTIN_POLICIES), known_policies(); "
+            "'mag', 'window', 'full', 'mag-ring', 'mag-recall', 'teacher'} and known_policies() == sorted(BUILTIN_POLICIES), known_policies(); "
             "assert 'torch' not in sys.modules, 'listing policies imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
     for module in (baselines, world_model):
