@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "bench render": ("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer"),
     "bench compression": ("bench_compression", "magworld.bench.compression:main", "memory-model compression ratio ablation"),
     "bench revisit": ("bench_revisit", "magworld.bench.revisit:main", "MAG-Bench revisit consistency"),
+    "bench compare": ("bench_compare", "magworld.bench.revisit:compare_main", "paired differences between revisit bench rows"),
     "bench world": ("bench_world", "magworld.bench.world:main", "is the world recognisable: carry, drift, look PNGs"),
     "bench speed": ("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory"),
     "bench soak": ("bench_soak", "magworld.apps.speed:soak_main", "one env for 10,000 steps: resident memory, NaN, errors"),

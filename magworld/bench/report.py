@@ -118,6 +118,9 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
         body = [[r["policy"]] + [_mean(r["per_kind"][k]["gt_psnr"]) for k in kinds] + [_mean(r["per_kind"][k]["mem_gt_psnr"]) for k in kinds]
                 for r in rows]
         lines += [format_table(header, body), ""]
+    if results.get("differences"):
+        lines += ["## Paired differences (a − b over the same episodes, 95% paired bootstrap)", "",
+                  differences_table(results["differences"]), ""]
     lines += ["## Timing", ""]
     header = ["protocol", "policy", "frames generated (incl. batch padding)", "generate s", "memorize s", "frames/s"]
     body = [[r["mode"], r["policy"], r["generated_frames"], f"{r['step_s']:.1f}", f"{r['memorize_s']:.1f}",
@@ -130,6 +133,17 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
               "(episodes without such pixels are left out of that mean); novel = generated frames that are not revisits, vs ground truth. "
               "`results.json` has every number, per episode.", ""]
     return "\n".join(lines)
+
+
+def differences_table(differences: list[dict]) -> str:
+    """Markdown rows of :func:`magworld.bench.revisit.compare_rows`: one per protocol and pair."""
+    names = {"gt_psnr": "GT PSNR", "mem_gt_psnr": "mem-only GT PSNR", "mem_hc_psnr": "mem-only HC PSNR",
+             "novel_psnr": "novel GT PSNR", "novel_ssim": "novel GT SSIM"}
+    metrics = [m for m in names if m in differences[0]]
+    header = ["protocol", "a", "b"] + [f"Δ {names[m]}" for m in metrics] + ["episodes"]
+    body = [[d["mode"], d["a"], d["b"]] + [_ci(d[m], 3 if m.endswith("ssim") else 2) for m in metrics]
+            + [d[metrics[0]]["n"]] for d in differences]
+    return format_table(header, body)
 
 
 def _machine(info: dict | None) -> str:

@@ -24,8 +24,9 @@ over episodes; the same per style. The report (:mod:`magworld.bench.report`) goe
 
 from __future__ import annotations
 
+import json
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,6 +73,9 @@ class RevisitBenchConfig:
     quick_modes: list[str] = field(default_factory=lambda: ["memorize"])
     lpips: bool = True  # use LPIPS when its weights are available locally
     example_episode: int | None = None  # suite index for the example strip; None: the longest pan run
+    # [label a, label b] pairs: a - b per metric with paired bootstrap intervals over the same episodes (report
+    # section "Paired differences"), e.g. [[mag-lambda0.3, mag-lambda0]] for the history-term ablation
+    compare: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if isinstance(self.suite, dict):
@@ -86,6 +90,9 @@ class RevisitBenchConfig:
                 raise ValueError(f"bench.{key} must be a non-empty list from {', '.join(MODES)}, got {modes}")
         if self.recent_blocks < 1 or self.batch_size < 1 or self.bootstrap < 1 or self.quick_per_style < 1:
             raise ValueError("recent_blocks, batch_size, bootstrap and quick_per_style must be >= 1")
+        for pair in self.compare:
+            if len(pair) != 2 or any(label not in labels for label in pair):
+                raise ValueError(f"bench.compare entries are [label a, label b] of listed policies {labels}, got {pair}")
 
 
 # --- what to score in an episode (independent of the policy) -------------------------------------
@@ -174,6 +181,45 @@ def bootstrap_mean(values: Sequence[float], resamples: int, seed: int) -> dict[s
     rng = np.random.default_rng(seed)
     means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
     return {"mean": float(v.mean()), "low": float(np.percentile(means, 2.5)), "high": float(np.percentile(means, 97.5)), "n": int(v.size)}
+
+
+def paired_difference(a: Sequence[float | None], b: Sequence[float | None], resamples: int,
+                      seed: int) -> dict[str, float | int | None]:
+    """Mean of a - b over the episodes both score (same suite order) with a seeded 95% paired bootstrap interval
+    (episodes resampled together, so the spread is that of the differences, not of the two means)."""
+    if len(a) != len(b):
+        raise ValueError(f"paired values need the same episodes: {len(a)} vs {len(b)}")
+    diff = [x - y for x, y in zip(a, b) if x is not None and y is not None and np.isfinite(x) and np.isfinite(y)]
+    return bootstrap_mean(diff, resamples, seed)
+
+
+DIFFERENCE_METRICS = ("gt_psnr", "mem_gt_psnr", "mem_hc_psnr", "novel_psnr", "novel_ssim")  # what `compare` reports
+
+
+def compare_rows(table: list[dict], pairs: Sequence[Sequence[str]], resamples: int, seed: int,
+                 metrics: Sequence[str] = DIFFERENCE_METRICS) -> list[dict]:
+    """For each (label a, label b) and each protocol both ran: a - b per metric with its paired interval. Rows come
+    from one run's ``table`` (or several runs' tables over the same suite, see ``magworld bench compare``)."""
+    out = []
+    for pair in pairs:
+        if len(pair) != 2:
+            raise ValueError(f"a comparison is two policy labels [a, b], got {pair}")
+        a_label, b_label = pair
+        known = sorted({r["policy"] for r in table})
+        for label in (a_label, b_label):
+            if label not in known:
+                raise ValueError(f"no row labelled {label!r} to compare; rows: {', '.join(known)}")
+        for a in (r for r in table if r["policy"] == a_label):
+            b = next((r for r in table if r["policy"] == b_label and r["mode"] == a["mode"]), None)
+            if b is None:
+                continue
+            if a["per_episode"]["episode"] != b["per_episode"]["episode"]:
+                raise ValueError(f"{a_label} and {b_label} ({a['mode']}) were scored on different episodes; a paired "
+                                 f"difference needs the same suite")
+            out.append({"mode": a["mode"], "a": a_label, "b": b_label,
+                        **{m: paired_difference(a["per_episode"][m], b["per_episode"][m], resamples, seed)
+                           for m in metrics}})
+    return out
 
 
 def aggregate(episodes: list[dict], keys: Sequence[str], resamples: int, seed: int) -> dict[str, dict]:
@@ -351,7 +397,8 @@ def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Epis
                 "per_episode": _columns(eps, keys),
             })
     return {"benchmark": "revisit", "config": _config_dict(cfg), "quick": cfg.quick, "n_episodes": len(episodes),
-            "styles": styles, "metrics": keys, "table": table}
+            "styles": styles, "metrics": keys, "table": table,
+            "differences": compare_rows(table, cfg.compare, cfg.bootstrap, cfg.seed)}
 
 
 def _columns(eps: list[dict], keys: Sequence[str]) -> dict[str, list]:
@@ -368,5 +415,45 @@ def _config_dict(cfg: RevisitBenchConfig) -> dict:
     return d
 
 
+@dataclass
+class CompareConfig:
+    """``magworld bench compare``: paired differences between rows of revisit results over the same suite."""
+
+    results: list[str] = field(default_factory=list)  # results.json files of `magworld bench revisit` runs
+    pairs: list[list[str]] = field(default_factory=list)  # [a, b] labels; "<run name>/<label>" where labels repeat
+    bootstrap: int = 1000
+    seed: int = 0
+    out: str | None = None  # also write the differences here as JSON
+
+
+def rows_of(results_files: Sequence[str | Path]) -> list[dict]:
+    """Rows of several revisit runs, each labelled ``<run name>/<label>`` and, where unique, ``<label>``."""
+    rows = []
+    for path in results_files:
+        results = json.loads(Path(path).read_text())
+        if results.get("benchmark") != "revisit":
+            raise ValueError(f"{path} is not a revisit bench results.json")
+        rows += [{**r, "policy": f"{results['config']['name']}/{r['policy']}", "plain": r["policy"]} for r in results["table"]]
+    counts = Counter((r["plain"], r["mode"]) for r in rows)
+    return rows + [{**r, "policy": r["plain"]} for r in rows if counts[(r["plain"], r["mode"])] == 1]
+
+
+def compare(cfg: CompareConfig) -> list[dict]:
+    if not cfg.results or not cfg.pairs:
+        raise ValueError("bench.results (results.json files) and bench.pairs ([[a, b], ...]) are both needed")
+    from .report import differences_table
+
+    differences = compare_rows(rows_of(cfg.results), cfg.pairs, cfg.bootstrap, cfg.seed)
+    print(differences_table(differences) if differences else "no protocol ran both rows of any pair")
+    if cfg.out:
+        Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(cfg.out).write_text(json.dumps(differences, indent=1))
+    return differences
+
+
 def main(cfg) -> None:
     run(build(cfg.bench))
+
+
+def compare_main(cfg) -> None:
+    compare(build(cfg.bench))
