@@ -65,3 +65,15 @@ def test_compare_across_runs_of_the_same_suite(tmp_path):
     assert json.loads(out.read_text())[0]["a"] == "mag-two"
     with pytest.raises(ValueError, match="no row labelled 'shift'"):  # ambiguous: in both runs
         compare(CompareConfig(results=files, pairs=[["shift", "mag-one"]]))
+
+
+@pytest.mark.parametrize("config, cls", [("bench_revisit", RevisitBenchConfig), ("bench_compare", CompareConfig)])
+def test_the_yaml_spells_out_every_field_so_overrides_work(config, cls):
+    """Hydra refuses to override a key the yaml lacks ('bench.compare' once failed that way)."""
+    from dataclasses import fields
+
+    from hydra import compose, initialize_config_module
+
+    with initialize_config_module(config_module="magworld.configs", version_base="1.3"):
+        cfg = compose(config)
+    assert {f.name for f in fields(cls)} <= set(cfg.bench), sorted({f.name for f in fields(cls)} - set(cfg.bench))
