@@ -33,3 +33,15 @@ def test_compression_bench_config_defines_ratios():
         assert stage.model.transformer.block_frames == ratio and stage.model.kept == 1
         assert stage.model.compression == ratio and stage.run.steps == bench.quick_steps
         assert stage.blocks == blocks_for(ratio, bench.frames_per_clip) >= 2
+
+
+def test_default_stages_pair_with_the_bundled_weights():
+    """`magworld train stage=...` with no overrides must build models that read the bundled autoencoder and memory
+    model (a mismatch once broke the default generator run after the bundled latents changed)."""
+    from magworld.model import load_bundled
+
+    cfg = _compose("train", [])
+    ae, memory = load_bundled("autoencoder"), load_bundled("memory")
+    assert build(cfg.autoencoder).model == ae.cfg
+    for stage in ("memory", "generator", "teacher", "dmd"):
+        assert build(cfg[stage]).model.transformer == memory.cfg.transformer, stage
