@@ -191,6 +191,16 @@ class LatentWorld:
     def worlds(self) -> int:
         return len(self._rng)
 
+    def _write(self, latents: torch.Tensor, pose: torch.Tensor) -> None:
+        """Take a shown block (latents (N, F, C, h, w), poses (N, F, 3)) into the world's memory."""
+        raise NotImplementedError
+
+    def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
+        """Write given (ground-truth) blocks into memory without generating."""
+        self._require_started()
+        with torch.inference_mode(), self._autocast():
+            self._write(self._encode(frames), self._poses(poses))
+
 
 class WorldModel(LatentWorld):
     """N MAG worlds stepping together. See the module docstring; build with :meth:`from_bundled`."""
@@ -275,11 +285,6 @@ class WorldModel(LatentWorld):
         self.cache.reset()
         with torch.inference_mode(), self._autocast():
             self._caption_text = self.embed(self._captions)
-            self._write(self._encode(frames), self._poses(poses))
-
-    def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
-        self._require_started()
-        with torch.inference_mode(), self._autocast():
             self._write(self._encode(frames), self._poses(poses))
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:

@@ -56,7 +56,8 @@ class TeacherWorld(LatentWorld):
             return []
         return [self._blocks[0]] * max(0, self.context - len(self._blocks)) + self._blocks[-self.context:]
 
-    def _keep(self, latents: torch.Tensor, pose: torch.Tensor) -> None:
+    def _write(self, latents: torch.Tensor, pose: torch.Tensor) -> None:
+        """Keep the block as the newest of the window (the memory: nothing older than the clip)."""
         self._blocks = (self._blocks + [(latents, pose)])[-max(self.context, 1):]
 
     # --- BlockWorld -----------------------------------------------------------------------------
@@ -65,12 +66,7 @@ class TeacherWorld(LatentWorld):
         self._seed_worlds(captions, seeds)
         self._blocks = []
         with torch.inference_mode(), self._autocast():
-            self._keep(self._encode(frames), self._poses(poses))
-
-    def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
-        self._require_started()
-        with torch.inference_mode(), self._autocast():
-            self._keep(self._encode(frames), self._poses(poses))
+            self._write(self._encode(frames), self._poses(poses))
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
         self._require_started()
@@ -85,7 +81,7 @@ class TeacherWorld(LatentWorld):
             known = Known(latents, torch.arange(latents.shape[1], device=self.device) < latents.shape[1] - frames)
             x0 = self.sampler.sample(lambda x, t: self.teacher(x, t, clip_pose, text), tuple(latents.shape),
                                      self._rng, self.device, known=known)[:, -frames:]  # (N, F, C, h, w)
-            self._keep(x0, pose)
+            self._write(x0, pose)
             return self._decode(x0)
 
     def cache_bytes(self) -> int:
