@@ -81,7 +81,7 @@ def _model_backend(*args: Any, **kwargs: Any) -> Backend:
 
 
 BACKENDS: dict[str, Any] = {"model": _model_backend, "simulator": SimulatorBackend}
-BACKEND_OPTIONS = {"simulator": set(), "model": {"memory", "checkpoint", "steps", "device", "threads", "world_model"}}
+BACKEND_OPTIONS = {"simulator": set(), "model": {"memory", "checkpoint", "steps", "device", "threads", "world_model", "carry"}}
 
 
 def check_backend(name: str) -> str:

@@ -25,14 +25,14 @@ SMALL_MODEL_PARAMETERS = 5_000_000  # generators up to this size run on one CPU 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: keep torch's thread count
 
 
-def load_world_model(memory: str, checkpoint: str | None, steps: int | None, device: str):
+def load_world_model(memory: str, checkpoint: str | None, steps: int | None, device: str, carry: str | None = None):
     """The bundled tiny world model (``checkpoint=None``) or a generator checkpoint, with a clear error if missing."""
     from magworld.model.pipeline import WorldModel, resolve_device
 
     resolve_device(device)  # fail fast on a device that isn't there, before loading anything
     if checkpoint is None:
-        return WorldModel.from_bundled(memory=memory, steps=steps, device=device)
-    return WorldModel.from_checkpoint(checkpoint, memory=memory, steps=steps, device=device)
+        return WorldModel.from_bundled(memory=memory, steps=steps, device=device, carry=carry)
+    return WorldModel.from_checkpoint(checkpoint, memory=memory, steps=steps, device=device, carry=carry)
 
 
 def check_threads(threads: int | None) -> None:
@@ -70,11 +70,12 @@ class ModelBackend:
 
     def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1, memory: str = "mag",
                  checkpoint: str | None = None, steps: int | None = 4, device: str = "auto", threads: int | None = None,
-                 world_model: Any = None) -> None:
+                 world_model: Any = None, carry: str | None = None) -> None:
         """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled).
-        ``threads``: see :func:`apply_thread_policy`."""
+        ``threads``: see :func:`apply_thread_policy`. ``carry``: see :data:`magworld.model.pipeline.CARRY_MODES`
+        (None: ``paste`` for a generator with the geometric input, as the bundled one)."""
         check_threads(threads)
-        self.world = world_model if world_model is not None else load_world_model(memory, checkpoint, steps, device)
+        self.world = world_model if world_model is not None else load_world_model(memory, checkpoint, steps, device, carry)
         apply_thread_policy(threads, self.world)
         self.memory = self.world.memory
         size = self.world.cfg.latent_size * self.world.autoencoder.cfg.downsample

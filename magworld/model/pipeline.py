@@ -44,10 +44,14 @@ from .generator import Generator, GeneratorConfig, write_block
 from .memory_model import MemoryModel
 from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
 from .reproject import carry_condition
-from .sampler import BlockSampler
+from .sampler import BlockSampler, Known
 from .text import TextConfig, make_text_encoder
 
 GENERATOR_FILE = "generator.safetensors"
+# How a reproject world uses the last frame shown, reprojected to the new poses (WorldModel ``carry``): ``condition``
+# gives it to the generator as an input; ``paste`` also keeps the latent cells it covers whole (inpainting: the
+# generator fills the rest, reading it and the compressed memory), so what was just seen stays put.
+CARRY_MODES = ("paste", "condition")
 MANIFEST_FILE = "generator.manifest.json"
 
 
@@ -108,6 +112,25 @@ class WorldSnapshot:
     caption_text: torch.Tensor  # (N, 1, text_dim) embedded scene captions, the memory writer's text
     last_frame: torch.Tensor | None = None  # (N, 3, H, W) float in [-1, 1]: the last frame shown (reproject generators)
     last_pose: torch.Tensor | None = None  # (N, 3) its pose
+
+
+def resolve_carry(carry: str | None, reproject: bool) -> str | None:
+    """The carry mode of a world (:data:`CARRY_MODES`): ``None`` picks ``paste`` for a generator trained with the
+    geometric input (``reproject``) and nothing for one without it, which takes no mode."""
+    if carry is None:
+        return "paste" if reproject else None
+    if carry not in CARRY_MODES:
+        raise ValueError(f"unknown carry mode {carry!r}; choose one of {', '.join(CARRY_MODES)} (or None: the default)")
+    if not reproject:
+        raise ValueError(f"carry={carry!r} uses the last frame reprojected to the new poses, but this generator was "
+                         f"trained without it (reproject=False); leave carry unset")
+    return carry
+
+
+def carried_cells(cond: torch.Tensor) -> Known:
+    """The latent cells of a block that the last shown frame covers whole, with its reprojected latents: what a world
+    with ``carry="paste"`` keeps (``cond`` (N, T, C + 1, h, w) from :func:`~magworld.model.reproject.carry_condition`)."""
+    return Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0)  # mask (N, T, 1, h, w)
 
 
 def _cloned(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -207,7 +230,7 @@ class WorldModel(LatentWorld):
 
     def __init__(self, generator: Generator, memory_model: MemoryModel, autoencoder: Autoencoder, text_encoder=None,
                  *, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto", seed: int = 0,
-                 name: str | None = None) -> None:
+                 name: str | None = None, carry: str | None = None) -> None:
         gcfg, mcfg = generator.cfg.transformer, memory_model.cfg.transformer
         if gcfg != mcfg:
             raise CheckpointError(f"generator and memory model shapes differ ({gcfg} vs {mcfg}); the generator reads "
@@ -218,9 +241,10 @@ class WorldModel(LatentWorld):
         if autoencoder.cfg.latent_channels != gcfg.latent_channels:
             raise CheckpointError(f"autoencoder has {autoencoder.cfg.latent_channels} latent channels, the generator "
                                   f"{gcfg.latent_channels}")
+        carry = resolve_carry(carry, generator.cfg.reproject)
         self.cache_config = generator.cfg.cache_config(memory)  # validates the policy name
         super().__init__(gcfg, autoencoder, text_encoder, device=device, seed=seed, name=name or memory)
-        self.memory = memory
+        self.memory, self.carry = memory, carry
         self.generator = generator.to(self.device).eval().requires_grad_(False)
         self.memory_model = memory_model.to(self.device).eval().requires_grad_(False)
         flow = generator.cfg.flow if steps is None else replace(generator.cfg.flow, steps=int(steps))
@@ -313,7 +337,8 @@ class WorldModel(LatentWorld):
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the block right after the cache's frames
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
-        x0 = self.sampler.sample(velocity, shape, self._rng, self.device)
+        known = carried_cells(cond) if self.carry == "paste" else None
+        x0 = self.sampler.sample(velocity, shape, self._rng, self.device, known=known)
         self._write(x0, pose)
         return x0
 

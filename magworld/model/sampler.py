@@ -46,10 +46,10 @@ class BlockSampler:
         prediction; the earlier steps run under ``torch.no_grad``, so gradients (where enabled) flow through the
         exit step's ``velocity`` call only. ``exit_step = steps - 1`` gives the same block as the full loop.
 
-        ``known`` (inpainting, e.g. a clip model continuing given frames): before every network call the known
-        frames are set to their clean values noised to the current level with noise fixed for the whole loop
-        (drawn from the worlds' streams after the initial noise), so only the other frames are generated; the
-        result holds the known frames exactly."""
+        ``known`` (inpainting: a clip model continuing given frames, a world keeping the latent cells it carries):
+        before every network call the known part is set to its clean values noised to the current level with noise
+        fixed for the whole loop (drawn from the worlds' streams after the initial noise), so only the rest is
+        generated; the result holds the known part exactly."""
         device = torch.device(device)
         steps = len(self.levels) - 1
         if exit_step is not None and not 0 <= exit_step < steps:
@@ -78,18 +78,29 @@ class BlockSampler:
 
 
 class Known(NamedTuple):
-    """Frames of a block that are given, for :meth:`BlockSampler.sample` to keep: ``x0`` (N, T, C, h, w) holds their
-    clean values (other frames ignored), ``frames`` (T,) bool marks them."""
+    """The given part of a block, for :meth:`BlockSampler.sample` to keep: ``x0`` (N, T, C, h, w) holds the clean values
+    (elsewhere ignored), ``where`` marks what is given: a (T,) bool mask of whole frames, or a bool mask of latent cells
+    of 5 dimensions that broadcasts to the block, e.g. (N, T, 1, h, w)."""
 
     x0: torch.Tensor
-    frames: torch.Tensor
+    where: torch.Tensor
+
+    def mask(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """``where`` as a 5-dimensional bool mask that broadcasts to ``shape`` (N, T, C, h, w)."""
+        where = self.where
+        if tuple(self.x0.shape) != tuple(shape) or where.dtype != torch.bool:
+            raise ValueError(f"known block: x0 must be {tuple(shape)} and where a bool mask, got {tuple(self.x0.shape)} "
+                             f"and {where.dtype}")
+        if where.dim() == 1 and where.shape == (shape[1],):
+            return where.view(1, -1, 1, 1, 1)  # (1, T, 1, 1, 1): whole frames
+        if where.dim() == len(shape) and all(w in (1, s) for w, s in zip(where.shape, shape)):
+            return where
+        raise ValueError(f"known block: where must be ({shape[1]},) frames or a mask broadcasting to {tuple(shape)}, "
+                         f"got {tuple(where.shape)}")
 
     def pinner(self, shape: tuple[int, ...], noise: torch.Tensor) -> Callable[[torch.Tensor, float], torch.Tensor]:
-        """x -> x with the known frames at flow level t: (1 - t) x0 + t noise (the same noise at every level)."""
-        if tuple(self.x0.shape) != tuple(shape) or self.frames.shape != (shape[1],) or self.frames.dtype != torch.bool:
-            raise ValueError(f"known frames: x0 must be {tuple(shape)} and frames a ({shape[1]},) bool mask, got "
-                             f"{tuple(self.x0.shape)} and {tuple(self.frames.shape)} {self.frames.dtype}")
-        where = self.frames.to(noise.device).view(1, -1, *([1] * (len(shape) - 2)))  # (1, T, 1, 1, 1)
+        """x -> x with the known part at flow level t: (1 - t) x0 + t noise (the same noise at every level)."""
+        where = self.mask(shape).to(noise.device)
         x0 = self.x0.to(noise.device, noise.dtype)
         return lambda x, t: torch.where(where, (1 - t) * x0 + t * noise, x)
 

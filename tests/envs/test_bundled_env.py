@@ -35,6 +35,21 @@ def test_bundled_model_steps_with_memory_info(env):
     assert np.isfinite(info["gt"]["psnr"]) and info["gt"]["psnr"] < 100.0
 
 
+def test_bundled_model_pastes_what_it_carries_unless_asked_not_to(env):
+    """The bundled generator reads the last frame reprojected; by default its world keeps the cells that frame covers
+    (carry="paste"); carry="condition" reaches the world model and changes the frames."""
+    assert env.unwrapped.backend.world.carry == "paste"
+    other = gym.make("MAGWorld-v0", carry="condition")
+    assert other.unwrapped.backend.world.carry == "condition"
+    shown = []
+    for e in (env, other):
+        e.reset(seed=2)
+        shown.append(e.step(2)[0])
+    assert not np.array_equal(shown[0], shown[1])
+    with pytest.raises(ValueError, match="unknown carry mode"):
+        gym.make("MAGWorld-v0", carry="glue")
+
+
 def test_bundled_vector_env_autoresets_all_worlds_together():
     venv = gym.make_vec("MAGWorld-v0", num_envs=3, max_episode_steps=2)
     obs, _ = venv.reset(seed=0)

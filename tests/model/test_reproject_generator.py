@@ -148,3 +148,41 @@ def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, mon
     expected = decoded.permute(0, 1, 3, 4, 2).numpy().astype(int)
     assert np.abs(shown.astype(int) - expected).max() <= 1  # batch-size rounding of the conv at most
     assert np.array_equal(shown[:, -1], world.autoencoder.to_uint8(world._last_frame).permute(0, 2, 3, 1).numpy())
+
+
+def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(world, monkeypatch):
+    """carry="paste" (the default for a reproject generator): every latent cell the last shown frame covers whole
+    comes out as its reprojected latents, bit for bit; the partly covered and unseen cells are generated (they are
+    not the reprojection). carry="condition" on the same world state keeps none of them."""
+    frames, poses = clip(3, seed=3)
+    assert world.carry == "paste"
+    seen = []
+    forward = world.generator.forward
+    monkeypatch.setattr(world.generator, "forward", lambda *a, cond=None, **kw: seen.append(cond) or forward(*a, cond=cond, **kw))
+    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
+    snap = world.snapshot()
+    pasted = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
+    cond = seen[0]
+    covered = (cond[:, :, -1:] >= 1.0).expand_as(pasted)  # (N, F, C, h, w)
+    assert 0 < int(covered.sum()) < covered.numel()  # the pan leaves some cells unseen
+    assert torch.equal(pasted[covered], cond[:, :, :-1][covered])
+    assert not torch.allclose(pasted[~covered], cond[:, :, :-1][~covered], atol=1e-3)
+    world.restore(snap)
+    world.carry = "condition"
+    try:
+        conditioned = world.generate_latents(poses[:, 1], ["a", "b"])
+    finally:
+        world.carry = "paste"
+    assert not torch.allclose(conditioned[covered], cond[:, :, :-1][covered], atol=1e-3)
+
+
+def test_carry_modes_are_checked_against_the_generator():
+    from magworld.model.pipeline import resolve_carry
+
+    assert resolve_carry(None, reproject=True) == "paste"
+    assert resolve_carry(None, reproject=False) is None
+    assert resolve_carry("condition", reproject=True) == "condition"
+    with pytest.raises(ValueError, match="unknown carry mode 'glue'"):
+        resolve_carry("glue", reproject=True)
+    with pytest.raises(ValueError, match="trained without it"):
+        resolve_carry("paste", reproject=False)
