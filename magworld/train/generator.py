@@ -44,7 +44,7 @@ from magworld.model.flow import add_noise, sample_train_time, velocity_target, x
 from magworld.model.cache import CacheConfig
 from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
-from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, load_generator, sha256
+from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, carried_cells, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
 from magworld.model.reproject import carry_condition
 from magworld.model.text import TextConfig, make_text_encoder
@@ -84,6 +84,8 @@ class GeneratorStageConfig:
     keep_every: int = 0  # also export the weights every this many steps (step_NNNNN.safetensors; ablations)
     uncovered_weight: float = 0.0  # reproject only: extra loss weight on latent cells the reprojection does not
     #   cover (weight 1 + w * (1 - coverage)), so the loss comes from where memory or invention must supply the picture
+    paste: bool = False  # reproject only: train as a carry="paste" world samples: the cells the reprojection covers
+    #   whole enter as its noised latents and carry no loss (the world keeps them), the rest is learned
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
@@ -98,6 +100,8 @@ class GeneratorStageConfig:
             raise ValueError(f"recall_k is an inclusive range [lo, hi] with 0 <= lo <= hi, got {self.recall_k}")
         if self.uncovered_weight < 0 or (self.uncovered_weight and not self.model.reproject):
             raise ValueError(f"uncovered_weight must be >= 0 and needs model.reproject=true, got {self.uncovered_weight}")
+        if self.paste and not self.model.reproject:
+            raise ValueError("paste trains the cells the reprojected last frame covers as kept: it needs model.reproject=true")
         if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need blocks >= 2 and 1 <= eval_context_blocks < blocks")
 
@@ -150,13 +154,14 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None,
                    cond: torch.Tensor | None = None, uncovered_weight: float = 0.0,
-                   recall: int | None = None) -> torch.Tensor:
+                   recall: int | None = None, paste: bool = False) -> torch.Tensor:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
     blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
     what the cache is written from. Times and noise are drawn on the latents' device (``generator`` must live
     there). With ``uncovered_weight`` w > 0 each
     latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
-    mean weight."""
+    mean weight. ``paste``: as a ``carry="paste"`` world samples (:func:`~magworld.model.pipeline.carried_cells`), the
+    cells ``cond`` covers whole are its latents noised to the block's time (the same noise) and weigh nothing."""
     cfg, tc = gen.cfg, gen.cfg.transformer
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
@@ -168,16 +173,25 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device,
                        held=attended_frames(cfg, policy, pose, recall))
     x_t = add_noise(latents, noise, t)
+    kept = None
+    if paste:
+        known = carried_cells(cond)
+        kept = known.mask(latents.shape)  # (B, T, 1, h, w)
+        x_t = torch.where(kept, add_noise(known.x0, noise, t), x_t)
     pred = gen(x_t, t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
     if cfg.carry_skip:  # the x0 residual is trained on x0 (a velocity loss would weigh it by 1/t^2)
         pred, target = x0_from_velocity(x_t, pred, t), latents
     else:
         target = velocity_target(latents, noise)
-    if not uncovered_weight:
+    if not uncovered_weight and kept is None:
         return F.mse_loss(pred[:, bf:], target[:, bf:])
-    weight = 1.0 + uncovered_weight * (1.0 - cond[:, bf:, -1:])  # (B, T - bf, 1, h, w)
+    weight = torch.ones_like(pred[:, bf:, :1])  # (B, T - bf, 1, h, w)
+    if uncovered_weight:
+        weight = weight + uncovered_weight * (1.0 - cond[:, bf:, -1:])
+    if kept is not None:
+        weight = weight * (~kept[:, bf:]).to(weight.dtype)
     error = (pred[:, bf:] - target[:, bf:]).square().mean(2, keepdim=True)  # (B, T - bf, 1, h, w)
-    return (weight * error).sum() / weight.sum()
+    return (weight * error).sum() / weight.sum().clamp_min(1e-8)
 
 
 def as_blocks(clip: Clip, block_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -353,7 +367,7 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
 
     def step(net: Generator, b: GeneratorBatch) -> dict:
         loss = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
-                              b.history, b.cond, cfg.uncovered_weight, b.recall)
+                              b.history, b.cond, cfg.uncovered_weight, b.recall, cfg.paste)
         return {"loss": loss, "policy": b.policy}
 
     return Stage(kind="generator", model=gen, model_config=cfg.model,

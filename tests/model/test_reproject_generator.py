@@ -186,3 +186,35 @@ def test_carry_modes_are_checked_against_the_generator():
         resolve_carry("glue", reproject=True)
     with pytest.raises(ValueError, match="trained without it"):
         resolve_carry("paste", reproject=False)
+
+
+def test_paste_training_gives_the_covered_cells_and_takes_no_loss_from_them():
+    """generator_loss(paste=True) trains what a carry="paste" world samples: the last block's true latents under the
+    covered cells do not change the loss (the world keeps the reprojection there), the reprojected latents there do
+    (they are the network's input); without paste the true latents there count."""
+    from magworld.train.generator import generator_loss
+
+    tc = micro_config()
+    torch.manual_seed(0)
+    gen = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), 6)
+    mem = perturbed(MemoryModel(MemoryConfig(transformer=tc)), 7)
+    g = torch.Generator().manual_seed(2)
+    latents = torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
+    pose, text = torch.zeros(2, 6, 3), torch.zeros(2, 1, 16)
+    coverage = torch.ones(2, 6, 1, 4, 4)
+    coverage[..., :2] = 0.5  # the left half partly seen: generated
+    cond = torch.cat([torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g), coverage], 2)
+    covered_last = torch.zeros_like(latents, dtype=torch.bool)
+    covered_last[:, 3:, :, :, 2:] = True  # the last block's covered cells
+
+    def loss(lat, c, paste):
+        with torch.no_grad():
+            return float(generator_loss(gen, mem, lat, pose, text, text, "mag", 0, torch.Generator().manual_seed(7),
+                                        cond=c, paste=paste))
+
+    moved = torch.where(covered_last, latents + 3.0, latents)
+    assert loss(moved, cond, True) == pytest.approx(loss(latents, cond, True), rel=1e-6)
+    assert loss(moved, cond, False) != pytest.approx(loss(latents, cond, False), rel=1e-3)
+    other = cond.clone()
+    other[:, 3:, :-1, :, 2:] += 3.0
+    assert loss(latents, other, True) != pytest.approx(loss(latents, cond, True), rel=1e-3)
