@@ -16,7 +16,9 @@ Memory policies (``memory=``): ``mag`` (compressed, the whole history), ``window
 + the last block), ``full`` (every frame), ``mag-ring`` (the sink + the last 21 blocks, compressed: the paper's
 inference) and ``mag-recall`` (a compressed store bounded by the world's views; each block reads the sink, the
 last block and the K stored frames that saw its view the most, :mod:`magworld.model.recall`); how each cache is
-written is in :mod:`magworld.model.generator`. CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
+written is in :mod:`magworld.model.generator`. A generator trained with the geometric input (``reproject``) also
+reads the last frame shown, reprojected to the new poses; ``carry="paste"`` (its default) keeps the latent cells that
+frame covers whole and samples only the rest (:data:`CARRY_MODES`). CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
 per prompt, so a step does not run the text encoder for a prompt it has seen.
 """
 

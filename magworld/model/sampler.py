@@ -64,8 +64,9 @@ class BlockSampler:
             if exit_step is not None:
                 with torch.set_grad_enabled(torch.is_grad_enabled() and i == exit_step):
                     v = velocity(x, t).float()
-                if i == exit_step:
-                    return x - now * v  # the x_0 prediction of the exit step
+                if i == exit_step:  # the x_0 prediction of the exit step (the known part: its given values)
+                    x0 = x - now * v
+                    return x0 if pin is None else pin(x0, 0.0)
             else:
                 v = velocity(x, t).float()
             if self.cfg.mode == "euler":

@@ -44,7 +44,7 @@ from magworld.model.checkpoint import read_meta, save_checkpoint
 from magworld.model.flow import add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, write_block
 from magworld.model.memory_model import MemoryModel
-from magworld.model.pipeline import sha256
+from magworld.model.pipeline import carried_cells, resolve_carry, sha256
 from magworld.model.reproject import carry_condition
 from magworld.model.sampler import BlockSampler
 from magworld.model.teacher import Teacher, load_teacher
@@ -150,7 +150,8 @@ class SelfForcedRollout:
     generated block ``b`` is sampled reading the cache and stops at step ``exits[b]``, with gradients when ``b`` is
     in ``grad_blocks``; it is written to the cache detached (the history carries no gradient, as in Self Forcing),
     decoded and shown. ``latents`` keeps the generated blocks (N, F, C, h, w) with their graphs. Reproject
-    generators read the last shown frame reprojected to the new poses (:func:`carry_condition`)."""
+    generators read the last shown frame reprojected to the new poses (:func:`carry_condition`) and keep the cells it
+    covers whole, as their :class:`WorldModel` does by default (``carry="paste"``)."""
 
     name = "self-forced"
 
@@ -200,8 +201,9 @@ class SelfForcedRollout:
             return self.gen(x, t, pose, text, self.cache, cond=cond).prediction
 
         shape = (pose.shape[0], tc.block_frames, tc.latent_channels, tc.latent_size, tc.latent_size)
+        known = carried_cells(cond) if resolve_carry(None, self.gen.cfg.reproject) == "paste" else None  # as the world
         with torch.set_grad_enabled(self.block in self.grad_blocks):
-            x0 = self.sampler.sample(velocity, shape, self.rng, self.device, exit_step=self.exits[self.block])
+            x0 = self.sampler.sample(velocity, shape, self.rng, self.device, exit_step=self.exits[self.block], known=known)
         self.latents.append(x0)
         self._write(x0.detach(), pose)
         return decode_clip(self.ae, x0.detach()).permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)

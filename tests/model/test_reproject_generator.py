@@ -218,3 +218,23 @@ def test_paste_training_gives_the_covered_cells_and_takes_no_loss_from_them():
     other = cond.clone()
     other[:, 3:, :-1, :, 2:] += 3.0
     assert loss(latents, other, True) != pytest.approx(loss(latents, cond, True), rel=1e-3)
+
+
+def test_dmd_self_forced_rollout_samples_what_the_world_samples(world):
+    """DMD trains on its own rollout of the generator; run to the last sampler step it must give the blocks the
+    world model gives (paste included), or the student is trained on a world it never shows."""
+    from magworld.protocol import play_blocks
+    from magworld.train.dmd import SelfForcedRollout
+
+    frames, poses = clip(4, seed=4)
+    prompts = [["a"] * 4, ["b"] * 4]
+    world.seed = 0
+    steps = world.sampler.cfg.steps
+    rollout = SelfForcedRollout(world.generator, world.memory_model, world.autoencoder, world.text_encoder, "mag",
+                                exits=[steps - 1] * 4, seeds=[0, 1])
+    with torch.no_grad():
+        play_blocks(rollout, frames, poses, ["a", "b"], prompts, 1)
+    world.start(frames[:, 0], poses[:, 0], ["a", "b"], seeds=[0, 1])
+    for b in range(1, 4):
+        expected = world.generate_latents(poses[:, b], ["a", "b"])
+        torch.testing.assert_close(rollout.latents[b - 1], expected, atol=1e-4, rtol=0)

@@ -175,3 +175,23 @@ def test_known_cells_come_back_exactly_and_the_others_follow_the_flow(mode):
     cells = where.expand(SHAPE)
     assert torch.equal(out[cells], given[cells])
     torch.testing.assert_close(out[~cells], target[~cells], atol=1e-5, rtol=0)
+
+
+def test_exit_step_keeps_the_known_part_and_equals_the_full_loop_at_the_last_step():
+    """Self Forcing with inpainting: the exit step's x0 holds the known cells at their given values (no gradient
+    there), and exiting at the last step gives the full loop's block."""
+    given = torch.randn(SHAPE, generator=torch.Generator().manual_seed(12))
+    where = torch.zeros(SHAPE[0], SHAPE[1], 1, *SHAPE[3:], dtype=torch.bool)
+    where[..., :2] = True
+    weight = torch.tensor(0.7, requires_grad=True)
+    velocity = lambda x, t: weight * x  # noqa: E731
+    sampler = BlockSampler(FlowConfig(steps=3, shift=2.0))
+    early = sampler.sample(velocity, SHAPE, streams(1, 2), exit_step=0, known=Known(given, where))
+    cells = where.expand(SHAPE)
+    assert torch.equal(early[cells].detach(), given[cells])
+    early.sum().backward()
+    assert weight.grad is not None and weight.grad != 0  # the unknown cells carry the gradient
+    with torch.no_grad():
+        last = sampler.sample(velocity, SHAPE, streams(1, 2), exit_step=2, known=Known(given, where))
+        full = sampler.sample(velocity, SHAPE, streams(1, 2), known=Known(given, where))
+    torch.testing.assert_close(last, full, atol=1e-6, rtol=0)
