@@ -54,6 +54,8 @@ class RunConfig:
     lr: float = 3e-4
     weight_decay: float = 0.0
     warmup_steps: int = 100
+    schedule_steps: int = 0  # length of the cosine decay; 0 = steps. Set it to the first run's steps when resuming
+    #   with a larger run.steps, so the lr stays on that schedule (at its 10 % floor) instead of rising again
     log_every: int = 25  # 0 = never
     eval_every: int = 500  # 0 = no periodic evaluation (the final one still runs)
     save_every: int = 250  # 0 = only at the end (and when the time budget runs out)
@@ -71,7 +73,7 @@ class RunConfig:
             raise ValueError(f"run.parallel must be one of {PARALLEL_MODES}, got {self.parallel!r}")
         if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
             raise ValueError(f"run.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        for name in ("steps", "warmup_steps", "log_every", "eval_every", "save_every"):
+        for name in ("steps", "warmup_steps", "schedule_steps", "log_every", "eval_every", "save_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"run.{name} must be >= 0 (0 turns it off where it is an interval), "
                                  f"got {getattr(self, name)}")
@@ -148,10 +150,11 @@ def wrap_model(stage: Stage, placement: Placement) -> ParallelModel:
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
-    """Linear warm-up then cosine decay to 10% of ``cfg.lr``."""
+    """Linear warm-up then cosine decay to 10% of ``cfg.lr`` at ``cfg.schedule_steps`` (0: ``cfg.steps``), then flat."""
     if step < cfg.warmup_steps:
         return cfg.lr * (step + 1) / cfg.warmup_steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps))
+    length = cfg.schedule_steps or cfg.steps
+    progress = min(1.0, (step - cfg.warmup_steps) / max(1, length - cfg.warmup_steps))
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
 
 

@@ -131,3 +131,20 @@ def test_two_groups_scaled_lr_skipped_updates_and_after_step(tmp_path):
     assert 0 < moved[0] <= 0.01 * 0.5 * 10 * 1.0001 and moved[1] == 0  # b clipped to 10; step 1 gave b no gradient
     assert grad_a.norm() < 10  # so a, clipped alone, is not clipped at all (clipped with b it would barely move)
     torch.testing.assert_close(a_weights[1] - a_weights[0], -0.01 * grad_a, rtol=1e-4, atol=1e-7)
+
+
+def test_lr_schedule_warms_up_decays_to_a_tenth_and_can_keep_a_first_runs_length():
+    """Linear warm-up, cosine to 10 % at run.steps; with schedule_steps the decay keeps that length, so resuming a
+    finished run with more steps continues at the floor instead of climbing back toward the peak."""
+    from magworld.train.common import lr_at
+
+    cfg = RunConfig(steps=100, warmup_steps=10, lr=1.0)
+    assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
+    assert lr_at(10, cfg) == pytest.approx(1.0) and lr_at(100, cfg) == pytest.approx(0.1)
+    assert lr_at(55, cfg) == pytest.approx(0.55)  # halfway through the decay
+    longer = RunConfig(steps=400, warmup_steps=10, lr=1.0)
+    assert lr_at(150, longer) > 0.7  # a plain resume to 400 steps climbs back (0.74 at step 150)
+    kept = RunConfig(steps=400, warmup_steps=10, lr=1.0, schedule_steps=100)
+    assert lr_at(55, kept) == pytest.approx(0.55) and lr_at(150, kept) == pytest.approx(0.1) == lr_at(399, kept)
+    with pytest.raises(ValueError, match="schedule_steps"):
+        RunConfig(schedule_steps=-1)
