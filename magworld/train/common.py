@@ -210,15 +210,19 @@ class Run:
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module | Sequence[nn.Module],
-                   max_grad_norm: float | None = 1.0) -> None:
+                   max_grad_norm: float | None = 1.0) -> list[float | None]:
     """Backpropagate ``loss`` and update (gradients clipped to ``max_grad_norm`` when given, over ``module`` as a
-    whole, or per module when a sequence of modules is given, e.g. a generator and its critic)."""
+    whole, or per module when a sequence of modules is given, e.g. a generator and its critic). Returns each part's
+    gradient norm before clipping, None for a part that got no gradient this step (a DMD critic-only step)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    if max_grad_norm is not None:
-        for part in ([module] if isinstance(module, nn.Module) else module):
-            torch.nn.utils.clip_grad_norm_(part.parameters(), max_grad_norm)
+    norms: list[float | None] = []
+    for part in ([module] if isinstance(module, nn.Module) else module):
+        params = [p for p in part.parameters() if p.grad is not None]
+        limit = float("inf") if max_grad_norm is None else max_grad_norm
+        norms.append(float(torch.nn.utils.clip_grad_norm_(params, limit)) if params else None)
     optimizer.step()
+    return norms
 
 
 def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -246,6 +250,7 @@ class Stage:
     extra: dict = field(default_factory=dict)  # stored in every checkpoint and export
     keep_every: int = 0  # also export <run>/step_NNNNN.safetensors every this many steps (0 = never)
     clip_groups: tuple[nn.Module, ...] = ()  # clip these modules' gradients separately (default: model as a whole)
+    clip_names: tuple[str, ...] = ()  # their names in the log (grad_norm_<name>; one group: grad_norm)
     after_step: Callable[[int], None] | None = None  # after each update, with the steps done (e.g. an EMA update)
     partial_steps: bool = False  # some steps leave some parameters without gradients (DDP must look for them)
 
@@ -282,18 +287,21 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
                disable=not placement.is_main)
     began = time.time()
     done = start
+    grad_norms: dict[str, float] = {}  # per clip group, the norm before clipping of its latest step with gradients
     for step in bar:
         set_lr(optimizer, lr_at(step, cfg))
         with placement.autocast():
             losses = model(next(batches))
-        optimizer_step(optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
+        norms = optimizer_step(optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
+        names = [f"grad_norm_{n}" for n in stage.clip_names] if stage.clip_names else ["grad_norm"]
+        grad_norms.update({n: v for n, v in zip(names, norms) if v is not None})  # a group's latest norm
         done = step + 1
         if stage.after_step is not None:
             stage.after_step(done)
         if every(cfg.log_every, done):
             logged = _logged(model.mean(losses))  # the loss of the global batch
             rate = (done - start) * cfg.batch_size / max(1e-6, time.time() - began)
-            run.log(done, **logged, lr=optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
+            run.log(done, **logged, **grad_norms, lr=optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
             bar.set_postfix(loss=f"{logged['loss']:.4f}")
         if every(cfg.eval_every, done):
             metrics = evaluate(done)

@@ -354,6 +354,16 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
         if (done - 1) % cfg.generator_every == 0:
             models.update_ema(cfg.ema_decay if done > cfg.ema_start else 0.0)
 
+    last_generator: dict = {}  # the latest generator step's values, logged on the critic-only steps too
+
+    def step(model: nn.Module, b: DMDBatch) -> dict:
+        out = dmd_step(model, parts, b, cfg.guidance)
+        if b.train_generator:
+            last_generator.clear()
+            last_generator.update({k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()
+                                   if k not in ("loss", "critic_loss", "policy", "generator_step", "exit")})
+        return {**last_generator, **out}
+
     def evaluate() -> dict[str, float]:
         return rollout_eval(models.ema, parts.memory, parts.autoencoder, parts.text_encoder, heldout, cfg,
                             policies=tuple(cfg.eval_policies))
@@ -361,8 +371,9 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
     return Stage(kind="dmd", model=models,
                  model_config={"generator": asdict(cfg.model), "critic": asdict(parts.teacher.cfg)},
                  optimizer=optimizer, data=lambda start: batches(cfg, parts, placement, start),
-                 step=lambda m, b: dmd_step(m, parts, b, cfg.guidance), evaluate=evaluate,
-                 max_grad_norm=cfg.max_grad_norm, clip_groups=(models.generator, models.critic), after_step=after_step,
+                 step=step, evaluate=evaluate,
+                 max_grad_norm=cfg.max_grad_norm, clip_groups=(models.generator, models.critic),
+                 clip_names=("generator", "critic"), after_step=after_step,
                  partial_steps=True,  # critic-only steps leave the generator without gradients (DDP looks for them)
                  unit="clips", label=f"dmd λ={cfg.history_drop} k={cfg.generator_every}", eval_at_start=True,
                  extra={**hashes, "history_drop": cfg.history_drop, "policies": cfg.policies, "dmd": True,

@@ -164,6 +164,19 @@ def test_resume_restores_generator_critic_ema_and_optimizer(micro, tmp_path, mon
     assert not all(torch.equal(ema[k], final[f"generator.{k}"]) for k in ema)  # decay 0.99 lags the generator
 
 
+def test_log_lines_carry_both_networks_gradient_norms_and_the_last_generator_step(micro, tmp_path):
+    """Every log line has each network's gradient norm (before clipping) from its latest update and, on critic-only
+    steps, the latest generator step's DMD values: with k = 2 the generator learns on steps 1 and 3 only."""
+    dmd.train(dmd_config(micro, tmp_path, 3, generator_every=2))
+    lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
+    assert [x["generator_step"] for x in lines] == [True, False, True]
+    assert all(x["grad_norm_generator"] >= 0 and x["grad_norm_critic"] > 0 for x in lines)  # step 1: critic = teacher,
+    assert lines[2]["grad_norm_generator"] > 0  # so its DMD gradient is 0; by step 3 the critic has moved
+    assert lines[1]["dmd_loss"] == lines[0]["dmd_loss"] and lines[1]["grad_norm_generator"] == lines[0]["grad_norm_generator"]
+    assert lines[1]["grad_norm_critic"] != lines[0]["grad_norm_critic"]  # the critic learned on step 2
+    assert lines[2]["dmd_loss"] != lines[0]["dmd_loss"]
+
+
 def test_bf16_step_with_a_reproject_generator(micro, tmp_path, monkeypatch):
     """CPU bf16 autocast through the same code as CUDA bf16; a reproject generator reads the reprojected last frame."""
     seen = spy_steps(monkeypatch, dmd, record_models)
