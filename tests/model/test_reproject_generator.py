@@ -97,20 +97,26 @@ def test_carry_skip_passes_the_reprojected_latents_through():
         GeneratorConfig(transformer=tc, carry_skip=True)
 
 
+def loss_setup(model_seed: int, data_seed: int):
+    """A micro reproject generator and memory model, and a 2-block clip: latents, poses, text and reprojected latents
+    (B = 2, T = 6, 4 x 4 cells) for generator_loss."""
+    tc = micro_config()
+    torch.manual_seed(0)
+    gen = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), model_seed)
+    mem = perturbed(MemoryModel(MemoryConfig(transformer=tc)), model_seed + 1)
+    g = torch.Generator().manual_seed(data_seed)
+    latents = torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
+    pose, text = torch.zeros(2, 6, 3), torch.zeros(2, 1, 16)
+    return gen, mem, latents, pose, text, torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
+
+
 def test_uncovered_weight_weighs_the_loss_by_coverage():
     """The loss is the mean squared error weighted per latent cell by 1 + w * (1 - coverage): uniform coverage
     leaves it unchanged (the weight is normalised); with half the cells missed, the losses at w = 0 and w = 3 fix
     the two halves' errors, which must then predict the loss at w = 1."""
     from magworld.train.generator import generator_loss
 
-    tc = micro_config()
-    torch.manual_seed(0)
-    gen = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), 4)
-    mem = perturbed(MemoryModel(MemoryConfig(transformer=tc)), 5)
-    g = torch.Generator().manual_seed(1)
-    latents = torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
-    pose, text = torch.zeros(2, 6, 3), torch.zeros(2, 1, 16)
-    reprojected = torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
+    gen, mem, latents, pose, text, reprojected = loss_setup(4, 1)
 
     def loss(coverage: torch.Tensor, weight: float) -> float:
         cond = torch.cat([reprojected, coverage.expand(2, 6, 1, 4, 4)], 2)
@@ -194,16 +200,10 @@ def test_paste_training_gives_the_covered_cells_and_takes_no_loss_from_them():
     (they are the network's input); without paste the true latents there count."""
     from magworld.train.generator import generator_loss
 
-    tc = micro_config()
-    torch.manual_seed(0)
-    gen = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), 6)
-    mem = perturbed(MemoryModel(MemoryConfig(transformer=tc)), 7)
-    g = torch.Generator().manual_seed(2)
-    latents = torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g)
-    pose, text = torch.zeros(2, 6, 3), torch.zeros(2, 1, 16)
+    gen, mem, latents, pose, text, reprojected = loss_setup(6, 2)
     coverage = torch.ones(2, 6, 1, 4, 4)
     coverage[..., :2] = 0.5  # the left half partly seen: generated
-    cond = torch.cat([torch.randn(2, 6, tc.latent_channels, 4, 4, generator=g), coverage], 2)
+    cond = torch.cat([reprojected, coverage], 2)
     covered_last = torch.zeros_like(latents, dtype=torch.bool)
     covered_last[:, 3:, :, :, 2:] = True  # the last block's covered cells
 
