@@ -70,7 +70,7 @@ class MAGWorldEnv(gym.Env):
     ``pose`` (yaw, pitch, fov), ``prompt`` (scene caption + action phrase), ``frames`` (uint8 (3, H, W, 3)),
     ``is_revisit``, ``revisit`` (mean PSNR/SSIM of the revisit frames vs their references, ``frames`` =
     how many), ``gt`` (mean PSNR/SSIM of the block vs ground truth), ``coverage``, ``reward_terms``,
-    ``caption``, ``style``, ``scene_seed``, ``backend``; the model adds ``memory``, ``cache_bytes`` and
+    ``caption``, ``style``, ``scene_seed``, ``backend``; the model adds ``memory``, ``carry``, ``cache_bytes`` and
     ``cache_frames`` (what the generator attends to), ``stored_bytes`` and ``stored_frames`` (what the world holds;
     more than attended only under ``mag-recall``), ``compression`` (frames shown per frame stored); ``reset`` adds
     ``action_table``. With ``timing=True``, ``step_ms``

@@ -108,9 +108,10 @@ class ModelBackend:
 
     def info(self, world: int) -> dict[str, Any]:
         """``cache_*``: what the generator attends to; ``stored_*``: what the world holds (they differ for mag-recall);
-        ``compression``: frames shown per frame stored."""
+        ``compression``: frames shown per frame stored; ``carry``: how the last shown frame enters the next block
+        (``paste`` / ``condition``; None for a generator without the geometric input)."""
         stored = self.world.stored_frames()
-        return {"backend": self.name, "memory": self.memory, "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
+        return {"backend": self.name, "memory": self.memory, "carry": getattr(self.world, "carry", None), "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
                 "cache_frames": int(self.world.cache_frames()),
                 "stored_bytes": int(self.world.stored_bytes() // self.num_worlds), "stored_frames": int(stored),
                 "compression": float(self._frames_seen / stored) if stored else 1.0}
