@@ -210,17 +210,18 @@ class Run:
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module | Sequence[nn.Module],
-                   max_grad_norm: float | None = 1.0) -> list[float | None]:
+                   max_grad_norm: float | None = 1.0) -> list[torch.Tensor | None]:
     """Backpropagate ``loss`` and update (gradients clipped to ``max_grad_norm`` when given, over ``module`` as a
     whole, or per module when a sequence of modules is given, e.g. a generator and its critic). Returns each part's
-    gradient norm before clipping, None for a part that got no gradient this step (a DMD critic-only step)."""
+    gradient norm before clipping (a 0-d tensor, left on the device: no host sync per step), None for a part that got
+    no gradient this step (a DMD critic-only step)."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    norms: list[float | None] = []
+    norms: list[torch.Tensor | None] = []
     for part in ([module] if isinstance(module, nn.Module) else module):
         params = [p for p in part.parameters() if p.grad is not None]
         limit = float("inf") if max_grad_norm is None else max_grad_norm
-        norms.append(float(torch.nn.utils.clip_grad_norm_(params, limit)) if params else None)
+        norms.append(torch.nn.utils.clip_grad_norm_(params, limit).detach() if params else None)
     optimizer.step()
     return norms
 
@@ -287,7 +288,7 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
                disable=not placement.is_main)
     began = time.time()
     done = start
-    grad_norms: dict[str, float] = {}  # per clip group, the norm before clipping of its latest step with gradients
+    grad_norms: dict[str, torch.Tensor] = {}  # per clip group, the norm before clipping of its latest step with gradients
     for step in bar:
         set_lr(optimizer, lr_at(step, cfg))
         with placement.autocast():
@@ -301,7 +302,7 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
         if every(cfg.log_every, done):
             logged = _logged(model.mean(losses))  # the loss of the global batch
             rate = (done - start) * cfg.batch_size / max(1e-6, time.time() - began)
-            run.log(done, **logged, **grad_norms, lr=optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
+            run.log(done, **logged, **_logged(grad_norms), lr=optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
             bar.set_postfix(loss=f"{logged['loss']:.4f}")
         if every(cfg.eval_every, done):
             metrics = evaluate(done)

@@ -48,6 +48,7 @@ def test_periodic_eval_then_a_final_one(tmp_path):
     assert evals == [2, 4, 5]  # every 2 steps, and the last step (5) is evaluated once at the end
     assert [x["step"] for x in metrics_lines(tmp_path) if "mse" in x] == [2, 4, 5]
     assert [x["batch"] for x in metrics_lines(tmp_path) if "loss" in x] == [0, 1, 2, 3, 4]
+    assert all(x["grad_norm"] > 0 for x in metrics_lines(tmp_path) if "loss" in x)  # before clipping, every line
     assert (tmp_path / "toy.safetensors").exists() and metrics.keys() == {"mse"}
 
 
