@@ -218,9 +218,9 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module:
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norms: list[torch.Tensor | None] = []
+    limit = float("inf") if max_grad_norm is None else max_grad_norm  # inf: measure, do not clip
     for part in ([module] if isinstance(module, nn.Module) else module):
         params = [p for p in part.parameters() if p.grad is not None]
-        limit = float("inf") if max_grad_norm is None else max_grad_norm
         norms.append(torch.nn.utils.clip_grad_norm_(params, limit).detach() if params else None)
     optimizer.step()
     return norms
@@ -289,13 +289,13 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
     began = time.time()
     done = start
     grad_norms: dict[str, torch.Tensor] = {}  # per clip group, the norm before clipping of its latest step with gradients
+    norm_names = [f"grad_norm_{n}" for n in stage.clip_names] if stage.clip_names else ["grad_norm"]
     for step in bar:
         set_lr(optimizer, lr_at(step, cfg))
         with placement.autocast():
             losses = model(next(batches))
         norms = optimizer_step(optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
-        names = [f"grad_norm_{n}" for n in stage.clip_names] if stage.clip_names else ["grad_norm"]
-        grad_norms.update({n: v for n, v in zip(names, norms) if v is not None})  # a group's latest norm
+        grad_norms.update({n: v for n, v in zip(norm_names, norms) if v is not None})  # a group's latest norm
         done = step + 1
         if stage.after_step is not None:
             stage.after_step(done)
