@@ -109,7 +109,7 @@ class ModelBackend:
     def info(self, world: int) -> dict[str, Any]:
         """``cache_*``: what the generator attends to; ``stored_*``: what the world holds (they differ for mag-recall);
         ``compression``: frames shown per frame stored; ``carry``: how the last shown frame enters the next block
-        (``paste`` / ``condition``; None for a generator without the geometric input)."""
+        (``paste`` / ``pixels`` / ``condition``; None for a generator without the geometric input)."""
         stored = self.world.stored_frames()
         return {"backend": self.name, "memory": self.memory, "carry": getattr(self.world, "carry", None), "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
                 "cache_frames": int(self.world.cache_frames()),

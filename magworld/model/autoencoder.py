@@ -97,9 +97,14 @@ class Autoencoder(nn.Module):
         """Float frames in [-1, 1] (B, 3, H, W) -> standardised latents (B, C, H/8, W/8)."""
         return (self.encoder(x) - self._stat("latent_mean")) / self._stat("latent_std")
 
+    def decode_unclamped(self, latents: torch.Tensor) -> torch.Tensor:
+        """Standardised latents (B, C, h, w) -> float frames (B, 3, 8h, 8w) about [-1, 1], neither clamped nor rounded
+        (losses through the decoder: clamping would stop their gradients)."""
+        return self.decode_raw(latents * self._stat("latent_std") + self._stat("latent_mean"))
+
     def decode_float(self, latents: torch.Tensor) -> torch.Tensor:
         """Standardised latents (B, C, h, w) -> float frames in [-1, 1] (B, 3, 8h, 8w), clamped, not rounded."""
-        return self.decode_raw(latents * self._stat("latent_std") + self._stat("latent_mean")).clamp(-1, 1)
+        return self.decode_unclamped(latents).clamp(-1, 1)
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """Standardised latents (B, C, h, w) -> uint8 frames (B, 3, 8h, 8w)."""

@@ -45,15 +45,17 @@ from .flow import FlowConfig
 from .generator import Generator, GeneratorConfig, write_block
 from .memory_model import MemoryModel
 from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
-from .reproject import carry_condition
+from .reproject import carry_condition, keep_seen_pixels
 from .sampler import BlockSampler, Known
 from .text import TextConfig, make_text_encoder
 
 GENERATOR_FILE = "generator.safetensors"
 # How a reproject world uses the last frame shown, reprojected to the new poses (WorldModel ``carry``): ``condition``
 # gives it to the generator as an input; ``paste`` also keeps the latent cells it covers whole (inpainting: the
-# generator fills the rest, reading it and the compressed memory), so what was just seen stays put.
-CARRY_MODES = ("paste", "condition")
+# generator fills the rest, reading it and the compressed memory), so what was just seen stays put; ``pixels`` pastes,
+# then puts back every pixel the last frame saw (its reprojection, not only whole cells) and re-encodes the block
+# (:func:`~magworld.model.reproject.keep_seen_pixels`: one more autoencoder pass per block).
+CARRY_MODES = ("paste", "condition", "pixels")
 MANIFEST_FILE = "generator.manifest.json"
 
 
@@ -339,8 +341,10 @@ class WorldModel(LatentWorld):
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the block right after the cache's frames
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
-        known = carried_cells(cond) if self.carry == "paste" else None
+        known = carried_cells(cond) if self.carry in ("paste", "pixels") else None
         x0 = self.sampler.sample(velocity, shape, self._rng, self.device, known=known)
+        if self.carry == "pixels":
+            x0 = keep_seen_pixels(self.autoencoder, x0, self._last_frame, self._last_pose, pose)
         self._write(x0, pose)
         return x0
 

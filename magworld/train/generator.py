@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from magworld.model.autoencoder import Autoencoder
 from magworld.model.cache import KVCache
 from magworld.model.flow import add_noise, sample_train_time, velocity_target, x0_from_velocity
 from magworld.model.cache import CacheConfig
@@ -86,6 +87,8 @@ class GeneratorStageConfig:
     #   cover (weight 1 + w * (1 - coverage)), so the loss comes from where memory or invention must supply the picture
     paste: bool = False  # reproject only: train as a carry="paste" world samples: the cells the reprojection covers
     #   whole enter as its noised latents and carry no loss (the world keeps them), the rest is learned
+    pixel_weight: float = 0.0  # > 0: add this times the squared error of the x0 prediction *decoded* (frozen
+    #   decoder, [-1, 1] pixels) against the decoded true latents: the error is measured where the user sees it
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
@@ -102,6 +105,8 @@ class GeneratorStageConfig:
             raise ValueError(f"uncovered_weight must be >= 0 and needs model.reproject=true, got {self.uncovered_weight}")
         if self.paste and not self.model.reproject:
             raise ValueError("paste trains the cells the reprojected last frame covers as kept: it needs model.reproject=true")
+        if self.pixel_weight < 0:
+            raise ValueError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
         if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need blocks >= 2 and 1 <= eval_context_blocks < blocks")
 
@@ -154,14 +159,19 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None,
                    cond: torch.Tensor | None = None, uncovered_weight: float = 0.0,
-                   recall: int | None = None, paste: bool = False) -> torch.Tensor:
+                   recall: int | None = None, paste: bool = False, pixel_weight: float = 0.0,
+                   autoencoder: Autoencoder | None = None) -> dict[str, torch.Tensor]:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
     blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
     what the cache is written from. Times and noise are drawn on the latents' device (``generator`` must live
     there). With ``uncovered_weight`` w > 0 each
     latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
     mean weight. ``paste``: as a ``carry="paste"`` world samples (:func:`~magworld.model.pipeline.carried_cells`), the
-    cells ``cond`` covers whole are its latents noised to the block's time (the same noise) and weigh nothing."""
+    cells ``cond`` covers whole are its latents noised to the block's time (the same noise) and weigh nothing.
+
+    ``pixel_weight`` p > 0 adds p times :func:`decoded_error` of the block's x0 prediction (kept cells: the values the
+    world keeps) through ``autoencoder``'s frozen decoder. Returns ``{"loss": total, "flow": ..., "pixel": ...}``
+    (``pixel`` only with p > 0)."""
     cfg, tc = gen.cfg, gen.cfg.transformer
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
@@ -183,15 +193,40 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
         pred, target = x0_from_velocity(x_t, pred, t), latents
     else:
         target = velocity_target(latents, noise)
+    out = {"flow": flow_error(pred[:, bf:], target[:, bf:], cond, uncovered_weight, kept)}
+    if pixel_weight:
+        if autoencoder is None:
+            raise ValueError("pixel_weight > 0 decodes the x0 prediction: pass the (frozen) autoencoder")
+        x0 = pred if cfg.carry_skip else x0_from_velocity(x_t, pred, t)
+        x0 = x0 if kept is None else torch.where(kept, known.x0, x0)  # what the world would show
+        out["pixel"] = decoded_error(autoencoder, x0[:, bf:], latents[:, bf:])
+    out["loss"] = out["flow"] + pixel_weight * out["pixel"] if pixel_weight else out["flow"]
+    return out
+
+
+def flow_error(pred: torch.Tensor, target: torch.Tensor, cond: torch.Tensor | None, uncovered_weight: float,
+               kept: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error of ``pred`` vs ``target`` (B, T', C, h, w), the generated blocks; per latent cell weighted by
+    1 + ``uncovered_weight`` * (1 - coverage) and zero where ``kept`` (both optional), normalised by the weights."""
     if not uncovered_weight and kept is None:
-        return F.mse_loss(pred[:, bf:], target[:, bf:])
-    weight = torch.ones_like(pred[:, bf:, :1])  # (B, T - bf, 1, h, w)
+        return F.mse_loss(pred, target)
+    frames = pred.shape[1]
+    weight = torch.ones_like(pred[:, :, :1])  # (B, T', 1, h, w)
     if uncovered_weight:
-        weight = weight + uncovered_weight * (1.0 - cond[:, bf:, -1:])
+        weight = weight + uncovered_weight * (1.0 - cond[:, -frames:, -1:])
     if kept is not None:
-        weight = weight * (~kept[:, bf:]).to(weight.dtype)
-    error = (pred[:, bf:] - target[:, bf:]).square().mean(2, keepdim=True)  # (B, T - bf, 1, h, w)
+        weight = weight * (~kept[:, -frames:]).to(weight.dtype)
+    error = (pred - target).square().mean(2, keepdim=True)  # (B, T', 1, h, w)
     return (weight * error).sum() / weight.sum().clamp_min(1e-8)
+
+
+def decoded_error(autoencoder: Autoencoder, x0: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    """Mean squared error, in [-1, 1] pixels, between the decoded latents ``x0`` and the decoded true ``latents``
+    (B, T, C, h, w); gradients reach ``x0`` through the frozen decoder (unclamped, as it is trained)."""
+    made = autoencoder.decode_unclamped(x0.flatten(0, 1))  # (B*T, 3, H, W)
+    with torch.no_grad():
+        true = autoencoder.decode_unclamped(latents.flatten(0, 1))
+    return F.mse_loss(made, true)
 
 
 def as_blocks(clip: Clip, block_frames: int) -> tuple[np.ndarray, np.ndarray]:
@@ -366,9 +401,9 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
             yield GeneratorBatch(latents, poses, text, memory_text, policy, offset, history, cond, noise, recall)
 
     def step(net: Generator, b: GeneratorBatch) -> dict:
-        loss = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
-                              b.history, b.cond, cfg.uncovered_weight, b.recall, cfg.paste)
-        return {"loss": loss, "policy": b.policy}
+        parts = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
+                               b.history, b.cond, cfg.uncovered_weight, b.recall, cfg.paste, cfg.pixel_weight, ae)
+        return {**parts, "policy": b.policy}
 
     return Stage(kind="generator", model=gen, model_config=cfg.model,
                  optimizer=torch.optim.AdamW(gen.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay),

@@ -66,7 +66,7 @@ def test_generator_loss_is_finite_and_trains_only_the_generator():
     mem.requires_grad_(False)
     tc = gen.cfg.transformer
     x0, _, pose, text = random_inputs(tc, 2, 9)
-    loss = generator_loss(gen, mem, x0, pose, text, text, "mag", offset=6, generator=torch.Generator().manual_seed(0))
+    loss = generator_loss(gen, mem, x0, pose, text, text, "mag", offset=6, generator=torch.Generator().manual_seed(0))["loss"]
     loss.backward()
     assert torch.isfinite(loss) and loss.item() > 0
     assert all(p.grad is not None for p in gen.parameters() if p.requires_grad)

@@ -121,7 +121,7 @@ def test_uncovered_weight_weighs_the_loss_by_coverage():
     def loss(coverage: torch.Tensor, weight: float) -> float:
         cond = torch.cat([reprojected, coverage.expand(2, 6, 1, 4, 4)], 2)
         return float(generator_loss(gen, mem, latents, pose, text, text, "mag", 0, torch.Generator().manual_seed(7),
-                                    cond=cond, uncovered_weight=weight))
+                                    cond=cond, uncovered_weight=weight)["loss"])
 
     for uniform in (torch.ones(1, 1, 1, 4, 4), torch.zeros(1, 1, 1, 4, 4)):
         assert loss(uniform, 3.0) == pytest.approx(loss(uniform, 0.0), rel=1e-6)
@@ -182,6 +182,33 @@ def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(worl
     assert not torch.allclose(conditioned[covered], cond[:, :, :-1][covered], atol=1e-3)
 
 
+def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
+    """carry="pixels" samples as paste does, then re-encodes the decoded block with every pixel the last shown frame saw
+    replaced by that frame's reprojection: from the same state its block is exactly that composite of the paste
+    block (the seen pixels taken from the last frame shown, at the new poses)."""
+    from magworld.model.reproject import reproject
+
+    frames, poses = clip(3, seed=5)
+    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
+    snap = world.snapshot()
+    last, last_pose = world._last_frame.clone(), world._last_pose.clone()
+    pasted = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
+    world.restore(snap)
+    world.carry = "pixels"
+    try:
+        kept = world.generate_latents(poses[:, 1], ["a", "b"])
+    finally:
+        world.carry = "paste"
+    ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
+    warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
+    with torch.no_grad():
+        made = ae.decode_float(pasted.flatten(0, 1))
+        expected = ae.encode_float(torch.where(valid > 0, warped, made)).unflatten(0, (2, 3))
+    assert 0 < float(valid.mean()) < 1
+    torch.testing.assert_close(kept, expected, atol=1e-5, rtol=0)
+    assert not torch.allclose(kept, pasted, atol=1e-3)
+
+
 def test_carry_modes_are_checked_against_the_generator():
     from magworld.model.pipeline import resolve_carry
 
@@ -210,7 +237,7 @@ def test_paste_training_gives_the_covered_cells_and_takes_no_loss_from_them():
     def loss(lat, c, paste):
         with torch.no_grad():
             return float(generator_loss(gen, mem, lat, pose, text, text, "mag", 0, torch.Generator().manual_seed(7),
-                                        cond=c, paste=paste))
+                                        cond=c, paste=paste)["loss"])
 
     moved = torch.where(covered_last, latents + 3.0, latents)
     assert loss(moved, cond, True) == pytest.approx(loss(latents, cond, True), rel=1e-6)
@@ -218,6 +245,43 @@ def test_paste_training_gives_the_covered_cells_and_takes_no_loss_from_them():
     other = cond.clone()
     other[:, 3:, :-1, :, 2:] += 3.0
     assert loss(latents, other, True) != pytest.approx(loss(latents, cond, True), rel=1e-3)
+
+
+def test_pixel_loss_decodes_the_x0_the_world_would_show(monkeypatch):
+    """pixel_weight: the decoded x0 prediction against the decoded true latents. A network whose x0 prediction is the
+    truth scores 0 without paste; with paste the kept cells hold the reprojection (what the world shows), so the term
+    is the decoded error of exactly that block; total = flow + p * pixel; a missing autoencoder is an error."""
+    from magworld.model.transformer import Output
+    from magworld.train.generator import decoded_error, generator_loss
+
+    gen, mem, latents, pose, text, reprojected = loss_setup(8, 3)
+    ae = Autoencoder(AutoencoderConfig(latent_channels=gen.cfg.transformer.latent_channels, channels=[8, 8], groups=4))
+    coverage = torch.ones(2, 6, 1, 4, 4)
+    coverage[..., :2] = 0.5
+    cond = torch.cat([reprojected, coverage], 2)
+    forward = gen.forward
+
+    def truthful(x_t, t, *args, **kw):  # the velocity whose x0 prediction is the true latents
+        out = forward(x_t, t, *args, **kw)
+        return Output((x_t - latents) / t.view(*t.shape, 1, 1, 1), out.keys, out.values)
+
+    def parts(paste, weight=2.0, autoencoder=ae):
+        with torch.no_grad():
+            return generator_loss(gen, mem, latents, pose, text, text, "mag", 0, torch.Generator().manual_seed(7),
+                                  cond=cond, paste=paste, pixel_weight=weight, autoencoder=autoencoder)
+
+    real = parts(True)
+    assert float(real["loss"]) == pytest.approx(float(real["flow"] + 2.0 * real["pixel"]), rel=1e-6)
+    assert "pixel" not in parts(True, weight=0.0)
+    with pytest.raises(ValueError, match="pass the"):
+        parts(True, autoencoder=None)
+    monkeypatch.setattr(gen, "forward", truthful)
+    assert float(parts(False)["pixel"]) < 1e-10
+    shown = torch.where(coverage >= 1, reprojected, latents)  # the kept cells: the reprojection
+    with torch.no_grad():
+        expected = decoded_error(ae, shown[:, 3:], latents[:, 3:])
+    assert float(expected) > 1e-3
+    assert float(parts(True)["pixel"]) == pytest.approx(float(expected), rel=1e-5)
 
 
 def test_dmd_self_forced_rollout_samples_what_the_world_samples(world):

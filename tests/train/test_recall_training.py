@@ -72,10 +72,10 @@ def test_mag_recall_loss_trains_the_generator(parts):
     poses[1, :, 0] += 90.0  # another clip, other views
     x0 = torch.randn(2, 27, tc.latent_channels, tc.latent_size, tc.latent_size)
     text = torch.randn(2, 1, tc.text_dim)
-    loss = generator_loss(gen, mem, x0, poses, text, text, "mag-recall", 6, torch.Generator().manual_seed(0), recall=2)
+    loss = generator_loss(gen, mem, x0, poses, text, text, "mag-recall", 6, torch.Generator().manual_seed(0), recall=2)["loss"]
     loss.backward()
     assert torch.isfinite(loss) and all(p.grad is not None for p in gen.parameters())
-    other = generator_loss(gen, mem, x0, poses, text, text, "mag", 6, torch.Generator().manual_seed(0))
+    other = generator_loss(gen, mem, x0, poses, text, text, "mag", 6, torch.Generator().manual_seed(0))["loss"]
     assert abs(loss.item() - other.item()) > 1e-6  # it read another memory than mag's
 
 
