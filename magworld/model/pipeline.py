@@ -17,8 +17,9 @@ Memory policies (``memory=``): ``mag`` (compressed, the whole history), ``window
 inference) and ``mag-recall`` (a compressed store bounded by the world's views; each block reads the sink, the
 last block and the K stored frames that saw its view the most, :mod:`magworld.model.recall`); how each cache is
 written is in :mod:`magworld.model.generator`. A generator trained with the geometric input (``reproject``) also
-reads the last frame shown, reprojected to the new poses; ``carry="paste"`` (its default) keeps the latent cells that
-frame covers whole and samples only the rest (:data:`CARRY_MODES`). CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
+reads the last frame shown (for a given block: the frame itself), reprojected to the new poses; ``carry="pixels"``
+(its default) keeps the latent cells that frame covers whole, samples only the rest, then puts back every pixel it saw
+(:data:`CARRY_MODES`). CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
 per prompt, so a step does not run the text encoder for a prompt it has seen.
 """
 
@@ -119,10 +120,10 @@ class WorldSnapshot:
 
 
 def resolve_carry(carry: str | None, reproject: bool) -> str | None:
-    """The carry mode of a world (:data:`CARRY_MODES`): ``None`` picks ``paste`` for a generator trained with the
+    """The carry mode of a world (:data:`CARRY_MODES`): ``None`` picks ``pixels`` for a generator trained with the
     geometric input (``reproject``) and nothing for one without it, which takes no mode."""
     if carry is None:
-        return "paste" if reproject else None
+        return "pixels" if reproject else None
     if carry not in CARRY_MODES:
         raise ValueError(f"unknown carry mode {carry!r}; choose one of {', '.join(CARRY_MODES)} (or None: the default)")
     if not reproject:
@@ -135,6 +136,12 @@ def carried_cells(cond: torch.Tensor) -> Known:
     """The latent cells of a block that the last shown frame covers whole, with its reprojected latents: what a world
     with ``carry="paste"`` keeps (``cond`` (N, T, C + 1, h, w) from :func:`~magworld.model.reproject.carry_condition`)."""
     return Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0)  # mask (N, T, 1, h, w)
+
+
+def given_last_frame(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The last frame of given blocks, uint8 (N, F, H, W, 3), as a world shows it: float (N, 3, H, W) in [-1, 1]."""
+    last = torch.from_numpy(np.ascontiguousarray(frames[:, -1])).to(device)  # (N, H, W, 3)
+    return Autoencoder.to_unit(last.permute(0, 3, 1, 2))
 
 
 def _cloned(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -218,15 +225,16 @@ class LatentWorld:
     def worlds(self) -> int:
         return len(self._rng)
 
-    def _write(self, latents: torch.Tensor, pose: torch.Tensor) -> None:
-        """Take a shown block (latents (N, F, C, h, w), poses (N, F, 3)) into the world's memory."""
+    def _write(self, latents: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
+        """Take a shown block (latents (N, F, C, h, w), poses (N, F, 3)) into the world's memory. ``last``: the block's
+        last frame as shown, float (N, 3, H, W) in [-1, 1], when it was given (:func:`given_last_frame`)."""
         raise NotImplementedError
 
     def memorize(self, frames: np.ndarray, poses: BlockPoses) -> None:
         """Write given (ground-truth) blocks into memory without generating."""
         self._require_started()
         with torch.inference_mode(), self._autocast():
-            self._write(self._encode(frames), self._poses(poses))
+            self._write(self._encode(frames), self._poses(poses), given_last_frame(frames, self.device))
 
 
 class WorldModel(LatentWorld):
@@ -296,13 +304,14 @@ class WorldModel(LatentWorld):
                                   f"or train them with `magworld train stage=generator` and copy the export there")
         return cls.from_checkpoint(path, memory=memory, steps=steps, device=device, **kwargs)
 
-    def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
+    def _write(self, x0: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
         """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
-        block's last frame, decoded (for given blocks: the autoencoder round trip, exactly as training builds it),
-        is kept with its pose as the next block's geometric input."""
+        block's last frame as shown — ``last`` for a given block (the frame itself), else x0's last frame decoded — is
+        kept with its pose as the next block's geometric input (training builds it the same way)."""
         write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
         if self.generator.cfg.reproject:
-            self._last_frame, self._last_pose = self.autoencoder.decode_float(x0[:, -1]).float(), pose[:, -1].float()
+            shown = last if last is not None else self.autoencoder.decode_float(x0[:, -1])
+            self._last_frame, self._last_pose = shown.float(), pose[:, -1].float()
 
     # --- BlockWorld -----------------------------------------------------------------------------
     def start(self, frames: np.ndarray, poses: BlockPoses, captions: Sequence[str],
@@ -313,7 +322,7 @@ class WorldModel(LatentWorld):
         self.cache.reset()
         with torch.inference_mode(), self._autocast():
             self._caption_text = self.embed(self._captions)
-            self._write(self._encode(frames), self._poses(poses))
+            self._write(self._encode(frames), self._poses(poses), given_last_frame(frames, self.device))
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
@@ -385,5 +394,5 @@ def read_manifest(path: str | Path | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "load_generator", "read_manifest",
+__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame", "load_generator", "read_manifest",
            "resolve_device", "sha256"]

@@ -56,8 +56,8 @@ class TeacherWorld(LatentWorld):
             return []
         return [self._blocks[0]] * max(0, self.context - len(self._blocks)) + self._blocks[-self.context:]
 
-    def _write(self, latents: torch.Tensor, pose: torch.Tensor) -> None:
-        """Keep the block as the newest of the window (the memory: nothing older than the clip)."""
+    def _write(self, latents: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
+        """Keep the block as the newest of the window (the memory: nothing older than the clip; ``last`` unused)."""
         self._blocks = (self._blocks + [(latents, pose)])[-max(self.context, 1):]
 
     # --- BlockWorld -----------------------------------------------------------------------------

@@ -44,8 +44,8 @@ from magworld.model.checkpoint import read_meta, save_checkpoint
 from magworld.model.flow import add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, write_block
 from magworld.model.memory_model import MemoryModel
-from magworld.model.pipeline import carried_cells, resolve_carry, sha256
-from magworld.model.reproject import carry_condition
+from magworld.model.pipeline import carried_cells, given_last_frame, resolve_carry, sha256
+from magworld.model.reproject import carry_condition, keep_seen_pixels
 from magworld.model.sampler import BlockSampler
 from magworld.model.teacher import Teacher, load_teacher
 from magworld.model.text import TextConfig, make_text_encoder
@@ -151,7 +151,7 @@ class SelfForcedRollout:
     in ``grad_blocks``; it is written to the cache detached (the history carries no gradient, as in Self Forcing),
     decoded and shown. ``latents`` keeps the generated blocks (N, F, C, h, w) with their graphs. Reproject
     generators read the last shown frame reprojected to the new poses (:func:`carry_condition`) and keep the cells it
-    covers whole, as their :class:`WorldModel` does by default (``carry="paste"``)."""
+    covers whole and put back the pixels it saw, as their :class:`WorldModel` does by default (``carry="pixels"``)."""
 
     name = "self-forced"
 
@@ -171,10 +171,11 @@ class SelfForcedRollout:
         return self.text_encoder.encode(list(prompts)).to(self.device)
 
     @torch.no_grad()
-    def _write(self, x0: torch.Tensor, pose: torch.Tensor) -> None:
+    def _write(self, x0: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
         write_block(self.memory, x0, pose, self.caption_text, self.cache)
-        if self.gen.cfg.reproject:  # the block's last frame as shown (decoded), for the next block's condition
-            self.last_frame, self.last_pose = self.ae.decode_float(x0[:, -1]).float(), pose[:, -1]
+        if self.gen.cfg.reproject:  # the block's last frame as shown (given, or decoded), for the next block's condition
+            shown = last if last is not None else self.ae.decode_float(x0[:, -1])
+            self.last_frame, self.last_pose = shown.float(), pose[:, -1]
         self.block += 1
 
     def _encode(self, frames: np.ndarray) -> torch.Tensor:
@@ -185,10 +186,10 @@ class SelfForcedRollout:
         self.cache, self.block, self.latents = self.gen.new_cache(self.policy), 0, []
         self.rng = [torch.Generator(device=self.device).manual_seed(int(s)) for s in self.seeds]
         self.caption_text = self._embed(captions)
-        self._write(self._encode(frames), self._tensor(poses))
+        self._write(self._encode(frames), self._tensor(poses), given_last_frame(frames, self.device))
 
     def memorize(self, frames: np.ndarray, poses: np.ndarray) -> None:
-        self._write(self._encode(frames), self._tensor(poses))
+        self._write(self._encode(frames), self._tensor(poses), given_last_frame(frames, self.device))
 
     def step(self, poses: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
         pose, text, tc = self._tensor(poses), self._embed(prompts), self.gen.cfg.transformer
@@ -201,9 +202,12 @@ class SelfForcedRollout:
             return self.gen(x, t, pose, text, self.cache, cond=cond).prediction
 
         shape = (pose.shape[0], tc.block_frames, tc.latent_channels, tc.latent_size, tc.latent_size)
-        known = carried_cells(cond) if resolve_carry(None, self.gen.cfg.reproject) == "paste" else None  # as the world
+        carry = resolve_carry(None, self.gen.cfg.reproject)  # as the world samples by default
+        known = carried_cells(cond) if carry in ("paste", "pixels") else None
         with torch.set_grad_enabled(self.block in self.grad_blocks):
             x0 = self.sampler.sample(velocity, shape, self.rng, self.device, exit_step=self.exits[self.block], known=known)
+            if carry == "pixels":
+                x0 = keep_seen_pixels(self.ae, x0, self.last_frame, self.last_pose, pose)
         self.latents.append(x0)
         self._write(x0.detach(), pose)
         return decode_clip(self.ae, x0.detach()).permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)

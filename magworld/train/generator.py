@@ -301,18 +301,25 @@ def evaluate(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, 
 
 
 @torch.no_grad()
-@torch.no_grad()
-def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames: int) -> torch.Tensor:
+def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames: int,
+                       frames: torch.Tensor | None = None, given: int = 0) -> torch.Tensor:
     """The geometric input of every block of a clip, as :class:`WorldModel` builds it at run time: block b reads the
-    last frame *shown* in block b - 1 — decoded from ``shown`` (B, T, C, h, w), the ground-truth latents (so the
-    autoencoder round trip, like a run-time frame) or a self-forced history — reprojected to block b's poses
-    ``pose`` (B, T, 3). Block 0 has none (zeros: no latents, coverage 0). Returns (B, T, C + 1, h, w)."""
+    last frame *shown* in block b - 1 — the real frame for the first ``given`` blocks (``frames`` (B, T, 3, H, W)
+    uint8: ground truth the world was given), else decoded from ``shown`` (B, T, C, h, w), the latents of the clip
+    or of a self-forced history — reprojected to block b's poses ``pose`` (B, T, 3). Block 0 has none (zeros: no
+    latents, coverage 0). Returns (B, T, C + 1, h, w)."""
     batch, total = shown.shape[:2]
     blocks = total // block_frames
-    last = shown[:, block_frames - 1:total - 1:block_frames].flatten(0, 1)  # (B*(blocks-1), C, h, w)
-    source = pose[:, block_frames - 1:total - 1:block_frames].flatten(0, 1)  # (B*(blocks-1), 3)
+    ends = slice(block_frames - 1, total - 1, block_frames)  # the last frame of blocks 0 .. blocks - 2
+    last = ae.decode_float(shown[:, ends].flatten(0, 1)).unflatten(0, (batch, blocks - 1))  # (B, blocks-1, 3, H, W)
+    if given > 0:
+        if frames is None:
+            raise ValueError("given > 0 takes the real last frames of the given blocks: pass frames")
+        real = Autoencoder.to_unit(frames[:, ends].to(last.device))  # (B, blocks-1, 3, H, W)
+        last = torch.where(torch.arange(blocks - 1, device=last.device).view(1, -1, 1, 1, 1) < given, real, last)
+    source = pose[:, ends].flatten(0, 1)  # (B*(blocks-1), 3)
     targets = pose[:, block_frames:].unflatten(1, (blocks - 1, block_frames)).flatten(0, 1)  # (B*(blocks-1), bf, 3)
-    cond = carry_condition(ae, ae.decode_float(last), source, targets)  # (B*(blocks-1), bf, C + 1, h, w)
+    cond = carry_condition(ae, last.flatten(0, 1), source, targets)  # (B*(blocks-1), bf, C + 1, h, w)
     cond = cond.unflatten(0, (batch, blocks - 1)).flatten(1, 2)  # (B, T - bf, C + 1, h, w)
     return torch.cat([torch.zeros_like(cond[:, :block_frames]), cond], 1)  # (B, T, C + 1, h, w)
 
@@ -391,13 +398,14 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
             policy = str(rng.choice(names, p=weights / weights.sum()))
             offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
             recall = int(rng.integers(cfg.recall_k[0], cfg.recall_k[1] + 1)) if policy == "mag-recall" else None
-            history = None
+            history, given = None, cfg.blocks  # given: ground-truth blocks (their real frames were shown)
             if cfg.self_forcing > 0 and rng.random() < cfg.self_forcing:
-                context = int(rng.integers(1, cfg.blocks))  # ground-truth blocks before the model's own
+                given = int(rng.integers(1, cfg.blocks))  # ground-truth blocks before the model's own
                 history = self_forced_history(gen, memory, ae, text_encoder, clip, latents, prompts, policy,
-                                              cfg.self_forcing_steps, seed=step, context=context, recall=recall)
+                                              cfg.self_forcing_steps, seed=step, context=given, recall=recall)
             poses = clip.poses.to(device)
-            cond = training_condition(ae, latents if history is None else history, poses, bf) if cfg.model.reproject else None
+            cond = training_condition(ae, latents if history is None else history, poses, bf, clip.frames,
+                                      given) if cfg.model.reproject else None
             yield GeneratorBatch(latents, poses, text, memory_text, policy, offset, history, cond, noise, recall)
 
     def step(net: Generator, b: GeneratorBatch) -> dict:

@@ -35,12 +35,12 @@ def test_bundled_model_steps_with_memory_info(env):
     assert np.isfinite(info["gt"]["psnr"]) and info["gt"]["psnr"] < 100.0
 
 
-def test_bundled_model_pastes_what_it_carries_unless_asked_not_to(env):
-    """The bundled generator reads the last frame reprojected; by default its world keeps the cells that frame covers
-    (carry="paste"); carry="condition" reaches the world model and changes the frames."""
+def test_bundled_model_keeps_what_it_carries_unless_asked_not_to(env):
+    """The bundled generator reads the last frame reprojected; by default its world keeps the cells and pixels that
+    frame saw (carry="pixels"); carry="condition" reaches the world model and changes the frames."""
     other = gym.make("MAGWorld-v0", carry="condition")
     shown = []
-    for e, carry in ((env, "paste"), (other, "condition")):
+    for e, carry in ((env, "pixels"), (other, "condition")):
         e.reset(seed=2)
         obs, *_, info = e.step(2)
         assert info["carry"] == carry

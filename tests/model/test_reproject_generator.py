@@ -38,6 +38,8 @@ def clip(blocks: int, seed: int = 0):
 
 
 def test_run_time_condition_equals_training_condition(world, monkeypatch):
+    """The world's geometric input is what training builds from the same clip: after given blocks it reprojects the
+    real last frame the world was shown, after a generated block that block's decoded last frame."""
     frames, poses = clip(4)
     seen = []
     forward = world.generator.forward
@@ -49,12 +51,18 @@ def test_run_time_condition_equals_training_condition(world, monkeypatch):
     monkeypatch.setattr(world.generator, "forward", spy)
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     world.memorize(frames[:, 1], poses[:, 1])
-    world.step(poses[:, 2], ["a", "b"])  # block 2 from the memorized block 1
-    shown = torch.cat([world._encode(frames[:, b]) for b in range(2)] + [torch.zeros_like(world._encode(frames[:, 0]))], 1)
+    made = world.generate_latents(poses[:, 2], ["a", "b"])  # block 2 from the memorized block 1
+    calls = len(seen)
+    world.generate_latents(poses[:, 3], ["a", "b"])  # block 3 from the generated block 2
+    shown = torch.cat([world._encode(frames[:, b]) for b in range(2)] + [made, torch.zeros_like(made)], 1)
+    video = torch.from_numpy(frames).permute(0, 1, 2, 5, 3, 4).flatten(1, 2)  # (N, 12, 3, H, W) uint8
     with torch.inference_mode():
-        expected = training_condition(world.autoencoder, shown, torch.from_numpy(poses[:, :3].reshape(2, 9, 3)), 3)
+        expected = training_condition(world.autoencoder, shown, torch.from_numpy(poses.reshape(2, 12, 3)), 3, video, 2)
+        decoded = training_condition(world.autoencoder, shown, torch.from_numpy(poses.reshape(2, 12, 3)), 3)
     torch.testing.assert_close(seen[0], expected[:, 6:9], atol=1e-5, rtol=0)  # every sampler step sees the same input
-    assert all(torch.equal(c, seen[0]) for c in seen)
+    torch.testing.assert_close(seen[calls], expected[:, 9:12], atol=1e-5, rtol=0)
+    assert not torch.allclose(seen[0], decoded[:, 6:9], atol=1e-3)  # the real frame, not its round trip
+    assert all(torch.equal(c, seen[0]) for c in seen[:calls])
     assert float(seen[0][:, :, -1].min()) < 1 and float(seen[0][:, :, -1].max()) > 0.99  # coverage: partly seen
 
 
@@ -134,21 +142,26 @@ def test_uncovered_weight_weighs_the_loss_by_coverage():
     assert loss(half, 1.0) == pytest.approx((e_cov + 2 * e_miss) / 3, rel=1e-5)
 
 
-def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, monkeypatch):
+@pytest.mark.parametrize("carry, decodes", [("paste", 1), ("pixels", 2)])
+def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, monkeypatch, carry, decodes):
     """A reproject world decodes its block's last frame once (kept as the next geometric input) and shows it: the
     frames equal the autoencoder's decode of the block's latents, the kept frame is the shown last frame, and a
-    step decodes each frame once."""
+    step decodes each frame once for showing (``pixels`` once more, for the composite it re-encodes)."""
     frames, poses = clip(3, seed=2)
-    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
-    snap = world.snapshot()
-    latents = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
-    world.restore(snap)
-    decoded_frames = []
-    decode_raw = world.autoencoder.decode_raw
-    monkeypatch.setattr(world.autoencoder, "decode_raw", lambda z: decoded_frames.append(len(z)) or decode_raw(z))
-    shown = world.step(poses[:, 1], ["a", "b"])  # (N, F, H, W, 3) uint8
-    monkeypatch.undo()
-    assert sum(decoded_frames) == shown.shape[0] * shown.shape[1]
+    world.carry = carry
+    try:
+        world.start(frames[:, 0], poses[:, 0], ["a", "b"])
+        snap = world.snapshot()
+        latents = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
+        world.restore(snap)
+        decoded_frames = []
+        decode_raw = world.autoencoder.decode_raw
+        monkeypatch.setattr(world.autoencoder, "decode_raw", lambda z: decoded_frames.append(len(z)) or decode_raw(z))
+        shown = world.step(poses[:, 1], ["a", "b"])  # (N, F, H, W, 3) uint8
+        monkeypatch.undo()
+    finally:
+        world.carry = "pixels"
+    assert sum(decoded_frames) == decodes * shown.shape[0] * shown.shape[1]
     with torch.inference_mode():
         decoded = world.autoencoder.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
     expected = decoded.permute(0, 1, 3, 4, 2).numpy().astype(int)
@@ -157,11 +170,12 @@ def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, mon
 
 
 def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(world, monkeypatch):
-    """carry="paste" (the default for a reproject generator): every latent cell the last shown frame covers whole
-    comes out as its reprojected latents, bit for bit; the partly covered and unseen cells are generated (they are
-    not the reprojection). carry="condition" on the same world state keeps none of them."""
+    """carry="paste": every latent cell the last shown frame covers whole comes out as its reprojected latents, bit for
+    bit; the partly covered and unseen cells are generated (they are not the reprojection). carry="condition" on the
+    same world state keeps none of them."""
     frames, poses = clip(3, seed=3)
-    assert world.carry == "paste"
+    assert world.carry == "pixels"  # the default for a reproject generator
+    world.carry = "paste"
     seen = []
     forward = world.generator.forward
     monkeypatch.setattr(world.generator, "forward", lambda *a, cond=None, **kw: seen.append(cond) or forward(*a, cond=cond, **kw))
@@ -178,7 +192,7 @@ def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(worl
     try:
         conditioned = world.generate_latents(poses[:, 1], ["a", "b"])
     finally:
-        world.carry = "paste"
+        world.carry = "pixels"
     assert not torch.allclose(conditioned[covered], cond[:, :, :-1][covered], atol=1e-3)
 
 
@@ -192,13 +206,13 @@ def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     snap = world.snapshot()
     last, last_pose = world._last_frame.clone(), world._last_pose.clone()
-    pasted = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
+    kept = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w), the default carry
     world.restore(snap)
-    world.carry = "pixels"
+    world.carry = "paste"
     try:
-        kept = world.generate_latents(poses[:, 1], ["a", "b"])
+        pasted = world.generate_latents(poses[:, 1], ["a", "b"])
     finally:
-        world.carry = "paste"
+        world.carry = "pixels"
     ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
     warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
     with torch.no_grad():
@@ -212,7 +226,7 @@ def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
 def test_carry_modes_are_checked_against_the_generator():
     from magworld.model.pipeline import resolve_carry
 
-    assert resolve_carry(None, reproject=True) == "paste"
+    assert resolve_carry(None, reproject=True) == "pixels"
     assert resolve_carry(None, reproject=False) is None
     assert resolve_carry("condition", reproject=True) == "condition"
     with pytest.raises(ValueError, match="unknown carry mode 'glue'"):
