@@ -175,25 +175,29 @@ def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(worl
     same world state keeps none of them."""
     frames, poses = clip(3, seed=3)
     assert world.carry == "pixels"  # the default for a reproject generator
-    world.carry = "paste"
     seen = []
     forward = world.generator.forward
     monkeypatch.setattr(world.generator, "forward", lambda *a, cond=None, **kw: seen.append(cond) or forward(*a, cond=cond, **kw))
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     snap = world.snapshot()
-    pasted = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
+    pasted = latents_with_carry(world, "paste", snap, poses[:, 1])  # (N, F, C, h, w)
     cond = seen[0]
     covered = (cond[:, :, -1:] >= 1.0).expand_as(pasted)  # (N, F, C, h, w)
     assert 0 < int(covered.sum()) < covered.numel()  # the pan leaves some cells unseen
     assert torch.equal(pasted[covered], cond[:, :, :-1][covered])
     assert not torch.allclose(pasted[~covered], cond[:, :, :-1][~covered], atol=1e-3)
+    conditioned = latents_with_carry(world, "condition", snap, poses[:, 1])
+    assert not torch.allclose(conditioned[covered], cond[:, :, :-1][covered], atol=1e-3)
+
+
+def latents_with_carry(world, carry: str, snap, poses) -> torch.Tensor:
+    """The block ``world`` generates from ``snap`` under ``carry`` (the fixture's default, pixels, restored after)."""
     world.restore(snap)
-    world.carry = "condition"
+    world.carry = carry
     try:
-        conditioned = world.generate_latents(poses[:, 1], ["a", "b"])
+        return world.generate_latents(poses, ["a", "b"])
     finally:
         world.carry = "pixels"
-    assert not torch.allclose(conditioned[covered], cond[:, :, :-1][covered], atol=1e-3)
 
 
 def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
@@ -207,12 +211,7 @@ def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
     snap = world.snapshot()
     last, last_pose = world._last_frame.clone(), world._last_pose.clone()
     kept = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w), the default carry
-    world.restore(snap)
-    world.carry = "paste"
-    try:
-        pasted = world.generate_latents(poses[:, 1], ["a", "b"])
-    finally:
-        world.carry = "pixels"
+    pasted = latents_with_carry(world, "paste", snap, poses[:, 1])
     ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
     warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
     with torch.no_grad():
