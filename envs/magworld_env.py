@@ -85,7 +85,7 @@ class MAGWorldEnv(gym.Env):
     ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "paste" | "pixels" | "condition"`` (how
     the last frame, reprojected to the new poses, enters: ``paste`` keeps the latent cells it covers and the generator
     fills the rest; ``pixels`` also puts back every pixel it saw; ``condition`` only gives it as an input; None =
-    ``paste`` for the bundled model). **CPU threads**: torch's thread count is
+    ``pixels`` for the bundled model). **CPU threads**: torch's thread count is
     per process; ``threads=None`` sets it to 1 for a small model (the bundled tiny one) on the CPU unless
     ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set — one thread is faster for the tiny model even on an
     idle machine and does not thrash beside another busy process (2 threads there: ~20x slower).

@@ -73,7 +73,7 @@ class ModelBackend:
                  world_model: Any = None, carry: str | None = None) -> None:
         """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled).
         ``threads``: see :func:`apply_thread_policy`. ``carry``: see :data:`magworld.model.pipeline.CARRY_MODES`
-        (None: ``paste`` for a generator with the geometric input, as the bundled one)."""
+        (None: ``pixels`` for a generator with the geometric input, as the bundled one)."""
         check_threads(threads)
         self.world = world_model if world_model is not None else load_world_model(memory, checkpoint, steps, device, carry)
         apply_thread_policy(threads, self.world)

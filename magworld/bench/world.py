@@ -47,7 +47,7 @@ SEED_OFFSET = 40_000  # held-out scene seeds of this bench: HELDOUT_START + SEED
 class WorldBenchConfig:
     checkpoint: str | None = None  # generator .safetensors; None = the bundled model
     memory: str = "mag"
-    carry: str | None = None  # reproject generators: paste (keep the carried latent cells; the default) | pixels | condition
+    carry: str | None = None  # reproject generators: pixels (keep every carried pixel; the default) | paste (whole latent cells) | condition
     steps: int | None = None  # denoising steps (None = the checkpoint's)
     styles: list[str] = field(default_factory=lambda: ["outdoor", "indoor", "city", "game"])
     carry_episodes: int = 8  # per style: ground-truth block + one generated block
