@@ -311,12 +311,16 @@ def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames
     batch, total = shown.shape[:2]
     blocks = total // block_frames
     ends = slice(block_frames - 1, total - 1, block_frames)  # the last frame of blocks 0 .. blocks - 2
-    last = ae.decode_float(shown[:, ends].flatten(0, 1)).unflatten(0, (batch, blocks - 1))  # (B, blocks-1, 3, H, W)
-    if given > 0:
-        if frames is None:
-            raise ValueError("given > 0 takes the real last frames of the given blocks: pass frames")
-        real = Autoencoder.to_unit(frames[:, ends].to(last.device))  # (B, blocks-1, 3, H, W)
-        last = torch.where(torch.arange(blocks - 1, device=last.device).view(1, -1, 1, 1, 1) < given, real, last)
+    given = min(given, blocks - 1)
+    if given > 0 and frames is None:
+        raise ValueError("given > 0 takes the real last frames of the given blocks: pass frames")
+    shown_last = []  # per source block, the frame it showed last: (B, k, 3, H, W) pieces
+    if given > 0:  # ground truth: the real frame
+        shown_last.append(Autoencoder.to_unit(frames[:, ends][:, :given].to(shown.device)))
+    if given < blocks - 1:  # generated: its latents decoded (only these are decoded)
+        made = shown[:, ends][:, given:]  # (B, blocks-1-given, C, h, w)
+        shown_last.append(ae.decode_float(made.flatten(0, 1)).unflatten(0, made.shape[:2]))
+    last = torch.cat(shown_last, 1)  # (B, blocks-1, 3, H, W)
     source = pose[:, ends].flatten(0, 1)  # (B*(blocks-1), 3)
     targets = pose[:, block_frames:].unflatten(1, (blocks - 1, block_frames)).flatten(0, 1)  # (B*(blocks-1), bf, 3)
     cond = carry_condition(ae, last.flatten(0, 1), source, targets)  # (B*(blocks-1), bf, C + 1, h, w)
