@@ -31,7 +31,7 @@ import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -136,6 +136,17 @@ def carried_cells(cond: torch.Tensor) -> Known:
     """The latent cells of a block that the last shown frame covers whole, with its reprojected latents: what a world
     with ``carry="paste"`` keeps (``cond`` (N, T, C + 1, h, w) from :func:`~magworld.model.reproject.carry_condition`)."""
     return Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0)  # mask (N, T, 1, h, w)
+
+
+def sample_carried(carry: str | None, sample: Callable[[Known | None], torch.Tensor], autoencoder,
+                   cond: torch.Tensor | None, frame: torch.Tensor | None, source: torch.Tensor | None,
+                   pose: torch.Tensor) -> torch.Tensor:
+    """A block (N, F, C, h, w) sampled as a world with ``carry`` (:data:`CARRY_MODES`, or None) samples it:
+    ``sample(known)`` runs the sampler, keeping the cells paste and pixels keep (:func:`carried_cells` of ``cond``;
+    None otherwise); pixels then puts back the pixels the last shown ``frame``, seen from ``source``, saw at ``pose``
+    (:func:`~magworld.model.reproject.keep_seen_pixels`). The world and DMD's self-forced rollout both sample here."""
+    x0 = sample(carried_cells(cond) if carry in ("paste", "pixels") else None)
+    return keep_seen_pixels(autoencoder, x0, frame, source, pose) if carry == "pixels" else x0
 
 
 def given_last_frame(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -350,10 +361,9 @@ class WorldModel(LatentWorld):
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the block right after the cache's frames
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
-        known = carried_cells(cond) if self.carry in ("paste", "pixels") else None
-        x0 = self.sampler.sample(velocity, shape, self._rng, self.device, known=known)
-        if self.carry == "pixels":
-            x0 = keep_seen_pixels(self.autoencoder, x0, self._last_frame, self._last_pose, pose)
+        x0 = sample_carried(self.carry, lambda known: self.sampler.sample(velocity, shape, self._rng, self.device,
+                                                                          known=known),
+                            self.autoencoder, cond, self._last_frame, self._last_pose, pose)
         self._write(x0, pose)
         return x0
 
@@ -394,5 +404,5 @@ def read_manifest(path: str | Path | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame", "load_generator", "read_manifest",
+__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame", "load_generator", "read_manifest", "sample_carried",
            "resolve_device", "sha256"]

@@ -44,8 +44,8 @@ from magworld.model.checkpoint import read_meta, save_checkpoint
 from magworld.model.flow import add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, write_block
 from magworld.model.memory_model import MemoryModel
-from magworld.model.pipeline import carried_cells, given_last_frame, resolve_carry, sha256
-from magworld.model.reproject import carry_condition, keep_seen_pixels
+from magworld.model.pipeline import given_last_frame, resolve_carry, sample_carried, sha256
+from magworld.model.reproject import carry_condition
 from magworld.model.sampler import BlockSampler
 from magworld.model.teacher import Teacher, load_teacher
 from magworld.model.text import TextConfig, make_text_encoder
@@ -163,6 +163,8 @@ class SelfForcedRollout:
         self.sampler = BlockSampler(generator.cfg.flow)
         self.latents: list[torch.Tensor] = []
         self.block = 0
+        self.last_frame: torch.Tensor | None = None  # reproject generators: the last frame shown (N, 3, H, W), its pose
+        self.last_pose: torch.Tensor | None = None
 
     def _tensor(self, poses: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(poses, dtype=np.float32)).to(self.device)
@@ -203,11 +205,10 @@ class SelfForcedRollout:
 
         shape = (pose.shape[0], tc.block_frames, tc.latent_channels, tc.latent_size, tc.latent_size)
         carry = resolve_carry(None, self.gen.cfg.reproject)  # as the world samples by default
-        known = carried_cells(cond) if carry in ("paste", "pixels") else None
         with torch.set_grad_enabled(self.block in self.grad_blocks):
-            x0 = self.sampler.sample(velocity, shape, self.rng, self.device, exit_step=self.exits[self.block], known=known)
-            if carry == "pixels":
-                x0 = keep_seen_pixels(self.ae, x0, self.last_frame, self.last_pose, pose)
+            x0 = sample_carried(carry, lambda known: self.sampler.sample(velocity, shape, self.rng, self.device,
+                                                                         exit_step=self.exits[self.block], known=known),
+                                self.ae, cond, self.last_frame, self.last_pose, pose)
         self.latents.append(x0)
         self._write(x0.detach(), pose)
         return decode_clip(self.ae, x0.detach()).permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)
