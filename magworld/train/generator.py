@@ -37,6 +37,7 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
@@ -431,12 +432,23 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
 
 
+def copy_weights(source: str | Path, target: str | Path, half: bool = False) -> None:
+    """Copy a .safetensors file; ``half``: store its float32 tensors as float16 (half the bytes; loading casts them
+    back into the float32 model)."""
+    if not half:
+        shutil.copyfile(source, target)
+        return
+    tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in load_file(str(source)).items()}
+    save_file(tensors, str(target))
+
+
 def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR,
-           autoencoder: str | Path | None = None, memory: str | Path | None = None) -> dict:
+           autoencoder: str | Path | None = None, memory: str | Path | None = None, half: bool = False) -> dict:
     """Copy a run's export (``<export>.safetensors`` + ``.json``, default the final one) and its training log into
     a weights folder (default the package's) and write the manifest: sha256 and size of every bundled file the world
     model loads. ``autoencoder`` / ``memory``: run folders whose final exports (with their logs) are bundled too —
-    the set a generator was trained against; otherwise the folder must already hold them."""
+    the set a generator was trained against; otherwise the folder must already hold them. ``half``: the memory model
+    and generator are stored in float16 (the autoencoder stays float32)."""
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
     for kind, source in (("autoencoder", autoencoder), ("memory", memory)):  # check before copying anything
         if source is None and not bundled_path(kind, weights_dir).exists():
@@ -446,11 +458,13 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     for kind, source in (("autoencoder", autoencoder), ("memory", memory)):
         if source is not None:
             source, target = Path(source), bundled_path(kind, weights_dir)
-            for suffix, src in ((".safetensors", f"{kind}.safetensors"), (".json", f"{kind}.json"),
-                                (".metrics.jsonl", "metrics.jsonl"), (".train-config.json", "config.json")):
+            copy_weights(source / f"{kind}.safetensors", target, half and kind == "memory")
+            for suffix, src in ((".json", f"{kind}.json"), (".metrics.jsonl", "metrics.jsonl"),
+                                (".train-config.json", "config.json")):
                 shutil.copyfile(source / src, target.with_suffix(suffix))
-    for src, dst in ((f"{export}.safetensors", GENERATOR_FILE), (f"{export}.json", "generator.json"),
-                     ("metrics.jsonl", "generator.log.jsonl"), ("config.json", "generator.train.json")):
+    copy_weights(run_dir / f"{export}.safetensors", weights_dir / GENERATOR_FILE, half)
+    for src, dst in ((f"{export}.json", "generator.json"), ("metrics.jsonl", "generator.log.jsonl"),
+                     ("config.json", "generator.train.json")):
         shutil.copyfile(run_dir / src, weights_dir / dst)
     names = [GENERATOR_FILE, "generator.json", "tiny-memory.safetensors", "tiny-memory.json",
              "tiny-autoencoder.safetensors", "tiny-autoencoder.json"]
@@ -462,7 +476,7 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     return manifest
 
 
-__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "build_stage", "bundle", "clip_prompts", "evaluate",
+__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "build_stage", "bundle", "clip_prompts", "copy_weights", "evaluate",
            "generator_loss", "initial_generator", "memory_config", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
            "train"]
 
@@ -479,5 +493,6 @@ if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/gen
     parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
     parser.add_argument("--autoencoder", help="autoencoder run folder (its autoencoder.safetensors is bundled)")
     parser.add_argument("--memory", help="memory run folder (its memory.safetensors is bundled)")
+    parser.add_argument("--half", action="store_true", help="store the memory model and generator in float16")
     a = parser.parse_args()
-    print(json.dumps(bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory), indent=2))
+    print(json.dumps(bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory, a.half), indent=2))

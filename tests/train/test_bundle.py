@@ -58,3 +58,28 @@ def test_a_folder_without_its_memory_model_is_a_clear_error(tmp_path):
     ae = Autoencoder(AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4))
     with pytest.raises(FileNotFoundError, match="tiny-memory.safetensors is missing: pass the memory run"):
         bundle(tmp_path, weights_dir=tmp_path / "weights", autoencoder=fake_run(tmp_path / "ae", "autoencoder", ae, ae.cfg))
+
+
+def test_half_bundle_stores_float16_and_loads_the_rounded_weights(tmp_path):
+    tc = micro_config()
+    torch.manual_seed(0)
+    ae_cfg = AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4)
+    ae, mem = perturbed(Autoencoder(ae_cfg), 1), perturbed(MemoryModel(MemoryConfig(transformer=tc)), 2)
+    gen = perturbed(Generator(GeneratorConfig(transformer=tc)), 3)
+    runs = {kind: fake_run(tmp_path / kind, kind, m, m.cfg) for kind, m in
+            (("autoencoder", ae), ("memory", mem), ("generator", gen))}
+    full, half = tmp_path / "full", tmp_path / "half"
+    bundle(runs["generator"], weights_dir=full, autoencoder=runs["autoencoder"], memory=runs["memory"])
+    manifest = bundle(runs["generator"], weights_dir=half, autoencoder=runs["autoencoder"], memory=runs["memory"],
+                      half=True)
+    for name in ("generator.safetensors", "tiny-memory.safetensors"):
+        assert (half / name).stat().st_size < 0.6 * (full / name).stat().st_size, name
+        assert manifest["files"][name]["sha256"] == sha256(half / name)
+    assert sha256(half / "tiny-autoencoder.safetensors") == sha256(full / "tiny-autoencoder.safetensors")
+
+    world = WorldModel.from_checkpoint(half, text_encoder=HashingTextEncoder(16), device="cpu")
+    for loaded, original in ((world.generator, gen), (world.memory_model, mem)):
+        for (name, a), b in zip(loaded.state_dict().items(), original.state_dict().values()):
+            assert a.dtype == b.dtype, name  # the model computes in float32 as before
+            torch.testing.assert_close(a, b.half().to(b.dtype) if b.is_floating_point() else b, rtol=0, atol=0, msg=name)
+    assert any(not torch.equal(a, b) for a, b in zip(world.generator.state_dict().values(), gen.state_dict().values()))
