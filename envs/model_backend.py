@@ -21,7 +21,7 @@ from magworld.world.trajectory import BLOCK_FRAMES
 
 from .workers import forked_after_torch
 
-SMALL_MODEL_PARAMETERS = 5_000_000  # generators up to this size run on one CPU thread by default (tiny: 1.3 M)
+SMALL_MODEL_PARAMETERS = 8_000_000  # generators up to this size run on one CPU thread by default (bundled: 5.0 M)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: keep torch's thread count
 
 
@@ -69,7 +69,7 @@ class ModelBackend:
     exact = False
 
     def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1, memory: str = "mag",
-                 checkpoint: str | None = None, steps: int | None = 4, device: str = "auto", threads: int | None = None,
+                 checkpoint: str | None = None, steps: int | None = None, device: str = "auto", threads: int | None = None,
                  world_model: Any = None, carry: str | None = None) -> None:
         """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled).
         ``threads``: see :func:`apply_thread_policy`. ``carry``: see :data:`magworld.model.pipeline.CARRY_MODES`

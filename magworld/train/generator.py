@@ -443,12 +443,16 @@ def copy_weights(source: str | Path, target: str | Path, half: bool = False) -> 
 
 
 def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR,
-           autoencoder: str | Path | None = None, memory: str | Path | None = None, half: bool = False) -> dict:
+           autoencoder: str | Path | None = None, memory: str | Path | None = None, half: bool = False,
+           steps: int | None = None) -> dict:
     """Copy a run's export (``<export>.safetensors`` + ``.json``, default the final one) and its training log into
     a weights folder (default the package's) and write the manifest: sha256 and size of every bundled file the world
     model loads. ``autoencoder`` / ``memory``: run folders whose final exports (with their logs) are bundled too —
     the set a generator was trained against; otherwise the folder must already hold them. ``half``: the memory model
-    and generator are stored in float16 (the autoencoder stays float32)."""
+    and generator are stored in float16 (the autoencoder stays float32). ``steps``: the denoising steps the bundled
+    world samples with by default (written into the generator's config; None keeps the run's)."""
+    if steps is not None and steps < 1:
+        raise ValueError(f"steps must be a positive number of denoising steps, got {steps}")
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
     for kind, source in (("autoencoder", autoencoder), ("memory", memory)):  # check before copying anything
         if source is None and not bundled_path(kind, weights_dir).exists():
@@ -466,6 +470,13 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     for src, dst in ((f"{export}.json", "generator.json"), ("metrics.jsonl", "generator.log.jsonl"),
                      ("config.json", "generator.train.json")):
         shutil.copyfile(run_dir / src, weights_dir / dst)
+    meta = json.loads((weights_dir / "generator.json").read_text())
+    if steps is not None:
+        meta["config"]["flow"]["steps"] = int(steps)
+    if half and memory is not None and "memory_sha256" in meta["extra"]:  # the memory model it reads is now the rounded one
+        meta["extra"]["memory_sha256_float32"] = meta["extra"]["memory_sha256"]
+        meta["extra"]["memory_sha256"] = sha256(bundled_path("memory", weights_dir))
+    (weights_dir / "generator.json").write_text(json.dumps(meta, indent=2))
     names = [GENERATOR_FILE, "generator.json", "tiny-memory.safetensors", "tiny-memory.json",
              "tiny-autoencoder.safetensors", "tiny-autoencoder.json"]
     manifest = {"about": "sha256 of the bundled files WorldModel.from_bundled loads; the generator was trained "
@@ -494,5 +505,6 @@ if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/gen
     parser.add_argument("--autoencoder", help="autoencoder run folder (its autoencoder.safetensors is bundled)")
     parser.add_argument("--memory", help="memory run folder (its memory.safetensors is bundled)")
     parser.add_argument("--half", action="store_true", help="store the memory model and generator in float16")
+    parser.add_argument("--steps", type=int, help="denoising steps the bundled world samples with by default")
     a = parser.parse_args()
-    print(json.dumps(bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory, a.half), indent=2))
+    print(json.dumps(bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory, a.half, a.steps), indent=2))

@@ -4,6 +4,7 @@ from such a folder: the models loaded are exactly the runs' exports, and the man
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
 import pytest
@@ -66,20 +67,34 @@ def test_half_bundle_stores_float16_and_loads_the_rounded_weights(tmp_path):
     ae_cfg = AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4)
     ae, mem = perturbed(Autoencoder(ae_cfg), 1), perturbed(MemoryModel(MemoryConfig(transformer=tc)), 2)
     gen = perturbed(Generator(GeneratorConfig(transformer=tc)), 3)
-    runs = {kind: fake_run(tmp_path / kind, kind, m, m.cfg) for kind, m in
-            (("autoencoder", ae), ("memory", mem), ("generator", gen))}
+    runs = {kind: fake_run(tmp_path / kind, kind, m, m.cfg) for kind, m in (("autoencoder", ae), ("memory", mem))}
+    runs["generator"] = fake_run(tmp_path / "generator", "generator", gen, gen.cfg)
+    trained_against = sha256(runs["memory"] / "memory.safetensors")
+    save_checkpoint(runs["generator"] / "generator.safetensors", gen, "generator", gen.cfg,
+                    extra={"step": 1, "memory_sha256": trained_against})
     full, half = tmp_path / "full", tmp_path / "half"
     bundle(runs["generator"], weights_dir=full, autoencoder=runs["autoencoder"], memory=runs["memory"])
     manifest = bundle(runs["generator"], weights_dir=half, autoencoder=runs["autoencoder"], memory=runs["memory"],
-                      half=True)
+                      half=True, steps=2)
+    meta = json.loads((half / "generator.json").read_text())
+    assert meta["config"]["flow"]["steps"] == 2 and meta["extra"]["memory_sha256_float32"] == trained_against
+    assert meta["extra"]["memory_sha256"] == sha256(half / "tiny-memory.safetensors") != trained_against
     for name in ("generator.safetensors", "tiny-memory.safetensors"):
         assert (half / name).stat().st_size < 0.6 * (full / name).stat().st_size, name
         assert manifest["files"][name]["sha256"] == sha256(half / name)
     assert sha256(half / "tiny-autoencoder.safetensors") == sha256(full / "tiny-autoencoder.safetensors")
 
-    world = WorldModel.from_checkpoint(half, text_encoder=HashingTextEncoder(16), device="cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the generator names the rounded memory model it now reads: no mismatch warning
+        world = WorldModel.from_checkpoint(half, text_encoder=HashingTextEncoder(16), device="cpu")
+    assert world.sampler.cfg.steps == 2
     for loaded, original in ((world.generator, gen), (world.memory_model, mem)):
         for (name, a), b in zip(loaded.state_dict().items(), original.state_dict().values()):
             assert a.dtype == b.dtype, name  # the model computes in float32 as before
             torch.testing.assert_close(a, b.half().to(b.dtype) if b.is_floating_point() else b, rtol=0, atol=0, msg=name)
     assert any(not torch.equal(a, b) for a, b in zip(world.generator.state_dict().values(), gen.state_dict().values()))
+
+
+def test_bundle_refuses_zero_steps(tmp_path):
+    with pytest.raises(ValueError, match="steps must be a positive number"):
+        bundle(tmp_path, weights_dir=tmp_path / "weights", steps=0)
