@@ -21,7 +21,8 @@ from magworld.world.trajectory import BLOCK_FRAMES
 
 from .workers import forked_after_torch
 
-SMALL_MODEL_PARAMETERS = 8_000_000  # generators up to this size run on one CPU thread by default (bundled: 5.0 M)
+SMALL_MODEL_PARAMETERS = 8_000_000  # generators up to this size run on one CPU thread by default (bundled: 5.0 M;
+#   one env on the 2-core VM, session 6: 35 frames/s with 1 thread, 19 with 2)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: keep torch's thread count
 
 
