@@ -28,7 +28,8 @@ def fake_run(folder: Path, kind: str, module: torch.nn.Module, config) -> Path:
     return folder
 
 
-def test_bundle_writes_a_folder_that_loads_as_that_world(tmp_path):
+def trained_set(tmp_path: Path):
+    """A micro autoencoder, memory model and generator (perturbed off their init) and their run folders."""
     tc = micro_config()
     torch.manual_seed(0)
     ae_cfg = AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4)
@@ -36,6 +37,11 @@ def test_bundle_writes_a_folder_that_loads_as_that_world(tmp_path):
     gen = perturbed(Generator(GeneratorConfig(transformer=tc)), 3)
     runs = {kind: fake_run(tmp_path / kind, kind, m, m.cfg) for kind, m in
             (("autoencoder", ae), ("memory", mem), ("generator", gen))}
+    return ae, mem, gen, runs
+
+
+def test_bundle_writes_a_folder_that_loads_as_that_world(tmp_path):
+    ae, mem, gen, runs = trained_set(tmp_path)
     weights = tmp_path / "weights"
     manifest = bundle(runs["generator"], weights_dir=weights, autoencoder=runs["autoencoder"], memory=runs["memory"])
     assert {"tiny-autoencoder.safetensors", "tiny-memory.safetensors", "generator.safetensors",
@@ -62,13 +68,7 @@ def test_a_folder_without_its_memory_model_is_a_clear_error(tmp_path):
 
 
 def test_half_bundle_stores_float16_and_loads_the_rounded_weights(tmp_path):
-    tc = micro_config()
-    torch.manual_seed(0)
-    ae_cfg = AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4)
-    ae, mem = perturbed(Autoencoder(ae_cfg), 1), perturbed(MemoryModel(MemoryConfig(transformer=tc)), 2)
-    gen = perturbed(Generator(GeneratorConfig(transformer=tc)), 3)
-    runs = {kind: fake_run(tmp_path / kind, kind, m, m.cfg) for kind, m in (("autoencoder", ae), ("memory", mem))}
-    runs["generator"] = fake_run(tmp_path / "generator", "generator", gen, gen.cfg)
+    ae, mem, gen, runs = trained_set(tmp_path)
     trained_against = sha256(runs["memory"] / "memory.safetensors")
     save_checkpoint(runs["generator"] / "generator.safetensors", gen, "generator", gen.cfg,
                     extra={"step": 1, "memory_sha256": trained_against})
