@@ -81,7 +81,8 @@ class MAGWorldEnv(gym.Env):
     ``gym.make("MAGWorld-v0", backend="model" | "simulator", style=None | "outdoor" | "indoor" | "city" | "game",
     resolution=64 | (H, W), reward=RewardConfig | dict, render_mode=None | "rgb_array" | "human", timing=False)``;
     the model backend adds ``memory="mag" | "window" | "full" | "mag-ring" | "mag-recall"`` (see
-    :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``steps=None`` (the checkpoint's denoising steps; the bundled set: 2),
+    :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``steps=None`` (the checkpoint's denoising
+    steps; the bundled set: 2),
     ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "paste" | "pixels" | "condition"`` (how
     the last frame, reprojected to the new poses, enters: ``paste`` keeps the latent cells it covers and the generator
     fills the rest; ``pixels`` also puts back every pixel it saw; ``condition`` only gives it as an input; None =
