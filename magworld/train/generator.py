@@ -470,13 +470,14 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     for src, dst in ((f"{export}.json", "generator.json"), ("metrics.jsonl", "generator.log.jsonl"),
                      ("config.json", "generator.train.json")):
         shutil.copyfile(run_dir / src, weights_dir / dst)
-    meta = json.loads((weights_dir / "generator.json").read_text())
-    if steps is not None:
-        meta["config"]["flow"]["steps"] = int(steps)
-    if half and memory is not None and "memory_sha256" in meta["extra"]:  # the memory model it reads is now the rounded one
-        meta["extra"]["memory_sha256_float32"] = meta["extra"]["memory_sha256"]
-        meta["extra"]["memory_sha256"] = sha256(bundled_path("memory", weights_dir))
-    (weights_dir / "generator.json").write_text(json.dumps(meta, indent=2))
+    if steps is not None or half:  # the copied sidecar, edited
+        meta = json.loads((weights_dir / "generator.json").read_text())
+        if steps is not None:
+            meta["config"]["flow"]["steps"] = int(steps)
+        if half and memory is not None and "memory_sha256" in meta["extra"]:  # it now reads the rounded memory model
+            meta["extra"]["memory_sha256_float32"] = meta["extra"]["memory_sha256"]
+            meta["extra"]["memory_sha256"] = sha256(bundled_path("memory", weights_dir))
+        (weights_dir / "generator.json").write_text(json.dumps(meta, indent=2))
     names = [GENERATOR_FILE, "generator.json", "tiny-memory.safetensors", "tiny-memory.json",
              "tiny-autoencoder.safetensors", "tiny-autoencoder.json"]
     manifest = {"about": "sha256 of the bundled files WorldModel.from_bundled loads; the generator was trained "
