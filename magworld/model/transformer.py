@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from .cache import CacheConfig, KVCache
 from .config import TransformerConfig
-from .rope import Rope3D, Turn, rotate, time_positions
+from .rope import Rope3D, Turn, rotate, spatial_angles, time_positions
 
 try:  # optional CUDA kernel; SDPA is the portable default
     from flash_attn import flash_attn_func
@@ -44,6 +44,14 @@ class Output(NamedTuple):
     prediction: torch.Tensor  # (B, T, C, h, w) velocity
     keys: list[torch.Tensor] | None  # per layer (B, heads, T, N, hd), as a cache stores them (see magworld.model.rope)
     values: list[torch.Tensor] | None
+
+
+class Angles(NamedTuple):
+    """One call's rotations, shared by every layer."""
+
+    own: Turn  # queries, and the keys they attend with
+    stored: Turn | None  # keys as a cache stores them (None: keys/values not returned)
+    value: Turn | None = None  # values (spatial only; ``value_rope``), None: values do not turn
 
 
 class History(NamedTuple):
@@ -87,14 +95,16 @@ class SelfAttention(nn.Module):
         self.q_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
         self.k_norm = nn.RMSNorm(cfg.head_dim) if cfg.qk_norm else nn.Identity()
 
-    def forward(self, x: torch.Tensor, angles: tuple[Turn, Turn | None], past: History | None,
+    def forward(self, x: torch.Tensor, angles: Angles, past: History | None,
                 mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """x (B, L, D), angles (own, stored or None) -> (out (B, L, D), this call's keys as a cache stores them (None
-        without stored angles) and values (B, H, L, hd)); ``past``: the cached keys (in pieces) placed for this call."""
+        """x (B, L, D) -> (out (B, L, D), this call's keys and values as a cache stores them (keys None without stored
+        angles), each (B, H, L, hd)); ``past``: the cached keys (in pieces) placed for this call."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
-        own, stored = angles
+        own, stored, turn_values = angles
         q, k = rotate(self.q_norm(q), own), self.k_norm(k)
         k_now = rotate(k, own)
+        if turn_values is not None:
+            v = rotate(v, turn_values)
         if past is None:
             keys, values = k_now, v
         else:  # one copy: [cached pieces ; this call]
@@ -106,6 +116,8 @@ class SelfAttention(nn.Module):
                     mask = mask.unsqueeze(1)  # (B, 1, Lq, Lk)
                 mask = real if mask is None else real & mask
         out = attention(q, keys, values, mask)  # (B, H, L, hd)
+        if turn_values is not None:
+            out = rotate(out, turn_values.inverse())  # back to each query's own place
         return self.out(out.transpose(1, 2).flatten(2)), None if stored is None else rotate(k, stored), v
 
 
@@ -136,7 +148,7 @@ class Block(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(cfg.dim, cfg.mlp_dim), nn.GELU(approximate="tanh"),
                                  nn.Linear(cfg.mlp_dim, cfg.dim))
 
-    def forward(self, x: torch.Tensor, mod: torch.Tensor, angles: tuple[Turn, Turn | None],
+    def forward(self, x: torch.Tensor, mod: torch.Tensor, angles: Angles,
                 context: torch.Tensor, past: History | None, mask: torch.Tensor | None):
         """x (B, T, N, D); mod (B, T, 6, D) -> (x, keys, values)."""
         shift1, scale1, gate1, shift2, scale2, gate2 = (mod + self.modulation).unsqueeze(2).unbind(3)  # (B, T, 1, D)
@@ -206,7 +218,8 @@ class BlockTransformer(nn.Module):
         else:
             reference = int(frame_index[0])
         own, stored = self.rope(frame_index.to(torch.float32) - reference, pose)  # each (B, T*N, hd/2)
-        angles = (Turn.of(own), Turn.of(stored) if return_kv else None)  # cos/sin once for every layer
+        turn_values = Turn.of(spatial_angles(own, self.cfg.rope_dims[0])) if self.cfg.value_rope else None
+        angles = Angles(Turn.of(own), Turn.of(stored) if return_kv else None, turn_values)  # once for every layer
         history = self.read_cache(cache, reference, pose)
         x = self.patch_embed(self.patchify(x_t))  # (B, T, N, D)
         if token_bias is not None:

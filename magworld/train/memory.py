@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from magworld.model.autoencoder import Autoencoder
+from magworld.model.masks import kept_frames
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pretrained import load_autoencoder, load_bundled
 from magworld.model.text import TextConfig, make_text_encoder
@@ -76,7 +77,20 @@ def evaluate(model: MemoryModel, ae: Autoencoder, clip: Clip, text: torch.Tensor
               "cache_bytes_per_block": cache.bytes() / len(clip.styles) / blocks}
     for style in sorted(set(clip.styles)):
         result[f"psnr_{style}"] = float(p[torch.from_numpy(styles == style)].mean())
-    return result
+    return result | by_place_in_block(p.view(latents.shape[:2]).cpu(), clip.poses, model.cfg)
+
+
+def by_place_in_block(frame_psnr: torch.Tensor, poses: torch.Tensor, cfg: MemoryConfig) -> dict[str, float]:
+    """Mean PSNR (B, T) of the kept frames and of the others, split into those whose camera did not move from their
+    block's last frame (a copy of what the kept frame shows) and those it moved from (content moved to a new pose).
+    A key is left out when no frame falls in it."""
+    bf = cfg.transformer.block_frames
+    kept = kept_frames(torch.arange(frame_psnr.shape[1]), bf, cfg.kept).expand_as(frame_psnr)  # (B, T)
+    last = poses.unflatten(1, (-1, bf))[:, :, -1:].expand(-1, -1, bf, -1).flatten(1, 2)  # (B, T, 3)
+    still = (poses - last).abs().amax(-1) < 1e-4  # (B, T)
+    groups = {"psnr_kept": kept, "psnr_others": ~kept, "psnr_others_still": ~kept & still,
+              "psnr_others_moved": ~kept & ~still}
+    return {name: float(frame_psnr[m].mean()) for name, m in groups.items() if bool(m.any())}
 
 
 def prompts_with_drop(captions: list[str], drop: float, rng: np.random.Generator) -> list[str]:

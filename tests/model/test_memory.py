@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from magworld.model.flow import FlowConfig
@@ -7,9 +8,10 @@ from magworld.model.memory_model import MemoryConfig, MemoryModel
 from model_testing import micro_config, random_inputs
 
 
-def _model(depth: int = 2, kept: int = 1) -> MemoryModel:
+def _model(depth: int = 2, kept: int = 1, value_rope: bool = False) -> MemoryModel:
     torch.manual_seed(0)
-    model = MemoryModel(MemoryConfig(transformer=micro_config(depth=depth), kept=kept, flow=FlowConfig(steps=2)))
+    model = MemoryModel(MemoryConfig(transformer=micro_config(depth=depth, value_rope=value_rope), kept=kept,
+                                     flow=FlowConfig(steps=2)))
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
@@ -45,9 +47,10 @@ def test_later_blocks_never_leak_into_earlier_ones():
     assert torch.equal(out[:, :6], ref[:, :6])
 
 
-def test_cache_path_equals_parallel_training_pass():
+@pytest.mark.parametrize("value_rope", [False, True])
+def test_cache_path_equals_parallel_training_pass(value_rope):
     """The production writer + a read through the mag cache see exactly what the training mask allows."""
-    model = _model(depth=2)
+    model = _model(depth=2, value_rope=value_rope)
     x0, t, pose, text = random_inputs(model.cfg.transformer, batch=2, frames=9)
     noisy = torch.randn_like(x0)
     t = t[:, ::3].repeat_interleave(3, 1)
