@@ -83,10 +83,11 @@ class MAGWorldEnv(gym.Env):
     the model backend adds ``memory="mag" | "window" | "full" | "mag-ring" | "mag-recall"`` (see
     :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``steps=None`` (the checkpoint's denoising
     steps; the bundled set: 2),
-    ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "paste" | "pixels" | "condition"`` (how
-    the last frame, reprojected to the new poses, enters: ``paste`` keeps the latent cells it covers and the generator
-    fills the rest; ``pixels`` also puts back every pixel it saw; ``condition`` only gives it as an input; None =
-    ``pixels`` for the bundled model). **CPU threads**: torch's thread count is
+    ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "sharp" | "pixels" | "paste" | "condition"``
+    (how the last frame, reprojected to the new poses, enters: ``paste`` keeps the latent cells it covers and the
+    generator fills the rest; ``pixels`` also puts back every pixel it saw (through the autoencoder); ``sharp`` shows
+    those pixels exactly as that frame showed them; ``condition`` only gives it as an input; None = ``sharp`` for the
+    bundled model). **CPU threads**: torch's thread count is
     per process; ``threads=None`` sets it to 1 for a small model (the bundled tiny one) on the CPU unless
     ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set — one thread is faster for the tiny model even on an
     idle machine and does not thrash beside another busy process (2 threads there: ~20x slower).

@@ -12,7 +12,8 @@ Three measurements on held-out scenes, each with reference rows computed in the 
   reprojected to its pose, on the pixels that frame saw: does the world hold still while the camera moves?
   Per-step curve, mean, and drift = mean of steps 51-100 minus mean of steps 1-10 (scaled to the episode
   length). Reference row: the autoencoder round trip of that reprojection (the ceiling for a generator
-  whose every block goes through the autoencoder).
+  whose every block goes through the autoencoder). With ``carry="sharp"`` the carried pixels *are* that reprojection
+  (up to uint8 rounding), so both carry figures then read the reprojection baseline / rounding, not the generator.
 - **look**: per style a PNG — simulator row above model row — of ``look_steps`` pans right and back.
 
 The model is any generator checkpoint (default: bundled) with any memory policy. Output: a markdown table,
@@ -47,7 +48,8 @@ SEED_OFFSET = 40_000  # held-out scene seeds of this bench: HELDOUT_START + SEED
 class WorldBenchConfig:
     checkpoint: str | None = None  # generator .safetensors; None = the bundled model
     memory: str = "mag"
-    carry: str | None = None  # reproject generators: pixels (keep every carried pixel; the default) | paste (whole latent cells) | condition
+    carry: str | None = None  # reproject generators: sharp (show every carried pixel as shown; the default) | pixels
+    #   (the same through the autoencoder) | paste (whole latent cells) | condition
     steps: int | None = None  # denoising steps (None = the checkpoint's)
     styles: list[str] = field(default_factory=lambda: ["outdoor", "indoor", "city", "game"])
     carry_episodes: int = 8  # per style: ground-truth block + one generated block

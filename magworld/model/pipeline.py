@@ -31,7 +31,7 @@ import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -55,8 +55,10 @@ GENERATOR_FILE = "generator.safetensors"
 # gives it to the generator as an input; ``paste`` also keeps the latent cells it covers whole (inpainting: the
 # generator fills the rest, reading it and the compressed memory), so what was just seen stays put; ``pixels`` pastes,
 # then puts back every pixel the last frame saw (its reprojection, not only whole cells) and re-encodes the block
-# (:func:`~magworld.model.reproject.keep_seen_pixels`: one more autoencoder pass per block).
-CARRY_MODES = ("paste", "condition", "pixels")
+# (:func:`~magworld.model.reproject.keep_seen_pixels`: one more autoencoder pass per block); ``sharp`` does what pixels
+# does and *shows* that composite, so carried pixels reach the screen without a round trip through the autoencoder
+# (memory still takes the re-encoded block).
+CARRY_MODES = ("paste", "condition", "pixels", "sharp")
 MANIFEST_FILE = "generator.manifest.json"
 
 
@@ -120,10 +122,10 @@ class WorldSnapshot:
 
 
 def resolve_carry(carry: str | None, reproject: bool) -> str | None:
-    """The carry mode of a world (:data:`CARRY_MODES`): ``None`` picks ``pixels`` for a generator trained with the
+    """The carry mode of a world (:data:`CARRY_MODES`): ``None`` picks ``sharp`` for a generator trained with the
     geometric input (``reproject``) and nothing for one without it, which takes no mode."""
     if carry is None:
-        return "pixels" if reproject else None
+        return "sharp" if reproject else None
     if carry not in CARRY_MODES:
         raise ValueError(f"unknown carry mode {carry!r}; choose one of {', '.join(CARRY_MODES)} (or None: the default)")
     if not reproject:
@@ -138,15 +140,27 @@ def carried_cells(cond: torch.Tensor) -> Known:
     return Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0)  # mask (N, T, 1, h, w)
 
 
+class CarriedBlock(NamedTuple):
+    """A sampled block: the latents memory takes (N, F, C, h, w), and the frames shown when they are not those latents
+    decoded (``carry="sharp"``: float (N, F, 3, H, W) in [-1, 1]; None otherwise)."""
+
+    latents: torch.Tensor
+    shown: torch.Tensor | None = None
+
+
 def sample_carried(carry: str | None, sample: Callable[[Known | None], torch.Tensor], autoencoder,
                    cond: torch.Tensor | None, frame: torch.Tensor | None, source: torch.Tensor | None,
-                   pose: torch.Tensor) -> torch.Tensor:
-    """A block (N, F, C, h, w) sampled as a world with ``carry`` (:data:`CARRY_MODES`, or None) samples it:
-    ``sample(known)`` runs the sampler, keeping the cells paste and pixels keep (:func:`carried_cells` of ``cond``;
-    None otherwise); pixels then puts back the pixels the last shown ``frame``, seen from ``source``, saw at ``pose``
-    (:func:`~magworld.model.reproject.keep_seen_pixels`). The world and DMD's self-forced rollout both sample here."""
-    x0 = sample(carried_cells(cond) if carry in ("paste", "pixels") else None)
-    return keep_seen_pixels(autoencoder, x0, frame, source, pose) if carry == "pixels" else x0
+                   pose: torch.Tensor) -> CarriedBlock:
+    """A block sampled as a world with ``carry`` (:data:`CARRY_MODES`, or None) samples it: ``sample(known)`` runs the
+    sampler, keeping the cells paste, pixels and sharp keep (:func:`carried_cells` of ``cond``; None otherwise); pixels
+    and sharp then put back the pixels the last shown ``frame``, seen from ``source``, saw at ``pose``
+    (:func:`~magworld.model.reproject.keep_seen_pixels`), and sharp shows that composite. The world and DMD's
+    self-forced rollout both sample here."""
+    x0 = sample(carried_cells(cond) if carry in ("paste", "pixels", "sharp") else None)
+    if carry not in ("pixels", "sharp"):
+        return CarriedBlock(x0)
+    latents, composite = keep_seen_pixels(autoencoder, x0, frame, source, pose)
+    return CarriedBlock(latents, composite if carry == "sharp" else None)
 
 
 def given_last_frame(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -317,7 +331,8 @@ class WorldModel(LatentWorld):
 
     def _write(self, x0: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
         """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
-        block's last frame as shown — ``last`` for a given block (the frame itself), else x0's last frame decoded — is
+        block's last frame as shown — ``last`` for a given block (the frame itself) or a ``sharp`` one (the composite),
+        else x0's last frame decoded — is
         kept with its pose as the next block's geometric input (training builds it the same way)."""
         write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
         if self.generator.cfg.reproject:
@@ -337,16 +352,18 @@ class WorldModel(LatentWorld):
 
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
-            x0 = self._generate(poses, prompts)
-            return self._decode(x0, self._last_frame if self.generator.cfg.reproject else None)
+            block = self._generate(poses, prompts)
+            if block.shown is not None:
+                return self.autoencoder.to_uint8(block.shown).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
+            return self._decode(block.latents, self._last_frame if self.generator.cfg.reproject else None)
 
     def generate_latents(self, poses: BlockPoses, prompts: Sequence[str]) -> torch.Tensor:
         """Like :meth:`step` but returns the block's latents (N, F, C, h, w) float32 (for tests and tools)."""
         with torch.inference_mode(), self._autocast():
-            return self._generate(poses, prompts).float().clone()
+            return self._generate(poses, prompts).latents.float().clone()
 
-    def _generate(self, poses: BlockPoses, prompts: Sequence[str]) -> torch.Tensor:
-        """Sample the next block of every world reading the cache, then write it; latents (N, F, C, h, w)."""
+    def _generate(self, poses: BlockPoses, prompts: Sequence[str]) -> CarriedBlock:
+        """Sample the next block of every world reading the cache, then write it."""
         self._require_started()
         if len(prompts) != self.worlds:
             raise ValueError(f"expected {self.worlds} prompts, got {len(prompts)}")
@@ -361,11 +378,11 @@ class WorldModel(LatentWorld):
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the block right after the cache's frames
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
-        x0 = sample_carried(self.carry, lambda known: self.sampler.sample(velocity, shape, self._rng, self.device,
-                                                                          known=known),
-                            self.autoencoder, cond, self._last_frame, self._last_pose, pose)
-        self._write(x0, pose)
-        return x0
+        block = sample_carried(self.carry, lambda known: self.sampler.sample(velocity, shape, self._rng, self.device,
+                                                                             known=known),
+                               self.autoencoder, cond, self._last_frame, self._last_pose, pose)
+        self._write(block.latents, pose, None if block.shown is None else block.shown[:, -1])
+        return block
 
     def cache_bytes(self) -> int:
         return self.cache.bytes()
@@ -404,5 +421,5 @@ def read_manifest(path: str | Path | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame", "load_generator", "read_manifest", "sample_carried",
+__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame", "load_generator", "read_manifest", "sample_carried", "CarriedBlock",
            "resolve_device", "sha256"]

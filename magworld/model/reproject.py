@@ -81,18 +81,24 @@ def carry_condition(autoencoder, frame: torch.Tensor, source: torch.Tensor, targ
     return torch.cat([latents, coverage], 1).unflatten(0, (batch, frames))  # (B, T, C + 1, h, w)
 
 
-def keep_seen_pixels(autoencoder, latents: torch.Tensor, frame: torch.Tensor, source: torch.Tensor,
-                     targets: torch.Tensor) -> torch.Tensor:
-    """A generated block with the pixels the last frame saw put back: ``latents`` (B, T, C, h, w) are decoded, every
-    pixel whose ray ``frame`` (B, 3, H, W) float in [-1, 1], seen from ``source`` (B, 3), saw takes that frame's
-    reprojection to its pose in ``targets`` (B, T, 3), and the composite is encoded again: (B, T, C, h, w). The
-    autoencoder blends the seam; the kept pixels have been through it as often as pasted latent cells have."""
+def seen_pixels(autoencoder, latents: torch.Tensor, frame: torch.Tensor, source: torch.Tensor,
+                targets: torch.Tensor) -> torch.Tensor:
+    """A generated block with the pixels the last frame saw put back, float (B, T, 3, H, W) in [-1, 1]: ``latents``
+    (B, T, C, h, w) are decoded and every pixel whose ray ``frame`` (B, 3, H, W) float in [-1, 1], seen from ``source``
+    (B, 3), saw takes that frame's reprojection to its pose in ``targets`` (B, T, 3)."""
     batch, frames = targets.shape[:2]
     repeated = frame[:, None].expand(-1, frames, -1, -1, -1).flatten(0, 1)  # (B*T, 3, H, W)
     warped, valid = reproject(repeated, source[:, None].expand(-1, frames, -1).flatten(0, 1), targets.flatten(0, 1))
     made = autoencoder.decode_float(latents.flatten(0, 1).to(warped.dtype))  # (B*T, 3, H, W)
-    composite = torch.where(valid > 0, warped, made)
-    return autoencoder.encode_float(composite).unflatten(0, (batch, frames)).to(latents.dtype)  # (B, T, C, h, w)
+    return torch.where(valid > 0, warped, made).unflatten(0, (batch, frames))  # (B, T, 3, H, W)
 
 
-__all__ = ["carry_condition", "keep_seen_pixels", "reproject", "rotation", "sample_grid"]
+def keep_seen_pixels(autoencoder, latents: torch.Tensor, frame: torch.Tensor, source: torch.Tensor,
+                     targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(:func:`seen_pixels` encoded again (B, T, C, h, w), the composite itself (B, T, 3, H, W)). Decoding the
+    latents blends the seam; the kept pixels have been through the autoencoder as often as pasted latent cells have."""
+    composite = seen_pixels(autoencoder, latents, frame, source, targets)
+    return autoencoder.encode_float(composite.flatten(0, 1)).unflatten(0, composite.shape[:2]).to(latents.dtype), composite
+
+
+__all__ = ["carry_condition", "keep_seen_pixels", "seen_pixels", "reproject", "rotation", "sample_grid"]

@@ -206,12 +206,15 @@ class SelfForcedRollout:
         shape = (pose.shape[0], tc.block_frames, tc.latent_channels, tc.latent_size, tc.latent_size)
         carry = resolve_carry(None, self.gen.cfg.reproject)  # as the world samples by default
         with torch.set_grad_enabled(self.block in self.grad_blocks):
-            x0 = sample_carried(carry, lambda known: self.sampler.sample(velocity, shape, self.rng, self.device,
-                                                                         exit_step=self.exits[self.block], known=known),
-                                self.ae, cond, self.last_frame, self.last_pose, pose)
+            block = sample_carried(carry, lambda known: self.sampler.sample(velocity, shape, self.rng, self.device,
+                                                                            exit_step=self.exits[self.block], known=known),
+                                   self.ae, cond, self.last_frame, self.last_pose, pose)
+        x0 = block.latents
         self.latents.append(x0)
-        self._write(x0.detach(), pose)
-        return decode_clip(self.ae, x0.detach()).permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)
+        shown = None if block.shown is None else block.shown.detach()  # (N, F, 3, H, W) float, carry="sharp"
+        self._write(x0.detach(), pose, None if shown is None else shown[:, -1])
+        frames = decode_clip(self.ae, x0.detach()) if shown is None else self.ae.to_uint8(shown)
+        return frames.permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)
 
     def cache_bytes(self) -> int:
         return self.cache.bytes()

@@ -37,10 +37,11 @@ def test_bundled_model_steps_with_memory_info(env):
 
 def test_bundled_model_keeps_what_it_carries_unless_asked_not_to(env):
     """The bundled generator reads the last frame reprojected; by default its world keeps the cells and pixels that
-    frame saw (carry="pixels"); carry="condition" reaches the world model and changes the frames."""
+    frame saw and shows them as that frame showed them (carry="sharp"); carry="condition" reaches the world model and
+    changes the frames."""
     other = gym.make("MAGWorld-v0", carry="condition")
     shown = []
-    for e, carry in ((env, "pixels"), (other, "condition")):
+    for e, carry in ((env, "sharp"), (other, "condition")):
         e.reset(seed=2)
         obs, *_, info = e.step(2)
         assert info["carry"] == carry

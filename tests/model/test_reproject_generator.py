@@ -39,8 +39,10 @@ def clip(blocks: int, seed: int = 0):
 
 def test_run_time_condition_equals_training_condition(world, monkeypatch):
     """The world's geometric input is what training builds from the same clip: after given blocks it reprojects the
-    real last frame the world was shown, after a generated block that block's decoded last frame."""
+    real last frame the world was shown, after a generated block that block's decoded last frame (carry="pixels"; a
+    sharp world reprojects the composite it showed instead, test_sharp_shows_the_composite_and_keeps_its_last_frame)."""
     frames, poses = clip(4)
+    world.carry = "pixels"
     seen = []
     forward = world.generator.forward
 
@@ -54,6 +56,7 @@ def test_run_time_condition_equals_training_condition(world, monkeypatch):
     made = world.generate_latents(poses[:, 2], ["a", "b"])  # block 2 from the memorized block 1
     calls = len(seen)
     world.generate_latents(poses[:, 3], ["a", "b"])  # block 3 from the generated block 2
+    world.carry = "sharp"
     shown = torch.cat([world._encode(frames[:, b]) for b in range(2)] + [made, torch.zeros_like(made)], 1)
     video = torch.from_numpy(frames).permute(0, 1, 2, 5, 3, 4).flatten(1, 2)  # (N, 12, 3, H, W) uint8
     with torch.inference_mode():
@@ -160,7 +163,7 @@ def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, mon
         shown = world.step(poses[:, 1], ["a", "b"])  # (N, F, H, W, 3) uint8
         monkeypatch.undo()
     finally:
-        world.carry = "pixels"
+        world.carry = "sharp"
     assert sum(decoded_frames) == decodes * shown.shape[0] * shown.shape[1]
     with torch.inference_mode():
         decoded = world.autoencoder.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
@@ -174,7 +177,7 @@ def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(worl
     bit; the partly covered and unseen cells are generated (they are not the reprojection). carry="condition" on the
     same world state keeps none of them."""
     frames, poses = clip(3, seed=3)
-    assert world.carry == "pixels"  # the default for a reproject generator
+    assert world.carry == "sharp"  # the default for a reproject generator
     seen = []
     forward = world.generator.forward
     monkeypatch.setattr(world.generator, "forward", lambda *a, cond=None, **kw: seen.append(cond) or forward(*a, cond=cond, **kw))
@@ -191,13 +194,13 @@ def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(worl
 
 
 def latents_with_carry(world, carry: str, snap, poses) -> torch.Tensor:
-    """The block ``world`` generates from ``snap`` under ``carry`` (the fixture's default, pixels, restored after)."""
+    """The block ``world`` generates from ``snap`` under ``carry`` (the fixture's default, sharp, restored after)."""
     world.restore(snap)
     world.carry = carry
     try:
         return world.generate_latents(poses, ["a", "b"])
     finally:
-        world.carry = "pixels"
+        world.carry = "sharp"
 
 
 def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
@@ -210,7 +213,8 @@ def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     snap = world.snapshot()
     last, last_pose = world._last_frame.clone(), world._last_pose.clone()
-    kept = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w), the default carry
+    kept = latents_with_carry(world, "pixels", snap, poses[:, 1])  # (N, F, C, h, w)
+    assert torch.equal(kept, latents_with_carry(world, "sharp", snap, poses[:, 1]))  # sharp remembers the same block
     pasted = latents_with_carry(world, "paste", snap, poses[:, 1])
     ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
     warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
@@ -222,10 +226,41 @@ def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
     assert not torch.allclose(kept, pasted, atol=1e-3)
 
 
+def test_sharp_shows_the_composite_and_keeps_its_last_frame(world, monkeypatch):
+    """carry="sharp" shows the composite pixels remembers: every pixel the last shown frame saw is that frame's
+    reprojection exactly (no autoencoder round trip), the rest the decoded block; the next geometric input is the shown
+    last frame; one decode per frame (for the composite), none for showing."""
+    from magworld.model.reproject import reproject
+
+    frames, poses = clip(3, seed=5)
+    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
+    snap = world.snapshot()
+    last, last_pose = world._last_frame.clone(), world._last_pose.clone()
+    pasted = latents_with_carry(world, "paste", snap, poses[:, 1])  # what sharp samples before the composite
+    world.restore(snap)
+    decoded_frames = []
+    decode_raw = world.autoencoder.decode_raw
+    monkeypatch.setattr(world.autoencoder, "decode_raw", lambda z: decoded_frames.append(len(z)) or decode_raw(z))
+    shown = world.step(poses[:, 1], ["a", "b"])  # (N, F, H, W, 3) uint8
+    monkeypatch.undo()
+    assert sum(decoded_frames) == shown.shape[0] * shown.shape[1]
+    ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
+    warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
+    with torch.no_grad():
+        expected = ae.to_uint8(torch.where(valid > 0, warped, ae.decode_float(pasted.flatten(0, 1))))  # (N*F, 3, H, W)
+    expected = expected.unflatten(0, (2, 3)).permute(0, 1, 3, 4, 2).numpy().astype(int)
+    assert 0 < float(valid.mean()) < 1
+    assert np.abs(shown.astype(int) - expected).max() <= 1  # batch-size rounding of the decoder's conv at most
+    seen = valid[:, 0].bool().unflatten(0, (2, 3)).numpy()  # (N, F, H, W)
+    carried = ae.to_uint8(warped).unflatten(0, (2, 3)).permute(0, 1, 3, 4, 2).numpy()
+    assert np.array_equal(shown[seen], carried[seen])  # carried pixels reach the screen untouched
+    assert np.array_equal(shown[:, -1], ae.to_uint8(world._last_frame).permute(0, 2, 3, 1).numpy())
+
+
 def test_carry_modes_are_checked_against_the_generator():
     from magworld.model.pipeline import resolve_carry
 
-    assert resolve_carry(None, reproject=True) == "pixels"
+    assert resolve_carry(None, reproject=True) == "sharp"
     assert resolve_carry(None, reproject=False) is None
     assert resolve_carry("condition", reproject=True) == "condition"
     with pytest.raises(ValueError, match="unknown carry mode 'glue'"):
