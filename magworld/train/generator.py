@@ -90,6 +90,8 @@ class GeneratorStageConfig:
     #   whole enter as its noised latents and carry no loss (the world keeps them), the rest is learned
     pixel_weight: float = 0.0  # > 0: add this times the squared error of the x0 prediction *decoded* (frozen
     #   decoder, [-1, 1] pixels) against the decoded true latents: the error is measured where the user sees it
+    pure_noise: float = 0.0  # probability that a block trains at t = 1 (pure noise), the only level a 1-step sampler
+    #   visits: there the flow loss is the squared error of the x0 prediction, a regression to the conditional mean
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
@@ -108,6 +110,8 @@ class GeneratorStageConfig:
             raise ValueError("paste trains the cells the reprojected last frame covers as kept: it needs model.reproject=true")
         if self.pixel_weight < 0:
             raise ValueError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
+        if not 0.0 <= self.pure_noise <= 1.0:
+            raise ValueError(f"pure_noise is a probability in [0, 1], got {self.pure_noise}")
         if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need blocks >= 2 and 1 <= eval_context_blocks < blocks")
 
@@ -161,7 +165,7 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None,
                    cond: torch.Tensor | None = None, uncovered_weight: float = 0.0,
                    recall: int | None = None, paste: bool = False, pixel_weight: float = 0.0,
-                   autoencoder: Autoencoder | None = None) -> dict[str, torch.Tensor]:
+                   autoencoder: Autoencoder | None = None, pure_noise: float = 0.0) -> dict[str, torch.Tensor]:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
     blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
     what the cache is written from. Times and noise are drawn on the latents' device (``generator`` must live
@@ -171,7 +175,8 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     cells ``cond`` covers whole are its latents noised to the block's time (the same noise) and weigh nothing.
 
     ``pixel_weight`` p > 0 adds p times :func:`decoded_error` of the block's x0 prediction (kept cells: the values the
-    world keeps) through ``autoencoder``'s frozen decoder. Returns ``{"loss": total, "flow": ..., "pixel": ...}``
+    world keeps) through ``autoencoder``'s frozen decoder. ``pure_noise``: the probability that a block's time is 1
+    instead of a draw (the level a 1-step sampler asks for). Returns ``{"loss": total, "flow": ..., "pixel": ...}``
     (``pixel`` only with p > 0)."""
     cfg, tc = gen.cfg, gen.cfg.transformer
     batch, frames = latents.shape[:2]
@@ -179,6 +184,9 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     index = torch.arange(offset, offset + frames, device=latents.device)
     cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg, recall)
     t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator, latents.device)  # (B, blocks)
+    if pure_noise:
+        at_one = torch.rand(t.shape, generator=generator, device=t.device) < pure_noise
+        t = torch.where(at_one, torch.ones_like(t), t)
     t = t.repeat_interleave(bf, 1)  # (B, T)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
     mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device,
@@ -415,7 +423,8 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
 
     def step(net: Generator, b: GeneratorBatch) -> dict:
         parts = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
-                               b.history, b.cond, cfg.uncovered_weight, b.recall, cfg.paste, cfg.pixel_weight, ae)
+                               b.history, b.cond, cfg.uncovered_weight, b.recall, cfg.paste, cfg.pixel_weight, ae,
+                               cfg.pure_noise)
         return {**parts, "policy": b.policy}
 
     return Stage(kind="generator", model=gen, model_config=cfg.model,

@@ -74,6 +74,24 @@ def test_generator_loss_is_finite_and_trains_only_the_generator():
     assert all(p.grad is None for p in mem.parameters())
 
 
+@pytest.mark.parametrize("pure_noise", [0.0, 0.5, 1.0])
+def test_pure_noise_sets_that_share_of_block_times_to_one(pure_noise, monkeypatch):
+    """pure_noise p: each block's training time is 1 with probability p (all at 1, none, some), else the shifted draw."""
+    gen, mem = models()
+    x0, _, pose, text = random_inputs(gen.cfg.transformer, 8, 9)
+    seen = []
+    forward = gen.forward
+    monkeypatch.setattr(gen, "forward", lambda x, t, *a, **kw: seen.append(t) or forward(x, t, *a, **kw))
+    with torch.no_grad():
+        generator_loss(gen, mem, x0, pose, text, text, "mag", offset=0, generator=torch.Generator().manual_seed(0),
+                       pure_noise=pure_noise)
+    share = float((seen[0][:, ::3] == 1.0).float().mean())  # (B, blocks): one time per block
+    if pure_noise == 0.5:
+        assert 0.0 < share < 1.0
+    else:
+        assert share == pure_noise
+
+
 def test_motion_phrase():
     still = torch.tensor([[10.0, 0.0, 60.0]] * 6)
     pan = torch.tensor([[355.0 + 5 * k, 0.0, 60.0] for k in range(6)])

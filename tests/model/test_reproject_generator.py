@@ -157,14 +157,10 @@ def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, mon
         snap = world.snapshot()
         latents = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
         world.restore(snap)
-        decoded_frames = []
-        decode_raw = world.autoencoder.decode_raw
-        monkeypatch.setattr(world.autoencoder, "decode_raw", lambda z: decoded_frames.append(len(z)) or decode_raw(z))
-        shown = world.step(poses[:, 1], ["a", "b"])  # (N, F, H, W, 3) uint8
-        monkeypatch.undo()
+        shown, decoded_frames = step_counting_decodes(world, monkeypatch, poses[:, 1])
     finally:
         world.carry = "sharp"
-    assert sum(decoded_frames) == decodes * shown.shape[0] * shown.shape[1]
+    assert decoded_frames == decodes * shown.shape[0] * shown.shape[1]
     with torch.inference_mode():
         decoded = world.autoencoder.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
     expected = decoded.permute(0, 1, 3, 4, 2).numpy().astype(int)
@@ -191,6 +187,16 @@ def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(worl
     assert not torch.allclose(pasted[~covered], cond[:, :, :-1][~covered], atol=1e-3)
     conditioned = latents_with_carry(world, "condition", snap, poses[:, 1])
     assert not torch.allclose(conditioned[covered], cond[:, :, :-1][covered], atol=1e-3)
+
+
+def step_counting_decodes(world, monkeypatch, poses) -> tuple[np.ndarray, int]:
+    """One step of ``world`` at ``poses``: (the frames shown (N, F, H, W, 3) uint8, how many frames it decoded)."""
+    decoded_frames = []
+    decode_raw = world.autoencoder.decode_raw
+    monkeypatch.setattr(world.autoencoder, "decode_raw", lambda z: decoded_frames.append(len(z)) or decode_raw(z))
+    shown = world.step(poses, ["a", "b"])
+    monkeypatch.undo()
+    return shown, sum(decoded_frames)
 
 
 def latents_with_carry(world, carry: str, snap, poses) -> torch.Tensor:
@@ -238,12 +244,8 @@ def test_sharp_shows_the_composite_and_keeps_its_last_frame(world, monkeypatch):
     last, last_pose = world._last_frame.clone(), world._last_pose.clone()
     pasted = latents_with_carry(world, "paste", snap, poses[:, 1])  # what sharp samples before the composite
     world.restore(snap)
-    decoded_frames = []
-    decode_raw = world.autoencoder.decode_raw
-    monkeypatch.setattr(world.autoencoder, "decode_raw", lambda z: decoded_frames.append(len(z)) or decode_raw(z))
-    shown = world.step(poses[:, 1], ["a", "b"])  # (N, F, H, W, 3) uint8
-    monkeypatch.undo()
-    assert sum(decoded_frames) == shown.shape[0] * shown.shape[1]
+    shown, decoded_frames = step_counting_decodes(world, monkeypatch, poses[:, 1])
+    assert decoded_frames == shown.shape[0] * shown.shape[1]
     ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
     warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
     with torch.no_grad():
