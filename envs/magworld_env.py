@@ -82,7 +82,7 @@ class MAGWorldEnv(gym.Env):
     resolution=64 | (H, W), reward=RewardConfig | dict, render_mode=None | "rgb_array" | "human", timing=False)``;
     the model backend adds ``memory="mag" | "window" | "full" | "mag-ring" | "mag-recall"`` (see
     :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``steps=None`` (the checkpoint's denoising
-    steps; the bundled set: 2),
+    steps; the bundled set: 1),
     ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "sharp" | "pixels" | "paste" | "condition"``
     (how the last frame, reprojected to the new poses, enters: ``paste`` keeps the latent cells it covers and the
     generator fills the rest; ``pixels`` also puts back every pixel it saw (through the autoencoder); ``sharp`` shows

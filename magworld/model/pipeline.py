@@ -331,9 +331,9 @@ class WorldModel(LatentWorld):
 
     def _write(self, x0: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
         """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
-        block's last frame as shown — ``last`` for a given block (the frame itself) or a ``sharp`` one (the composite),
-        else x0's last frame decoded — is
-        kept with its pose as the next block's geometric input (training builds it the same way)."""
+        block's last frame as shown — ``last`` for a given block (the frame itself) or a ``sharp`` one (the composite
+        shown), else x0's last frame decoded — is kept with its pose as the next block's geometric input (training
+        builds it the same way, from the decoded frame after a generated block, as ``pixels`` does)."""
         write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
         if self.generator.cfg.reproject:
             shown = last if last is not None else self.autoencoder.decode_float(x0[:, -1])

@@ -42,6 +42,7 @@ from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.cache import KVCache
+from magworld.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from magworld.model.flow import add_noise, sample_train_time, velocity_target, x0_from_velocity
 from magworld.model.cache import CacheConfig
 from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
@@ -451,6 +452,21 @@ def copy_weights(source: str | Path, target: str | Path, half: bool = False) -> 
     save_file(tensors, str(target))
 
 
+def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float) -> Path:
+    """Weight-space blend of two generator exports, ``tuned`` fine-tuned from ``base`` (WiSE-FT, Wortsman et al.
+    2022): every tensor ``(1 - weight) * base + weight * tuned``, written to ``out`` (.safetensors + sidecar: ``tuned``'s
+    config and extras, plus the blend's recipe). ``weight`` 0 is ``base``, 1 is ``tuned``."""
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight is a fraction in [0, 1], got {weight}")
+    a, _ = load_checkpoint(base, "generator")
+    b, meta = load_checkpoint(tuned, "generator")
+    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
+        raise CheckpointError(f"{base} and {tuned} are not the same network; blend two exports of one generator shape")
+    mixed = {k: ((1 - weight) * a[k].float() + weight * b[k].float()).to(b[k].dtype) for k in b}
+    extra = {**meta.get("extra", {}), "blend": {"base": str(base), "tuned": str(tuned), "weight": weight}}
+    return save_checkpoint(out, mixed, "generator", meta["config"], extra=extra)
+
+
 def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR,
            autoencoder: str | Path | None = None, memory: str | Path | None = None, half: bool = False,
            steps: int | None = None) -> dict:
@@ -497,14 +513,26 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     return manifest
 
 
-__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "build_stage", "bundle", "clip_prompts", "copy_weights", "evaluate",
+__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "blend", "build_stage", "bundle", "clip_prompts", "copy_weights", "evaluate",
            "generator_loss", "initial_generator", "memory_config", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
            "train"]
 
 
 if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator [step_00500]
     import argparse
+    import sys
 
+    if sys.argv[1:2] == ["blend"]:  # python -m magworld.train.generator blend BASE TUNED OUT --weight 0.5
+        parser = argparse.ArgumentParser(prog="python -m magworld.train.generator blend",
+                                         description="blend two generator exports in weight space (WiSE-FT)")
+        parser.add_argument("command", choices=["blend"])
+        parser.add_argument("base")
+        parser.add_argument("tuned")
+        parser.add_argument("out")
+        parser.add_argument("--weight", type=float, default=0.5, help="share of TUNED (0: BASE, 1: TUNED)")
+        a = parser.parse_args()
+        print(f"wrote {blend(a.base, a.tuned, a.out, a.weight)}")
+        sys.exit(0)
     parser = argparse.ArgumentParser(prog="python -m magworld.train.generator bundle",
                                      description="bundle a generator run (and the autoencoder/memory runs it was "
                                                  "trained against) into a weights folder")

@@ -98,3 +98,25 @@ def test_half_bundle_stores_float16_and_loads_the_rounded_weights(tmp_path):
 def test_bundle_refuses_zero_steps(tmp_path):
     with pytest.raises(ValueError, match="steps must be a positive number"):
         bundle(tmp_path, weights_dir=tmp_path / "weights", steps=0)
+
+
+def test_blend_mixes_two_generator_exports_by_weight(tmp_path):
+    """blend: every tensor (1 - w) base + w tuned (w = 0 gives base, 1 gives tuned), tuned's config with the recipe
+    in the sidecar; exports of different shapes are refused."""
+    from magworld.model.checkpoint import CheckpointError, load_checkpoint
+    from magworld.train.generator import blend
+
+    tc = micro_config()
+    base, tuned = (perturbed(Generator(GeneratorConfig(transformer=tc)), s) for s in (3, 4))
+    paths = [save_checkpoint(tmp_path / f"{n}.safetensors", m, "generator", m.cfg) for n, m in (("a", base), ("b", tuned))]
+    for weight in (0.0, 0.25, 1.0):
+        mixed, meta = load_checkpoint(blend(*paths, tmp_path / f"mix{weight}", weight), "generator")
+        for name, value in base.state_dict().items():
+            torch.testing.assert_close(mixed[name], (1 - weight) * value + weight * tuned.state_dict()[name])
+        assert meta["extra"]["blend"]["weight"] == weight
+    other = Generator(GeneratorConfig(transformer=micro_config(dim=24)))
+    odd = save_checkpoint(tmp_path / "odd.safetensors", other, "generator", other.cfg)
+    with pytest.raises(CheckpointError, match="not the same network"):
+        blend(paths[0], odd, tmp_path / "bad", 0.5)
+    with pytest.raises(ValueError, match="weight"):
+        blend(*paths, tmp_path / "bad", 1.5)
