@@ -147,6 +147,16 @@ class CarriedBlock(NamedTuple):
     latents: torch.Tensor
     shown: torch.Tensor | None = None
 
+    def last_shown(self) -> torch.Tensor | None:
+        """The block's last frame as shown (N, 3, H, W) when it is not the latents decoded; None otherwise."""
+        return None if self.shown is None else self.shown[:, -1]
+
+    def shown_frames(self) -> np.ndarray | None:
+        """The frames as shown, uint8 (N, F, H, W, 3), when they are not the latents decoded; None otherwise."""
+        if self.shown is None:
+            return None
+        return Autoencoder.to_uint8(self.shown).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
+
 
 def sample_carried(carry: str | None, sample: Callable[[Known | None], torch.Tensor], autoencoder,
                    cond: torch.Tensor | None, frame: torch.Tensor | None, source: torch.Tensor | None,
@@ -160,7 +170,7 @@ def sample_carried(carry: str | None, sample: Callable[[Known | None], torch.Ten
     if carry not in ("pixels", "sharp"):
         return CarriedBlock(x0)
     latents, composite = keep_seen_pixels(autoencoder, x0, frame, source, pose)
-    return CarriedBlock(latents, composite if carry == "sharp" else None)
+    return CarriedBlock(latents, composite.detach() if carry == "sharp" else None)  # shown, never trained through
 
 
 def given_last_frame(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -353,8 +363,9 @@ class WorldModel(LatentWorld):
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
         with torch.inference_mode(), self._autocast():
             block = self._generate(poses, prompts)
-            if block.shown is not None:
-                return self.autoencoder.to_uint8(block.shown).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
+            shown = block.shown_frames()
+            if shown is not None:
+                return shown
             return self._decode(block.latents, self._last_frame if self.generator.cfg.reproject else None)
 
     def generate_latents(self, poses: BlockPoses, prompts: Sequence[str]) -> torch.Tensor:
@@ -381,7 +392,7 @@ class WorldModel(LatentWorld):
         block = sample_carried(self.carry, lambda known: self.sampler.sample(velocity, shape, self._rng, self.device,
                                                                              known=known),
                                self.autoencoder, cond, self._last_frame, self._last_pose, pose)
-        self._write(block.latents, pose, None if block.shown is None else block.shown[:, -1])
+        self._write(block.latents, pose, block.last_shown())
         return block
 
     def cache_bytes(self) -> int:

@@ -211,10 +211,9 @@ class SelfForcedRollout:
                                    self.ae, cond, self.last_frame, self.last_pose, pose)
         x0 = block.latents
         self.latents.append(x0)
-        shown = None if block.shown is None else block.shown.detach()  # (N, F, 3, H, W) float, carry="sharp"
-        self._write(x0.detach(), pose, None if shown is None else shown[:, -1])
-        frames = decode_clip(self.ae, x0.detach()) if shown is None else self.ae.to_uint8(shown)
-        return frames.permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)
+        self._write(x0.detach(), pose, block.last_shown())
+        shown = block.shown_frames()  # (N, F, H, W, 3) uint8 under carry="sharp", else None
+        return shown if shown is not None else decode_clip(self.ae, x0.detach()).permute(0, 1, 3, 4, 2).cpu().numpy()
 
     def cache_bytes(self) -> int:
         return self.cache.bytes()

@@ -518,31 +518,29 @@ __all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "blend",
            "train"]
 
 
-if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator [step_00500]
+if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator [step_00500] | blend A B OUT
     import argparse
-    import sys
 
-    if sys.argv[1:2] == ["blend"]:  # python -m magworld.train.generator blend BASE TUNED OUT --weight 0.5
-        parser = argparse.ArgumentParser(prog="python -m magworld.train.generator blend",
-                                         description="blend two generator exports in weight space (WiSE-FT)")
-        parser.add_argument("command", choices=["blend"])
-        parser.add_argument("base")
-        parser.add_argument("tuned")
-        parser.add_argument("out")
-        parser.add_argument("--weight", type=float, default=0.5, help="share of TUNED (0: BASE, 1: TUNED)")
-        a = parser.parse_args()
-        print(f"wrote {blend(a.base, a.tuned, a.out, a.weight)}")
-        sys.exit(0)
-    parser = argparse.ArgumentParser(prog="python -m magworld.train.generator bundle",
-                                     description="bundle a generator run (and the autoencoder/memory runs it was "
-                                                 "trained against) into a weights folder")
-    parser.add_argument("command", choices=["bundle"])
-    parser.add_argument("run_dir")
-    parser.add_argument("export", nargs="?", default="generator")
-    parser.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    parser.add_argument("--autoencoder", help="autoencoder run folder (its autoencoder.safetensors is bundled)")
-    parser.add_argument("--memory", help="memory run folder (its memory.safetensors is bundled)")
-    parser.add_argument("--half", action="store_true", help="store the memory model and generator in float16")
-    parser.add_argument("--steps", type=int, help="denoising steps the bundled world samples with by default")
+    parser = argparse.ArgumentParser(prog="python -m magworld.train.generator",
+                                     description="bundle a generator run into a weights folder, or blend two exports")
+    commands = parser.add_subparsers(dest="command", required=True)
+    b = commands.add_parser("bundle", description="bundle a generator run (and the autoencoder/memory runs it was "
+                                                  "trained against) into a weights folder")
+    b.add_argument("run_dir")
+    b.add_argument("export", nargs="?", default="generator")
+    b.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
+    b.add_argument("--autoencoder", help="autoencoder run folder (its autoencoder.safetensors is bundled)")
+    b.add_argument("--memory", help="memory run folder (its memory.safetensors is bundled)")
+    b.add_argument("--half", action="store_true", help="store the memory model and generator in float16")
+    b.add_argument("--steps", type=int, help="denoising steps the bundled world samples with by default")
+    m = commands.add_parser("blend", description="blend two generator exports in weight space (WiSE-FT)")
+    m.add_argument("base")
+    m.add_argument("tuned")
+    m.add_argument("out")
+    m.add_argument("--weight", type=float, default=0.5, help="share of TUNED (0: BASE, 1: TUNED)")
     a = parser.parse_args()
-    print(json.dumps(bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory, a.half, a.steps), indent=2))
+    if a.command == "blend":
+        print(f"wrote {blend(a.base, a.tuned, a.out, a.weight)}")
+    else:
+        manifest = bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory, a.half, a.steps)
+        print(json.dumps(manifest, indent=2))
