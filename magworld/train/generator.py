@@ -26,9 +26,6 @@ through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time.
 from __future__ import annotations
 
 import copy
-import json
-import shutil
-import sys
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from itertools import count
@@ -37,17 +34,15 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.cache import KVCache
-from magworld.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from magworld.model.flow import add_noise, sample_train_time, velocity_target, x0_from_velocity
 from magworld.model.cache import CacheConfig
 from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
-from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, WorldModel, carried_cells, load_generator, sha256
+from magworld.model.pipeline import GENERATOR_FILE, WorldModel, carried_cells, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
 from magworld.model.reproject import carry_condition
 from magworld.model.text import TextConfig, make_text_encoder
@@ -442,105 +437,6 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
 
 
-def copy_weights(source: str | Path, target: str | Path, half: bool = False) -> None:
-    """Copy a .safetensors file; ``half``: store its float32 tensors as float16 (half the bytes; loading casts them
-    back into the float32 model)."""
-    if not half:
-        shutil.copyfile(source, target)
-        return
-    tensors = {k: v.half() if v.dtype == torch.float32 else v for k, v in load_file(str(source)).items()}
-    save_file(tensors, str(target))
-
-
-def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float) -> Path:
-    """Weight-space blend of two generator exports, ``tuned`` fine-tuned from ``base`` (WiSE-FT, Wortsman et al.
-    2022): every tensor ``(1 - weight) * base + weight * tuned``, written to ``out`` (.safetensors + sidecar: ``tuned``'s
-    config and extras, plus the blend's recipe). ``weight`` 0 is ``base``, 1 is ``tuned``."""
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight is a fraction in [0, 1], got {weight}")
-    a, _ = load_checkpoint(base, "generator")
-    b, meta = load_checkpoint(tuned, "generator")
-    if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
-        raise CheckpointError(f"{base} and {tuned} are not the same network; blend two exports of one generator shape")
-    mixed = {k: ((1 - weight) * a[k].float() + weight * b[k].float()).to(b[k].dtype) for k in b}
-    extra = {**meta.get("extra", {}), "blend": {"base": str(base), "tuned": str(tuned), "weight": weight}}
-    return save_checkpoint(out, mixed, "generator", meta["config"], extra=extra)
-
-
-def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR,
-           autoencoder: str | Path | None = None, memory: str | Path | None = None, half: bool = False,
-           steps: int | None = None) -> dict:
-    """Copy a run's export (``<export>.safetensors`` + ``.json``, default the final one) and its training log into
-    a weights folder (default the package's) and write the manifest: sha256 and size of every bundled file the world
-    model loads. ``autoencoder`` / ``memory``: run folders whose final exports (with their logs) are bundled too —
-    the set a generator was trained against; otherwise the folder must already hold them. ``half``: the memory model
-    and generator are stored in float16 (the autoencoder stays float32). ``steps``: the denoising steps the bundled
-    world samples with by default (written into the generator's config; None keeps the run's)."""
-    if steps is not None and steps < 1:
-        raise ValueError(f"steps must be a positive number of denoising steps, got {steps}")
-    run_dir, weights_dir = Path(run_dir), Path(weights_dir)
-    for kind, source in (("autoencoder", autoencoder), ("memory", memory)):  # check before copying anything
-        if source is None and not bundled_path(kind, weights_dir).exists():
-            raise FileNotFoundError(f"{bundled_path(kind, weights_dir)} is missing: pass the {kind} run the generator "
-                                    f"was trained against (--{kind} <run folder>)")
-    weights_dir.mkdir(parents=True, exist_ok=True)
-    for kind, source in (("autoencoder", autoencoder), ("memory", memory)):
-        if source is not None:
-            source, target = Path(source), bundled_path(kind, weights_dir)
-            copy_weights(source / f"{kind}.safetensors", target, half and kind == "memory")
-            for suffix, src in ((".json", f"{kind}.json"), (".metrics.jsonl", "metrics.jsonl"),
-                                (".train-config.json", "config.json")):
-                shutil.copyfile(source / src, target.with_suffix(suffix))
-    copy_weights(run_dir / f"{export}.safetensors", weights_dir / GENERATOR_FILE, half)
-    for src, dst in ((f"{export}.json", "generator.json"), ("metrics.jsonl", "generator.log.jsonl"),
-                     ("config.json", "generator.train.json")):
-        shutil.copyfile(run_dir / src, weights_dir / dst)
-    if steps is not None or half:  # the copied sidecar, edited
-        meta = json.loads((weights_dir / "generator.json").read_text())
-        if steps is not None:
-            meta["config"]["flow"]["steps"] = int(steps)
-        if half and memory is not None and "memory_sha256" in meta["extra"]:  # it now reads the rounded memory model
-            meta["extra"]["memory_sha256_float32"] = meta["extra"]["memory_sha256"]
-            meta["extra"]["memory_sha256"] = sha256(bundled_path("memory", weights_dir))
-        (weights_dir / "generator.json").write_text(json.dumps(meta, indent=2))
-    names = [GENERATOR_FILE, "generator.json", "tiny-memory.safetensors", "tiny-memory.json",
-             "tiny-autoencoder.safetensors", "tiny-autoencoder.json"]
-    manifest = {"about": "sha256 of the bundled files WorldModel.from_bundled loads; the generator was trained "
-                         "against exactly this memory model and autoencoder",
-                "files": {n: {"sha256": sha256(weights_dir / n), "bytes": (weights_dir / n).stat().st_size}
-                          for n in names}}
-    (weights_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
-    return manifest
-
-
-__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "blend", "build_stage", "bundle", "clip_prompts", "copy_weights", "evaluate",
+__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "build_stage", "clip_prompts", "evaluate",
            "generator_loss", "initial_generator", "memory_config", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
            "train"]
-
-
-if __name__ == "__main__":  # python -m magworld.train.generator bundle runs/generator [step_00500] | blend A B OUT
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m magworld.train.generator",
-                                     description="bundle a generator run into a weights folder, or blend two exports")
-    commands = parser.add_subparsers(dest="command", required=True)
-    b = commands.add_parser("bundle", description="bundle a generator run (and the autoencoder/memory runs it was "
-                                                  "trained against) into a weights folder")
-    b.add_argument("run_dir")
-    b.add_argument("export", nargs="?", default="generator")
-    b.add_argument("--weights-dir", default=str(WEIGHTS_DIR))
-    b.add_argument("--autoencoder", help="autoencoder run folder (its autoencoder.safetensors is bundled)")
-    b.add_argument("--memory", help="memory run folder (its memory.safetensors is bundled)")
-    b.add_argument("--half", action="store_true", help="store the memory model and generator in float16")
-    b.add_argument("--steps", type=int, help="denoising steps the bundled world samples with by default")
-    m = commands.add_parser("blend", description="blend two generator exports in weight space (WiSE-FT)")
-    m.add_argument("base")
-    m.add_argument("tuned")
-    m.add_argument("out")
-    m.add_argument("--weight", type=float, default=0.5, help="share of TUNED (0: BASE, 1: TUNED)")
-    a = parser.parse_args()
-    if a.command == "blend":
-        print(f"wrote {blend(a.base, a.tuned, a.out, a.weight)}")
-    else:
-        manifest = bundle(a.run_dir, a.export, a.weights_dir, a.autoencoder, a.memory, a.half, a.steps)
-        print(json.dumps(manifest, indent=2))

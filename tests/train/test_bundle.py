@@ -17,7 +17,7 @@ from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pipeline import MANIFEST_FILE, WorldModel, sha256
 from magworld.model.text import HashingTextEncoder
-from magworld.train.generator import bundle
+from magworld.train.weights import bundle
 
 
 def fake_run(folder: Path, kind: str, module: torch.nn.Module, config) -> Path:
@@ -104,7 +104,7 @@ def test_blend_mixes_two_generator_exports_by_weight(tmp_path):
     """blend: every tensor (1 - w) base + w tuned (w = 0 gives base, 1 gives tuned), tuned's config with the recipe
     in the sidecar; exports of different shapes are refused."""
     from magworld.model.checkpoint import CheckpointError, load_checkpoint
-    from magworld.train.generator import blend
+    from magworld.train.weights import blend
 
     tc = micro_config()
     base, tuned = (perturbed(Generator(GeneratorConfig(transformer=tc)), s) for s in (3, 4))
