@@ -197,7 +197,7 @@ def _plot_drift(episodes: list[dict], path: Path) -> None:
 
 def run(cfg: WorldBenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
-    options = {"memory": cfg.memory, "carry": cfg.carry, "steps": cfg.steps, "device": cfg.device, "seed": cfg.seed}
+    options = {"memory": cfg.memory, "carry": cfg.carry, "sampling_steps": cfg.steps, "device": cfg.device, "seed": cfg.seed}
     world = WorldModel.from_bundled(**options) if cfg.checkpoint is None else WorldModel.from_checkpoint(cfg.checkpoint, **options)
     out = Path(cfg.out_dir)
     rng = np.random.default_rng(cfg.seed)

@@ -31,9 +31,6 @@ class TransformerConfig:
     #   10-block training clips; a model trained on longer clips can see further
     qk_norm: bool = True
     time_freq_dim: int = 256
-    value_rope: bool = False  # rotate values by their key's spatial angles and each head's output back by its
-    #   query's (GTA, Miyato et al. 2023): what a token reads is expressed relative to its own view, so moving
-    #   content to a new pose is a rotation instead of something the MLPs must learn (magworld.model.rope)
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:

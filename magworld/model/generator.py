@@ -29,12 +29,9 @@ from torch import nn
 
 from .cache import POLICIES, CacheConfig, KVCache
 from .config import TransformerConfig, transformer_preset
-from .flow import FlowConfig, x0_from_velocity
+from .flow import FlowConfig
 from .masks import cache_writer_mask, held_by, held_frames, reader_mask, writer_mask
 from .transformer import BlockTransformer, Output
-
-
-CARRY_SKIP_MIN_T = 1e-3  # carry_skip turns its x0 into a velocity by dividing by t; the sampler never goes below ~0.4
 
 
 @dataclass
@@ -49,11 +46,8 @@ class GeneratorConfig:
     recall_rays: int = 16  # mag-recall: view overlap measured on recall_rays x recall_rays rays
     fov_cell: float = 20.0  # mag-recall: field-of-view cell of the store's view keys (degrees)
     reproject: bool = False  # also read the previous block's last frame reprojected to each new pose (carry_condition)
-    carry_skip: bool = False  # reproject only: x0 = coverage * reprojected latents + the network's x0 (a residual)
 
     def __post_init__(self) -> None:
-        if self.carry_skip and not self.reproject:
-            raise ValueError("carry_skip adds the reprojected latents to the prediction: it needs reproject=True")
         if not 1 <= self.kept <= self.transformer.block_frames:
             raise ValueError(f"kept must be in 1..block_frames={self.transformer.block_frames}, got {self.kept}")
 
@@ -128,13 +122,7 @@ class Generator(nn.Module):
         if self.cfg.reproject != (cond is not None):
             raise ValueError(f"this generator has reproject={self.cfg.reproject}: pass cond exactly when it is True")
         bias = self.cond_embed(self.net.patchify(cond)) if cond is not None else None  # (B, T, N, D)
-        out = self.net(x_t, t, pose, text, cache, frame_index=frame_index, mask=mask, token_bias=bias)
-        if not self.cfg.carry_skip:
-            return out
-        # carry_skip: the carried latents pass straight through; the network adds what they lack (x0 residual)
-        x0 = x0_from_velocity(x_t, out.prediction, t) + cond[:, :, -1:] * cond[:, :, :-1]  # (B, T, C, h, w)
-        velocity = (x_t - x0) / t.view(*t.shape, 1, 1, 1).clamp_min(CARRY_SKIP_MIN_T)
-        return Output(velocity, out.keys, out.values)
+        return self.net(x_t, t, pose, text, cache, frame_index=frame_index, mask=mask, token_bias=bias)
 
     def new_cache(self, policy: str) -> KVCache:
         return self.net.new_cache(self.cfg.cache_config(policy))

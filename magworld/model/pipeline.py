@@ -17,9 +17,13 @@ Memory policies (``memory=``): ``mag`` (compressed, the whole history), ``window
 inference) and ``mag-recall`` (a compressed store bounded by the world's views; each block reads the sink, the
 last block and the K stored frames that saw its view the most, :mod:`magworld.model.recall`); how each cache is
 written is in :mod:`magworld.model.generator`. A generator trained with the geometric input (``reproject``) also
-reads the last frame shown (for a given block: the frame itself), reprojected to the new poses; ``carry="pixels"``
+reads the last frame shown (for a given block: the frame itself), reprojected to the new poses; ``carry="sharp"``
 (its default) keeps the latent cells that frame covers whole, samples only the rest, then puts back every pixel it saw
-(:data:`CARRY_MODES`). CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
+and shows that composite (:data:`CARRY_MODES`).
+
+:meth:`WorldModel.generate` is the one code path that samples, carries and writes a block: the env steps through it, and
+training's self-forced rollouts are uses of it (``frozen=False`` keeps the generator trainable; ``exit_step`` and
+``grad`` give DMD's gradient through one sampler step). CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
 per prompt, so a step does not run the text encoder for a prompt it has seen.
 """
 
@@ -35,6 +39,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import numpy as np
 import torch
+from einops import rearrange
 
 from magworld.protocol import BlockPoses, block_poses_array
 
@@ -46,19 +51,19 @@ from .flow import FlowConfig
 from .generator import Generator, GeneratorConfig, write_block
 from .memory_model import MemoryModel
 from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
-from .reproject import carry_condition, keep_seen_pixels
+from .reproject import carry_condition, keep_seen_pixels, warp_block
 from .sampler import BlockSampler, Known
 from .text import TextConfig, make_text_encoder
 
 GENERATOR_FILE = "generator.safetensors"
-# How a reproject world uses the last frame shown, reprojected to the new poses (WorldModel ``carry``): ``condition``
-# gives it to the generator as an input; ``paste`` also keeps the latent cells it covers whole (inpainting: the
-# generator fills the rest, reading it and the compressed memory), so what was just seen stays put; ``pixels`` pastes,
-# then puts back every pixel the last frame saw (its reprojection, not only whole cells) and re-encodes the block
-# (:func:`~magworld.model.reproject.keep_seen_pixels`: one more autoencoder pass per block); ``sharp`` does what pixels
-# does and *shows* that composite, so carried pixels reach the screen without a round trip through the autoencoder
-# (memory still takes the re-encoded block).
-CARRY_MODES = ("paste", "condition", "pixels", "sharp")
+# How a reproject world uses the last frame shown, reprojected to the new poses (WorldModel ``carry``): ``sharp`` (the
+# default) keeps the latent cells it covers whole (inpainting: the generator fills the rest, reading it and the compressed
+# memory), then puts back every pixel it saw (its reprojection, not only whole cells) and shows that composite, so what
+# was just seen stays put and reaches the screen as it was shown (memory takes the composite encoded again:
+# :func:`~magworld.model.reproject.keep_seen_pixels`); ``condition`` only gives it to the generator as an input: a
+# softer world that repeats itself more closely on revisits. (``paste`` and ``pixels``, ablations of sessions 4–6, were
+# removed; their numbers and the commit that reproduces them are in docs/notes/world.md.)
+CARRY_MODES = ("sharp", "condition")
 MANIFEST_FILE = "generator.manifest.json"
 
 
@@ -89,7 +94,6 @@ def sha256(path: str | Path) -> str:
 def generator_config_from_dict(d: dict) -> GeneratorConfig:
     return GeneratorConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
                            kept=d["kept"], window=d["window"], sink=d["sink"], reproject=d.get("reproject", False),
-                           carry_skip=d.get("carry_skip", False),
                            **{k: d[k] for k in ("ring", "recall", "recall_rays", "fov_cell") if k in d})
 
 
@@ -135,8 +139,8 @@ def resolve_carry(carry: str | None, reproject: bool) -> str | None:
 
 
 def carried_cells(cond: torch.Tensor) -> Known:
-    """The latent cells of a block that the last shown frame covers whole, with its reprojected latents: what a world
-    with ``carry="paste"`` keeps (``cond`` (N, T, C + 1, h, w) from :func:`~magworld.model.reproject.carry_condition`)."""
+    """The latent cells of a block that the last shown frame covers whole, with its reprojected latents: what a
+    ``sharp`` world keeps while it samples (``cond`` (N, T, C + 1, h, w) from :func:`~magworld.model.reproject.carry_condition`)."""
     return Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0)  # mask (N, T, 1, h, w)
 
 
@@ -155,28 +159,13 @@ class CarriedBlock(NamedTuple):
         """The frames as shown, uint8 (N, F, H, W, 3), when they are not the latents decoded; None otherwise."""
         if self.shown is None:
             return None
-        return Autoencoder.to_uint8(self.shown).permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
-
-
-def sample_carried(carry: str | None, sample: Callable[[Known | None], torch.Tensor], autoencoder,
-                   cond: torch.Tensor | None, frame: torch.Tensor | None, source: torch.Tensor | None,
-                   pose: torch.Tensor) -> CarriedBlock:
-    """A block sampled as a world with ``carry`` (:data:`CARRY_MODES`, or None) samples it: ``sample(known)`` runs the
-    sampler, keeping the cells paste, pixels and sharp keep (:func:`carried_cells` of ``cond``; None otherwise); pixels
-    and sharp then put back the pixels the last shown ``frame``, seen from ``source``, saw at ``pose``
-    (:func:`~magworld.model.reproject.keep_seen_pixels`), and sharp shows that composite. The world and DMD's
-    self-forced rollout both sample here."""
-    x0 = sample(carried_cells(cond) if carry in ("paste", "pixels", "sharp") else None)
-    if carry not in ("pixels", "sharp"):
-        return CarriedBlock(x0)
-    latents, composite = keep_seen_pixels(autoencoder, x0, frame, source, pose)
-    return CarriedBlock(latents, composite.detach() if carry == "sharp" else None)  # shown, never trained through
+        return rearrange(Autoencoder.to_uint8(self.shown), "n f c h w -> n f h w c").contiguous().cpu().numpy()
 
 
 def given_last_frame(frames: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
     """The last frame of given blocks, uint8 (N, F, H, W, 3), as a world shows it: float (N, 3, H, W) in [-1, 1]."""
-    last = torch.from_numpy(np.ascontiguousarray(frames[:, -1])).to(device)  # (N, H, W, 3)
-    return Autoencoder.to_unit(last.permute(0, 3, 1, 2))
+    last = torch.from_numpy(np.ascontiguousarray(frames[:, -1])).to(device)
+    return Autoencoder.to_unit(rearrange(last, "n h w c -> n c h w"))
 
 
 def _cloned(x: torch.Tensor | None) -> torch.Tensor | None:
@@ -238,19 +227,18 @@ class LatentWorld:
         if not isinstance(frames, np.ndarray) or frames.dtype != np.uint8 or frames.shape != want:
             got = f"{getattr(frames, 'dtype', type(frames).__name__)} {getattr(frames, 'shape', '')}"
             raise ValueError(f"frames must be uint8 {want} (worlds, frames per block, H, W, RGB), got {got}")
-        x = torch.from_numpy(np.ascontiguousarray(frames)).to(self.device)
-        x = x.permute(0, 1, 4, 2, 3).flatten(0, 1)  # (N*F, 3, H, W)
-        return self.autoencoder.encode(x).unflatten(0, (self.worlds, -1)).float()  # (N, F, C, h, w)
+        x = rearrange(torch.from_numpy(np.ascontiguousarray(frames)).to(self.device), "n f h w c -> (n f) c h w")
+        return rearrange(self.autoencoder.encode(x), "(n f) c h w -> n f c h w", n=self.worlds).float()
 
     def _decode(self, latents: torch.Tensor, last: torch.Tensor | None = None) -> np.ndarray:
         """(N, F, C, h, w) -> uint8 (N, F, H, W, 3). ``last``: the block's last frame already decoded (float (N, 3, H, W),
         what a reproject world keeps as its next geometric input), so it is not decoded twice."""
-        if last is None:
-            frames = self.autoencoder.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])  # (N, F, 3, H, W)
-        else:
-            head = self.autoencoder.decode(latents[:, :-1].flatten(0, 1)).unflatten(0, (latents.shape[0], -1))
-            frames = torch.cat([head, self.autoencoder.to_uint8(last).unsqueeze(1)], 1)  # (N, F, 3, H, W) uint8
-        return frames.permute(0, 1, 3, 4, 2).contiguous().cpu().numpy()
+        head = latents if last is None else latents[:, :-1]  # frames to decode
+        frames = rearrange(self.autoencoder.decode(rearrange(head, "n f c h w -> (n f) c h w")),
+                           "(n f) c h w -> n f h w c", n=latents.shape[0])  # uint8
+        if last is not None:
+            frames = torch.cat([frames, rearrange(self.autoencoder.to_uint8(last), "n c h w -> n 1 h w c")], 1)
+        return frames.contiguous().cpu().numpy()
 
     def _require_started(self) -> None:
         if not self._rng:
@@ -276,8 +264,11 @@ class WorldModel(LatentWorld):
     """N MAG worlds stepping together. See the module docstring; build with :meth:`from_bundled`."""
 
     def __init__(self, generator: Generator, memory_model: MemoryModel, autoencoder: Autoencoder, text_encoder=None,
-                 *, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto", seed: int = 0,
-                 name: str | None = None, carry: str | None = None) -> None:
+                 *, memory: str = "mag", sampling_steps: int | None = None, device: str | torch.device = "auto",
+                 seed: int = 0, name: str | None = None, carry: str | None = None, frozen: bool = True) -> None:
+        """``sampling_steps``: denoising steps per block (None: the checkpoint's). ``frozen`` (default): the generator is
+        put in eval mode without gradients on ``device``; ``frozen=False`` leaves it as the caller trains it (its mode,
+        device and parameters untouched; :meth:`generate` may then take gradients)."""
         gcfg, mcfg = generator.cfg.transformer, memory_model.cfg.transformer
         if gcfg != mcfg:
             raise CheckpointError(f"generator and memory model shapes differ ({gcfg} vs {mcfg}); the generator reads "
@@ -291,10 +282,10 @@ class WorldModel(LatentWorld):
         carry = resolve_carry(carry, generator.cfg.reproject)
         self.cache_config = generator.cfg.cache_config(memory)  # validates the policy name
         super().__init__(gcfg, autoencoder, text_encoder, device=device, seed=seed, name=name or memory)
-        self.memory, self.carry = memory, carry
-        self.generator = generator.to(self.device).eval().requires_grad_(False)
+        self.memory, self.carry, self.frozen = memory, carry, frozen
+        self.generator = generator.to(self.device).eval().requires_grad_(False) if frozen else generator
         self.memory_model = memory_model.to(self.device).eval().requires_grad_(False)
-        flow = generator.cfg.flow if steps is None else replace(generator.cfg.flow, steps=int(steps))
+        flow = generator.cfg.flow if sampling_steps is None else replace(generator.cfg.flow, steps=int(sampling_steps))
         self.sampler = BlockSampler(flow)
         self.cache = generator.new_cache(memory)
         self._caption_text: torch.Tensor | None = None
@@ -330,14 +321,14 @@ class WorldModel(LatentWorld):
         return cls(generator, mem, ae, memory=memory, **kwargs)
 
     @classmethod
-    def from_bundled(cls, memory: str = "mag", steps: int | None = None, device: str | torch.device = "auto",
-                     **kwargs) -> "WorldModel":
+    def from_bundled(cls, memory: str = "mag", sampling_steps: int | None = None,
+                     device: str | torch.device = "auto", **kwargs) -> "WorldModel":
         """The tiny world model shipped in ``magworld/assets/weights`` (no download)."""
         path = WEIGHTS_DIR / GENERATOR_FILE
         if not path.exists():
             raise CheckpointError(f"bundled generator weights {path} are missing from this install; reinstall magworld "
                                   f"or train them with `magworld train stage=generator` and copy the export there")
-        return cls.from_checkpoint(path, memory=memory, steps=steps, device=device, **kwargs)
+        return cls.from_checkpoint(path, memory=memory, sampling_steps=sampling_steps, device=device, **kwargs)
 
     def _write(self, x0: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
         """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
@@ -360,40 +351,59 @@ class WorldModel(LatentWorld):
             self._caption_text = self.embed(self._captions)
             self._write(self._encode(frames), self._poses(poses), given_last_frame(frames, self.device))
 
+    def _no_grad(self):
+        """Inference mode for a frozen world; plain no-grad for a trained one (its tensors may later meet autograd)."""
+        return torch.inference_mode() if self.frozen else torch.no_grad()
+
     def step(self, poses: BlockPoses, prompts: Sequence[str]) -> np.ndarray:
-        with torch.inference_mode(), self._autocast():
-            block = self._generate(poses, prompts)
-            shown = block.shown_frames()
-            if shown is not None:
-                return shown
-            return self._decode(block.latents, self._last_frame if self.generator.cfg.reproject else None)
+        return self.show(self.generate(poses, prompts))
 
-    def generate_latents(self, poses: BlockPoses, prompts: Sequence[str]) -> torch.Tensor:
-        """Like :meth:`step` but returns the block's latents (N, F, C, h, w) float32 (for tests and tools)."""
-        with torch.inference_mode(), self._autocast():
-            return self._generate(poses, prompts).latents.float().clone()
+    def show(self, block: CarriedBlock) -> np.ndarray:
+        """The frames a generated block shows, uint8 (N, F, H, W, 3)."""
+        shown = block.shown_frames()
+        if shown is not None:
+            return shown
+        with self._no_grad():
+            return self._decode(block.latents.detach(), self._last_frame if self.generator.cfg.reproject else None)
 
-    def _generate(self, poses: BlockPoses, prompts: Sequence[str]) -> CarriedBlock:
-        """Sample the next block of every world reading the cache, then write it."""
+    def generate(self, poses: BlockPoses, prompts: Sequence[str], *, exit_step: int | None = None,
+                 grad: bool = False) -> CarriedBlock:
+        """Sample the next block of every world reading the cache, carry what the last shown frame saw
+        (:data:`CARRY_MODES`), write the block to memory and return it. ``exit_step``: stop the sampler at that step
+        (training; None: every step). ``grad``: keep the graph of that step's network call (and of the carry) in the
+        returned latents — only for a world built with ``frozen=False``; memory always takes the block detached."""
         self._require_started()
         if len(prompts) != self.worlds:
             raise ValueError(f"expected {self.worlds} prompts, got {len(prompts)}")
-        pose, text = self._poses(poses), self.embed(prompts)
+        if grad and self.frozen:
+            raise ValueError("grad=True needs a world built with frozen=False (a frozen generator has no gradients)")
+        with self._no_grad(), self._autocast():
+            pose, text = self._poses(poses), self.embed(prompts)
+            warp = cond = None
+            if self.generator.cfg.reproject:  # the last frame shown, reprojected to this block's poses (once)
+                warp = warp_block(self._last_frame, self._last_pose, pose)
+                cond = carry_condition(self.autoencoder, warp)
+            with torch.set_grad_enabled(grad):
+                block = self._sample(pose, text, cond, warp, exit_step)
+            self._write(block.latents.detach(), pose, block.last_shown())
+        return block
+
+    def _sample(self, pose: torch.Tensor, text: torch.Tensor, cond: torch.Tensor | None, warp, exit_step: int | None
+                ) -> CarriedBlock:
+        """The block right after the cache's frames: a ``sharp`` world keeps the cells the last frame covers whole while
+        it samples and puts back every pixel it saw (the composite is what it shows, never trained through)."""
         shape = (self.worlds, self.cfg.block_frames, self.cfg.latent_channels, self.cfg.latent_size,
                  self.cfg.latent_size)
 
-        cond = None
-        if self.generator.cfg.reproject:  # the last frame shown, reprojected to this block's poses
-            cond = carry_condition(self.autoencoder, self._last_frame, self._last_pose, pose)
-
-        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:  # the block right after the cache's frames
+        def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
-        block = sample_carried(self.carry, lambda known: self.sampler.sample(velocity, shape, self._rng, self.device,
-                                                                             known=known),
-                               self.autoencoder, cond, self._last_frame, self._last_pose, pose)
-        self._write(block.latents, pose, block.last_shown())
-        return block
+        known = carried_cells(cond) if self.carry == "sharp" else None
+        x0 = self.sampler.sample(velocity, shape, self._rng, self.device, exit_step=exit_step, known=known)
+        if self.carry != "sharp":
+            return CarriedBlock(x0)
+        latents, composite = keep_seen_pixels(self.autoencoder, x0, warp)
+        return CarriedBlock(latents, composite.detach())
 
     def cache_bytes(self) -> int:
         return self.cache.bytes()
@@ -432,5 +442,6 @@ def read_manifest(path: str | Path | None = None) -> dict:
     return json.loads(path.read_text())
 
 
-__all__ = ["WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame", "load_generator", "read_manifest", "sample_carried", "CarriedBlock",
+__all__ = ["CarriedBlock", "WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame",
+           "load_generator", "read_manifest",
            "resolve_device", "sha256"]

@@ -13,7 +13,10 @@ a test checks it against the simulator's own ray geometry.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
+from einops import rearrange, repeat
 from torch.nn import functional as F
 
 
@@ -65,40 +68,41 @@ def reproject(frames: torch.Tensor, source: torch.Tensor, target: torch.Tensor) 
     return warped, valid[:, None].to(frames.dtype)
 
 
-def carry_condition(autoencoder, frame: torch.Tensor, source: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The generator's geometric input for one block of every world.
+class Warp(NamedTuple):
+    """The last shown frame re-rendered at every pose of a block, computed once per block: ``frames`` float
+    (B, T, 3, H, W) in [-1, 1] and ``valid`` (B, T, 1, H, W) in {0, 1}, the pixels whose ray that frame saw."""
 
-    ``frame`` (B, 3, H, W) float in [-1, 1] is the last frame shown, at pose ``source`` (B, 3); it is
-    reprojected to each pose of ``targets`` (B, T, 3), encoded to standardised latents, and the fraction of
-    each latent cell the source saw is appended as a channel: (B, T, C + 1, h, w).
-    """
-    batch, frames = targets.shape[:2]
-    repeated = frame[:, None].expand(-1, frames, -1, -1, -1).flatten(0, 1)  # (B*T, 3, H, W)
-    sources = source[:, None].expand(-1, frames, -1).flatten(0, 1)  # (B*T, 3)
-    warped, valid = reproject(repeated, sources, targets.flatten(0, 1))
-    latents = autoencoder.encode_float(warped)  # (B*T, C, h, w)
-    coverage = F.adaptive_avg_pool2d(valid, latents.shape[-2:])  # (B*T, 1, h, w)
-    return torch.cat([latents, coverage], 1).unflatten(0, (batch, frames))  # (B, T, C + 1, h, w)
+    frames: torch.Tensor
+    valid: torch.Tensor
 
 
-def seen_pixels(autoencoder, latents: torch.Tensor, frame: torch.Tensor, source: torch.Tensor,
-                targets: torch.Tensor) -> torch.Tensor:
-    """A generated block with the pixels the last frame saw put back, float (B, T, 3, H, W) in [-1, 1]: ``latents``
-    (B, T, C, h, w) are decoded and every pixel whose ray ``frame`` (B, 3, H, W) float in [-1, 1], seen from ``source``
-    (B, 3), saw takes that frame's reprojection to its pose in ``targets`` (B, T, 3)."""
-    batch, frames = targets.shape[:2]
-    repeated = frame[:, None].expand(-1, frames, -1, -1, -1).flatten(0, 1)  # (B*T, 3, H, W)
-    warped, valid = reproject(repeated, source[:, None].expand(-1, frames, -1).flatten(0, 1), targets.flatten(0, 1))
-    made = autoencoder.decode_float(latents.flatten(0, 1).to(warped.dtype))  # (B*T, 3, H, W)
-    return torch.where(valid > 0, warped, made).unflatten(0, (batch, frames))  # (B, T, 3, H, W)
+def warp_block(frame: torch.Tensor, source: torch.Tensor, targets: torch.Tensor) -> Warp:
+    """Re-render ``frame`` (B, 3, H, W) float in [-1, 1], seen from pose ``source`` (B, 3), at each pose of
+    ``targets`` (B, T, 3)."""
+    count = targets.shape[1]
+    warped, valid = reproject(repeat(frame, "b c h w -> (b t) c h w", t=count),
+                              repeat(source, "b p -> (b t) p", t=count), rearrange(targets, "b t p -> (b t) p"))
+    return Warp(*(rearrange(x, "(b t) c h w -> b t c h w", t=count) for x in (warped, valid)))
 
 
-def keep_seen_pixels(autoencoder, latents: torch.Tensor, frame: torch.Tensor, source: torch.Tensor,
-                     targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(:func:`seen_pixels` encoded again (B, T, C, h, w), the composite itself (B, T, 3, H, W)). Decoding the
-    latents blends the seam; the kept pixels have been through the autoencoder as often as pasted latent cells have."""
-    composite = seen_pixels(autoencoder, latents, frame, source, targets)
-    return autoencoder.encode_float(composite.flatten(0, 1)).unflatten(0, composite.shape[:2]).to(latents.dtype), composite
+def carry_condition(autoencoder, warp: Warp) -> torch.Tensor:
+    """The generator's geometric input for one block of every world: the warped last frame encoded to standardised
+    latents, with the fraction of each latent cell that frame saw appended as a channel: (B, T, C + 1, h, w)."""
+    latents = autoencoder.encode_float(rearrange(warp.frames, "b t c h w -> (b t) c h w"))  # (B*T, C, h, w)
+    coverage = F.adaptive_avg_pool2d(rearrange(warp.valid, "b t c h w -> (b t) c h w"), latents.shape[-2:])
+    return rearrange(torch.cat([latents, coverage], 1), "(b t) c h w -> b t c h w", t=warp.frames.shape[1])
 
 
-__all__ = ["carry_condition", "keep_seen_pixels", "seen_pixels", "reproject", "rotation", "sample_grid"]
+def keep_seen_pixels(autoencoder, latents: torch.Tensor, warp: Warp) -> tuple[torch.Tensor, torch.Tensor]:
+    """A generated block with the pixels the last frame saw put back: ``latents`` (B, T, C, h, w) are decoded and every
+    pixel ``warp`` marks valid takes the warped frame's value. Returns (the composite encoded again (B, T, C, h, w), the
+    composite itself float (B, T, 3, H, W) in [-1, 1]). Decoding the latents blends the seam; the kept pixels have been
+    through the autoencoder as often as carried latent cells have."""
+    made = autoencoder.decode_float(rearrange(latents, "b t c h w -> (b t) c h w").to(warp.frames.dtype))
+    made = rearrange(made, "(b t) c h w -> b t c h w", t=latents.shape[1])  # (B, T, 3, H, W)
+    composite = torch.where(warp.valid > 0, warp.frames, made)
+    encoded = autoencoder.encode_float(rearrange(composite, "b t c h w -> (b t) c h w"))
+    return rearrange(encoded, "(b t) c h w -> b t c h w", t=latents.shape[1]).to(latents.dtype), composite
+
+
+__all__ = ["Warp", "carry_condition", "keep_seen_pixels", "reproject", "rotation", "sample_grid", "warp_block"]

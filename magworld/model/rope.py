@@ -19,12 +19,6 @@ frame indices lose precision.)
 Keys leave a forward pass (and sit in the cache) rotated in space and at time position ``-max_age_frames``,
 where every frame ends up; a block reading the cache corrects only the frames younger than that
 (:meth:`Rope3D.correct_history`, once per block), so the per-block cost does not grow with the history.
-
-**Values can turn too** (``value_rope``, GTA: Miyato et al., "GTA: A Geometry-Aware Attention Mechanism for Multi-View
-Transformers", 2023): values are rotated by their key's *spatial* angles and every head's output by the inverse of its
-query's, so a token receives what it reads expressed relative to its own place on the view sphere. Moving content to
-a new pose (a pan by a fraction of a token) then rotates the value channels instead of asking the MLPs to re-synthesise
-a shifted patch. Time is left out of the values' turn: stored values are final when written.
 """
 
 from __future__ import annotations
@@ -121,18 +115,6 @@ class Turn(NamedTuple):
     @classmethod
     def of(cls, angles: torch.Tensor) -> "Turn":
         return cls(angles.cos().unsqueeze(1), angles.sin().unsqueeze(1))
-
-    def inverse(self) -> "Turn":
-        """The rotation back."""
-        return Turn(self.cos, -self.sin)
-
-
-def spatial_angles(angles: torch.Tensor, time_dims: int) -> torch.Tensor:
-    """Angles (..., D/2) with the first ``time_dims``/2 (time) pairs zeroed: the rotation by a token's place in space
-    only. The values' rotation (``value_rope``) uses it, so cached values never need the keys' age correction."""
-    out = angles.clone()
-    out[..., :time_dims // 2] = 0
-    return out
 
 
 def rotate(x: torch.Tensor, angles: torch.Tensor | Turn) -> torch.Tensor:

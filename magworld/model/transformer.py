@@ -32,7 +32,7 @@ from torch.nn import functional as F
 
 from .cache import CacheConfig, KVCache
 from .config import TransformerConfig
-from .rope import Rope3D, Turn, rotate, spatial_angles, time_positions
+from .rope import Rope3D, Turn, rotate, time_positions
 
 try:  # optional CUDA kernel; SDPA is the portable default
     from flash_attn import flash_attn_func
@@ -51,7 +51,6 @@ class Angles(NamedTuple):
 
     own: Turn  # queries, and the keys they attend with
     stored: Turn | None  # keys as a cache stores them (None: keys/values not returned)
-    value: Turn | None = None  # values (spatial only; ``value_rope``), None: values do not turn
 
 
 class History(NamedTuple):
@@ -100,11 +99,9 @@ class SelfAttention(nn.Module):
         """x (B, L, D) -> (out (B, L, D), this call's keys and values as a cache stores them (keys None without stored
         angles), each (B, H, L, hd)); ``past``: the cached keys (in pieces) placed for this call."""
         q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
-        own, stored, turn_values = angles
+        own, stored = angles
         q, k = rotate(self.q_norm(q), own), self.k_norm(k)
         k_now = rotate(k, own)
-        if turn_values is not None:
-            v = rotate(v, turn_values)
         if past is None:
             keys, values = k_now, v
         else:  # one copy: [cached pieces ; this call]
@@ -116,8 +113,6 @@ class SelfAttention(nn.Module):
                     mask = mask.unsqueeze(1)  # (B, 1, Lq, Lk)
                 mask = real if mask is None else real & mask
         out = attention(q, keys, values, mask)  # (B, H, L, hd)
-        if turn_values is not None:
-            out = rotate(out, turn_values.inverse())  # back to each query's own place
         return self.out(out.transpose(1, 2).flatten(2)), None if stored is None else rotate(k, stored), v
 
 
@@ -218,8 +213,7 @@ class BlockTransformer(nn.Module):
         else:
             reference = int(frame_index[0])
         own, stored = self.rope(frame_index.to(torch.float32) - reference, pose)  # each (B, T*N, hd/2)
-        turn_values = Turn.of(spatial_angles(own, self.cfg.rope_dims[0])) if self.cfg.value_rope else None
-        angles = Angles(Turn.of(own), Turn.of(stored) if return_kv else None, turn_values)  # once for every layer
+        angles = Angles(Turn.of(own), Turn.of(stored) if return_kv else None)  # once for every layer
         history = self.read_cache(cache, reference, pose)
         x = self.patch_embed(self.patchify(x_t))  # (B, T, N, D)
         if token_bias is not None:

@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 
-from .common import Placement, RunConfig, Stage, run_stage, setup_device
+from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 from .data import WorldDataConfig, WorldStream, heldout_frames
 from .metrics import psnr
 

@@ -1,335 +1,185 @@
-"""The one training loop every stage runs, and what it needs: seeding, device and precision, the run folder.
+"""What the training stages share (no stage imports another; each imports this and :mod:`~magworld.train.loop`).
 
-A stage module (:mod:`~magworld.train.autoencoder`, :mod:`~magworld.train.memory`,
-:mod:`~magworld.train.generator`) builds a :class:`Stage` — the module it trains, its optimizer, its
-data (endless batches from a start step), a step function ``(model, batch) -> losses`` and a held-out
-evaluation — and :func:`run_stage` does the rest: learning-rate schedule, progress bar, JSON-lines log,
-periodic evaluation, resumable safetensors checkpoints, the time budget and the final export. Two-network
-stages (the DMD stage's generator and critic) give one optimizer with a parameter group per network (``lr_scale``
-per group; a group whose loss is absent on a step has no gradients and is not updated), gradients clipped per
-network (``clip_groups``) and an ``after_step`` hook (EMA).
-
-Device and precision are decided once, by :func:`setup_device` from :class:`RunConfig` (``device``:
-auto | cpu | cuda, ``precision``: fp32 | bf16 autocast); stages create their models, data, noise and
-timesteps on ``Placement.device``.
-
-Under ``torchrun`` (see :mod:`~magworld.train.parallel`) :func:`setup_device` also joins the process group and
-gives each process its rank and local device; ``run.parallel`` picks DDP replicas or FSDP shards and
-:func:`wrap_model` builds them around the stage's step. ``run.batch_size`` is the global batch: each rank draws
-``Placement.local_batch`` samples from streams seeded by ``Placement.rank_seed`` (rank 0's streams are a
-one-process run's), only rank 0 logs, shows progress and writes checkpoints (gathered whole, the one-process
-format), so a run resumes on any number of processes.
+- the frozen parts a stage reads: :func:`frozen_autoencoder`, :func:`frozen_memory`, and :func:`initial_generator`
+  (a generator's starting weights);
+- clips: :func:`encode_clip` / :func:`decode_clip` (uint8 frames <-> latents), :func:`as_blocks` (a clip in blocks as
+  :func:`~magworld.protocol.play_blocks` takes it), :func:`clip_prompts` and :func:`motion_phrase` (the run-time
+  prompt of a clip);
+- rollouts through the world's own runtime: :class:`RecordingWorld` (a
+  :class:`~magworld.model.pipeline.WorldModel` that keeps the latents of the blocks it generates, with DMD's exit step
+  and gradient per block: self-forcing and DMD roll out exactly as the env steps) and :func:`evaluate_rollouts`
+  (held-out clips, PSNR per memory policy and on revisits of the given blocks).
 """
 
 from __future__ import annotations
 
-import json
-import random
-import time
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, ContextManager, Iterator, Sequence
+from collections import Counter
+from typing import Sequence
 
 import numpy as np
 import torch
-from torch import nn
-from tqdm import tqdm
+from einops import rearrange
 
-from magworld.model.checkpoint import load_into, save_checkpoint
-from magworld.model.pipeline import resolve_device
+from magworld.model.autoencoder import Autoencoder
+from magworld.model.generator import Generator, GeneratorConfig
+from magworld.model.memory_model import MemoryModel
+from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
+from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
+from magworld.protocol import play_blocks
+from magworld.revisit import revisit_reference
+from magworld.world import ACTION_TABLE
+from magworld.world.camera import wrap_degrees
 
-from .parallel import PARALLEL_MODES, ParallelModel, join_process_group, rank_seed, torchrun_ranks
+from .data import Clip
+from .metrics import psnr
+from .parallel import plain_copy
 
-PRECISIONS = ("fp32", "bf16")
-
-
-@dataclass
-class RunConfig:
-    """Where a run writes, how long it lasts and where it computes; shared by every stage."""
-
-    out_dir: str = "runs/default"
-    seed: int = 0
-    steps: int = 1000
-    batch_size: int = 16
-    lr: float = 3e-4
-    weight_decay: float = 0.0
-    warmup_steps: int = 100
-    schedule_steps: int = 0  # length of the cosine decay; 0 = steps. Set it to the first run's steps when resuming
-    #   with a larger run.steps, so the lr stays on that schedule (at its 10 % floor) instead of rising again
-    log_every: int = 25  # 0 = never
-    eval_every: int = 500  # 0 = no periodic evaluation (the final one still runs)
-    save_every: int = 250  # 0 = only at the end (and when the time budget runs out)
-    threads: int = 2
-    resume: bool = True
-    max_minutes: float = 0.0  # stop (and save) after this wall time; 0 = no limit
-    device: str = "auto"  # auto (CUDA when available, else CPU) | cpu | cuda[:N]
-    precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimizer state stay fp32)
-    parallel: str = "ddp"  # under torchrun: ddp (replicas, gradients averaged) | fsdp (sharded); one process: neither
-
-    def __post_init__(self) -> None:
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"run.precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.parallel not in PARALLEL_MODES:
-            raise ValueError(f"run.parallel must be one of {PARALLEL_MODES}, got {self.parallel!r}")
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"run.device must be 'auto', 'cpu' or 'cuda[:N]', got {self.device!r}")
-        for name in ("steps", "warmup_steps", "schedule_steps", "log_every", "eval_every", "save_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"run.{name} must be >= 0 (0 turns it off where it is an interval), "
-                                 f"got {getattr(self, name)}")
-        if self.batch_size < 1:
-            raise ValueError(f"run.batch_size must be >= 1, got {self.batch_size}")
+SAME_POSE_DEGREES = 0.01  # evaluation: a generated frame revisits a given frame at (float-)exactly its pose
 
 
-@dataclass(frozen=True)
-class Placement:
-    """Where a run computes: its device and precision, and (under torchrun) its rank among the processes."""
-
-    device: torch.device
-    precision: str = "fp32"
-    rank: int = 0
-    world_size: int = 1
-    parallel: str = "none"  # none (one process) | ddp | fsdp (a process group is up)
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the process that logs, shows progress and writes files."""
-        return self.rank == 0
-
-    def rank_seed(self, seed: int) -> int:
-        """``seed`` on rank 0, a different seed on each other rank (so each renders its own clips)."""
-        return rank_seed(seed, self.rank)
-
-    def local_batch(self, batch_size: int) -> int:
-        """This rank's share of the global ``run.batch_size``."""
-        if batch_size % self.world_size:
-            raise ValueError(f"run.batch_size={batch_size} is the global batch and must divide evenly over "
-                             f"{self.world_size} processes; use a multiple of {self.world_size}")
-        return batch_size // self.world_size
-
-    def autocast(self) -> ContextManager:
-        """bf16 autocast on the run's device when ``precision == "bf16"``, else a no-op."""
-        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.precision == "bf16")
-
-    def generator(self, seed: int) -> torch.Generator:
-        """A random stream on the run's device (noise and timesteps are drawn where they are used), this rank's own."""
-        return torch.Generator(device=self.device).manual_seed(self.rank_seed(seed))
+# --- frozen parts -----------------------------------------------------------------------------------
+def frozen_autoencoder(spec: str, device: torch.device | str | None = None) -> Autoencoder:
+    """The autoencoder named by ``spec`` ("bundled" or a path), frozen, in eval mode, on ``device`` (None: as loaded)."""
+    model = load_bundled("autoencoder") if spec == "bundled" else load_autoencoder(spec)
+    return model.requires_grad_(False).eval().to(device)
 
 
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+def frozen_memory(spec: str) -> tuple[MemoryModel, str]:
+    """(frozen memory model named by ``spec`` ("bundled" or a path), sha256 of its file)."""
+    model = load_bundled("memory") if spec == "bundled" else load_memory(spec)
+    path = bundled_path("memory") if spec == "bundled" else spec
+    return model.requires_grad_(False).eval(), sha256(path)
 
 
-def setup_device(cfg: RunConfig) -> Placement:
-    """Threads, seeds, device and precision of a run: the one place they are decided. Under torchrun (or in a
-    process group the caller set up) the process also joins the group and computes on its local device
-    (``cuda:LOCAL_RANK`` when CUDA is used). Every rank seeds torch alike, so all start from the same weights."""
-    torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
-    ranks = torchrun_ranks()
-    if ranks is None and not torch.distributed.is_initialized():
-        return Placement(resolve_device(cfg.device), cfg.precision)
-    local = ranks[2] if ranks is not None else 0
-    if cfg.device.startswith("cuda:") and ranks is not None and ranks[1] > 1:
-        raise ValueError(f"run.device={cfg.device!r} would put every process on one GPU; under torchrun use "
-                         f"run.device=cuda (or auto): each process takes cuda:LOCAL_RANK")
-    device = resolve_device(cfg.device)
-    if device.type == "cuda" and cfg.device in ("auto", "cuda"):
-        device = torch.device("cuda", local)
-    rank, world = join_process_group(device)
-    return Placement(device, cfg.precision, rank, world, cfg.parallel)
+def initial_generator(cfg: GeneratorConfig, init: str, memory: MemoryModel) -> Generator:
+    """A generator with its starting weights: ``init`` "memory" (the memory model's network), "random", or "bundled" /
+    a generator .safetensors (its network; a reproject generator's condition embedding too when both reproject)."""
+    gen = Generator(cfg)
+    if init == "memory":
+        gen.net.load_state_dict(memory.net.state_dict())
+    elif init != "random":
+        source = load_generator(WEIGHTS_DIR / GENERATOR_FILE if init == "bundled" else init)
+        if source.cfg.reproject and cfg.reproject:  # the condition embedding too
+            gen.load_state_dict(source.state_dict())
+        else:
+            gen.net.load_state_dict(source.net.state_dict())
+    return gen
 
 
-def wrap_model(stage: Stage, placement: Placement) -> ParallelModel:
-    """What the training loop calls with a batch: the stage's step around its model, as DDP replicas, FSDP shards
-    or (one process) the model itself."""
-    return ParallelModel(stage.model, stage.step, stage.optimizer, placement.parallel, placement.device,
-                         find_unused=stage.partial_steps)
+# --- clips ------------------------------------------------------------------------------------------
+@torch.no_grad()
+def encode_clip(ae: Autoencoder, frames: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, T, 3, H, W) -> latents (B, T, C, h, w)."""
+    return rearrange(ae.encode(rearrange(frames, "b t c h w -> (b t) c h w")), "(b t) c h w -> b t c h w",
+                     b=frames.shape[0])
 
 
-def lr_at(step: int, cfg: RunConfig) -> float:
-    """Linear warm-up then cosine decay to 10% of ``cfg.lr`` at ``cfg.schedule_steps`` (0: ``cfg.steps``), then flat."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    length = cfg.schedule_steps or cfg.steps
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, length - cfg.warmup_steps))
-    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * progress)))
+@torch.no_grad()
+def decode_clip(ae: Autoencoder, latents: torch.Tensor) -> torch.Tensor:
+    """latents (B, T, C, h, w) -> uint8 (B, T, 3, H, W)."""
+    return rearrange(ae.decode(rearrange(latents, "b t c h w -> (b t) c h w")), "(b t) c h w -> b t c h w",
+                     b=latents.shape[0])
 
 
-def every(interval: int, step: int) -> bool:
-    """True on multiples of ``interval``; an interval of 0 never fires."""
-    return interval > 0 and step % interval == 0
+def as_blocks(clip: Clip, block_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """A clip as :func:`~magworld.protocol.play_blocks` takes it: frames uint8 (N, B, F, H, W, 3) and poses
+    float32 (N, B, F, 3)."""
+    video = rearrange(clip.frames.cpu(), "n (b f) c h w -> n b f h w c", f=block_frames).numpy()
+    poses = rearrange(clip.poses.cpu(), "n (b f) p -> n b f p", f=block_frames).numpy()
+    return video, poses
 
 
-class Run:
-    """A run folder: ``last.safetensors`` (+ ``.json``) for resuming, ``metrics.jsonl``, ``config.json``."""
-
-    def __init__(self, cfg: RunConfig, kind: str, stage_config: Any, main: bool = True) -> None:
-        self.cfg, self.kind, self.main = cfg, kind, main  # only the main process (rank 0) writes
-        self.dir = Path(cfg.out_dir)
-        self.checkpoint = self.dir / "last.safetensors"
-        self.metrics = self.dir / "metrics.jsonl"
-        self.start_time = time.time()
-        if main:
-            self.dir.mkdir(parents=True, exist_ok=True)
-            (self.dir / "config.json").write_text(json.dumps(stage_config, indent=2, default=str))
-
-    def resume(self, module: nn.Module, model_config: Any, optimizer: torch.optim.Optimizer) -> int:
-        """Load ``last`` if it exists and resuming is on; returns the step to continue from."""
-        if not (self.cfg.resume and self.checkpoint.exists()):
-            return 0
-        meta = load_into(module, self.checkpoint, self.kind, config=model_config, optimizer=optimizer)
-        step = int(meta["extra"].get("step", 0))
-        if self.main:
-            print(f"resuming {self.checkpoint} at step {step}")
-        return step
-
-    def save(self, state: dict | None, model_config: Any, optimizer_state: dict | None, step: int,
-             extra: dict | None = None) -> None:
-        """Write ``last`` from full state dicts (None off the main process: nothing is written)."""
-        if self.main:
-            save_checkpoint(self.checkpoint, state, self.kind, model_config, extra={"step": step, **(extra or {})},
-                            optimizer=optimizer_state)
-
-    def log(self, step: int, **values: Any) -> None:
-        if not self.main:
-            return
-        record = {"step": step, "time_s": round(time.time() - self.start_time, 2), **values}
-        with self.metrics.open("a") as fh:
-            fh.write(json.dumps(record, default=float) + "\n")
-
-    def out_of_time(self) -> bool:
-        return self.cfg.max_minutes > 0 and time.time() - self.start_time > 60 * self.cfg.max_minutes
-
-    def export(self, state: dict | None, model_config: Any, name: str, extra: dict | None = None) -> Path:
-        """Write inference weights (no optimiser state) as ``<run>/<name>.safetensors`` + JSON (main process only)."""
-        path = self.dir / f"{name}.safetensors"
-        return save_checkpoint(path, state, self.kind, model_config, extra=extra) if self.main else path
+def motion_phrase(poses: torch.Tensor, block_frames: int) -> str:
+    """The action phrase most blocks of a clip's poses (T, 3) move by (``stay`` when none moves)."""
+    names = []
+    for s in range(0, poses.shape[0] - block_frames + 1, block_frames):
+        d = poses[s + block_frames - 1] - poses[s]
+        d[0] = wrap_degrees(d[0])
+        best = max(ACTION_TABLE[1:], key=lambda a: float(d[0] * a.d_yaw + d[1] * a.d_pitch + d[2] * a.d_fov))
+        moved = float(d.abs().max()) > 1e-3
+        names.append(best.phrase if moved else ACTION_TABLE[0].phrase)
+    return Counter(names).most_common(1)[0][0]
 
 
-def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module | Sequence[nn.Module],
-                   max_grad_norm: float | None = 1.0) -> list[torch.Tensor | None]:
-    """Backpropagate ``loss`` and update (gradients clipped to ``max_grad_norm`` when given, over ``module`` as a
-    whole, or per module when a sequence of modules is given, e.g. a generator and its critic). Returns each part's
-    gradient norm before clipping (a 0-d tensor, left on the device: no host sync per step), None for a part that got
-    no gradient this step (a DMD critic-only step)."""
-    optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    norms: list[torch.Tensor | None] = []
-    limit = float("inf") if max_grad_norm is None else max_grad_norm  # inf: measure, do not clip
-    for part in ([module] if isinstance(module, nn.Module) else module):
-        params = [p for p in part.parameters() if p.grad is not None]
-        norms.append(torch.nn.utils.clip_grad_norm_(params, limit).detach() if params else None)
-    optimizer.step()
-    return norms
+def clip_prompts(clip: Clip, block_frames: int, drop: float, rng: np.random.Generator) -> list[str]:
+    """Each clip's run-time prompt (caption + motion phrase), empty with probability ``drop`` (the history term)."""
+    return ["" if rng.random() < drop else f"{c}, {motion_phrase(p, block_frames)}"
+            for c, p in zip(clip.captions, clip.poses)]
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """The schedule's ``lr`` on every parameter group, times the group's ``lr_scale`` where it has one."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
+# --- rollouts through the world's runtime -----------------------------------------------------------
+class RecordingWorld:
+    """A :class:`~magworld.protocol.BlockWorld` over a :class:`~magworld.model.pipeline.WorldModel` that keeps the
+    latents of every block it generates (self-forcing and DMD need latents, not pixels), each generated by the world's
+    own :meth:`~magworld.model.pipeline.WorldModel.generate`. ``exits``: per block of the episode (start = block 0),
+    the sampler step that block stops at (None: every step); ``grad_blocks``: the blocks whose latents keep the graph
+    of that step (the world must be built with ``frozen=False``); ``seeds``: the worlds' noise streams."""
+
+    def __init__(self, world: WorldModel, exits: Sequence[int] | None = None, grad_blocks: Sequence[int] = (),
+                 seeds: Sequence[int] | None = None) -> None:
+        self.world, self.name = world, world.name
+        self.exits, self.grad_blocks, self.seeds = exits, frozenset(grad_blocks), seeds
+        self.latents: list[torch.Tensor] = []  # generated blocks (N, F, C, h, w), in order
+        self.block = 0  # blocks written so far: the index of the next one
+
+    def start(self, frames: np.ndarray, poses: np.ndarray, captions: Sequence[str]) -> None:
+        self.world.start(frames, poses, captions, seeds=self.seeds)
+        self.latents, self.block = [], 1
+
+    def memorize(self, frames: np.ndarray, poses: np.ndarray) -> None:
+        self.world.memorize(frames, poses)
+        self.block += 1
+
+    def step(self, poses: np.ndarray, prompts: Sequence[str]) -> np.ndarray:
+        block: CarriedBlock = self.world.generate(
+            poses, prompts, exit_step=None if self.exits is None else self.exits[self.block],
+            grad=self.block in self.grad_blocks)
+        self.latents.append(block.latents)
+        self.block += 1
+        return self.world.show(block)
+
+    def cache_bytes(self) -> int:
+        return self.world.cache_bytes()
 
 
-@dataclass
-class Stage:
-    """What a training stage gives :func:`run_stage`."""
-
-    kind: str  # checkpoint kind and the export's file name (<run>/<kind>.safetensors)
-    model: nn.Module  # the trained module, on the run's device
-    model_config: Any  # saved in every checkpoint's sidecar; a resumed checkpoint must match it
-    optimizer: torch.optim.Optimizer
-    data: Callable[[int], Iterator[Any]]  # start step -> endless batches (streams seeded from the start step)
-    step: Callable[[nn.Module, Any], dict[str, Any]]  # (wrapped model, batch) -> {"loss": scalar, other logged values}
-    evaluate: Callable[[], dict[str, float]]  # held-out metrics of the current weights
-    max_grad_norm: float | None = 1.0
-    unit: str = "samples"  # what run.batch_size counts, logged as <unit>_per_s
-    label: str = ""  # progress-bar title (default: kind)
-    eval_at_start: bool = False  # also evaluate the starting weights of a fresh run (logged at step 0)
-    finalize: Callable[[], None] | None = None  # runs after the last step, before the final evaluation and export
-    extra: dict = field(default_factory=dict)  # stored in every checkpoint and export
-    keep_every: int = 0  # also export <run>/step_NNNNN.safetensors every this many steps (0 = never)
-    clip_groups: tuple[nn.Module, ...] = ()  # clip these modules' gradients separately (default: model as a whole)
-    clip_names: tuple[str, ...] = ()  # their names in the log (grad_norm_<name>; one group: grad_norm)
-    after_step: Callable[[int], None] | None = None  # after each update, with the steps done (e.g. an EMA update)
-    partial_steps: bool = False  # some steps leave some parameters without gradients (DDP must look for them)
+@torch.no_grad()
+def rollout(world: WorldModel, clip: Clip, context_blocks: int, prompts: list[str]) -> np.ndarray:
+    """Memorize ``context_blocks`` ground-truth blocks of each clip, generate the rest; uint8 (N, T, H, W, 3)."""
+    truth, poses = as_blocks(clip, world.cfg.block_frames)
+    shown = play_blocks(world, truth, poses, clip.captions, [[p] * truth.shape[1] for p in prompts], context_blocks)
+    return rearrange(shown, "n b f h w c -> n (b f) h w c")
 
 
-def _logged(values: dict[str, Any]) -> dict[str, Any]:
-    return {k: v.item() if torch.is_tensor(v) else v for k, v in values.items()}
+def revisits_of_context(poses: np.ndarray, context_frames: int) -> np.ndarray:
+    """bool (N, T): frame t >= ``context_frames`` of a clip's poses (N, T, 3) returns to a context frame's pose."""
+    found = np.zeros(poses.shape[:2], dtype=bool)
+    for i, clip in enumerate(poses):
+        for t in range(context_frames, len(clip)):
+            found[i, t] = revisit_reference(clip[:context_frames], clip[t], tolerance=SAME_POSE_DEGREES) is not None
+    return found
 
 
-def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: dict) -> dict[str, float]:
-    """Train ``stage`` for ``cfg.steps`` steps (resuming ``last`` in ``cfg.out_dir``), export it, return the final
-    held-out metrics (on the processes that evaluate: all of them under FSDP, rank 0 otherwise; {} elsewhere)."""
-    run = Run(cfg, stage.kind, stage_config, main=placement.is_main)
-    start = run.resume(stage.model, stage.model_config, stage.optimizer)
-    model = wrap_model(stage, placement)
-    model.check_same(start, "the step to resume from")
-    optimizer = model.optimizer
-    batches = stage.data(start)
-    metrics: dict[str, float] = {}
-    evaluated_at: int | None = None
-
-    def evaluate(step: int) -> dict[str, float]:
-        nonlocal evaluated_at
-        evaluated_at = step
-        if not model.evaluates_here:
-            return {}
-        with placement.autocast(), model.evaluation():
-            result = stage.evaluate()
-        run.log(step, **result)
-        return result
-
-    if stage.eval_at_start and start == 0 and cfg.eval_every > 0:  # the starting point of the run
-        metrics = evaluate(0)
-    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, desc=stage.label or stage.kind,
-               disable=not placement.is_main)
-    began = time.time()
-    done = start
-    grad_norms: dict[str, torch.Tensor] = {}  # per clip group, the norm before clipping of its latest step with gradients
-    norm_names = [f"grad_norm_{n}" for n in stage.clip_names] if stage.clip_names else ["grad_norm"]
-    for step in bar:
-        set_lr(optimizer, lr_at(step, cfg))
-        with placement.autocast():
-            losses = model(next(batches))
-        norms = optimizer_step(optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
-        grad_norms.update({n: v for n, v in zip(norm_names, norms) if v is not None})  # a group's latest norm
-        done = step + 1
-        if stage.after_step is not None:
-            stage.after_step(done)
-        if every(cfg.log_every, done):
-            logged = _logged(model.mean(losses))  # the loss of the global batch
-            rate = (done - start) * cfg.batch_size / max(1e-6, time.time() - began)
-            run.log(done, **logged, **_logged(grad_norms), lr=optimizer.param_groups[0]["lr"], **{f"{stage.unit}_per_s": rate})
-            bar.set_postfix(loss=f"{logged['loss']:.4f}")
-        if every(cfg.eval_every, done):
-            metrics = evaluate(done)
-            if placement.is_main:
-                bar.write(f"step {done}: " + ", ".join(f"{k} {v:.2f}" for k, v in metrics.items()))
-        if every(stage.keep_every, done):
-            run.export(model.model_state(), stage.model_config, f"step_{done:05d}", extra={"step": done, **stage.extra})
-        out_of_time = cfg.max_minutes > 0 and model.any(run.out_of_time())  # all ranks stop at the same step
-        if every(cfg.save_every, done) or done == cfg.steps or out_of_time:
-            run.save(model.model_state(), stage.model_config, model.optimizer_state(), done, stage.extra)
-        if out_of_time:
-            if placement.is_main:
-                bar.write(f"stopping at step {done}: max_minutes={cfg.max_minutes} reached (resume to continue)")
-            break
-    bar.close()
-    if stage.finalize is not None:
-        with model.evaluation():
-            stage.finalize()
-        evaluated_at = None
-    if evaluated_at != done:
-        metrics = evaluate(done)
-    path = run.export(model.model_state(), stage.model_config, stage.kind, extra={"step": done, **stage.extra, **metrics})
-    if placement.is_main:
-        print(f"{stage.kind}: held-out {metrics}\nwrote {path}")
-    model.barrier()  # the files are written before any process returns
-    return metrics
+def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, context_blocks: int,
+                      policies: Sequence[str] = ("mag", "window", "full")) -> dict[str, float]:
+    """Held-out rollouts (first ``context_blocks`` blocks given): PSNR of generated frames per policy, and on the frames
+    whose pose revisits a given frame. Runs on the generator's device, where ``memory`` and ``ae`` must already be."""
+    bf = gen.cfg.transformer.block_frames
+    start = context_blocks * bf
+    device = next(gen.parameters()).device
+    prompts = [f"{c}, {motion_phrase(p, bf)}" for c, p in zip(clip.captions, clip.poses)]
+    frozen = plain_copy(gen, lambda: Generator(gen.cfg))  # WorldModel freezes what it is given (FSDP: gathered)
+    truth = rearrange(clip.frames[:, start:], "n t c h w -> (n t) c h w")
+    revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
+    result: dict[str, float] = {}
+    for policy in policies:
+        world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device=device)
+        made = torch.from_numpy(rollout(world, clip, context_blocks, prompts)[:, start:])  # (N, T', H, W, 3)
+        p = psnr(rearrange(made, "n t h w c -> (n t) c h w"), truth).view(len(made), -1)  # (N, T')
+        result[f"psnr_{policy}"] = float(p.mean())
+        result[f"psnr_revisit_{policy}"] = float(p[revisit].mean()) if revisit.any() else float("nan")
+    return result
 
 
-__all__ = ["Placement", "Run", "RunConfig", "Stage", "every", "lr_at", "optimizer_step", "run_stage", "seed_everything",
-           "set_lr", "setup_device", "wrap_model"]
+__all__ = ["RecordingWorld", "as_blocks", "clip_prompts", "decode_clip", "encode_clip", "evaluate_rollouts",
+           "frozen_autoencoder", "frozen_memory", "initial_generator", "motion_phrase", "revisits_of_context",
+           "rollout"]

@@ -20,44 +20,35 @@ One training step, all blocks of a clip in one parallel pass:
 Optionally (``self_forcing`` > 0) part of the batches replace the history blocks after a random number of
 ground-truth blocks by the generator's own few-step rollout (no gradient), keeping ground-truth targets: the
 generator learns to trust the (ground-truth) memory over its own blurrier recent blocks. Evaluation rolls held-out clips out
-through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time.
+through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time (:func:`~magworld.train.common.evaluate_rollouts`).
 """
 
 from __future__ import annotations
 
 import copy
-from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from itertools import count
-from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
-from magworld.model.cache import KVCache
-from magworld.model.flow import add_noise, sample_train_time, velocity_target, x0_from_velocity
-from magworld.model.cache import CacheConfig
+from magworld.model.cache import CacheConfig, KVCache
+from magworld.model.flow import add_noise, sample_train_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
-from magworld.model.pipeline import GENERATOR_FILE, WorldModel, carried_cells, load_generator, sha256
-from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_bundled, load_memory
-from magworld.model.reproject import carry_condition
+from magworld.model.pipeline import WorldModel
+from magworld.model.reproject import carry_condition, warp_block
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
-from magworld.revisit import revisit_reference
-from magworld.world import ACTION_TABLE
-from magworld.world.camera import wrap_degrees
 
-from .common import Placement, RunConfig, Stage, run_stage, setup_device
-from .parallel import plain_copy
+from .common import (RecordingWorld, as_blocks, clip_prompts, encode_clip, evaluate_rollouts, frozen_autoencoder,
+                     frozen_memory, initial_generator)
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
-from .memory import decode_clip, encode_clip, frozen_autoencoder
-from .metrics import psnr
-
-SAME_POSE_DEGREES = 0.01  # evaluation: a generated frame revisits a context frame at (float-)exactly its pose
+from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
 
 @dataclass
@@ -82,10 +73,6 @@ class GeneratorStageConfig:
     keep_every: int = 0  # also export the weights every this many steps (step_NNNNN.safetensors; ablations)
     uncovered_weight: float = 0.0  # reproject only: extra loss weight on latent cells the reprojection does not
     #   cover (weight 1 + w * (1 - coverage)), so the loss comes from where memory or invention must supply the picture
-    paste: bool = False  # reproject only: train as a carry="paste" world samples: the cells the reprojection covers
-    #   whole enter as its noised latents and carry no loss (the world keeps them), the rest is learned
-    pixel_weight: float = 0.0  # > 0: add this times the squared error of the x0 prediction *decoded* (frozen
-    #   decoder, [-1, 1] pixels) against the decoded true latents: the error is measured where the user sees it
     pure_noise: float = 0.0  # probability that a block trains at t = 1 (pure noise), the only level a 1-step sampler
     #   visits: there the flow loss is the squared error of the x0 prediction, a regression to the conditional mean
 
@@ -102,38 +89,10 @@ class GeneratorStageConfig:
             raise ValueError(f"recall_k is an inclusive range [lo, hi] with 0 <= lo <= hi, got {self.recall_k}")
         if self.uncovered_weight < 0 or (self.uncovered_weight and not self.model.reproject):
             raise ValueError(f"uncovered_weight must be >= 0 and needs model.reproject=true, got {self.uncovered_weight}")
-        if self.paste and not self.model.reproject:
-            raise ValueError("paste trains the cells the reprojected last frame covers as kept: it needs model.reproject=true")
-        if self.pixel_weight < 0:
-            raise ValueError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
         if not 0.0 <= self.pure_noise <= 1.0:
             raise ValueError(f"pure_noise is a probability in [0, 1], got {self.pure_noise}")
         if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need blocks >= 2 and 1 <= eval_context_blocks < blocks")
-
-
-def frozen_memory(spec: str) -> tuple[MemoryModel, str]:
-    """(frozen memory model, sha256 of its file)."""
-    model = load_bundled("memory") if spec == "bundled" else load_memory(spec)
-    path = bundled_path("memory") if spec == "bundled" else spec
-    return model.requires_grad_(False).eval(), sha256(path)
-
-
-def motion_phrase(poses: torch.Tensor, block_frames: int) -> str:
-    """The action phrase most blocks of a clip's poses (T, 3) move by (``stay`` when none moves)."""
-    names = []
-    for s in range(0, poses.shape[0] - block_frames + 1, block_frames):
-        d = poses[s + block_frames - 1] - poses[s]
-        d[0] = wrap_degrees(d[0])
-        best = max(ACTION_TABLE[1:], key=lambda a: float(d[0] * a.d_yaw + d[1] * a.d_pitch + d[2] * a.d_fov))
-        moved = float(d.abs().max()) > 1e-3
-        names.append(best.phrase if moved else ACTION_TABLE[0].phrase)
-    return Counter(names).most_common(1)[0][0]
-
-
-def clip_prompts(clip: Clip, block_frames: int, drop: float, rng: np.random.Generator) -> list[str]:
-    return ["" if rng.random() < drop else f"{c}, {motion_phrase(p, block_frames)}"
-            for c, p in zip(clip.captions, clip.poses)]
 
 
 def memory_config(cfg: GeneratorConfig, policy: str, recall: int | None = None) -> CacheConfig:
@@ -160,20 +119,14 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None,
                    cond: torch.Tensor | None = None, uncovered_weight: float = 0.0,
-                   recall: int | None = None, paste: bool = False, pixel_weight: float = 0.0,
-                   autoencoder: Autoencoder | None = None, pure_noise: float = 0.0) -> dict[str, torch.Tensor]:
+                   recall: int | None = None, pure_noise: float = 0.0) -> dict[str, torch.Tensor]:
     """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
     blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
     what the cache is written from. Times and noise are drawn on the latents' device (``generator`` must live
     there). With ``uncovered_weight`` w > 0 each
     latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
-    mean weight. ``paste``: as a ``carry="paste"`` world samples (:func:`~magworld.model.pipeline.carried_cells`), the
-    cells ``cond`` covers whole are its latents noised to the block's time (the same noise) and weigh nothing.
-
-    ``pixel_weight`` p > 0 adds p times :func:`decoded_error` of the block's x0 prediction (kept cells: the values the
-    world keeps) through ``autoencoder``'s frozen decoder. ``pure_noise``: the probability that a block's time is 1
-    instead of a draw (the level a 1-step sampler asks for). Returns ``{"loss": total, "flow": ..., "pixel": ...}``
-    (``pixel`` only with p > 0)."""
+    mean weight. ``pure_noise``: the probability that a block's time is 1 instead of a draw (the level a 1-step
+    sampler asks for). Returns ``{"loss": ..., "flow": ...}`` (the same value: the loss is the flow loss)."""
     cfg, tc = gen.cfg, gen.cfg.transformer
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
@@ -187,122 +140,21 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
     mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device,
                        held=attended_frames(cfg, policy, pose, recall))
-    x_t = add_noise(latents, noise, t)
-    kept = None
-    if paste:
-        known = carried_cells(cond)
-        kept = known.mask(latents.shape)  # (B, T, 1, h, w)
-        x_t = torch.where(kept, add_noise(known.x0, noise, t), x_t)
-    pred = gen(x_t, t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
-    if cfg.carry_skip:  # the x0 residual is trained on x0 (a velocity loss would weigh it by 1/t^2)
-        pred, target = x0_from_velocity(x_t, pred, t), latents
-    else:
-        target = velocity_target(latents, noise)
-    out = {"flow": flow_error(pred[:, bf:], target[:, bf:], cond, uncovered_weight, kept)}
-    if pixel_weight:
-        if autoencoder is None:
-            raise ValueError("pixel_weight > 0 decodes the x0 prediction: pass the (frozen) autoencoder")
-        x0 = pred if cfg.carry_skip else x0_from_velocity(x_t, pred, t)
-        x0 = x0 if kept is None else torch.where(kept, known.x0, x0)  # what the world would show
-        out["pixel"] = decoded_error(autoencoder, x0[:, bf:], latents[:, bf:])
-    out["loss"] = out["flow"] + pixel_weight * out["pixel"] if pixel_weight else out["flow"]
-    return out
+    pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
+    flow = flow_error(pred[:, bf:], velocity_target(latents, noise)[:, bf:], cond, uncovered_weight)
+    return {"loss": flow, "flow": flow}
 
 
-def flow_error(pred: torch.Tensor, target: torch.Tensor, cond: torch.Tensor | None, uncovered_weight: float,
-               kept: torch.Tensor | None) -> torch.Tensor:
+def flow_error(pred: torch.Tensor, target: torch.Tensor, cond: torch.Tensor | None,
+               uncovered_weight: float) -> torch.Tensor:
     """Mean squared error of ``pred`` vs ``target`` (B, T', C, h, w), the generated blocks; per latent cell weighted by
-    1 + ``uncovered_weight`` * (1 - coverage) and zero where ``kept`` (both optional), normalised by the weights."""
-    if not uncovered_weight and kept is None:
+    1 + ``uncovered_weight`` * (1 - coverage) (``cond``'s last channel), normalised by the weights."""
+    if not uncovered_weight:
         return F.mse_loss(pred, target)
     frames = pred.shape[1]
-    weight = torch.ones_like(pred[:, :, :1])  # (B, T', 1, h, w)
-    if uncovered_weight:
-        weight = weight + uncovered_weight * (1.0 - cond[:, -frames:, -1:])
-    if kept is not None:
-        weight = weight * (~kept[:, -frames:]).to(weight.dtype)
+    weight = 1.0 + uncovered_weight * (1.0 - cond[:, -frames:, -1:])  # (B, T', 1, h, w)
     error = (pred - target).square().mean(2, keepdim=True)  # (B, T', 1, h, w)
     return (weight * error).sum() / weight.sum().clamp_min(1e-8)
-
-
-def decoded_error(autoencoder: Autoencoder, x0: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
-    """Mean squared error, in [-1, 1] pixels, between the decoded latents ``x0`` and the decoded true ``latents``
-    (B, T, C, h, w); gradients reach ``x0`` through the frozen decoder (unclamped, as it is trained)."""
-    made = autoencoder.decode_unclamped(x0.flatten(0, 1))  # (B*T, 3, H, W)
-    with torch.no_grad():
-        true = autoencoder.decode_unclamped(latents.flatten(0, 1))
-    return F.mse_loss(made, true)
-
-
-def as_blocks(clip: Clip, block_frames: int) -> tuple[np.ndarray, np.ndarray]:
-    """A clip as :func:`~magworld.protocol.play_blocks` takes it: frames uint8 (N, B, F, H, W, 3) and poses
-    float32 (N, B, F, 3)."""
-    n, frames = clip.frames.shape[:2]
-    video = clip.frames.permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, T, H, W, 3)
-    video = video.reshape(n, frames // block_frames, block_frames, *video.shape[2:])  # (N, B, F, H, W, 3)
-    poses = clip.poses.cpu().numpy().reshape(n, frames // block_frames, block_frames, 3)  # (N, B, F, 3)
-    return video, poses
-
-
-class LatentRecorder:
-    """A :class:`~magworld.protocol.BlockWorld` view of a :class:`WorldModel` that keeps the latents of every
-    block it generates (self-forcing needs them, not pixels)."""
-
-    def __init__(self, world: WorldModel) -> None:
-        self.world, self.name, self.latents = world, world.name, []
-
-    def start(self, frames: np.ndarray, poses: np.ndarray, captions) -> None:
-        self.world.start(frames, poses, captions)
-
-    def memorize(self, frames: np.ndarray, poses: np.ndarray) -> None:
-        self.world.memorize(frames, poses)
-
-    def step(self, poses: np.ndarray, prompts) -> np.ndarray:
-        latents = self.world.generate_latents(poses, prompts)  # (N, F, C, h, w)
-        self.latents.append(latents)
-        return decode_clip(self.world.autoencoder, latents).permute(0, 1, 3, 4, 2).cpu().numpy()  # (N, F, H, W, 3)
-
-    def cache_bytes(self) -> int:
-        return self.world.cache_bytes()
-
-
-@torch.no_grad()
-def rollout(world: WorldModel, clip: Clip, context_blocks: int, prompts: list[str]) -> np.ndarray:
-    """Memorize ``context_blocks`` ground-truth blocks of each clip, generate the rest; uint8 (N, T, H, W, 3)."""
-    truth, poses = as_blocks(clip, world.cfg.block_frames)
-    shown = play_blocks(world, truth, poses, clip.captions, [[p] * truth.shape[1] for p in prompts], context_blocks)
-    return shown.reshape(shown.shape[0], -1, *shown.shape[3:])  # (N, T, H, W, 3)
-
-
-def revisits_of_context(poses: np.ndarray, context_frames: int) -> np.ndarray:
-    """bool (N, T): frame t >= ``context_frames`` of a clip's poses (N, T, 3) returns to a context frame's pose."""
-    found = np.zeros(poses.shape[:2], dtype=bool)
-    for i, clip in enumerate(poses):
-        for t in range(context_frames, len(clip)):
-            found[i, t] = revisit_reference(clip[:context_frames], clip[t], tolerance=SAME_POSE_DEGREES) is not None
-    return found
-
-
-def evaluate(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, cfg: GeneratorStageConfig,
-             policies: tuple[str, ...] = ("mag", "window", "full")) -> dict[str, float]:
-    """Held-out rollouts (first ``eval_context_blocks`` blocks given): PSNR of generated frames per policy,
-    and on the frames whose pose revisits a context frame. Runs on the generator's device, where ``memory``
-    and ``ae`` must already be (nothing is moved)."""
-    bf = cfg.model.transformer.block_frames
-    start = cfg.eval_context_blocks * bf
-    device = next(gen.parameters()).device
-    prompts = [f"{c}, {motion_phrase(p, bf)}" for c, p in zip(clip.captions, clip.poses)]
-    frozen = plain_copy(gen, lambda: Generator(gen.cfg))  # WorldModel freezes what it is given (FSDP: gathered)
-    truth = clip.frames[:, start:].flatten(0, 1)  # (N*(T-start), 3, H, W)
-    revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
-    result: dict[str, float] = {}
-    for policy in policies:
-        world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device=device)
-        made = torch.from_numpy(rollout(world, clip, cfg.eval_context_blocks, prompts)[:, start:])
-        p = psnr(made.flatten(0, 1).permute(0, 3, 1, 2), truth).view(len(made), -1)  # (N, T-start)
-        result[f"psnr_{policy}"] = float(p.mean())
-        result[f"psnr_revisit_{policy}"] = float(p[revisit].mean()) if revisit.any() else float("nan")
-    return result
 
 
 @torch.no_grad()
@@ -326,10 +178,9 @@ def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames
         made = shown[:, ends][:, given:]  # (B, blocks-1-given, C, h, w)
         shown_last.append(ae.decode_float(made.flatten(0, 1)).unflatten(0, made.shape[:2]))
     last = torch.cat(shown_last, 1)  # (B, blocks-1, 3, H, W)
-    source = pose[:, ends].flatten(0, 1)  # (B*(blocks-1), 3)
-    targets = pose[:, block_frames:].unflatten(1, (blocks - 1, block_frames)).flatten(0, 1)  # (B*(blocks-1), bf, 3)
-    cond = carry_condition(ae, last.flatten(0, 1), source, targets)  # (B*(blocks-1), bf, C + 1, h, w)
-    cond = cond.unflatten(0, (batch, blocks - 1)).flatten(1, 2)  # (B, T - bf, C + 1, h, w)
+    warp = warp_block(rearrange(last, "b k c h w -> (b k) c h w"), rearrange(pose[:, ends], "b k p -> (b k) p"),
+                      rearrange(pose[:, block_frames:], "b (k f) p -> (b k) f p", f=block_frames))
+    cond = rearrange(carry_condition(ae, warp), "(b k) f c h w -> b (k f) c h w", b=batch)  # (B, T - bf, C + 1, h, w)
     return torch.cat([torch.zeros_like(cond[:, :block_frames]), cond], 1)  # (B, T, C + 1, h, w)
 
 
@@ -341,7 +192,7 @@ def self_forced_history(gen: Generator, memory: MemoryModel, ae, text_encoder, c
     rolling = copy.deepcopy(gen)
     if recall is not None:  # the batch's K (mag-recall)
         rolling.cfg = replace(rolling.cfg, recall=recall)
-    world = LatentRecorder(WorldModel(rolling, memory, ae, text_encoder, memory=policy, steps=steps,
+    world = RecordingWorld(WorldModel(rolling, memory, ae, text_encoder, memory=policy, sampling_steps=steps,
                                       device=latents.device, seed=seed))
     bf = gen.cfg.transformer.block_frames
     truth, poses = as_blocks(clip, bf)
@@ -360,21 +211,6 @@ class GeneratorBatch(NamedTuple):
     cond: torch.Tensor | None  # (B, T, C + 1, h, w) geometric input (reproject generators), else None
     noise: torch.Generator  # draws this step's flow times and noise (on the run's device)
     recall: int | None = None  # mag-recall batches: frames recalled per block (K)
-
-
-def initial_generator(cfg: GeneratorConfig, init: str, memory: MemoryModel) -> Generator:
-    """A generator with its starting weights: ``init`` "memory" (the memory model's network), "random", or "bundled" /
-    a generator .safetensors (its network; a reproject generator's condition embedding too when both reproject)."""
-    gen = Generator(cfg)
-    if init == "memory":
-        gen.net.load_state_dict(memory.net.state_dict())
-    elif init != "random":
-        source = load_generator(WEIGHTS_DIR / GENERATOR_FILE if init == "bundled" else init)
-        if source.cfg.reproject and cfg.reproject:  # the condition embedding too
-            gen.load_state_dict(source.state_dict())
-        else:
-            gen.net.load_state_dict(source.net.state_dict())
-    return gen
 
 
 def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
@@ -419,13 +255,13 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
 
     def step(net: Generator, b: GeneratorBatch) -> dict:
         parts = generator_loss(net, memory, b.latents, b.poses, b.text, b.memory_text, b.policy, b.offset, b.noise,
-                               b.history, b.cond, cfg.uncovered_weight, b.recall, cfg.paste, cfg.pixel_weight, ae,
-                               cfg.pure_noise)
+                               b.history, b.cond, cfg.uncovered_weight, b.recall, cfg.pure_noise)
         return {**parts, "policy": b.policy}
 
     return Stage(kind="generator", model=gen, model_config=cfg.model,
                  optimizer=torch.optim.AdamW(gen.parameters(), lr=cfg.run.lr, weight_decay=cfg.run.weight_decay),
-                 data=data, step=step, evaluate=lambda: evaluate(gen, memory, ae, text_encoder, heldout, cfg),
+                 data=data, step=step,
+                 evaluate=lambda: evaluate_rollouts(gen, memory, ae, text_encoder, heldout, cfg.eval_context_blocks),
                  unit="clips", label=f"generator λ={cfg.history_drop}", eval_at_start=True,
                  extra={"memory_sha256": memory_hash, "history_drop": cfg.history_drop, "policies": cfg.policies,
                         "recall_k": cfg.recall_k},
@@ -437,6 +273,5 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
 
 
-__all__ = ["GeneratorStageConfig", "LatentRecorder", "attended_frames", "build_stage", "clip_prompts", "evaluate",
-           "generator_loss", "initial_generator", "memory_config", "memory_kv", "motion_phrase", "revisits_of_context", "rollout", "self_forced_history",
-           "train"]
+__all__ = ["GeneratorBatch", "GeneratorStageConfig", "attended_frames", "build_stage", "flow_error", "generator_loss",
+           "memory_config", "memory_kv", "self_forced_history", "train", "training_condition"]

@@ -18,10 +18,10 @@ import torch
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.masks import kept_frames
 from magworld.model.memory_model import MemoryConfig, MemoryModel
-from magworld.model.pretrained import load_autoencoder, load_bundled
 from magworld.model.text import TextConfig, make_text_encoder
 
-from .common import Placement, RunConfig, Stage, run_stage, setup_device
+from .common import decode_clip, encode_clip, frozen_autoencoder
+from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .metrics import psnr, ssim
 
@@ -36,24 +36,6 @@ class MemoryStageConfig:
     blocks: int = 3  # blocks per training clip
     text_drop: float = 0.1  # probability of the empty prompt
     eval_clips: int = 32
-
-
-def frozen_autoencoder(spec: str, device: torch.device | str | None = None) -> Autoencoder:
-    """The autoencoder named by ``spec`` ("bundled" or a path), frozen, in eval mode, on ``device`` (None: as loaded)."""
-    model = load_bundled("autoencoder") if spec == "bundled" else load_autoencoder(spec)
-    return model.requires_grad_(False).eval().to(device)
-
-
-@torch.no_grad()
-def encode_clip(ae: Autoencoder, frames: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, T, 3, H, W) -> latents (B, T, C, h, w)."""
-    return ae.encode(frames.flatten(0, 1)).unflatten(0, frames.shape[:2])
-
-
-@torch.no_grad()
-def decode_clip(ae: Autoencoder, latents: torch.Tensor) -> torch.Tensor:
-    """latents (B, T, C, h, w) -> uint8 (B, T, 3, H, W)."""
-    return ae.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
 
 
 @torch.no_grad()

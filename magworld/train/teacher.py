@@ -26,10 +26,9 @@ from magworld.model.pretrained import WEIGHTS_DIR, bundled_path
 from magworld.model.teacher import Teacher, TeacherConfig
 from magworld.model.text import TextConfig, make_text_encoder
 
-from .common import Placement, RunConfig, Stage, run_stage, setup_device
+from .common import clip_prompts, encode_clip, frozen_autoencoder, frozen_memory
+from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
-from .generator import clip_prompts, frozen_memory
-from .memory import encode_clip, frozen_autoencoder
 
 EVAL_TIMES = (0.2, 0.5, 0.8)  # held-out loss at these (unshifted) flow times
 

@@ -8,9 +8,9 @@ from magworld.model.memory_model import MemoryConfig, MemoryModel
 from model_testing import micro_config, random_inputs
 
 
-def _model(depth: int = 2, kept: int = 1, value_rope: bool = False) -> MemoryModel:
+def _model(depth: int = 2, kept: int = 1) -> MemoryModel:
     torch.manual_seed(0)
-    model = MemoryModel(MemoryConfig(transformer=micro_config(depth=depth, value_rope=value_rope), kept=kept,
+    model = MemoryModel(MemoryConfig(transformer=micro_config(depth=depth), kept=kept,
                                      flow=FlowConfig(steps=2)))
     with torch.no_grad():
         for p in model.parameters():
@@ -47,10 +47,9 @@ def test_later_blocks_never_leak_into_earlier_ones():
     assert torch.equal(out[:, :6], ref[:, :6])
 
 
-@pytest.mark.parametrize("value_rope", [False, True])
-def test_cache_path_equals_parallel_training_pass(value_rope):
+def test_cache_path_equals_parallel_training_pass():
     """The production writer + a read through the mag cache see exactly what the training mask allows."""
-    model = _model(depth=2, value_rope=value_rope)
+    model = _model(depth=2)
     x0, t, pose, text = random_inputs(model.cfg.transformer, batch=2, frames=9)
     noisy = torch.randn_like(x0)
     t = t[:, ::3].repeat_interleave(3, 1)

@@ -54,7 +54,7 @@ def test_speaks_block_world_and_generates_a_clean_uint8_block(parts):
     assert isinstance(w.name, str) and all(callable(getattr(w, m)) for m in ("start", "memorize", "step", "cache_bytes"))
     frames, poses = block(2)
     w.start(frames, poses, ["a red city", "a forest"])
-    latents = w.generate_latents(moved(poses, 15), ["a red city, the camera pans right", ""])
+    latents = w.generate(moved(poses, 15), ["a red city, the camera pans right", ""]).latents
     assert latents.shape == (2, 3, 4, 4, 4) and torch.isfinite(latents).all()
     out = w.step(moved(poses, 30), ["a red city, the camera pans right", ""])
     assert out.shape == (2, 3, SIZE, SIZE, 3) and out.dtype == np.uint8
@@ -82,13 +82,13 @@ def test_batch_of_worlds_equals_single_worlds(parts, memory):
     batch = world(parts, memory)
     batch.start(frames, poses, prompts, seeds=[7, 8, 9])
     batch.memorize(frames[:, ::-1].copy(), moved(poses, 15))
-    got = [batch.generate_latents(moved(poses, 15 * k), prompts) for k in (2, 3)]
+    got = [batch.generate(moved(poses, 15 * k), prompts).latents for k in (2, 3)]
     for i in range(3):
         one = world(parts, memory)
         one.start(frames[i:i + 1], poses[i:i + 1], prompts[i:i + 1], seeds=[7 + i])
         one.memorize(frames[i:i + 1, ::-1].copy(), moved(poses[i:i + 1], 15))
         for k, ref in zip((2, 3), got):
-            torch.testing.assert_close(one.generate_latents(moved(poses[i:i + 1], 15 * k), prompts[i:i + 1]),
+            torch.testing.assert_close(one.generate(moved(poses[i:i + 1], 15 * k), prompts[i:i + 1]).latents,
                                        ref[i:i + 1], atol=1e-5, rtol=1e-5)
 
 

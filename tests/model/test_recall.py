@@ -192,14 +192,14 @@ def test_batch_of_recall_worlds_equals_single_worlds(parts):
     batch.start(frames, poses[:, 0], ["a", "b", "c"], seeds=[1, 2, 3])
     for b in (1, 2, 3):
         batch.memorize(frames, poses[:, b])
-    got = [batch.generate_latents(poses[:, b], ["a", "b", "c"]) for b in (4, 5)]
+    got = [batch.generate(poses[:, b], ["a", "b", "c"]).latents for b in (4, 5)]
     for i in range(3):
         one = world(parts)
         one.start(frames[i:i + 1], poses[i:i + 1, 0], ["abc"[i]], seeds=[1 + i])
         for b in (1, 2, 3):
             one.memorize(frames[i:i + 1], poses[i:i + 1, b])
         for b, ref in zip((4, 5), got):
-            torch.testing.assert_close(one.generate_latents(poses[i:i + 1, b], ["abc"[i]]), ref[i:i + 1],
+            torch.testing.assert_close(one.generate(poses[i:i + 1, b], ["abc"[i]]).latents, ref[i:i + 1],
                                        atol=1e-5, rtol=1e-5)
 
 
@@ -212,16 +212,16 @@ def test_snapshot_restores_the_store_bit_for_bit(parts, memory):
     for b in range(1, 5):
         w.step(poses[:, b], ["s"])
     snap, stored = w.snapshot(), w.stored_bytes()
-    first = [w.generate_latents(poses[:, b], ["s"]) for b in range(5, 10)]
+    first = [w.generate(poses[:, b], ["s"]).latents for b in range(5, 10)]
     w.restore(snap)
     assert w.stored_bytes() == stored
-    again = [w.generate_latents(poses[:, b], ["s"]) for b in range(5, 10)]
+    again = [w.generate(poses[:, b], ["s"]).latents for b in range(5, 10)]
     for a, b in zip(first, again):
         assert torch.equal(a, b)
     fresh = world(parts, memory)
     fresh.start(frames, poses[:, 0], ["s"])
     fresh.restore(snap)  # into another world model
-    assert torch.equal(fresh.generate_latents(poses[:, 5], ["s"]), first[0])
+    assert torch.equal(fresh.generate(poses[:, 5], ["s"]).latents, first[0])
 
 
 def test_bad_policy_names_are_clear_errors(parts):

@@ -39,10 +39,10 @@ def clip(blocks: int, seed: int = 0):
 
 def test_run_time_condition_equals_training_condition(world, monkeypatch):
     """The world's geometric input is what training builds from the same clip: after given blocks it reprojects the
-    real last frame the world was shown, after a generated block that block's decoded last frame (carry="pixels"; a
+    real last frame the world was shown, after a generated block that block's decoded last frame (carry="condition"; a
     sharp world reprojects the composite it showed instead, test_sharp_shows_the_composite_and_keeps_its_last_frame)."""
     frames, poses = clip(4)
-    world.carry = "pixels"
+    world.carry = "condition"
     seen = []
     forward = world.generator.forward
 
@@ -53,9 +53,9 @@ def test_run_time_condition_equals_training_condition(world, monkeypatch):
     monkeypatch.setattr(world.generator, "forward", spy)
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     world.memorize(frames[:, 1], poses[:, 1])
-    made = world.generate_latents(poses[:, 2], ["a", "b"])  # block 2 from the memorized block 1
+    made = world.generate(poses[:, 2], ["a", "b"]).latents  # block 2 from the memorized block 1
     calls = len(seen)
-    world.generate_latents(poses[:, 3], ["a", "b"])  # block 3 from the generated block 2
+    world.generate(poses[:, 3], ["a", "b"])  # block 3 from the generated block 2
     world.carry = "sharp"
     shown = torch.cat([world._encode(frames[:, b]) for b in range(2)] + [made, torch.zeros_like(made)], 1)
     video = torch.from_numpy(frames).permute(0, 1, 2, 5, 3, 4).flatten(1, 2)  # (N, 12, 3, H, W) uint8
@@ -73,12 +73,12 @@ def test_condition_changes_the_output_and_replays_after_restore(world):
     frames, poses = clip(3, seed=1)
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     snap = world.snapshot()
-    first = world.generate_latents(poses[:, 1], ["a", "b"])
+    first = world.generate(poses[:, 1], ["a", "b"]).latents
     world.restore(snap)
-    torch.testing.assert_close(world.generate_latents(poses[:, 1], ["a", "b"]), first)
+    torch.testing.assert_close(world.generate(poses[:, 1], ["a", "b"]).latents, first)
     world.restore(snap)
     world._last_frame = world._last_frame.flip(-1)  # another picture at the same pose
-    assert not torch.allclose(world.generate_latents(poses[:, 1], ["a", "b"]), first, atol=1e-4)
+    assert not torch.allclose(world.generate(poses[:, 1], ["a", "b"]).latents, first, atol=1e-4)
 
 
 def test_cond_is_required_exactly_for_reproject_generators():
@@ -89,23 +89,6 @@ def test_cond_is_required_exactly_for_reproject_generators():
         Generator(GeneratorConfig(transformer=tc, reproject=True))(x, t, pose, text)
     with pytest.raises(ValueError, match="reproject=False"):
         Generator(GeneratorConfig(transformer=tc))(x, t, pose, text, cond=torch.zeros(1, 3, 5, 4, 4))
-
-
-def test_carry_skip_passes_the_reprojected_latents_through():
-    tc = micro_config()
-    torch.manual_seed(0)
-    plain = perturbed(Generator(GeneratorConfig(transformer=tc, reproject=True)), 3)
-    skip = Generator(GeneratorConfig(transformer=tc, reproject=True, carry_skip=True))
-    skip.load_state_dict(plain.state_dict())
-    g = torch.Generator().manual_seed(0)
-    x_t, t = torch.randn(2, 3, tc.latent_channels, 4, 4, generator=g), torch.full((2, 3), 0.6)
-    pose, text = torch.zeros(2, 3, 3), torch.zeros(2, 1, 16)
-    cond = torch.cat([torch.randn(2, 3, tc.latent_channels, 4, 4, generator=g), torch.rand(2, 3, 1, 4, 4, generator=g)], 2)
-    x0_plain = x_t - 0.6 * plain(x_t, t, pose, text, cond=cond).prediction
-    x0_skip = x_t - 0.6 * skip(x_t, t, pose, text, cond=cond).prediction
-    torch.testing.assert_close(x0_skip, x0_plain + cond[:, :, -1:] * cond[:, :, :-1], atol=1e-5, rtol=0)
-    with pytest.raises(ValueError, match="needs reproject=True"):
-        GeneratorConfig(transformer=tc, carry_skip=True)
 
 
 def loss_setup(model_seed: int, data_seed: int):
@@ -145,22 +128,21 @@ def test_uncovered_weight_weighs_the_loss_by_coverage():
     assert loss(half, 1.0) == pytest.approx((e_cov + 2 * e_miss) / 3, rel=1e-5)
 
 
-@pytest.mark.parametrize("carry, decodes", [("paste", 1), ("pixels", 2)])
-def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, monkeypatch, carry, decodes):
-    """A reproject world decodes its block's last frame once (kept as the next geometric input) and shows it: the
-    frames equal the autoencoder's decode of the block's latents, the kept frame is the shown last frame, and a
-    step decodes each frame once for showing (``pixels`` once more, for the composite it re-encodes)."""
+def test_condition_frames_are_the_decoded_latents_with_the_kept_last_frame(world, monkeypatch):
+    """A ``condition`` world decodes its block's last frame once (kept as the next geometric input) and shows it: the
+    frames equal the autoencoder's decode of the block's latents, the kept frame is the shown last frame, and a step
+    decodes each frame once."""
     frames, poses = clip(3, seed=2)
-    world.carry = carry
+    world.carry = "condition"
     try:
         world.start(frames[:, 0], poses[:, 0], ["a", "b"])
         snap = world.snapshot()
-        latents = world.generate_latents(poses[:, 1], ["a", "b"])  # (N, F, C, h, w)
+        latents = world.generate(poses[:, 1], ["a", "b"]).latents  # (N, F, C, h, w)
         world.restore(snap)
         shown, decoded_frames = step_counting_decodes(world, monkeypatch, poses[:, 1])
     finally:
         world.carry = "sharp"
-    assert decoded_frames == decodes * shown.shape[0] * shown.shape[1]
+    assert decoded_frames == shown.shape[0] * shown.shape[1]
     with torch.inference_mode():
         decoded = world.autoencoder.decode(latents.flatten(0, 1)).unflatten(0, latents.shape[:2])
     expected = decoded.permute(0, 1, 3, 4, 2).numpy().astype(int)
@@ -168,10 +150,28 @@ def test_step_frames_are_the_decoded_latents_with_the_kept_last_frame(world, mon
     assert np.array_equal(shown[:, -1], world.autoencoder.to_uint8(world._last_frame).permute(0, 2, 3, 1).numpy())
 
 
-def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(world, monkeypatch):
-    """carry="paste": every latent cell the last shown frame covers whole comes out as its reprojected latents, bit for
-    bit; the partly covered and unseen cells are generated (they are not the reprojection). carry="condition" on the
-    same world state keeps none of them."""
+def sampled_block(world, monkeypatch, snap, poses, carry: str = "sharp") -> tuple[torch.Tensor, torch.Tensor]:
+    """From ``snap``, the block ``world`` samples under ``carry`` before any composite (N, F, C, h, w), and the latents
+    it returns (the fixture's default carry, sharp, restored after)."""
+    import magworld.model.pipeline as pipeline
+
+    sampled = []
+    keep = pipeline.keep_seen_pixels
+    monkeypatch.setattr(pipeline, "keep_seen_pixels", lambda ae, x0, warp: sampled.append(x0) or keep(ae, x0, warp))
+    world.restore(snap)
+    world.carry = carry
+    try:
+        latents = world.generate(poses, ["a", "b"]).latents
+    finally:
+        world.carry = "sharp"
+        monkeypatch.undo()
+    return (sampled[0] if sampled else latents), latents
+
+
+def test_sharp_samples_with_the_covered_cells_kept_and_condition_keeps_none(world, monkeypatch):
+    """carry="sharp" samples with every latent cell the last shown frame covers whole held at its reprojected latents,
+    bit for bit; the partly covered and unseen cells are generated. carry="condition" on the same world state keeps
+    none of them."""
     frames, poses = clip(3, seed=3)
     assert world.carry == "sharp"  # the default for a reproject generator
     seen = []
@@ -179,13 +179,13 @@ def test_paste_keeps_the_cells_the_last_frame_covers_and_generates_the_rest(worl
     monkeypatch.setattr(world.generator, "forward", lambda *a, cond=None, **kw: seen.append(cond) or forward(*a, cond=cond, **kw))
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     snap = world.snapshot()
-    pasted = latents_with_carry(world, "paste", snap, poses[:, 1])  # (N, F, C, h, w)
+    sampled, _ = sampled_block(world, monkeypatch, snap, poses[:, 1])  # (N, F, C, h, w); undoes the spy too
     cond = seen[0]
-    covered = (cond[:, :, -1:] >= 1.0).expand_as(pasted)  # (N, F, C, h, w)
+    covered = (cond[:, :, -1:] >= 1.0).expand_as(sampled)  # (N, F, C, h, w)
     assert 0 < int(covered.sum()) < covered.numel()  # the pan leaves some cells unseen
-    assert torch.equal(pasted[covered], cond[:, :, :-1][covered])
-    assert not torch.allclose(pasted[~covered], cond[:, :, :-1][~covered], atol=1e-3)
-    conditioned = latents_with_carry(world, "condition", snap, poses[:, 1])
+    assert torch.equal(sampled[covered], cond[:, :, :-1][covered])
+    assert not torch.allclose(sampled[~covered], cond[:, :, :-1][~covered], atol=1e-3)
+    conditioned, _ = sampled_block(world, monkeypatch, snap, poses[:, 1], carry="condition")
     assert not torch.allclose(conditioned[covered], cond[:, :, :-1][covered], atol=1e-3)
 
 
@@ -199,57 +199,28 @@ def step_counting_decodes(world, monkeypatch, poses) -> tuple[np.ndarray, int]:
     return shown, sum(decoded_frames)
 
 
-def latents_with_carry(world, carry: str, snap, poses) -> torch.Tensor:
-    """The block ``world`` generates from ``snap`` under ``carry`` (the fixture's default, sharp, restored after)."""
-    world.restore(snap)
-    world.carry = carry
-    try:
-        return world.generate_latents(poses, ["a", "b"])
-    finally:
-        world.carry = "sharp"
-
-
-def test_pixels_puts_back_what_the_last_frame_saw_over_the_pasted_block(world):
-    """carry="pixels" samples as paste does, then re-encodes the decoded block with every pixel the last shown frame saw
-    replaced by that frame's reprojection: from the same state its block is exactly that composite of the paste
-    block (the seen pixels taken from the last frame shown, at the new poses)."""
-    from magworld.model.reproject import reproject
-
-    frames, poses = clip(3, seed=5)
-    world.start(frames[:, 0], poses[:, 0], ["a", "b"])
-    snap = world.snapshot()
-    last, last_pose = world._last_frame.clone(), world._last_pose.clone()
-    kept = latents_with_carry(world, "pixels", snap, poses[:, 1])  # (N, F, C, h, w)
-    assert torch.equal(kept, latents_with_carry(world, "sharp", snap, poses[:, 1]))  # sharp remembers the same block
-    pasted = latents_with_carry(world, "paste", snap, poses[:, 1])
-    ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
-    warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
-    with torch.no_grad():
-        made = ae.decode_float(pasted.flatten(0, 1))
-        expected = ae.encode_float(torch.where(valid > 0, warped, made)).unflatten(0, (2, 3))
-    assert 0 < float(valid.mean()) < 1
-    torch.testing.assert_close(kept, expected, atol=1e-5, rtol=0)
-    assert not torch.allclose(kept, pasted, atol=1e-3)
-
-
 def test_sharp_shows_the_composite_and_keeps_its_last_frame(world, monkeypatch):
-    """carry="sharp" shows the composite pixels remembers: every pixel the last shown frame saw is that frame's
-    reprojection exactly (no autoencoder round trip), the rest the decoded block; the next geometric input is the shown
-    last frame; one decode per frame (for the composite), none for showing."""
+    """carry="sharp" shows the composite memory takes: every pixel the last shown frame saw is that frame's
+    reprojection exactly (no autoencoder round trip), the rest the decoded sampled block; memory takes that composite
+    encoded again; the next geometric input is the shown last frame; one decode per frame (for the composite), none for
+    showing."""
     from magworld.model.reproject import reproject
 
     frames, poses = clip(3, seed=5)
     world.start(frames[:, 0], poses[:, 0], ["a", "b"])
     snap = world.snapshot()
     last, last_pose = world._last_frame.clone(), world._last_pose.clone()
-    pasted = latents_with_carry(world, "paste", snap, poses[:, 1])  # what sharp samples before the composite
+    sampled, kept = sampled_block(world, monkeypatch, snap, poses[:, 1])  # before and after the composite
     world.restore(snap)
     shown, decoded_frames = step_counting_decodes(world, monkeypatch, poses[:, 1])
     assert decoded_frames == shown.shape[0] * shown.shape[1]
     ae, target = world.autoencoder, torch.from_numpy(poses[:, 1]).flatten(0, 1)  # (N*F, 3)
     warped, valid = reproject(last.repeat_interleave(3, 0), last_pose.repeat_interleave(3, 0), target)
     with torch.no_grad():
-        expected = ae.to_uint8(torch.where(valid > 0, warped, ae.decode_float(pasted.flatten(0, 1))))  # (N*F, 3, H, W)
+        composite = torch.where(valid > 0, warped, ae.decode_float(sampled.flatten(0, 1)))  # (N*F, 3, H, W)
+        torch.testing.assert_close(kept, ae.encode_float(composite).unflatten(0, (2, 3)), atol=1e-5, rtol=0)
+        expected = ae.to_uint8(composite)
+    assert not torch.allclose(kept, sampled, atol=1e-3)
     expected = expected.unflatten(0, (2, 3)).permute(0, 1, 3, 4, 2).numpy().astype(int)
     assert 0 < float(valid.mean()) < 1
     assert np.abs(shown.astype(int) - expected).max() <= 1  # batch-size rounding of the decoder's conv at most
@@ -268,87 +239,37 @@ def test_carry_modes_are_checked_against_the_generator():
     with pytest.raises(ValueError, match="unknown carry mode 'glue'"):
         resolve_carry("glue", reproject=True)
     with pytest.raises(ValueError, match="trained without it"):
-        resolve_carry("paste", reproject=False)
+        resolve_carry("sharp", reproject=False)
+    for removed in ("paste", "pixels"):  # ablations removed; their numbers are in docs/notes/world.md
+        with pytest.raises(ValueError, match="unknown carry mode"):
+            resolve_carry(removed, reproject=True)
 
 
-def test_paste_training_gives_the_covered_cells_and_takes_no_loss_from_them():
-    """generator_loss(paste=True) trains what a carry="paste" world samples: the last block's true latents under the
-    covered cells do not change the loss (the world keeps the reprojection there), the reprojected latents there do
-    (they are the network's input); without paste the true latents there count."""
-    from magworld.train.generator import generator_loss
-
-    gen, mem, latents, pose, text, reprojected = loss_setup(6, 2)
-    coverage = torch.ones(2, 6, 1, 4, 4)
-    coverage[..., :2] = 0.5  # the left half partly seen: generated
-    cond = torch.cat([reprojected, coverage], 2)
-    covered_last = torch.zeros_like(latents, dtype=torch.bool)
-    covered_last[:, 3:, :, :, 2:] = True  # the last block's covered cells
-
-    def loss(lat, c, paste):
-        with torch.no_grad():
-            return float(generator_loss(gen, mem, lat, pose, text, text, "mag", 0, torch.Generator().manual_seed(7),
-                                        cond=c, paste=paste)["loss"])
-
-    moved = torch.where(covered_last, latents + 3.0, latents)
-    assert loss(moved, cond, True) == pytest.approx(loss(latents, cond, True), rel=1e-6)
-    assert loss(moved, cond, False) != pytest.approx(loss(latents, cond, False), rel=1e-3)
-    other = cond.clone()
-    other[:, 3:, :-1, :, 2:] += 3.0
-    assert loss(latents, other, True) != pytest.approx(loss(latents, cond, True), rel=1e-3)
-
-
-def test_pixel_loss_decodes_the_x0_the_world_would_show(monkeypatch):
-    """pixel_weight: the decoded x0 prediction against the decoded true latents. A network whose x0 prediction is the
-    truth scores 0 without paste; with paste the kept cells hold the reprojection (what the world shows), so the term
-    is the decoded error of exactly that block; total = flow + p * pixel; a missing autoencoder is an error."""
-    from magworld.model.transformer import Output
-    from magworld.train.generator import decoded_error, generator_loss
-
-    gen, mem, latents, pose, text, reprojected = loss_setup(8, 3)
-    ae = Autoencoder(AutoencoderConfig(latent_channels=gen.cfg.transformer.latent_channels, channels=[8, 8], groups=4))
-    coverage = torch.ones(2, 6, 1, 4, 4)
-    coverage[..., :2] = 0.5
-    cond = torch.cat([reprojected, coverage], 2)
-    forward = gen.forward
-
-    def truthful(x_t, t, *args, **kw):  # the velocity whose x0 prediction is the true latents
-        out = forward(x_t, t, *args, **kw)
-        return Output((x_t - latents) / t.view(*t.shape, 1, 1, 1), out.keys, out.values)
-
-    def parts(paste, weight=2.0, autoencoder=ae):
-        with torch.no_grad():
-            return generator_loss(gen, mem, latents, pose, text, text, "mag", 0, torch.Generator().manual_seed(7),
-                                  cond=cond, paste=paste, pixel_weight=weight, autoencoder=autoencoder)
-
-    real = parts(True)
-    assert float(real["loss"]) == pytest.approx(float(real["flow"] + 2.0 * real["pixel"]), rel=1e-6)
-    assert "pixel" not in parts(True, weight=0.0)
-    with pytest.raises(ValueError, match="pass the"):
-        parts(True, autoencoder=None)
-    monkeypatch.setattr(gen, "forward", truthful)
-    assert float(parts(False)["pixel"]) < 1e-10
-    shown = torch.where(coverage >= 1, reprojected, latents)  # the kept cells: the reprojection
-    with torch.no_grad():
-        expected = decoded_error(ae, shown[:, 3:], latents[:, 3:])
-    assert float(expected) > 1e-3
-    assert float(parts(True)["pixel"]) == pytest.approx(float(expected), rel=1e-5)
-
-
-def test_dmd_self_forced_rollout_samples_what_the_world_samples(world):
-    """DMD trains on its own rollout of the generator; run to the last sampler step it must give the blocks the
-    world model gives (paste included), or the student is trained on a world it never shows."""
+def test_training_rollout_is_the_world_with_gradients_through_one_step(world):
+    """Self-forcing and DMD roll out through the world's own generate (RecordingWorld over a ``frozen=False`` world):
+    at the last sampler step it gives the blocks the env's world gives; the blocks asked for keep the graph of their
+    step down to the generator's weights, the others and the cache carry none."""
     from magworld.protocol import play_blocks
-    from magworld.train.dmd import SelfForcedRollout
+    from magworld.train.common import RecordingWorld
 
     frames, poses = clip(4, seed=4)
     prompts = [["a"] * 4, ["b"] * 4]
-    world.seed = 0
     steps = world.sampler.cfg.steps
-    rollout = SelfForcedRollout(world.generator, world.memory_model, world.autoencoder, world.text_encoder, "mag",
-                                exits=[steps - 1] * 4, seeds=[0, 1])
-    with torch.no_grad():
+    trained = WorldModel(world.generator, world.memory_model, world.autoencoder, world.text_encoder, memory="mag",
+                         device="cpu", frozen=False)
+    world.generator.requires_grad_(True)
+    try:
+        rollout = RecordingWorld(trained, exits=[steps - 1] * 4, grad_blocks=[2], seeds=[0, 1])
         play_blocks(rollout, frames, poses, ["a", "b"], prompts, 1)
+        assert [x.requires_grad for x in rollout.latents] == [False, True, False]
+        rollout.latents[1].square().sum().backward()
+        assert world.generator.net.patch_embed.weight.grad.abs().sum() > 0
+        assert not any(k.requires_grad for k in trained.cache.keys if k is not None)
+    finally:
+        world.generator.requires_grad_(False).zero_grad(set_to_none=True)
     world.start(frames[:, 0], poses[:, 0], ["a", "b"], seeds=[0, 1])
     for b in range(1, 4):
-        expected = world.generate_latents(poses[:, b], ["a", "b"])
-        torch.testing.assert_close(rollout.latents[b - 1], expected, atol=1e-4, rtol=0)
+        expected = world.generate(poses[:, b], ["a", "b"]).latents
+        torch.testing.assert_close(rollout.latents[b - 1].detach(), expected, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="frozen=False"):
+        world.generate(poses[:, 1], ["a", "b"], grad=True)

@@ -14,7 +14,7 @@ from magworld.model.text import TextConfig
 from magworld.train import autoencoder as ae_stage
 from magworld.train import generator as gen_stage
 from magworld.train import memory as memory_stage
-from magworld.train.common import RunConfig
+from magworld.train.loop import RunConfig
 from magworld.train.data import WorldDataConfig
 
 

@@ -1,7 +1,7 @@
 """A micro training stage for the distributed tests, runnable under torchrun or in the test process.
 
 ``torchrun --standalone --nproc_per_node=2 tests/train/distributed_micro.py OUT STEPS ddp|fsdp`` trains it through
-:func:`magworld.train.common.run_stage`. The data is one global batch per step, a function of the step alone, and
+:func:`magworld.train.loop.run_stage`. The data is one global batch per step, a function of the step alone, and
 each rank takes its slice of it: the same global batch as a one-process run, so DDP/FSDP averaging must give the
 one-process weights. The loss goes through a method (``MicroNet.loss``), not ``forward``, like the memory stage.
 """
@@ -17,7 +17,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script from anywhere in the checkout
 
-from magworld.train.common import Placement, RunConfig, Stage, run_stage, setup_device  # noqa: E402
+from magworld.train.loop import Placement, RunConfig, Stage, run_stage, setup_device  # noqa: E402
 
 GLOBAL_BATCH = 8
 CONFIG = {"features": 6, "blocks": 2}

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_module
 from magworld.config import build
 from magworld.train import STAGES
 from magworld.train.autoencoder import AutoencoderStageConfig
-from magworld.train.common import RunConfig
+from magworld.train.loop import RunConfig
 from magworld.train.data import WorldDataConfig
 from magworld.train.dmd import DMDStageConfig
 from magworld.train.generator import GeneratorStageConfig

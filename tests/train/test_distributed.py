@@ -31,7 +31,7 @@ from magworld.model.text import TextConfig
 from magworld.train import autoencoder as ae_stage
 from magworld.train import generator as gen_stage
 from magworld.train import memory as memory_stage
-from magworld.train.common import Placement, RunConfig
+from magworld.train.loop import Placement, RunConfig
 from magworld.train.data import WorldDataConfig
 from magworld.train.parallel import rank_seed, shard_units
 
@@ -193,7 +193,7 @@ def test_micro_stage_on_cuda_in_a_nccl_group_matches_the_cpu(tmp_path, parallel)
     try:
         cfg = micro.run_config(tmp_path / "cuda", 3, parallel)
         cfg.device = "cuda"
-        from magworld.train.common import run_stage, setup_device
+        from magworld.train.loop import run_stage, setup_device
 
         placement = setup_device(cfg)
         assert placement.device.type == "cuda" and placement.parallel == parallel

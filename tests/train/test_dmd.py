@@ -24,7 +24,7 @@ from magworld.model.teacher import Teacher, TeacherConfig, load_teacher
 from magworld.model.text import TextConfig
 from magworld.train import dmd
 from magworld.train import teacher as teacher_stage
-from magworld.train.common import Placement, RunConfig
+from magworld.train.loop import Placement, RunConfig
 from magworld.train.data import WorldDataConfig
 
 MICRO = transformer_preset("tiny", dim=32, depth=1, heads=2, latent_size=4)

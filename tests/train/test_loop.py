@@ -1,4 +1,4 @@
-"""The one training loop (magworld.train.common.run_stage) on a toy stage: schedule, resume, time budget, config."""
+"""The one training loop (magworld.train.loop.run_stage) on a toy stage: schedule, resume, time budget, config."""
 
 import json
 from itertools import count
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from stage_testing import metrics_lines
-from magworld.train.common import Placement, RunConfig, Stage, every, run_stage
+from magworld.train.loop import Placement, RunConfig, Stage, every, run_stage
 
 
 def toy_stage(evals: list[int], steps_seen: list[int]) -> Stage:
@@ -137,7 +137,7 @@ def test_two_groups_scaled_lr_skipped_updates_and_after_step(tmp_path):
 def test_lr_schedule_warms_up_decays_to_a_tenth_and_can_keep_a_first_runs_length():
     """Linear warm-up, cosine to 10 % at run.steps; with schedule_steps the decay keeps that length, so resuming a
     finished run with more steps continues at the floor instead of climbing back toward the peak."""
-    from magworld.train.common import lr_at
+    from magworld.train.loop import lr_at
 
     cfg = RunConfig(steps=100, warmup_steps=10, lr=1.0)
     assert lr_at(0, cfg) == pytest.approx(0.1) and lr_at(9, cfg) == pytest.approx(1.0)
