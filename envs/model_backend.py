@@ -32,8 +32,8 @@ def load_world_model(memory: str, checkpoint: str | None, steps: int | None, dev
 
     resolve_device(device)  # fail fast on a device that isn't there, before loading anything
     if checkpoint is None:
-        return WorldModel.from_bundled(memory=memory, steps=steps, device=device, carry=carry)
-    return WorldModel.from_checkpoint(checkpoint, memory=memory, steps=steps, device=device, carry=carry)
+        return WorldModel.from_bundled(memory=memory, sampling_steps=steps, device=device, carry=carry)
+    return WorldModel.from_checkpoint(checkpoint, memory=memory, sampling_steps=steps, device=device, carry=carry)
 
 
 def check_threads(threads: int | None) -> None:
