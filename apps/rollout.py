@@ -96,7 +96,7 @@ def run(cfg: RolloutConfig) -> RolloutResult:
     """Run ``cfg.steps`` steps of the policy from ``reset(seed=cfg.seed)``, record them, print a summary."""
     existing = cfg.paths.existing()
     if existing and not cfg.overwrite:
-        raise FileExistsError(f"{', '.join(map(str, existing))} exists (an earlier rollout with these settings): pass "
+        raise FileExistsError(f"{' and '.join(map(str, existing))} already there (an earlier rollout with these settings): pass "
                               f"rollout.overwrite=true to replace it, or rollout.name=<name> to keep both")
     agent = make_baseline(cfg.policy, **cfg.policy_kwargs)
     env = cfg.make_env()

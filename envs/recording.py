@@ -187,7 +187,7 @@ class EpisodeRecorder:
         payload = self.summary()
         paths = self.paths
         if paths.existing() and not overwrite:
-            raise FileExistsError(f"{', '.join(map(str, paths.existing()))} exists; pick another name or save(overwrite=True)")
+            raise FileExistsError(f"{' and '.join(map(str, paths.existing()))} already there; pick another name or save(overwrite=True)")
         image_sequence_clip = _import_image_sequence_clip()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         clip = image_sequence_clip([upscale(f, self.scale) for f in self.frames], fps=self.fps)

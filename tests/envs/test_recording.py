@@ -100,7 +100,7 @@ def test_recorder_never_overwrites_unless_asked(tmp_path):
     before = paths.sidecar.read_text()
     again = EpisodeRecorder(tmp_path, "same", seed=9)
     again.start(info)
-    with pytest.raises(FileExistsError, match="same.mp4, .*same.json exists"):
+    with pytest.raises(FileExistsError, match="same.mp4 and .*same.json already there"):
         again.save()
     assert paths.sidecar.read_text() == before
     assert json.loads(paths.sidecar.read_text())["seed"] is None
