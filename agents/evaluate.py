@@ -54,24 +54,28 @@ class BaselineConfig:
 
 @dataclass
 class EvalConfig:
-    agent: BaselineConfig | PPOConfig = field(default_factory=BaselineConfig)
+    """``configs/agent_eval.yaml``, node ``agent``; ``policy`` is the preset ``agent=<baseline>|ppo|ppo_state`` picks."""
+
+    policy: BaselineConfig | PPOConfig = field(default_factory=BaselineConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
     episodes: int = 20
     seed: int = 1000
-    checkpoint: str = "runs/agents/ppo/model.zip"  # the PPO model zip, used when agent=ppo
+    checkpoint: str | None = None  # PPO presets: the model zip; None: runs/agents/<preset name>/model.zip
     out_dir: str = "runs/agents/eval"
     torch_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
             raise ValueError(f"episodes must be >= 1, got {self.episodes}")
+        if isinstance(self.policy, PPOConfig) and self.checkpoint is None:
+            self.checkpoint = str(Path("runs/agents") / self.policy.name / "model.zip")
 
     @property
     def label(self) -> str:
-        return self.agent.name if isinstance(self.agent, BaselineConfig) else f"ppo:{Path(self.checkpoint).parent.name}"
+        return self.policy.name if isinstance(self.policy, BaselineConfig) else f"ppo:{Path(self.checkpoint).parent.name}"
 
     def make_agent(self) -> Agent:
-        return PPOAgent.load(self.checkpoint) if isinstance(self.agent, PPOConfig) else self.agent.make()
+        return PPOAgent.load(self.checkpoint) if isinstance(self.policy, PPOConfig) else self.policy.make()
 
 
 def run_episode(env: Any, agent: Agent, seed: int) -> dict[str, float]:
@@ -137,4 +141,5 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def main(cfg) -> None:
-    run(build(cfg))
+    """``magworld agent eval``: entry point for the composed hydra config (node ``agent``)."""
+    run(build(cfg.agent))

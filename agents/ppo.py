@@ -23,7 +23,8 @@ def _sb3():
 class PPOConfig:
     """Hyper-parameters of SB3's PPO; ``policy="MultiInputPolicy"`` for the Dict (pixels + state) observation."""
 
-    policy: str = "MultiInputPolicy"
+    name: str = "ppo"  # the preset's name: `magworld agent train`'s run folder unless agent.name is given
+    policy: str = "MultiInputPolicy"  # SB3's policy class
     n_envs: int = 4  # DummyVecEnv copies (one process: the envs are cheap numpy renders)
     n_steps: int = 128  # per env and rollout
     batch_size: int = 128
@@ -76,7 +77,7 @@ class PPOAgent:
     def load(cls, path: str | Path, deterministic: bool = True) -> "PPOAgent":
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"no PPO model at {path}; train one with `magworld agent train` or pass checkpoint=<path to model.zip>")
+            raise FileNotFoundError(f"no PPO model at {path}; train one with `magworld agent train` or pass agent.checkpoint=<path to model.zip>")
         return cls(_sb3().PPO.load(str(path), device="cpu"), deterministic)
 
     def accepts(self, space: Any) -> bool:

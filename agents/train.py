@@ -1,6 +1,6 @@
 """``magworld agent train``: train PPO on a MAGWorld env; the run folder gets the model, config and eval curve.
 
-``runs/agents/<name>/``: ``model.zip`` (SB3), ``config.json``, ``curve.json`` (deterministic evaluation on
+``<out_dir>/<name>/`` (``name`` None: the preset's, ``runs/agents/ppo`` or ``runs/agents/ppo_state``): ``model.zip`` (SB3), ``config.json``, ``curve.json`` (deterministic evaluation on
 fixed seeds every ``eval_freq`` timesteps, plus training wall time) and ``curve.png``.
 """
 
@@ -20,9 +20,11 @@ from .ppo import PPOAgent, PPOConfig, build_ppo, make_vec_env
 
 @dataclass
 class TrainConfig:
-    agent: PPOConfig = field(default_factory=PPOConfig)
+    """``configs/agent_train.yaml``, node ``agent``; ``policy`` is the preset ``agent=ppo|ppo_state`` picks."""
+
+    policy: PPOConfig = field(default_factory=PPOConfig)
     env: EnvConfig = field(default_factory=EnvConfig)
-    name: str = "ppo"
+    name: str | None = None  # run folder under out_dir; None: the preset's name (ppo, ppo_state)
     out_dir: str = "runs/agents"
     total_timesteps: int = 100_000
     seed: int = 0
@@ -34,6 +36,7 @@ class TrainConfig:
     max_wall_s: float | None = None  # stop early (after the current step) once training has run this long
 
     def __post_init__(self) -> None:
+        self.name = self.name or self.policy.name
         if self.total_timesteps < 1 or self.eval_episodes < 1:
             raise ValueError(f"total_timesteps and eval_episodes must be >= 1, got {self.total_timesteps}, {self.eval_episodes}")
 
@@ -110,8 +113,8 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    venv = make_vec_env(cfg.env.make, cfg.agent.n_envs, cfg.seed)
-    model = build_ppo(cfg.agent, venv, cfg.seed)
+    venv = make_vec_env(cfg.env.make, cfg.policy.n_envs, cfg.seed)
+    model = build_ppo(cfg.policy, venv, cfg.seed)
     curve: list[dict[str, Any]] = []
     start = time.perf_counter()
     model.learn(cfg.total_timesteps, callback=_curve_callback(cfg, curve, start), progress_bar=cfg.progress_bar)
@@ -133,4 +136,5 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def main(cfg) -> None:
-    run(build(cfg))
+    """``magworld agent train``: entry point for the composed hydra config (node ``agent``)."""
+    run(build(cfg.agent))

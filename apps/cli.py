@@ -1,9 +1,10 @@
-"""The ``magworld`` console script: ``magworld <command> [subcommand] [hydra overrides...]``.
+"""The ``magworld`` console script: ``magworld <command> [subcommand] [<section>.<key>=value ...]``.
 
 Every command is a thin hydra entry point: the table below maps it to a config in the installed
-``magworld.configs`` package and to the function that runs it. The function receives the composed config
-and builds its typed dataclass config from it (modules never keep a raw ``DictConfig``). This is the top
-floor (``magworld.apps``): its table may name any layer below; the targets are imported only when their
+``magworld.configs`` package, to the function that runs it and to its *section*, the config node that holds all
+its options (``rollout.policy=coverage``, ``bench.steps=3``, ``agent.total_timesteps=1000``). The function receives
+the composed config and builds its typed dataclass config from it (modules never keep a raw ``DictConfig``). This is
+the top floor (``magworld.apps``): its table may name any layer below; the targets are imported only when their
 command runs, so ``magworld --help`` stays instant.
 """
 
@@ -11,29 +12,71 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Callable
+from typing import Callable, NamedTuple
 
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    # command: (config name, "module:function", one-line help)
-    "play": ("play", "magworld.apps.play:main", "play MAGWorld with the keyboard in a pygame window"),
-    "rollout": ("rollout", "magworld.apps.rollout:main", "run one headless episode with a scripted policy -> mp4 + JSON"),
-    "train": ("train", "magworld.train:main", "train a model stage: stage=autoencoder|memory|generator|teacher|dmd"),
-    "bench render": ("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer"),
-    "bench compression": ("bench_compression", "magworld.bench.compression:main", "memory-model compression ratio ablation"),
-    "bench revisit": ("bench_revisit", "magworld.bench.revisit:main", "MAG-Bench revisit consistency"),
-    "bench compare": ("bench_compare", "magworld.bench.revisit:compare_main", "paired differences between revisit bench rows"),
-    "bench world": ("bench_world", "magworld.bench.world:main", "is the world recognisable: carry, drift, look PNGs"),
-    "bench speed": ("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory"),
-    "bench soak": ("bench_soak", "magworld.apps.speed:soak_main", "one env for 10,000 steps: resident memory, NaN, errors"),
-    "agent train": ("agent_train", "magworld.agents.train:main", "train an agent (stable-baselines3 PPO)"),
-    "agent eval": ("agent_eval", "magworld.agents.evaluate:main", "evaluate a baseline or a trained agent"),
+
+class Command(NamedTuple):
+    config: str  # config name in magworld.configs
+    target: str  # "module:function" receiving the composed config
+    help: str  # one line
+    section: str  # the config node holding every option: <section>.<key>=value
+
+
+COMMANDS: dict[str, Command] = {
+    "play": Command("play", "magworld.apps.play:main", "play MAGWorld with the keyboard in a pygame window", "play"),
+    "rollout": Command("rollout", "magworld.apps.rollout:main",
+                       "run one headless episode with a scripted policy -> mp4 + JSON", "rollout"),
+    "train": Command("train", "magworld.train:main",
+                     "train a model stage: stage=autoencoder|memory|generator|teacher|dmd", "<stage>"),
+    "bench render": Command("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer", "bench"),
+    "bench compression": Command("bench_compression", "magworld.bench.compression:main",
+                                 "memory-model compression ratio ablation", "bench"),
+    "bench revisit": Command("bench_revisit", "magworld.bench.mag_bench:main", "MAG-Bench revisit consistency", "bench"),
+    "bench compare": Command("bench_compare", "magworld.bench.mag_bench:compare_main",
+                             "paired differences between revisit bench rows", "bench"),
+    "bench world": Command("bench_world", "magworld.bench.world:main",
+                           "is the world recognisable: carry, drift, look PNGs", "bench"),
+    "bench speed": Command("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory", "bench"),
+    "bench soak": Command("bench_soak", "magworld.apps.speed:soak_main",
+                          "one env for 10,000 steps: resident memory, NaN, errors", "bench"),
+    "agent train": Command("agent_train", "magworld.agents.train:main",
+                           "train an agent (stable-baselines3 PPO): agent=ppo|ppo_state", "agent"),
+    "agent eval": Command("agent_eval", "magworld.agents.evaluate:main",
+                          "evaluate a baseline or a trained agent: agent=random|sweep|loop|coverage|ppo|ppo_state", "agent"),
+    "weights bundle": Command("weights_bundle", "magworld.apps.weights:bundle_main",
+                              "copy a generator run (and its autoencoder, memory) into a weights folder + manifest", "weights"),
+    "weights blend": Command("weights_blend", "magworld.apps.weights:blend_main",
+                             "weight-space blend of two generator exports (WiSE-FT)", "weights"),
 }
+GROUPS: tuple[str, ...] = tuple(dict.fromkeys(name.split()[0] for name in COMMANDS if " " in name))
+
+OVERRIDE_STYLE = """options (one style for every command):
+  <section>.<key>=value     an option of the command; <section> is its config node, listed beside each command
+                            (magworld rollout rollout.policy=coverage rollout.style=city, magworld play play.max_ticks=100)
+  <group>=<preset>          pick a preset file (agent=ppo_state, stage=generator, bench/revisit=models)
+  +<section>.<key>=value    add a key the config lacks (+agent.env.kwargs.observation=state)
+  --cfg job                 print the composed config instead of running; <command> --help: hydra's help"""
 
 
-def _usage() -> str:
-    lines = ["usage: magworld <command> [key=value ...]   (hydra overrides; add --cfg job to print the config)", "", "commands:"]
-    lines += [f"  {name:<20} {info[2]}" for name, info in COMMANDS.items()]
-    return "\n".join(lines)
+def _listing(names: list[str]) -> list[str]:
+    return [f"  {name:<18} {COMMANDS[name].section + '.*':<11} {COMMANDS[name].help}" for name in names]
+
+
+def usage(group: str | None = None) -> str:
+    """``magworld --help`` (every command), or one group's commands (``magworld bench --help``)."""
+    if group is None:
+        head = ["usage: magworld <command> [<section>.<key>=value ...]", "", f"{'commands:':<21}section"]
+        names = list(COMMANDS)
+    else:
+        head = [f"usage: magworld {group} <command> [{group_section(group)}.<key>=value ...]", "",
+                f"{group + ' commands:':<21}section"]
+        names = [name for name in COMMANDS if name.split()[0] == group]
+    return "\n".join([*head, *_listing(names), "", OVERRIDE_STYLE])
+
+
+def group_section(group: str) -> str:
+    sections = {COMMANDS[name].section for name in COMMANDS if name.split()[0] == group}
+    return sections.pop() if len(sections) == 1 else "<section>"
 
 
 def _resolve(target: str) -> Callable:
@@ -47,23 +90,31 @@ def split_command(argv: list[str]) -> tuple[str, list[str]]:
         name = " ".join(argv[:length])
         if len(argv) >= length and name in COMMANDS:
             return name, argv[length:]
-    known = ", ".join(COMMANDS)
+    if argv and argv[0] in GROUPS:
+        given = " ".join(argv[:2]) if len(argv) > 1 else argv[0]
+        raise SystemExit(f"magworld: unknown command {given!r}\n\n{usage(argv[0])}")
     given = " ".join(argv[:2]) if argv else "(nothing)"
-    raise SystemExit(f"magworld: unknown command {given!r}; known commands: {known}\n\n{_usage()}")
+    raise SystemExit(f"magworld: unknown command {given!r}; known commands: {', '.join(COMMANDS)}\n\n{usage()}")
+
+
+HELP = ("-h", "--help", "help")
 
 
 def main(argv: list[str] | None = None) -> None:
     import hydra
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help", "help"):
-        print(_usage())
+    if not argv or argv[0] in HELP:
+        print(usage())
+        return
+    if argv[0] in GROUPS and (len(argv) == 1 or argv[1] in HELP):
+        print(usage(argv[0]))
         return
     name, overrides = split_command(argv)
-    config_name, target, _ = COMMANDS[name]
-    function = _resolve(target)
+    command = COMMANDS[name]
+    function = _resolve(command.target)
 
-    @hydra.main(version_base="1.3", config_path="pkg://magworld.configs", config_name=config_name)
+    @hydra.main(version_base="1.3", config_path="pkg://magworld.configs", config_name=command.config)
     def _entry(cfg) -> None:
         function(cfg)
 

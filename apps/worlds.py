@@ -1,4 +1,5 @@
-"""The world a command opens — the settings ``magworld play`` and ``magworld rollout`` share, checked once."""
+"""The world a command opens — the env options ``magworld play`` and ``magworld rollout`` share, checked once and turned
+into ``gymnasium.make`` arguments in one place (:meth:`WorldSettings.gym_kwargs`)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,54 @@ import gymnasium
 from magworld.envs.backends import check_backend  # importing magworld.envs registers MAGWorld-v0
 from magworld.world.scene import check_style
 
+ENV_ID = "MAGWorld-v0"
+MODEL_OPTIONS = ("memory", "checkpoint", "sampling_steps", "carry", "device", "threads")  # model backend only
+ENV_KWARG_NAMES = {"sampling_steps": "steps"}  # TODO(envapi rename): the env's kwarg becomes sampling_steps; drop this
+
 
 @dataclass
 class WorldSettings:
-    """Which MAGWorld-v0 world to open; ``memory`` and ``checkpoint`` apply to the model backend only."""
+    """Every ``MAGWorld-v0`` option a command passes on (the env's docstring is their spec). None: the env's default.
 
-    style: str | None = None  # None: drawn from the seed
+    ``memory``, ``checkpoint``, ``sampling_steps``, ``carry``, ``device`` and ``threads`` apply to the model backend
+    only; setting one with ``backend="simulator"`` is an error."""
+
+    style: str | None = None  # None: drawn from the seed; outdoor | indoor | city | game
     backend: str = "model"  # the MAG world model (bundled weights); "simulator" = ground truth
     resolution: int | list[int] | None = None  # None: the backend's own (the model's comes from its checkpoint)
-    memory: str = "mag"  # model backend: mag | window | full
-    checkpoint: str | None = None  # model backend: a generator checkpoint; None = bundled
+    memory: str | None = None  # mag | window | full | mag-ring | mag-recall (None: mag)
+    checkpoint: str | None = None  # a generator .safetensors or weights folder; None = bundled
+    sampling_steps: int | None = None  # denoising steps; None: the checkpoint's (1 for the bundled set)
+    carry: str | None = None  # sharp | pixels | paste | condition; None: the checkpoint's default
+    device: str | None = None  # auto | cpu | cuda; None: auto
+    threads: int | None = None  # torch threads; None: the env's policy (1 for a small model on the CPU)
+    reward: dict[str, float] | None = None  # RewardConfig fields, e.g. {w_revisit: 1.0, w_explore: 0.1}
+    max_episode_steps: int | None = None  # None: the registered 200; -1: no limit
 
     def __post_init__(self) -> None:
         if self.style is not None:
             check_style(self.style)
         check_backend(self.backend)
+        if self.backend != "model":
+            given = [name for name in MODEL_OPTIONS if getattr(self, name) is not None]
+            if given:
+                raise ValueError(f"{', '.join(given)} apply to the model backend only, not backend={self.backend!r}")
+        if self.max_episode_steps is not None and self.max_episode_steps != -1 and self.max_episode_steps < 1:
+            raise ValueError(f"max_episode_steps must be >= 1, -1 (no limit) or None (the registered 200), got {self.max_episode_steps}")
 
-    def make_env(self, max_episode_steps: int, **kwargs: Any):
-        """``MAGWorld-v0`` through ``gymnasium.make`` (its checks and time limit) with ``timing=True``: the HUD
-        and the recordings show each step's latency (``info["step_ms"]``)."""
+    def gym_kwargs(self) -> dict[str, Any]:
+        """``gymnasium.make(ENV_ID, **kwargs)`` arguments; ``timing=True``: the HUD and the recordings show each step's
+        latency (``info["step_ms"]``)."""
         resolution = self.resolution if self.resolution is None or isinstance(self.resolution, int) else tuple(self.resolution)
-        if self.backend == "model":
-            kwargs = {"memory": self.memory, "checkpoint": self.checkpoint, **kwargs}
-        return gymnasium.make("MAGWorld-v0", backend=self.backend, style=self.style, resolution=resolution,
-                              max_episode_steps=max_episode_steps, timing=True, **kwargs)
+        kwargs: dict[str, Any] = {"backend": self.backend, "style": self.style, "resolution": resolution, "timing": True,
+                                  "max_episode_steps": self.max_episode_steps}
+        if self.reward is not None:
+            kwargs["reward"] = dict(self.reward)
+        for name in MODEL_OPTIONS:
+            if getattr(self, name) is not None:
+                kwargs[ENV_KWARG_NAMES.get(name, name)] = getattr(self, name)
+        return kwargs
+
+    def make_env(self):
+        """``MAGWorld-v0`` through ``gymnasium.make`` (its checks and time limit)."""
+        return gymnasium.make(ENV_ID, **self.gym_kwargs())

@@ -9,22 +9,27 @@ Usage::
     recorder.start(info)                       # the block on screen becomes the first 3 frames
     obs, reward, terminated, truncated, info = env.step(action)
     recorder.record(action, reward, info)      # adds the step's 3 frames and its record
-    paths = recorder.save()                    # -> recordings/my-episode.mp4 + .json
+    paths = recorder.save()                    # -> recordings/my-episode.mp4 + .json (an existing file is an error
+                                               #    unless save(overwrite=True); free_name picks an unused name)
 
 Sidecar contract (``<name>.json``): ``seed`` (of ``reset``; null if unknown), ``scene_seed``,
 ``style``, ``caption``, ``backend``, ``resolution``, ``fps``, ``scale``, ``video``, ``frames``
-(frames in the mp4 = 3 * (steps + 1)), ``steps``, ``actions`` (names, one per step), ``poses``
+(frames in the mp4 = 3 * (steps + 1)), ``frames_per_step`` (3, the frames of one block; null if blocks
+differed), ``step_frames`` (steps + 1 ``[first, end)`` mp4 frame ranges: entry 0 is the block on screen when
+recording began, entry i the block step i made), ``frame_steps`` (per mp4 frame, the step that made it; 0 =
+the starting block), ``steps``, ``actions`` (names, one per step), ``poses``
 (start pose then the pose after each step: steps + 1 dicts), ``rewards``, ``prompts`` (one per
 step), ``episode_return`` (sum of the recorded steps' rewards), ``revisit_steps`` (steps with at
 least one revisit frame), ``mean_revisit_psnr`` (mean over those steps of the step's mean revisit
 PSNR; ``null`` when there were none) and ``records`` (per step: action, pose, reward, prompt,
-is_revisit, revisit, step_ms — null unless the env was made with ``timing=True``).
+is_revisit, revisit, step_ms — null unless the env was made with ``timing=True`` —, frames: its ``[first, end)``
+mp4 frame range).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +59,30 @@ class StepRecord:
     is_revisit: bool
     revisit: dict[str, Any]
     step_ms: float | None  # None unless the env was made with timing=True
+    frames: list[int] = field(default_factory=list)  # [first, end) of the step's block in the mp4
 
 
 @dataclass(frozen=True)
 class RecordingPaths:
     video: Path
     sidecar: Path
+
+    def existing(self) -> list[Path]:
+        return [path for path in (self.video, self.sidecar) if path.exists()]
+
+
+def recording_paths(out_dir: str | Path, name: str) -> RecordingPaths:
+    """Where a recording named ``name`` goes: ``<out_dir>/<name>.mp4`` and ``.json``."""
+    return RecordingPaths(Path(out_dir) / f"{name}.mp4", Path(out_dir) / f"{name}.json")
+
+
+def free_name(out_dir: str | Path, stem: str, suffixes: tuple[str, ...] = (".mp4", ".json", ".png")) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... : the first name no file ``<out_dir>/<name><suffix>`` uses."""
+    out_dir, name, n = Path(out_dir), stem, 1
+    while any((out_dir / f"{name}{suffix}").exists() for suffix in suffixes):
+        n += 1
+        name = f"{stem}-{n}"
+    return name
 
 
 def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
@@ -97,6 +120,7 @@ class EpisodeRecorder:
         self.out_dir, self.name, self.seed = Path(out_dir), name, seed
         self.fps, self.scale = int(fps), int(scale)
         self.frames: list[np.ndarray] = []  # (H, W, 3) uint8, 3 per block
+        self.step_frames: list[list[int]] = []  # [first, end) per block: the starting one, then one per step
         self.records: list[StepRecord] = []
         self.start_info: dict[str, Any] | None = None
 
@@ -119,11 +143,13 @@ class EpisodeRecorder:
             action=_action_name(action), pose=dict(info["pose"]), reward=float(reward), prompt=str(info["prompt"]),
             is_revisit=bool(info["is_revisit"]), revisit=dict(info["revisit"]), step_ms=_optional_float(info.get("step_ms"))))
         self._add_frames(info["frames"])
+        self.records[-1].frames = list(self.step_frames[-1])
 
     def _add_frames(self, frames: np.ndarray) -> None:
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"expected a block of uint8 frames (N, H, W, 3), got {frames.dtype} {frames.shape}")
+        self.step_frames.append([len(self.frames), len(self.frames) + len(frames)])
         self.frames.extend(frame.copy() for frame in frames)
 
     def summary(self) -> dict[str, Any]:
@@ -132,11 +158,16 @@ class EpisodeRecorder:
             raise RuntimeError("nothing recorded: call start(info) first")
         revisit_psnrs = [r.revisit["psnr"] for r in self.records if r.is_revisit and r.revisit.get("psnr") is not None]
         height, width = self.frames[0].shape[:2]
+        block_sizes = {end - first for first, end in self.step_frames}
         return {
             "name": self.name, "seed": self.seed, "scene_seed": self.start_info["scene_seed"],
             "style": self.start_info["style"], "caption": self.start_info["caption"],
             "backend": self.start_info["backend"], "resolution": [height, width], "fps": self.fps, "scale": self.scale,
-            "video": f"{self.name}.mp4", "frames": len(self.frames), "steps": len(self.records),
+            "video": f"{self.name}.mp4", "frames": len(self.frames),
+            "frames_per_step": block_sizes.pop() if len(block_sizes) == 1 else None,
+            "step_frames": [list(r) for r in self.step_frames],
+            "frame_steps": [step for step, (first, end) in enumerate(self.step_frames) for _ in range(first, end)],
+            "steps": len(self.records),
             "actions": [r.action for r in self.records],
             "poses": [self.start_info["pose"], *(r.pose for r in self.records)],
             "rewards": [r.reward for r in self.records], "prompts": [r.prompt for r in self.records],
@@ -146,12 +177,19 @@ class EpisodeRecorder:
             "records": [asdict(r) for r in self.records],
         }
 
-    def save(self) -> RecordingPaths:
-        """Write ``<name>.mp4`` and ``<name>.json`` into ``out_dir`` (created if missing)."""
+    @property
+    def paths(self) -> RecordingPaths:
+        return recording_paths(self.out_dir, self.name)
+
+    def save(self, overwrite: bool = False) -> RecordingPaths:
+        """Write ``<name>.mp4`` and ``<name>.json`` into ``out_dir`` (created if missing); an existing one is a
+        ``FileExistsError`` unless ``overwrite``."""
         payload = self.summary()
+        paths = self.paths
+        if paths.existing() and not overwrite:
+            raise FileExistsError(f"{' and '.join(map(str, paths.existing()))} already there; pick another name or save(overwrite=True)")
         image_sequence_clip = _import_image_sequence_clip()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        paths = RecordingPaths(self.out_dir / f"{self.name}.mp4", self.out_dir / f"{self.name}.json")
         clip = image_sequence_clip([upscale(f, self.scale) for f in self.frames], fps=self.fps)
         clip.write_videofile(str(paths.video), fps=self.fps, codec="libx264", audio=False, logger=None)
         clip.close()

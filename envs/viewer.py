@@ -7,11 +7,17 @@
 
 Actions are driven by KEYDOWN events (held keys repeat through ``pygame.key.set_repeat``), never by
 ``pygame.key.get_pressed()``, so posted synthetic events drive the viewer headless in tests.
+
+Headless: on Linux without a display (no ``DISPLAY`` / ``WAYLAND_DISPLAY``) a window would be invisible, so
+:func:`check_display` fails fast unless ``SDL_VIDEODRIVER`` is ``dummy`` or ``offscreen`` (no window; stop the play
+loop with ``max_ticks`` / ``max_steps``). Files written (recordings, screenshots) never replace existing ones: the
+play loop picks an unused name (:func:`~magworld.envs.recording.free_name`).
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 import time
 from dataclasses import dataclass, field
@@ -22,7 +28,7 @@ import numpy as np
 
 from magworld.world import ACTION_NAMES
 
-from .recording import EpisodeRecorder, RecordingPaths
+from .recording import EpisodeRecorder, RecordingPaths, free_name
 
 ACTION_KEYS: dict[str, str] = {
     "left": "pan_left", "a": "pan_left", "right": "pan_right", "d": "pan_right",
@@ -47,6 +53,25 @@ def import_pygame():
     except ImportError as error:  # pragma: no cover - depends on the installed extras
         raise ImportError("the MAGWorld viewer needs pygame: pip install 'magworld[viewer]'") from error
     return pygame
+
+
+HEADLESS_DRIVERS = ("dummy", "offscreen")
+HEADLESS_HINT = "SDL_VIDEODRIVER=dummy magworld play play.max_ticks=N"
+
+
+def check_display(environ: Mapping[str, str] = os.environ, platform: str = sys.platform) -> None:
+    """Raise ``RuntimeError`` saying how to run headless when a window could not be seen: on Linux and the BSDs
+    without ``DISPLAY`` or ``WAYLAND_DISPLAY``, unless ``SDL_VIDEODRIVER`` is a headless driver (dummy, offscreen)."""
+    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+        return  # macOS and Windows have their own window systems, no variable to check
+    if environ.get("SDL_VIDEODRIVER", "").lower() in HEADLESS_DRIVERS:
+        return
+    if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
+        return
+    raise RuntimeError(
+        "no display: DISPLAY and WAYLAND_DISPLAY are unset, so the play window would be invisible and wait for keys "
+        f"forever. Run headless with `{HEADLESS_HINT}` (quits after N drawn frames; play.max_steps=N quits after N env "
+        "steps, play.realtime=true steps 'stay' on frames without a key), or record an episode with `magworld rollout`.")
 
 
 def check_keymap(action_keys: Mapping[str, str], command_keys: Mapping[str, str]) -> None:
@@ -117,6 +142,7 @@ class Viewer:
     def __init__(self, title: str = "MAGWorld", fps: int = 12, scale: int | None = None) -> None:
         if fps < 0 or (scale is not None and scale < 1):
             raise ValueError(f"fps must be >= 0 and scale >= 1, got fps={fps} scale={scale}")
+        check_display()
         self.pygame = import_pygame()
         self.title, self.fps, self.scale = title, int(fps), scale
         self.closed = False
@@ -192,11 +218,14 @@ class Viewer:
                 raise ValueError(f"unknown key name {name!r} in the key map; use pygame.key.name spellings "
                                  f"such as 'left', 'a', 'space', 'f12', 'escape'") from None
 
-    def screenshot(self, path: str | Path) -> Path:
-        """Save the window (frame and HUD) as an image; PNG by the file extension."""
+    def screenshot(self, path: str | Path, overwrite: bool = False) -> Path:
+        """Save the window (frame and HUD) as an image; PNG by the file extension. An existing file is a
+        ``FileExistsError`` unless ``overwrite``."""
         if self.screen is None:
             raise RuntimeError("nothing shown yet: call show() before screenshot()")
         path = Path(path)
+        if path.exists() and not overwrite:
+            raise FileExistsError(f"{path} exists; pick another name or pass overwrite=True")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.pygame.image.save(self.screen, str(path))
         return path
@@ -261,7 +290,8 @@ class PlaySession:
             self.quit = True
 
     def _stamp(self, prefix: str) -> str:
-        return f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}-{len(self.result.recordings) + len(self.result.screenshots)}"
+        """``<prefix>-<date>-<time>``, or with ``-2``, ``-3``, ... when a file (of this session or an earlier one) has it."""
+        return free_name(self.out_dir, f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
 
     def toggle_recording(self) -> None:
         if self.recorder is None:

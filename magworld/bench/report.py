@@ -136,7 +136,7 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
 
 
 def differences_table(differences: list[dict]) -> str:
-    """Markdown rows of :func:`magworld.bench.revisit.compare_rows`: one per protocol and pair."""
+    """Markdown rows of :func:`magworld.bench.mag_bench.compare_rows`: one per protocol and pair."""
     names = {"gt_psnr": "GT PSNR", "mem_gt_psnr": "mem-only GT PSNR", "mem_hc_psnr": "mem-only HC PSNR",
              "novel_psnr": "novel GT PSNR", "novel_ssim": "novel GT SSIM"}
     metrics = [m for m in names if m in differences[0]]

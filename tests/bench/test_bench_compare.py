@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from magworld.bench.revisit import (CompareConfig, RevisitBenchConfig, bootstrap_mean, compare, compare_rows,
+from magworld.bench.mag_bench import (CompareConfig, RevisitBenchConfig, bootstrap_mean, compare, compare_rows,
                                     paired_difference)
 from magworld.bench.report import differences_table
 

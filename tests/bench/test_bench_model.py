@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from magworld.bench import register_policy
-from magworld.bench.revisit import RevisitBenchConfig, run
+from magworld.bench.mag_bench import RevisitBenchConfig, run
 from magworld.bench.suite import SuiteConfig
 
 model = pytest.importorskip("magworld.model.pipeline")

@@ -7,7 +7,7 @@ import pytest
 
 from magworld.bench import PolicySpec, known_policies, make_policy, register_policy
 from magworld.bench.baselines import NoMemory, ShiftBaseline
-from magworld.bench.revisit import RevisitBenchConfig, bootstrap_mean, run
+from magworld.bench.mag_bench import RevisitBenchConfig, bootstrap_mean, run
 from magworld.bench.suite import SuiteConfig
 from magworld.metrics import PSNR_CAP
 
@@ -146,7 +146,7 @@ def test_lpips_is_skipped_without_local_weights(monkeypatch, tmp_path):
 
     import torch
 
-    from magworld.bench.revisit import load_lpips
+    from magworld.bench.mag_bench import load_lpips
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))  # an empty hub: no weights
     fn, note = load_lpips()
@@ -158,7 +158,7 @@ def test_lpips_is_skipped_without_local_weights(monkeypatch, tmp_path):
 
 def test_lpips_with_local_weights_scores_identity_zero():
     """Where LPIPS and its local AlexNet weights exist (skipped elsewhere): identical frames score 0, masked too."""
-    from magworld.bench.revisit import load_lpips
+    from magworld.bench.mag_bench import load_lpips
 
     fn, note = load_lpips()
     if fn is None:

@@ -13,7 +13,7 @@ compressed history fails. About 12 s of CPU (model load, 4 x 2 rollouts)."""
 import numpy as np
 
 from magworld.bench.policies import make_policy
-from magworld.bench.revisit import RevisitBenchConfig, prepare_batch, rollout, score_episode
+from magworld.bench.mag_bench import RevisitBenchConfig, prepare_batch, rollout, score_episode
 from magworld.bench.suite import SuiteConfig, build_suite, quick_subset
 
 FULL_SUITE_MARGIN_DB = 4.40  # mag - window, memory-only GT PSNR, committed full suite

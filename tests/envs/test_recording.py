@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
-from magworld.envs.recording import EpisodeRecorder, upscale
+from magworld.envs.recording import EpisodeRecorder, free_name, upscale
 
 LEFT, RIGHT = 1, 2
 
@@ -24,11 +24,12 @@ def test_recorder_writes_every_block_frame_and_the_sidecar(tmp_path):
     recorder = EpisodeRecorder(tmp_path, "episode", seed=5, scale=2)
     _, info = env.reset(seed=5)
     recorder.start(info)
-    poses = [info["pose"]]
+    poses, block_ends = [info["pose"]], [info["frames"][-1]]
     for action in (RIGHT, RIGHT, LEFT):
         _, reward, _, _, info = env.step(action)
         recorder.record(action, reward, info)
         poses.append(info["pose"])
+        block_ends.append(info["frames"][-1])
     paths = recorder.save()
 
     frames = video_frames(paths.video)
@@ -40,6 +41,13 @@ def test_recorder_writes_every_block_frame_and_the_sidecar(tmp_path):
     assert sidecar["seed"] == 5 and sidecar["style"] == "indoor" and sidecar["backend"] == "simulator"
     assert sidecar["scene_seed"] == info["scene_seed"] and sidecar["caption"] == info["caption"]
     assert sidecar["frames"] == 12 and sidecar["steps"] == 3 and len(sidecar["prompts"]) == 3
+    assert sidecar["frames_per_step"] == 3 and sidecar["step_frames"] == [[0, 3], [3, 6], [6, 9], [9, 12]]
+    assert sidecar["frame_steps"] == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert [r["frames"] for r in sidecar["records"]] == [[3, 6], [6, 9], [9, 12]]
+    # the range of a step names the frames that step showed (H.264 is lossy: the nearest block's frame)
+    for step, (first, end) in enumerate(sidecar["step_frames"]):
+        errors = [np.abs(frames[end - 1].astype(float) - upscale(last, 2)).mean() for last in block_ends]
+        assert errors[step] == min(errors) < 3  # (step 3 returns to step 1's view: the two tie)
     assert sidecar["caption"] in sidecar["prompts"][0]
     # pan_left returns to a view seen one step before: a revisit with identical simulator frames
     assert sidecar["records"][2]["is_revisit"] and sidecar["revisit_steps"] == 1
@@ -81,3 +89,21 @@ def test_gymnasium_record_video_wrapper(tmp_path):
     videos = sorted((tmp_path / "videos").glob("*.mp4"))
     assert len(videos) == 1
     assert len(video_frames(videos[0])) == 11  # reset + 10 steps
+
+
+def test_recorder_never_overwrites_unless_asked(tmp_path):
+    env = gym.make("MAGWorld-v0", backend="simulator", style="city")
+    _, info = env.reset(seed=0)
+    recorder = EpisodeRecorder(tmp_path, "same")
+    recorder.start(info)
+    paths = recorder.save()
+    before = paths.sidecar.read_text()
+    again = EpisodeRecorder(tmp_path, "same", seed=9)
+    again.start(info)
+    with pytest.raises(FileExistsError, match="same.mp4 and .*same.json already there"):
+        again.save()
+    assert paths.sidecar.read_text() == before
+    assert json.loads(paths.sidecar.read_text())["seed"] is None
+    again.save(overwrite=True)
+    assert json.loads(paths.sidecar.read_text())["seed"] == 9
+    assert free_name(tmp_path, "same") == "same-2" and free_name(tmp_path, "other") == "other"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
-from magworld.envs.viewer import ACTION_KEYS, COMMAND_KEYS, Viewer, check_keymap, format_hud, import_pygame, play
+from magworld.envs.viewer import (ACTION_KEYS, COMMAND_KEYS, Viewer, check_display, check_keymap, format_hud, import_pygame,
+                                  play)
 
 assert os.environ.get("SDL_VIDEODRIVER") == "dummy", "tests/conftest.py makes pygame headless"
 pygame = import_pygame()
@@ -116,3 +117,23 @@ def test_hud_text():
     assert "yaw  15.0°" in text and "PSNR 31.2 dB" in text and "score 0.90" in text and "prompt: a room" in text
     assert "backend: simulator" in text and "recording" not in text
     assert "revisit: -" in format_hud({"revisit": {"psnr": None, "ssim": None, "frames": 0}})
+
+
+def test_display_check_names_the_headless_command():
+    for environ in ({"DISPLAY": ":0"}, {"WAYLAND_DISPLAY": "wayland-0"}, {"SDL_VIDEODRIVER": "dummy"},
+                    {"SDL_VIDEODRIVER": "offscreen"}):
+        check_display(environ, "linux")  # a window can be seen, or none is wanted
+    check_display({}, "darwin")  # no variable to check there
+    for environ in ({}, {"SDL_VIDEODRIVER": "x11"}):
+        with pytest.raises(RuntimeError, match=r"SDL_VIDEODRIVER=dummy magworld play play\.max_ticks=N"):
+            check_display(environ, "linux")
+
+
+def test_screenshot_never_overwrites_unless_asked(tmp_path):
+    viewer = headless_viewer()
+    viewer.show(np.zeros((8, 8, 3), np.uint8))
+    path = viewer.screenshot(tmp_path / "shot.png")
+    with pytest.raises(FileExistsError, match="shot.png exists"):
+        viewer.screenshot(path)
+    assert viewer.screenshot(path, overwrite=True) == path
+    viewer.close()

@@ -1,0 +1,62 @@
+"""``magworld weights bundle`` / ``magworld weights blend``: the weight tooling of :mod:`magworld.train.weights` as
+commands (configs ``weights_bundle.yaml``, ``weights_blend.yaml``; every option is ``weights.<key>=value``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from magworld.config import build
+from magworld.model.pretrained import WEIGHTS_DIR
+from magworld.train.weights import blend, bundle
+
+
+@dataclass
+class BundleConfig:
+    """Arguments of :func:`magworld.train.weights.bundle`; ``weights_dir`` None: the package's weights folder."""
+
+    run_dir: str = ""  # the generator run folder (its <export>.safetensors + .json, metrics.jsonl, config.json)
+    export: str = "generator"
+    weights_dir: str | None = None
+    autoencoder: str | None = None  # run folders bundled with it (None: weights_dir must hold them already)
+    memory: str | None = None
+    half: bool = False  # memory model and generator stored as float16
+    steps: int | None = None  # denoising steps the bundled world samples with (None: the run's)
+
+    def __post_init__(self) -> None:
+        if not self.run_dir:
+            raise ValueError("weights.run_dir is required: the generator run folder to bundle, e.g. weights.run_dir=runs/generator")
+
+
+@dataclass
+class BlendConfig:
+    """Arguments of :func:`magworld.train.weights.blend`: ``(1 - weight) * base + weight * tuned`` -> ``out``."""
+
+    base: str = ""
+    tuned: str = ""
+    out: str = ""
+    weight: float = 0.5
+
+    def __post_init__(self) -> None:
+        missing = [f"weights.{key}" for key in ("base", "tuned", "out") if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} required: magworld weights blend weights.base=A.safetensors "
+                             f"weights.tuned=B.safetensors weights.out=C.safetensors [weights.weight=0.5]")
+
+
+def bundle_main(cfg) -> dict:
+    """``magworld weights bundle``: entry point for the composed hydra config (node ``weights``)."""
+    config: BundleConfig = build(cfg.weights)
+    weights_dir = Path(config.weights_dir) if config.weights_dir is not None else WEIGHTS_DIR
+    manifest = bundle(config.run_dir, config.export, weights_dir, autoencoder=config.autoencoder, memory=config.memory,
+                      half=config.half, steps=config.steps)
+    print(f"bundled {config.run_dir} into {weights_dir} ({len(manifest['files'])} files in the manifest)")
+    return manifest
+
+
+def blend_main(cfg) -> Path:
+    """``magworld weights blend``: entry point for the composed hydra config (node ``weights``)."""
+    config: BlendConfig = build(cfg.weights)
+    out = blend(config.base, config.tuned, config.out, config.weight)
+    print(f"blended {config.base} and {config.tuned} (weight {config.weight}) into {out}")
+    return out
