@@ -29,7 +29,7 @@ class EnvConfig:
 
     id: str = "MAGWorld-Loop-v0"
     backend: str = "simulator"
-    resolution: int = 64
+    resolution: int = 48
     style: str | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 

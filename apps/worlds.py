@@ -29,7 +29,7 @@ class WorldSettings:
     memory: str | None = None  # mag | window | full | mag-ring | mag-recall (None: mag)
     checkpoint: str | None = None  # a generator .safetensors or weights folder; None = bundled
     sampling_steps: int | None = None  # denoising steps; None: the checkpoint's (1 for the bundled set)
-    carry: str | None = None  # sharp | pixels | paste | condition; None: the checkpoint's default
+    carry: str | None = None  # sharp | condition; None: sharp for a generator with the geometric input
     device: str | None = None  # auto | cpu | cuda; None: auto
     threads: int | None = None  # torch threads; None: the env's policy (1 for a small model on the CPU)
     reward: dict[str, float] | None = None  # RewardConfig fields, e.g. {w_revisit: 1.0, w_explore: 0.1}

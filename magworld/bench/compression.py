@@ -23,7 +23,9 @@ from magworld.model.checkpoint import read_meta
 from magworld.model.pretrained import bundled_path, load_bundled
 from magworld.model.text import make_text_encoder
 from magworld.train.data import heldout_clips
-from magworld.train.memory import MemoryStageConfig, evaluate, frozen_autoencoder, train
+from magworld.train.common import frozen_autoencoder
+from magworld.train.loop import RunConfig
+from magworld.train.memory import MemoryStageConfig, evaluate, train
 
 from .common import format_table, write_json
 
@@ -38,7 +40,9 @@ class CompressionBenchConfig:
     eval_clips: int = 16
     bundled: bool = True  # also evaluate the bundled ratio-3 memory model
     out_dir: str = "runs/bench/compression"  # git-ignored; the committed results: out_dir=bench-results/compression
-    train: MemoryStageConfig = field(default_factory=MemoryStageConfig)
+    train: MemoryStageConfig = field(default_factory=lambda: MemoryStageConfig(  # each ratio's memory model
+        run=RunConfig(out_dir="runs/bench-compression", steps=800, lr=1e-3, eval_every=200, save_every=100,
+                      max_minutes=40)))
 
 
 def blocks_for(ratio: int, frames_per_clip: int) -> int:

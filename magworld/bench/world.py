@@ -48,9 +48,8 @@ SEED_OFFSET = 40_000  # held-out scene seeds of this bench: HELDOUT_START + SEED
 class WorldBenchConfig:
     checkpoint: str | None = None  # generator .safetensors; None = the bundled model
     memory: str = "mag"
-    carry: str | None = None  # reproject generators: sharp (show every carried pixel as shown; the default) | pixels
-    #   (the same through the autoencoder) | paste (whole latent cells) | condition
-    steps: int | None = None  # denoising steps (None = the checkpoint's)
+    carry: str | None = None  # reproject generators: sharp (show every carried pixel as shown; None = this) | condition
+    sampling_steps: int | None = None  # denoising steps (None = the checkpoint's)
     styles: list[str] = field(default_factory=lambda: ["outdoor", "indoor", "city", "game"])
     carry_episodes: int = 8  # per style: ground-truth block + one generated block
     drift_episodes: int = 2  # per style and path kind (random walk, pan loop)
@@ -197,7 +196,7 @@ def _plot_drift(episodes: list[dict], path: Path) -> None:
 
 def run(cfg: WorldBenchConfig) -> dict:
     torch.set_num_threads(cfg.threads)
-    options = {"memory": cfg.memory, "carry": cfg.carry, "sampling_steps": cfg.steps, "device": cfg.device, "seed": cfg.seed}
+    options = {"memory": cfg.memory, "carry": cfg.carry, "sampling_steps": cfg.sampling_steps, "device": cfg.device, "seed": cfg.seed}
     world = WorldModel.from_bundled(**options) if cfg.checkpoint is None else WorldModel.from_checkpoint(cfg.checkpoint, **options)
     out = Path(cfg.out_dir)
     rng = np.random.default_rng(cfg.seed)

@@ -2,7 +2,7 @@
 
 Public API (see each module's docstring for shapes):
 
-- :class:`Autoencoder` frames uint8 (B, 3, 64, 64) <-> latents (B, C, 8, 8)
+- :class:`Autoencoder` frames uint8 (B, 3, 64, 64) <-> latents (B, 8, 16, 16) (the bundled autoencoder)
 - :func:`make_text_encoder` prompts -> (B, 1, 384); the empty prompt is the zero vector
 - :class:`BlockTransformer` ``(x_t, t, pose, text, cache) -> Output(prediction=velocity, ...)``;
   :func:`~magworld.model.generator.write_block` puts a clean block's key/values in a cache (the memory

@@ -1,4 +1,4 @@
-"""Convolutional autoencoder: frames ``uint8 (B, 3, H, W)`` <-> latents ``float (B, C, H/8, W/8)``.
+"""Convolutional autoencoder: frames ``uint8 (B, 3, H, W)`` <-> latents ``float (B, C, H/f, W/f)`` (f = ``AutoencoderConfig.downsample``: 4 for the bundled one, 64x64x3 <-> 16x16x8).
 
 A deterministic autoencoder (no KL term). Its latents are standardised per channel with statistics
 measured on training frames after training (buffers ``latent_mean`` / ``latent_std``), so the
@@ -17,8 +17,8 @@ from torch import nn
 
 @dataclass
 class AutoencoderConfig:
-    latent_channels: int = 16
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # after the 2x unshuffle, then per /2 stage
+    latent_channels: int = 8  # the bundled autoencoder: 64x64x3 <-> 16x16x8
+    channels: list[int] = field(default_factory=lambda: [32, 64])  # after the 2x unshuffle, then per /2 stage
     res_blocks: int = 1
     groups: int = 8
 
@@ -79,7 +79,7 @@ class Autoencoder(nn.Module):
         return ((x.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)
 
     def encode_raw(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> unstandardised latents (B, C, H/8, W/8)."""
+        """uint8 (B, 3, H, W) -> unstandardised latents (B, C, H/f, W/f)."""
         return self.encoder(self.to_unit(frames))
 
     def decode_raw(self, z: torch.Tensor) -> torch.Tensor:
@@ -90,11 +90,11 @@ class Autoencoder(nn.Module):
         return getattr(self, name).view(1, -1, 1, 1)  # (1, C, 1, 1)
 
     def encode(self, frames: torch.Tensor) -> torch.Tensor:
-        """uint8 (B, 3, H, W) -> standardised latents (B, C, H/8, W/8)."""
+        """uint8 (B, 3, H, W) -> standardised latents (B, C, H/f, W/f)."""
         return (self.encode_raw(frames) - self._stat("latent_mean")) / self._stat("latent_std")
 
     def encode_float(self, x: torch.Tensor) -> torch.Tensor:
-        """Float frames in [-1, 1] (B, 3, H, W) -> standardised latents (B, C, H/8, W/8)."""
+        """Float frames in [-1, 1] (B, 3, H, W) -> standardised latents (B, C, H/f, W/f)."""
         return (self.encoder(x) - self._stat("latent_mean")) / self._stat("latent_std")
 
     def decode_unclamped(self, latents: torch.Tensor) -> torch.Tensor:

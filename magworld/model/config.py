@@ -1,6 +1,8 @@
 """The size registry: one :class:`TransformerConfig` per named preset, shared by memory model and generator.
 
-``transformer_preset("tiny")`` trains on two CPU cores; ``wan1.3b`` is the paper's backbone shape
+The defaults of :class:`TransformerConfig` are the bundled model's shape (preset ``wide16``: dim 256, 4 layers, 16 tokens
+per frame on the bundled autoencoder's 16x16x8 latents, 5.0 M parameters), trained on two CPU cores; ``tiny`` is the
+first round's narrower shape on 8x8x16 latents; ``wan1.3b`` is the paper's backbone shape
 (Wan2.1-1.3B: dim 1536, 30 layers, 12 heads, FFN 8960) and is meant for GPUs. Every architecture
 constant (tokens per frame, frames per block, head split of the rotary dimensions) derives from
 these fields; nothing is hard-coded in the network, the cache or the samplers.
@@ -14,13 +16,13 @@ from typing import Any
 
 @dataclass
 class TransformerConfig:
-    dim: int = 128
+    dim: int = 256
     depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
-    latent_channels: int = 16  # must match the autoencoder
-    latent_size: int = 8  # latent frames are latent_size x latent_size
-    patch_size: int = 2  # spatial patch of latent pixels per token
+    latent_channels: int = 8  # must match the autoencoder
+    latent_size: int = 16  # latent frames are latent_size x latent_size
+    patch_size: int = 4  # spatial patch of latent pixels per token
     block_frames: int = 3  # frames generated (and compressed) together
     text_dim: int = 384  # sentence-encoder width (all-MiniLM-L6-v2)
     pose_aware: bool = True  # RoPE width index = world azimuth, height index shifted by pitch
@@ -70,11 +72,13 @@ class TransformerConfig:
         return self.head_dim - 2 * spatial, spatial, spatial
 
 
+_FIRST_LATENTS = {"latent_channels": 16, "latent_size": 8}  # the first round's 8x8x16 autoencoder latents
 PRESETS: dict[str, TransformerConfig] = {
-    "tiny": TransformerConfig(dim=128, depth=4, heads=4, mlp_ratio=4.0, patch_size=2),
-    "small": TransformerConfig(dim=256, depth=8, heads=4, mlp_ratio=4.0, patch_size=1),
-    "base": TransformerConfig(dim=768, depth=12, heads=12, mlp_ratio=4.0, patch_size=1),
-    "wan1.3b": TransformerConfig(dim=1536, depth=30, heads=12, mlp_ratio=8960 / 1536, patch_size=1),
+    "wide16": TransformerConfig(),  # the bundled shape
+    "tiny": TransformerConfig(dim=128, depth=4, heads=4, mlp_ratio=4.0, patch_size=2, **_FIRST_LATENTS),
+    "small": TransformerConfig(dim=256, depth=8, heads=4, mlp_ratio=4.0, patch_size=1, **_FIRST_LATENTS),
+    "base": TransformerConfig(dim=768, depth=12, heads=12, mlp_ratio=4.0, patch_size=1, **_FIRST_LATENTS),
+    "wan1.3b": TransformerConfig(dim=1536, depth=30, heads=12, mlp_ratio=8960 / 1536, patch_size=1, **_FIRST_LATENTS),
 }
 
 

@@ -17,7 +17,7 @@ import torch
 class FlowConfig:
     shift: float = 2.0
     steps: int = 4
-    mode: str = "euler"  # or "renoise"
+    mode: str = "euler"  # euler (integrate the ODE) | renoise (predict x_0, fresh noise at the next level)
 
     def __post_init__(self) -> None:
         if self.mode not in ("euler", "renoise"):

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from .cache import POLICIES, CacheConfig, KVCache
-from .config import TransformerConfig, transformer_preset
+from .config import TransformerConfig
 from .flow import FlowConfig
 from .masks import cache_writer_mask, held_by, held_frames, reader_mask, writer_mask
 from .transformer import BlockTransformer, Output
@@ -36,7 +36,7 @@ from .transformer import BlockTransformer, Output
 
 @dataclass
 class GeneratorConfig:
-    transformer: TransformerConfig = field(default_factory=lambda: transformer_preset("tiny"))
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
     flow: FlowConfig = field(default_factory=lambda: FlowConfig(shift=2.0, steps=4, mode="renoise"))
     kept: int = 1  # frames per block the memory model keeps (must match the memory model)
     window: int = 3  # window policy: recent frames kept (one block)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .cache import CacheConfig, KVCache
-from .config import TransformerConfig, transformer_preset
+from .config import TransformerConfig
 from .flow import FlowConfig, add_noise, sample_train_time, velocity_target
 from .generator import write_block
 from .masks import memory_attention_mask
@@ -28,7 +28,7 @@ from .transformer import BlockTransformer
 
 @dataclass
 class MemoryConfig:
-    transformer: TransformerConfig = field(default_factory=lambda: transformer_preset("tiny"))
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
     kept: int = 1  # frames of each block whose key/values are kept (compression ratio block_frames / kept)
     flow: FlowConfig = field(default_factory=FlowConfig)
 

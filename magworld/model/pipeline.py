@@ -298,7 +298,7 @@ class WorldModel(LatentWorld):
                         autoencoder: str | Path = "bundled", check_hashes: bool = True, **kwargs) -> "WorldModel":
         """A world model from a generator checkpoint; memory model and autoencoder default to the bundled ones.
         ``path`` may also be a weights folder laid out like the bundled one (``generator.safetensors``,
-        ``tiny-memory.safetensors``, ``tiny-autoencoder.safetensors``, as ``train.generator.bundle`` writes it):
+        ``memory.safetensors``, ``autoencoder.safetensors``, as ``magworld weights bundle`` writes it):
         then the memory model and autoencoder default to that folder's.
 
         The checkpoint records the sha256 of the memory model it was trained against; a different one
@@ -323,7 +323,7 @@ class WorldModel(LatentWorld):
     @classmethod
     def from_bundled(cls, memory: str = "mag", sampling_steps: int | None = None,
                      device: str | torch.device = "auto", **kwargs) -> "WorldModel":
-        """The tiny world model shipped in ``magworld/assets/weights`` (no download)."""
+        """The world model shipped in ``magworld/assets/weights`` (no download)."""
         path = WEIGHTS_DIR / GENERATOR_FILE
         if not path.exists():
             raise CheckpointError(f"bundled generator weights {path} are missing from this install; reinstall magworld "

@@ -1,6 +1,6 @@
 """Build models from checkpoints (config from the JSON sidecar) and the weights bundled with the package.
 
-``load_bundled("autoencoder")`` and ``load_bundled("memory")`` return the tiny models trained by this
+``load_bundled("autoencoder")`` and ``load_bundled("memory")`` return the models trained by this
 project (``magworld/assets/weights/``), in eval mode, with no download.
 """
 
@@ -15,7 +15,7 @@ from .flow import FlowConfig
 from .memory_model import MemoryConfig, MemoryModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
-BUNDLED = {"autoencoder": "tiny-autoencoder.safetensors", "memory": "tiny-memory.safetensors"}
+BUNDLED = {"autoencoder": "autoencoder.safetensors", "memory": "memory.safetensors"}
 
 
 def memory_config_from_dict(d: dict) -> MemoryConfig:
@@ -42,7 +42,7 @@ def bundled_path(name: str, folder: str | Path = WEIGHTS_DIR) -> Path:
 
 
 def load_bundled(name: str) -> Autoencoder | MemoryModel:
-    """The bundled tiny ``autoencoder`` or ``memory`` model, ready for inference."""
+    """The bundled ``autoencoder`` or ``memory`` model, ready for inference."""
     path = bundled_path(name)
     if not path.exists():
         raise CheckpointError(f"bundled weights {path} are missing from this install; reinstall magworld or train "

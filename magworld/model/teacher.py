@@ -19,7 +19,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from .checkpoint import CheckpointError, load_into, read_meta
-from .config import TransformerConfig, transformer_preset
+from .config import TransformerConfig
 from .flow import FlowConfig, add_noise, sample_train_time, velocity_target, x0_from_velocity
 from .sampler import BlockSampler
 from .transformer import BlockTransformer
@@ -27,7 +27,7 @@ from .transformer import BlockTransformer
 
 @dataclass
 class TeacherConfig:
-    transformer: TransformerConfig = field(default_factory=lambda: transformer_preset("tiny"))
+    transformer: TransformerConfig = field(default_factory=TransformerConfig)
     flow: FlowConfig = field(default_factory=lambda: FlowConfig(shift=2.0, steps=32, mode="euler"))  # many steps
     clip_blocks: int = 3  # blocks per clip (the DMD window)
 

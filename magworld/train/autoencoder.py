@@ -18,7 +18,9 @@ from .metrics import psnr
 
 @dataclass
 class AutoencoderStageConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/autoencoder"))
+    run: RunConfig = field(default_factory=lambda: RunConfig(  # the bundled autoencoder's run
+        out_dir="runs/autoencoder", steps=3500, batch_size=32, lr=1e-3, warmup_steps=200, eval_every=500, save_every=250,
+        max_minutes=40))
     model: AutoencoderConfig = field(default_factory=AutoencoderConfig)
     data: WorldDataConfig = field(default_factory=WorldDataConfig)
     l1_weight: float = 0.1

@@ -57,8 +57,8 @@ from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
 @dataclass
 class DMDStageConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/dmd", lr=2e-5, warmup_steps=0,
-                                                             weight_decay=0.01))
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/dmd", batch_size=4, lr=2e-5, warmup_steps=0,
+                                                             weight_decay=0.01, log_every=10, save_every=25))
     model: GeneratorConfig = field(default_factory=GeneratorConfig)
     data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
     text: TextConfig = field(default_factory=TextConfig)

@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.cache import CacheConfig, KVCache
-from magworld.model.flow import add_noise, sample_train_time, velocity_target
+from magworld.model.flow import FlowConfig, add_noise, sample_train_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import WorldModel
@@ -53,8 +53,10 @@ from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
 @dataclass
 class GeneratorStageConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/generator"))
-    model: GeneratorConfig = field(default_factory=GeneratorConfig)
+    run: RunConfig = field(default_factory=lambda: RunConfig(  # the bundled generator's base run
+        out_dir="runs/generator", steps=600, lr=1e-4, eval_every=300))
+    model: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(  # the bundled generator's (1 sampler step)
+        reproject=True, flow=FlowConfig(shift=2.0, steps=1, mode="renoise")))
     data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
@@ -63,15 +65,16 @@ class GeneratorStageConfig:
     # network's weights (a reproject generator's condition embedding starts at zero)
     blocks: int = 8  # blocks per training clip
     history_drop: float = 0.3  # lambda: probability that a clip's prompt is empty
-    policies: dict[str, float] = field(default_factory=lambda: {"mag": 0.6, "full": 0.2, "window": 0.2})
+    policies: dict[str, float] = field(default_factory=lambda: {"mag": 0.35, "mag-recall": 0.35, "full": 0.15,
+                                                                 "window": 0.15})
     recall_k: list[int] = field(default_factory=lambda: [2, 6])  # mag-recall batches: K drawn from [lo, hi] per batch
     max_offset_blocks: int = 16  # random absolute start block (RoPE time) in 0..max_offset_blocks
-    self_forcing: float = 0.0  # probability that a batch's history is the generator's own rollout
+    self_forcing: float = 0.3  # probability that a batch's history is the generator's own rollout
     self_forcing_steps: int = 2  # sampler steps of that rollout
     eval_clips: int = 16
-    eval_context_blocks: int = 4  # held-out clips: this many ground-truth blocks, the rest generated
+    eval_context_blocks: int = 2  # held-out clips: this many ground-truth blocks, the rest generated
     keep_every: int = 0  # also export the weights every this many steps (step_NNNNN.safetensors; ablations)
-    uncovered_weight: float = 0.0  # reproject only: extra loss weight on latent cells the reprojection does not
+    uncovered_weight: float = 1.0  # reproject only: extra loss weight on latent cells the reprojection does not
     #   cover (weight 1 + w * (1 - coverage)), so the loss comes from where memory or invention must supply the picture
     pure_noise: float = 0.0  # probability that a block trains at t = 1 (pure noise), the only level a 1-step sampler
     #   visits: there the flow loss is the squared error of the x0 prediction, a regression to the conditional mean

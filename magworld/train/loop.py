@@ -50,18 +50,18 @@ class RunConfig:
     out_dir: str = "runs/default"
     seed: int = 0
     steps: int = 1000
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 3e-4
     weight_decay: float = 0.0
-    warmup_steps: int = 100
+    warmup_steps: int = 50
     schedule_steps: int = 0  # length of the cosine decay; 0 = steps. Set it to the first run's steps when resuming
     #   with a larger run.steps, so the lr stays on that schedule (at its 10 % floor) instead of rising again
     log_every: int = 25  # 0 = never
-    eval_every: int = 500  # 0 = no periodic evaluation (the final one still runs)
-    save_every: int = 250  # 0 = only at the end (and when the time budget runs out)
-    threads: int = 2
+    eval_every: int = 250  # 0 = no periodic evaluation (the final one still runs)
+    save_every: int = 50  # 0 = only at the end (and when the time budget runs out)
+    threads: int = 1  # torch threads per process (one is fastest for the bundled size on a shared 2-core CPU)
     resume: bool = True
-    max_minutes: float = 0.0  # stop (and save) after this wall time; 0 = no limit
+    max_minutes: float = 45.0  # stop (and save) after this wall time; 0 = no limit
     device: str = "auto"  # auto (CUDA when available, else CPU) | cpu | cuda[:N]
     precision: str = "fp32"  # fp32 | bf16 (autocast; weights and optimizer state stay fp32)
     parallel: str = "ddp"  # under torchrun: ddp (replicas, gradients averaged) | fsdp (sharded); one process: neither

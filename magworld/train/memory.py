@@ -28,14 +28,15 @@ from .metrics import psnr, ssim
 
 @dataclass
 class MemoryStageConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/memory"))
+    run: RunConfig = field(default_factory=lambda: RunConfig(  # the bundled memory model's run
+        out_dir="runs/memory", steps=3200, lr=7e-4, warmup_steps=100, eval_every=400, save_every=100, max_minutes=60))
     model: MemoryConfig = field(default_factory=MemoryConfig)
     data: WorldDataConfig = field(default_factory=WorldDataConfig)
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
     blocks: int = 3  # blocks per training clip
     text_drop: float = 0.1  # probability of the empty prompt
-    eval_clips: int = 32
+    eval_clips: int = 16
 
 
 @torch.no_grad()

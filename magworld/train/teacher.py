@@ -35,7 +35,7 @@ EVAL_TIMES = (0.2, 0.5, 0.8)  # held-out loss at these (unshifted) flow times
 
 @dataclass
 class TeacherStageConfig:
-    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/teacher"))
+    run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/teacher", steps=1500, lr=2e-4))
     model: TeacherConfig = field(default_factory=TeacherConfig)
     data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
     text: TextConfig = field(default_factory=TextConfig)

@@ -59,7 +59,7 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     for kind, source in (("autoencoder", autoencoder), ("memory", memory)):  # check before copying anything
         if source is None and not bundled_path(kind, weights_dir).exists():
             raise FileNotFoundError(f"{bundled_path(kind, weights_dir)} is missing: pass the {kind} run the generator "
-                                    f"was trained against (--{kind} <run folder>)")
+                                    f"was trained against (weights.{kind}=<run folder>)")
     weights_dir.mkdir(parents=True, exist_ok=True)
     for kind, source in (("autoencoder", autoencoder), ("memory", memory)):
         if source is not None:
@@ -80,8 +80,8 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
             meta["extra"]["memory_sha256_float32"] = meta["extra"]["memory_sha256"]
             meta["extra"]["memory_sha256"] = sha256(bundled_path("memory", weights_dir))
         (weights_dir / "generator.json").write_text(json.dumps(meta, indent=2))
-    names = [GENERATOR_FILE, "generator.json", "tiny-memory.safetensors", "tiny-memory.json",
-             "tiny-autoencoder.safetensors", "tiny-autoencoder.json"]
+    names = [GENERATOR_FILE, "generator.json", "memory.safetensors", "memory.json", "autoencoder.safetensors",
+             "autoencoder.json"]
     manifest = {"about": "sha256 of the bundled files WorldModel.from_bundled loads; the generator was trained "
                          "against exactly this memory model and autoencoder",
                 "files": {n: {"sha256": sha256(weights_dir / n), "bytes": (weights_dir / n).stat().st_size}

@@ -170,6 +170,6 @@ def test_bundled_weights_match_their_manifest():
         total += path.stat().st_size
     assert total <= 50 * 2 ** 20
     meta = json.loads((WEIGHTS_DIR / GENERATOR_FILE).with_suffix(".json").read_text())
-    assert meta["extra"]["memory_sha256"] == manifest["files"]["tiny-memory.safetensors"]["sha256"]
+    assert meta["extra"]["memory_sha256"] == manifest["files"]["memory.safetensors"]["sha256"]
     gen = load_generator(WEIGHTS_DIR / GENERATOR_FILE)
     assert gen.cfg.transformer.dim == 256 and gen.cfg.flow.steps == 1  # the wide16 shape, sampled in 1 step

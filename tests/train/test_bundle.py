@@ -44,8 +44,8 @@ def test_bundle_writes_a_folder_that_loads_as_that_world(tmp_path):
     ae, mem, gen, runs = trained_set(tmp_path)
     weights = tmp_path / "weights"
     manifest = bundle(runs["generator"], weights_dir=weights, autoencoder=runs["autoencoder"], memory=runs["memory"])
-    assert {"tiny-autoencoder.safetensors", "tiny-memory.safetensors", "generator.safetensors",
-            "tiny-memory.metrics.jsonl", "generator.log.jsonl", MANIFEST_FILE} <= {p.name for p in weights.iterdir()}
+    assert {"autoencoder.safetensors", "memory.safetensors", "generator.safetensors",
+            "memory.metrics.jsonl", "generator.log.jsonl", MANIFEST_FILE} <= {p.name for p in weights.iterdir()}
     for name, entry in manifest["files"].items():
         assert entry["sha256"] == sha256(weights / name)
 
@@ -59,11 +59,11 @@ def test_a_folder_without_its_memory_model_is_a_clear_error(tmp_path):
     tc = micro_config()
     gen = Generator(GeneratorConfig(transformer=tc))
     fake_run(tmp_path, "generator", gen, gen.cfg)
-    with pytest.raises(FileNotFoundError, match="tiny-autoencoder.safetensors is missing: pass the autoencoder run"):
+    with pytest.raises(FileNotFoundError, match="autoencoder.safetensors is missing: pass the autoencoder run"):
         bundle(tmp_path, weights_dir=tmp_path / "weights")  # a fresh folder holds neither autoencoder nor memory
     assert not (tmp_path / "weights").exists()  # checked before anything was copied
     ae = Autoencoder(AutoencoderConfig(latent_channels=tc.latent_channels, channels=[8, 8, 8], groups=4))
-    with pytest.raises(FileNotFoundError, match="tiny-memory.safetensors is missing: pass the memory run"):
+    with pytest.raises(FileNotFoundError, match="memory.safetensors is missing: pass the memory run"):
         bundle(tmp_path, weights_dir=tmp_path / "weights", autoencoder=fake_run(tmp_path / "ae", "autoencoder", ae, ae.cfg))
 
 
@@ -78,11 +78,11 @@ def test_half_bundle_stores_float16_and_loads_the_rounded_weights(tmp_path):
                       half=True, steps=2)
     meta = json.loads((half / "generator.json").read_text())
     assert meta["config"]["flow"]["steps"] == 2 and meta["extra"]["memory_sha256_float32"] == trained_against
-    assert meta["extra"]["memory_sha256"] == sha256(half / "tiny-memory.safetensors") != trained_against
-    for name in ("generator.safetensors", "tiny-memory.safetensors"):
+    assert meta["extra"]["memory_sha256"] == sha256(half / "memory.safetensors") != trained_against
+    for name in ("generator.safetensors", "memory.safetensors"):
         assert (half / name).stat().st_size < 0.6 * (full / name).stat().st_size, name
         assert manifest["files"][name]["sha256"] == sha256(half / name)
-    assert sha256(half / "tiny-autoencoder.safetensors") == sha256(full / "tiny-autoencoder.safetensors")
+    assert sha256(half / "autoencoder.safetensors") == sha256(full / "autoencoder.safetensors")
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the generator names the rounded memory model it now reads: no mismatch warning
