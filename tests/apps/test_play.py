@@ -92,6 +92,6 @@ def test_world_settings_make_a_timed_env_with_every_option():
     _, reward, *_ = env.step(2)  # a pan sees one new view cell; the explore weight pays it
     assert reward == pytest.approx(0.5)
 
-    model = WorldSettings(memory="window", sampling_steps=2, carry="pixels", device="cpu", threads=1).make_env()
+    model = WorldSettings(memory="window", sampling_steps=2, carry="condition", device="cpu", threads=1).make_env()
     world = model.unwrapped.backend.world
-    assert world.memory == "window" and world.carry == "pixels" and world.sampler.cfg.steps == 2
+    assert world.memory == "window" and world.carry == "condition" and world.sampler.cfg.steps == 2

@@ -56,7 +56,7 @@ def test_runs_that_differ_get_different_names_and_an_existing_file_is_an_error(t
     assert len(names) == 8
     model = dict(base, backend="model")
     model_names = {default_name(RolloutConfig(**{**model, **change})) for change in (
-        {}, {"memory": "window"}, {"sampling_steps": 2}, {"carry": "pixels"}, {"checkpoint": "runs/g/generator.safetensors"})}
+        {}, {"memory": "window"}, {"sampling_steps": 2}, {"carry": "condition"}, {"checkpoint": "runs/g/generator.safetensors"})}
     assert len(model_names) == 5 and not names & model_names
 
     first = run(RolloutConfig(**base))

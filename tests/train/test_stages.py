@@ -80,7 +80,8 @@ def test_generator_stage_bf16_step_with_self_forcing(micro_ae, micro_memory, tmp
                                          data=_data(),
                                          text=HASHING, autoencoder=str(micro_ae[0] / "autoencoder.safetensors"),
                                          memory=str(micro_memory[0] / "memory.safetensors"), blocks=2, eval_clips=1,
-                                         eval_context_blocks=1, max_offset_blocks=2, self_forcing=1.0)
+                                         eval_context_blocks=1, max_offset_blocks=2, self_forcing=1.0,
+                                         uncovered_weight=1.0 if reproject else 0.0)
     seen, metrics = _trained(gen_stage, monkeypatch, cfg)
     assert seen == [torch.bfloat16]
     assert len(losses(tmp_path)) == 1 and all(map(math.isfinite, losses(tmp_path)))
