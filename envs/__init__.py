@@ -7,7 +7,7 @@ Layer: imports the library (``magworld.world``, ``magworld.model``, ``magworld.r
 import gymnasium
 
 from .magworld_env import MAGWorldEnv
-from .revisit import RewardConfig
+from .reward import RewardConfig
 
 MAX_EPISODE_STEPS = 200
 

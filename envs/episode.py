@@ -14,7 +14,7 @@ from magworld.metrics import PSNR_CAP, frame_metrics
 from magworld.world import ACTION_NAMES, ACTION_TABLE, STYLE_NAMES, Pose, Scene, apply_action, make_scene
 from magworld.world.trajectory import BLOCK_FRAMES, block_poses
 
-from .revisit import RevisitTracker, RewardConfig, step_reward
+from .reward import RevisitTracker, RewardConfig, step_reward
 
 RESET_OPTIONS = ("scene_seed", "style", "pose")
 

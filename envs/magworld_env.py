@@ -15,7 +15,7 @@ from magworld.world.scene import check_style
 
 from .backends import make_backend
 from .episode import Episode, check_action
-from .revisit import RevisitTracker, RewardConfig
+from .reward import RevisitTracker, RewardConfig
 from .state import load_state_file, save_state_file
 from .workers import exit_with_parent
 

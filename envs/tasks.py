@@ -13,7 +13,7 @@ from magworld.world import PITCH_LIMIT, Pose
 from magworld.world.camera import DEFAULT_FOV, FOV_MAX, pose_distances
 
 from .magworld_env import MAGWorldEnv
-from .revisit import RewardConfig
+from .reward import RewardConfig
 
 LOOP_MAX_STEPS = 50
 STATE_NAMES = ("sin_yaw", "cos_yaw", "pitch", "fov", "farthest", "directions", "time", "ready")
