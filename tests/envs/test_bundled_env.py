@@ -63,7 +63,7 @@ def test_bundled_vector_env_autoresets_all_worlds_together():
 
 
 def test_model_env_errors_name_the_problem(tmp_path):
-    with pytest.raises(Exception, match="policy"):
+    with pytest.raises(ValueError, match="policy"):
         gym.make("MAGWorld-v0", memory="forgetful")
     micro = Generator(GeneratorConfig(transformer=micro_config()))
     other = save_checkpoint(tmp_path / "micro", micro, "generator", micro.cfg)
