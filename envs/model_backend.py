@@ -190,7 +190,7 @@ class ModelBackend:
                        "keys": tensor("store_keys", dtype), "values": tensor("store_values", dtype)}]
         cache = CacheSnapshot([tensor(f"key{i}", dtype) for i in range(depth)], [tensor(f"value{i}", dtype) for i in range(depth)],
                               [int(i) for i in state["frame_index"]], int(state["next_frame"][0]), stores,
-                              int(state["block_frames"][0]) if "block_frames" in state else 0)
+                              int(state["block_frames"][0]))
         rngs = [torch.from_numpy(np.array(state[f"rng{i}"])) for i in range(self.num_worlds)]
         self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("caption_text"), tensor("last_frame"),
                                          tensor("last_pose")))
