@@ -16,6 +16,7 @@ def env():
     return gym.make("MAGWorld-v0", render_mode="rgb_array")
 
 
+@pytest.mark.slow
 def test_default_env_is_the_bundled_model_and_passes_both_checkers(env):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 

@@ -24,7 +24,8 @@ def test_public_names():
 
 
 def test_gymnasium_checker_with_render_modes():
-    check_env(gym.make("MAGWorld-v0", backend="simulator").unwrapped)
+    """Gymnasium's checker with rgb_array rendering (its checks without a render mode are the same; the SB3 checker
+    below runs with render_mode=None). ~1 s per reset: each paints a new scene."""
     check_env(gym.make("MAGWorld-v0", backend="simulator", render_mode="rgb_array").unwrapped)
 
 
