@@ -92,7 +92,6 @@ def walk_blocks(actions, start=Pose(0.0, 0.0, 60.0), repeat=None):
 
 
 @pytest.mark.parametrize("tolerance, start", [(1.0, Pose(0.0)), (0.0, Pose(0.0)), (5.0, Pose(0.1, -3.0, 55.0))])
-@pytest.mark.slow  # 6.5-8 s each of the three, ~22 s together
 def test_tracker_equals_the_unbounded_reference_on_long_random_walks(tolerance, start):
     rng = np.random.default_rng(int(tolerance * 10))
     blocks = walk_blocks(rng.integers(0, 7, 1000), start, repeat=rng)  # 3,003 frames: pans, tilts/zooms into the
