@@ -13,7 +13,6 @@ from magworld.world.scene import check_style
 
 ENV_ID = "MAGWorld-v0"
 MODEL_OPTIONS = ("memory", "checkpoint", "sampling_steps", "carry", "device", "threads")  # model backend only
-ENV_KWARG_NAMES = {"sampling_steps": "steps"}  # TODO(envapi rename): the env's kwarg becomes sampling_steps; drop this
 
 
 @dataclass
@@ -56,7 +55,7 @@ class WorldSettings:
             kwargs["reward"] = dict(self.reward)
         for name in MODEL_OPTIONS:
             if getattr(self, name) is not None:
-                kwargs[ENV_KWARG_NAMES.get(name, name)] = getattr(self, name)
+                kwargs[name] = getattr(self, name)
         return kwargs
 
     def make_env(self):

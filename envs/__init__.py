@@ -5,9 +5,10 @@ Layer: imports the library (``magworld.world``, ``magworld.model``, ``magworld.r
 """
 
 import gymnasium
+from gymnasium.envs.registration import WrapperSpec
 
 from .magworld_env import MAGWorldEnv
-from .revisit import RewardConfig
+from .reward import RewardConfig
 
 MAX_EPISODE_STEPS = 200
 
@@ -15,9 +16,11 @@ if "MAGWorld-v0" not in gymnasium.registry:
     gymnasium.register(id="MAGWorld-v0", entry_point="magworld.envs.magworld_env:MAGWorldEnv",
                        vector_entry_point="magworld.envs.vector:MAGWorldVectorEnv", max_episode_steps=MAX_EPISODE_STEPS)
 
-from .tasks import LOOP_MAX_STEPS, LoopTaskConfig, MAGWorldLoopEnv  # noqa: E402
+from .tasks import LOOP_MAX_STEPS, LoopRewardConfig, LoopTaskConfig, MAGWorldLoopEnv  # noqa: E402
 
-if "MAGWorld-Loop-v0" not in gymnasium.registry:
-    gymnasium.register(id="MAGWorld-Loop-v0", entry_point="magworld.envs.tasks:MAGWorldLoopEnv", max_episode_steps=LOOP_MAX_STEPS)
+if "MAGWorld-Loop-v0" not in gymnasium.registry:  # LoopHorizon (above the time limit) tells the task that limit
+    gymnasium.register(id="MAGWorld-Loop-v0", entry_point="magworld.envs.tasks:MAGWorldLoopEnv", max_episode_steps=LOOP_MAX_STEPS,
+                       additional_wrappers=(WrapperSpec("LoopHorizon", "magworld.envs.tasks:LoopHorizon", {}),))
 
-__all__ = ["MAGWorldEnv", "RewardConfig", "MAX_EPISODE_STEPS", "MAGWorldLoopEnv", "LoopTaskConfig", "LOOP_MAX_STEPS"]
+__all__ = ["MAGWorldEnv", "RewardConfig", "MAX_EPISODE_STEPS", "MAGWorldLoopEnv", "LoopTaskConfig", "LoopRewardConfig",
+           "LOOP_MAX_STEPS"]

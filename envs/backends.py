@@ -81,7 +81,8 @@ def _model_backend(*args: Any, **kwargs: Any) -> Backend:
 
 
 BACKENDS: dict[str, Any] = {"model": _model_backend, "simulator": SimulatorBackend}
-BACKEND_OPTIONS = {"simulator": set(), "model": {"memory", "checkpoint", "steps", "device", "threads", "world_model", "carry"}}
+BACKEND_OPTIONS = {"simulator": set(),
+                   "model": {"memory", "checkpoint", "sampling_steps", "device", "threads", "world_model", "carry"}}
 
 
 def check_backend(name: str) -> str:
@@ -94,6 +95,9 @@ def check_backend(name: str) -> str:
 def make_backend(name: str, resolution: tuple[int, int] | None, num_worlds: int = 1, **kwargs: Any) -> Backend:
     """The backend ``name`` drawing ``resolution`` frames (None: its own default) for ``num_worlds`` worlds."""
     check_backend(name)
+    if "steps" in kwargs:
+        raise ValueError("steps= is now sampling_steps= (the generator's denoising steps per block); the episode "
+                         "length is max_episode_steps")
     unknown = set(kwargs) - BACKEND_OPTIONS.get(name, set(kwargs))
     if unknown:
         raise ValueError(f"backend {name!r} takes no argument(s) {sorted(unknown)}; "

@@ -14,7 +14,7 @@ from magworld.metrics import PSNR_CAP, frame_metrics
 from magworld.world import ACTION_NAMES, ACTION_TABLE, STYLE_NAMES, Pose, Scene, apply_action, make_scene
 from magworld.world.trajectory import BLOCK_FRAMES, block_poses
 
-from .revisit import RevisitTracker, RewardConfig, step_reward
+from .reward import RevisitTracker, RewardConfig, step_reward
 
 RESET_OPTIONS = ("scene_seed", "style", "pose")
 
@@ -99,7 +99,7 @@ class Episode:
         if not self.started:
             raise RuntimeError("call reset() before get_state()")
         assert self.scene is not None and self.frames is not None
-        revisit = self.tracker.state()  # one record per distinct pose (state format 5; <= 4 kept every frame)
+        revisit = self.tracker.state()  # one record per distinct pose
         cells = revisit.pop("cells")
         return {
             "scene_seed": self.scene.seed, "style": self.scene.style, "pose": self.pose.as_dict(), "step_index": self.step_index,
@@ -113,18 +113,13 @@ class Episode:
         if frames.shape != (BLOCK_FRAMES, h, w, 3) or frames.dtype != np.uint8:
             raise ValueError(f"state frames have shape {frames.shape} {frames.dtype}, this env needs ({BLOCK_FRAMES}, {h}, {w}, 3) uint8: "
                              "was the state saved from an env with another resolution?")
-        legacy = "history_poses" in state  # state format <= 4: every frame shown, replayed into per-pose records
-        for key in ("history_frames",) if legacy else ("revisit_frames", "revisit_block_frames"):
+        for key in ("revisit_frames", "revisit_block_frames"):
             if np.shape(state[key])[1:] != (h, w, 3):
                 raise ValueError(f"state {key} have shape {np.shape(state[key])}, this env needs (N, {h}, {w}, 3)")
         scene = make_scene(int(state["scene_seed"]), str(state["style"]))
         self.scene, self.pose, self.step_index = scene, Pose(**state["pose"]), int(state["step_index"])
         self.frames = frames.copy()
-        if legacy:
-            self.tracker.replay(state["history_poses"], np.asarray(state["history_frames"], dtype=np.uint8),
-                                [int(s) for s in state["history_steps"]], state["cells"])
-        else:
-            self.tracker.load({"cells": state["cells"], **{k[len("revisit_"):]: v for k, v in state.items() if k.startswith("revisit_")}})
+        self.tracker.load({"cells": state["cells"], **{k[len("revisit_"):]: v for k, v in state.items() if k.startswith("revisit_")}})
 
     def _info(self, prompt: str, found, truth: np.ndarray, step_ms: float | None, revisit_term: float, backend_info: dict[str, Any]) -> dict[str, Any]:
         assert self.scene is not None and self.frames is not None

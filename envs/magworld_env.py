@@ -15,7 +15,7 @@ from magworld.world.scene import check_style
 
 from .backends import make_backend
 from .episode import Episode, check_action
-from .revisit import RevisitTracker, RewardConfig
+from .reward import RevisitTracker, RewardConfig
 from .state import load_state_file, save_state_file
 from .workers import exit_with_parent
 
@@ -70,7 +70,9 @@ class MAGWorldEnv(gym.Env):
     ``pose`` (yaw, pitch, fov), ``prompt`` (scene caption + action phrase), ``frames`` (uint8 (3, H, W, 3)),
     ``is_revisit``, ``revisit`` (mean PSNR/SSIM of the revisit frames vs their references, ``frames`` =
     how many), ``gt`` (mean PSNR/SSIM of the block vs ground truth), ``coverage``, ``reward_terms``,
-    ``caption``, ``style``, ``scene_seed``, ``backend``; the model adds ``memory``, ``carry``, ``cache_bytes`` and
+    ``caption``, ``style``, ``scene_seed``, ``backend``. The model backend adds ``memory`` (the memory policy),
+    ``carry`` (how the last frame shown enters the next block: ``"sharp"`` or ``"condition"``, see
+    Arguments; ``None`` for a generator without that input), ``cache_bytes`` and
     ``cache_frames`` (what the generator attends to), ``stored_bytes`` and ``stored_frames`` (what the world holds;
     more than attended only under ``mag-recall``), ``compression`` (frames shown per frame stored); ``reset`` adds
     ``action_table``. With ``timing=True``, ``step_ms``
@@ -81,16 +83,18 @@ class MAGWorldEnv(gym.Env):
     ``gym.make("MAGWorld-v0", backend="model" | "simulator", style=None | "outdoor" | "indoor" | "city" | "game",
     resolution=64 | (H, W), reward=RewardConfig | dict, render_mode=None | "rgb_array" | "human", timing=False)``;
     the model backend adds ``memory="mag" | "window" | "full" | "mag-ring" | "mag-recall"`` (see
-    :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``steps=None`` (the checkpoint's denoising
-    steps; the bundled set: 1),
-    ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "sharp" | "pixels" | "paste" | "condition"``
-    (how the last frame, reprojected to the new poses, enters: ``paste`` keeps the latent cells it covers and the
-    generator fills the rest; ``pixels`` also puts back every pixel it saw (through the autoencoder); ``sharp`` shows
-    those pixels exactly as that frame showed them; ``condition`` only gives it as an input; None = ``sharp`` for the
-    bundled model). **CPU threads**: torch's thread count is
-    per process; ``threads=None`` sets it to 1 for a small model (the bundled tiny one) on the CPU unless
-    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set — one thread is faster for the tiny model even on an
-    idle machine and does not thrash beside another busy process (2 threads there: ~20x slower).
+    :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``sampling_steps=None`` (the generator's denoising
+    steps per block; None: the checkpoint's, 1 for the bundled set; not to be confused with ``max_episode_steps``),
+    ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "sharp" | "condition"``
+    (how the last frame, reprojected to the new poses, enters: ``sharp`` keeps the latent cells it covers whole while
+    the generator fills the rest, then shows every pixel it saw exactly as that frame showed it; ``condition`` only gives
+    it to the generator as an input, a softer world; None = ``sharp`` for the bundled model), or ``world_model=`` a prebuilt :class:`magworld.model.pipeline.WorldModel` (custom parts): it
+    already fixes ``memory``, ``sampling_steps``, ``device`` and ``carry``, so these may only repeat its settings and
+    ``checkpoint`` may not be given (``ValueError`` naming the option otherwise). An option the backend does not take
+    (e.g. ``memory`` for the simulator) is a ``ValueError``. **CPU threads**: torch's thread count is
+    per process; ``threads=None`` sets it to 1 for a small model (the bundled one) on the CPU unless
+    ``OMP_NUM_THREADS``/``MKL_NUM_THREADS`` is set — one thread is faster for the bundled model even on an
+    idle machine and does not thrash beside another busy process (measured: docs/notes/world.md).
     ``threads=k`` sets k; ``threads=0`` leaves torch's setting alone.
 
     ## Version History

@@ -26,14 +26,37 @@ SMALL_MODEL_PARAMETERS = 8_000_000  # generators up to this size run on one CPU 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: keep torch's thread count
 
 
-def load_world_model(memory: str, checkpoint: str | None, steps: int | None, device: str, carry: str | None = None):
-    """The bundled tiny world model (``checkpoint=None``) or a generator checkpoint, with a clear error if missing."""
+def load_world_model(memory: str, checkpoint: str | None, sampling_steps: int | None, device: str, carry: str | None = None):
+    """The bundled world model (``checkpoint=None``) or a generator checkpoint, with a clear error if missing."""
     from magworld.model.pipeline import WorldModel, resolve_device
 
     resolve_device(device)  # fail fast on a device that isn't there, before loading anything
     if checkpoint is None:
-        return WorldModel.from_bundled(memory=memory, sampling_steps=steps, device=device, carry=carry)
-    return WorldModel.from_checkpoint(checkpoint, memory=memory, sampling_steps=steps, device=device, carry=carry)
+        return WorldModel.from_bundled(memory=memory, sampling_steps=sampling_steps, device=device, carry=carry)
+    return WorldModel.from_checkpoint(checkpoint, memory=memory, sampling_steps=sampling_steps, device=device, carry=carry)
+
+
+def check_prebuilt(world: Any, memory: str | None, checkpoint: str | None, sampling_steps: int | None,
+                   device: str | None, carry: str | None) -> None:
+    """A ``ValueError`` naming every option a prebuilt ``world`` would ignore: given (not None) and not what the
+    world model was built with. ``checkpoint`` always is (the weights are already loaded); the others may repeat
+    the world model's own setting."""
+    import torch
+
+    from magworld.model.pipeline import resolve_device
+
+    has = {"memory": world.memory, "carry": world.carry, "sampling_steps": world.sampler.cfg.steps}
+    ignored = [] if checkpoint is None else [f"checkpoint={checkpoint!r} (its weights are already loaded)"]
+    for name, value in (("memory", memory), ("sampling_steps", sampling_steps), ("carry", carry)):
+        if value is not None and value != has[name]:
+            ignored.append(f"{name}={value!r} (the world model has {has[name]!r})")
+    if device is not None:
+        asked, there = resolve_device(device) if device == "auto" else torch.device(device), world.device
+        if asked.type != there.type or (None not in (asked.index, there.index) and asked.index != there.index):
+            ignored.append(f"device={device!r} (the world model is on {str(there)!r})")
+    if ignored:
+        raise ValueError(f"world_model= is prebuilt, so {', '.join(ignored)} would be ignored: build the WorldModel "
+                         "with those settings, or leave world_model out and let the env build it from them")
 
 
 def check_threads(threads: int | None) -> None:
@@ -69,14 +92,19 @@ class ModelBackend:
     name = "model"
     exact = False
 
-    def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1, memory: str = "mag",
-                 checkpoint: str | None = None, steps: int | None = None, device: str = "auto", threads: int | None = None,
-                 world_model: Any = None, carry: str | None = None) -> None:
-        """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled).
-        ``threads``: see :func:`apply_thread_policy`. ``carry``: see :data:`magworld.model.pipeline.CARRY_MODES`
-        (None: ``pixels`` for a generator with the geometric input, as the bundled one)."""
+    def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1, memory: str | None = None,
+                 checkpoint: str | None = None, sampling_steps: int | None = None, device: str | None = None,
+                 threads: int | None = None, world_model: Any = None, carry: str | None = None) -> None:
+        """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled),
+        ``memory`` (None: ``mag``), ``sampling_steps`` (None: the checkpoint's), ``device`` (None: ``auto``) and
+        ``carry`` (None: the generator's default, see :data:`magworld.model.pipeline.CARRY_MODES`). With a prebuilt
+        world model those options may only repeat its settings (:func:`check_prebuilt`). ``threads``: see
+        :func:`apply_thread_policy`."""
+        if world_model is not None:  # before any side effect (torch threads) or loading
+            check_prebuilt(world_model, memory, checkpoint, sampling_steps, device, carry)
         check_threads(threads)
-        self.world = world_model if world_model is not None else load_world_model(memory, checkpoint, steps, device, carry)
+        self.world = world_model if world_model is not None else \
+            load_world_model(memory or "mag", checkpoint, sampling_steps, device or "auto", carry)
         apply_thread_policy(threads, self.world)
         self.memory = self.world.memory
         size = self.world.cfg.latent_size * self.world.autoencoder.cfg.downsample
@@ -110,9 +138,9 @@ class ModelBackend:
     def info(self, world: int) -> dict[str, Any]:
         """``cache_*``: what the generator attends to; ``stored_*``: what the world holds (they differ for mag-recall);
         ``compression``: frames shown per frame stored; ``carry``: how the last shown frame enters the next block
-        (``paste`` / ``pixels`` / ``condition``; None for a generator without the geometric input)."""
+        (``sharp`` / ``pixels`` / ``paste`` / ``condition``; None for a generator without the geometric input)."""
         stored = self.world.stored_frames()
-        return {"backend": self.name, "memory": self.memory, "carry": getattr(self.world, "carry", None), "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
+        return {"backend": self.name, "memory": self.memory, "carry": self.world.carry, "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
                 "cache_frames": int(self.world.cache_frames()),
                 "stored_bytes": int(self.world.stored_bytes() // self.num_worlds), "stored_frames": int(stored),
                 "compression": float(self._frames_seen / stored) if stored else 1.0}
@@ -162,7 +190,7 @@ class ModelBackend:
                        "keys": tensor("store_keys", dtype), "values": tensor("store_values", dtype)}]
         cache = CacheSnapshot([tensor(f"key{i}", dtype) for i in range(depth)], [tensor(f"value{i}", dtype) for i in range(depth)],
                               [int(i) for i in state["frame_index"]], int(state["next_frame"][0]), stores,
-                              int(state["block_frames"][0]) if "block_frames" in state else 0)
+                              int(state["block_frames"][0]))
         rngs = [torch.from_numpy(np.array(state[f"rng{i}"])) for i in range(self.num_worlds)]
         self.world.restore(WorldSnapshot(cache, rngs, [scene.caption], tensor("caption_text"), tensor("last_frame"),
                                          tensor("last_pose")))

@@ -8,13 +8,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "magworld-state/5"  # 2: backend settings (memory policy) saved and checked; 3: keys stored at the oldest
-# time position (bounded ages) and the last shown frame (the generator's geometric input); 4: the mag-recall store
-# (store_frames, store_poses, store_keys, store_values) and the cache's block size; 5: the revisit history as one
-# record per distinct pose (revisit_* keys, RevisitTracker.state) instead of every frame (history_poses/frames/steps)
-# a format-3 file is a format-4 file without the additions (no mag-recall); formats 3 and 4 carry history_* arrays,
-# which Episode.restore replays into the per-pose records
-READABLE = ("magworld-state/3", "magworld-state/4", FORMAT)
+FORMAT = "magworld-state/5"  # the one format this version reads and writes; files of other formats are refused
 
 
 def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -54,8 +48,12 @@ def load_state_file(path: str | Path) -> dict[str, Any]:
             arrays = {key: f.get_tensor(key) for key in f.keys()}
     except Exception as exc:  # safetensors raises several types for damaged files
         raise ValueError(f"{path} is not a readable MAGWorld state file (corrupt or truncated?): {exc}") from exc
-    if metadata.get("format") not in READABLE:
-        raise ValueError(f"{path} is not a MAGWorld state file (format {metadata.get('format')!r}, expected {FORMAT!r})")
+    found = metadata.get("format")
+    if found != FORMAT:
+        what = ("a state file of another MAGWorld version" if str(found).startswith("magworld-state/")
+                else "not a MAGWorld state file")
+        raise ValueError(f"{path} is {what} (format {found!r}); this MAGWorld reads {FORMAT!r} only: re-create the state "
+                         "by replaying its episode (reset seed and actions) and save it again")
     state = json.loads(metadata["state"])
     state["backend"] = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("backend/")}
     state.update({k: v for k, v in arrays.items() if not k.startswith("backend/")})

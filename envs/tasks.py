@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
@@ -13,7 +14,7 @@ from magworld.world import PITCH_LIMIT, Pose
 from magworld.world.camera import DEFAULT_FOV, FOV_MAX, pose_distances
 
 from .magworld_env import MAGWorldEnv
-from .revisit import RewardConfig
+from .reward import RewardConfig
 
 LOOP_MAX_STEPS = 50
 STATE_NAMES = ("sin_yaw", "cos_yaw", "pitch", "fov", "farthest", "directions", "time", "ready")
@@ -21,18 +22,47 @@ STATE_NAMES = ("sin_yaw", "cos_yaw", "pitch", "fov", "farthest", "directions", "
 
 @dataclass
 class LoopTaskConfig:
-    """Weights and thresholds of the loop task's reward (see :class:`MAGWorldLoopEnv`)."""
+    """Thresholds of the loop task (``task=``; its reward weights are :class:`LoopRewardConfig`, ``reward=``)."""
 
     min_away: float = 60.0  # degrees the camera must get away from a view before a return to it pays
     directions: int = 8  # K: distinct view cells (15° yaw x 10° pitch) to visit before the loop can close
-    w_revisit: float = 1.0  # per far revisit, once per remembered frame (score / 3 per frame of the block)
-    w_direction: float = 0.1  # per newly seen view cell, for the first K cells
-    w_return: float = 5.0  # x score(last frame, start frame) when the loop closes
     max_far_frames: int = 24  # far-revisit frames paid per episode (3 K): circling without closing can't beat closing
 
     def __post_init__(self) -> None:
         if self.min_away <= 0 or self.directions < 1 or self.max_far_frames < 0:
-            raise ValueError(f"loop task needs min_away > 0 and directions >= 1, got {self}")
+            raise ValueError(f"loop task needs min_away > 0, directions >= 1 and max_far_frames >= 0, got {self}")
+
+
+@dataclass
+class LoopRewardConfig(RewardConfig):
+    """The loop task's reward (``reward=``): MAGWorld-v0's :class:`RewardConfig` (``w_revisit``, ``tolerance``, the
+    PSNR range of the score) with the task's own terms. New view cells pay through ``w_direction`` (first K only), so
+    MAGWorld-v0's uncapped ``w_explore`` must stay 0."""
+
+    w_revisit: float = 1.0  # per far revisit, once per remembered frame (score / 3 per frame of the block)
+    w_direction: float = 0.1  # per newly seen view cell, for the first K cells
+    w_return: float = 5.0  # x score(last frame, start frame) when the loop closes
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.w_explore != 0.0:
+            raise ValueError(f"the loop task pays new view cells through w_direction (the first K cells), not "
+                             f"w_explore={self.w_explore}; pass reward={{'w_direction': ...}}")
+
+
+def loop_configs(task: LoopTaskConfig | dict | None, reward: RewardConfig | dict | None) -> tuple[LoopTaskConfig, LoopRewardConfig]:
+    """The task's thresholds and reward from ``task=`` and ``reward=``; a reward weight given in ``task=`` (or a task
+    threshold in ``reward=``) is a ``ValueError`` that says where it goes."""
+    reward_keys, task_keys = {f.name for f in fields(LoopRewardConfig)}, {f.name for f in fields(LoopTaskConfig)}
+    for given, wrong, right, name in ((task, reward_keys, "reward", "task"), (reward, task_keys, "task", "reward")):
+        misplaced = sorted(set(given) & wrong) if isinstance(given, dict) else []
+        if misplaced:
+            raise ValueError(f"{', '.join(misplaced)} belong(s) in {right}=, not {name}= (task=: {', '.join(sorted(task_keys))}; "
+                             f"reward=: {', '.join(sorted(reward_keys))})")
+    task_cfg = task if isinstance(task, LoopTaskConfig) else LoopTaskConfig(**(task or {}))
+    if isinstance(reward, LoopRewardConfig):
+        return task_cfg, reward
+    return task_cfg, LoopRewardConfig(**(asdict(reward) if isinstance(reward, RewardConfig) else reward or {}))
 
 
 class MAGWorldLoopEnv(MAGWorldEnv):
@@ -53,11 +83,12 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     ``observation="dict"`` (default): ``Dict(pixels=Box(0, 255, (H, W, 3), uint8), state=Box(-1, 1, (8,), float32))``;
     ``observation="state"``: the state vector alone. ``state`` is, relative to the start view:
     sin and cos of the yaw offset, pitch / 30°, (fov - 60°) / 30°, farthest distance from the start so
-    far / 180°, distinct cells seen / K (capped at 1), step / ``horizon``, and ``ready`` (1 once the
+    far / 180°, distinct cells seen / K (capped at 1), step / ``horizon`` (capped at 1; ``horizon`` is the
+    episode's time limit, ``max_episode_steps``, see Episode End), and ``ready`` (1 once the
     farthest distance is >= ``min_away`` and K cells are seen, i.e. returning now closes the loop).
 
     ## Rewards
-    Per step, the sum of
+    Per step, the sum of (weights from ``reward=``, a :class:`LoopRewardConfig`)
     * **far revisits**: ``w_revisit`` (1.0) x the sum over the block's frames of ``score(frame, reference) / 3``
       for each frame that revisits a view (an earlier step showed a pose within 1°) the camera has
       been at least ``min_away`` from since it last showed it; the reference is the first frame of
@@ -76,7 +107,10 @@ class MAGWorldLoopEnv(MAGWorldEnv):
 
     ## Episode End
     Terminated when the loop closes (the step's last frame is at the start view while ``ready``);
-    truncated after ``max_episode_steps`` (50 at registration; keep ``horizon`` equal to it).
+    truncated after ``max_episode_steps`` (50 at registration; ``gym.make(..., max_episode_steps=N)`` for another).
+    ``gym.make`` tells the task that limit (:class:`LoopHorizon`, a registered wrapper above the time limit), which
+    becomes ``env.unwrapped.horizon``, the scale of the state's time entry. An env without a time limit
+    (``max_episode_steps=-1``, or built without ``gym.make``) has ``horizon = None`` and a time entry of 0.
 
     ## Info
     Everything ``MAGWorld-v0`` reports (``reward_terms`` replaced by the task's terms ``far_revisit``,
@@ -84,22 +118,27 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     ``farthest`` (degrees), ``directions`` (cells seen), ``ready``, ``success``.
 
     ## Arguments
-    ``gym.make("MAGWorld-Loop-v0", task=LoopTaskConfig | dict, observation="dict" | "state",
-    horizon=50, **MAGWorld-v0 arguments)``.
+    ``gym.make("MAGWorld-Loop-v0", task=LoopTaskConfig | dict, reward=LoopRewardConfig | dict,
+    observation="dict" | "state", max_episode_steps=50, **MAGWorld-v0 arguments)``: ``task`` holds ``min_away``,
+    ``directions`` (K) and ``max_far_frames``; ``reward`` holds ``w_revisit``, ``w_direction``, ``w_return`` and
+    MAGWorld-v0's ``tolerance``, ``psnr_low``, ``psnr_high`` (``w_explore`` must stay 0); a key in the wrong one is a
+    ``ValueError`` that names the right one.
 
     ## Version History
     * v0: initial release.
     """
 
     def __init__(self, render_mode: str | None = None, task: LoopTaskConfig | dict | None = None, observation: str = "dict",
-                 horizon: int = LOOP_MAX_STEPS, reward: RewardConfig | dict | None = None, **kwargs: Any) -> None:
-        super().__init__(render_mode=render_mode, reward=reward, **kwargs)
-        self.task = task if isinstance(task, LoopTaskConfig) else LoopTaskConfig(**(task or {}))
+                 reward: LoopRewardConfig | dict | None = None, **kwargs: Any) -> None:
         if observation not in ("dict", "state"):
             raise ValueError(f"observation must be 'dict' or 'state', got {observation!r}")
-        if horizon < 1:
-            raise ValueError(f"horizon must be >= 1 step, got {horizon}")
-        self.observation_mode, self.horizon = observation, int(horizon)
+        if "horizon" in kwargs:
+            raise ValueError("the loop task's horizon is its time limit: pass max_episode_steps= to gym.make instead of horizon=")
+        self.task, reward_cfg = loop_configs(task, reward)
+        super().__init__(render_mode=render_mode, reward=reward_cfg, **kwargs)
+        self.reward_cfg: LoopRewardConfig = reward_cfg
+        self.observation_mode = observation
+        self.horizon: int | None = None  # the episode's time limit; gym.make sets it (LoopHorizon)
         state = spaces.Box(-1.0, 1.0, (len(STATE_NAMES),), dtype=np.float32)
         self.observation_space = spaces.Dict({"pixels": self.observation_space, "state": state}) if observation == "dict" else state
         self.start_pose = Pose()
@@ -132,7 +171,8 @@ class MAGWorldLoopEnv(MAGWorldEnv):
         if at_start and self._ready():
             self.success = True
             return_term = self._score(self.frames[-1], self.start_frame)
-        reward = float(self.task.w_revisit * far_term + self.task.w_direction * new_dirs + self.task.w_return * return_term)
+        weights = self.reward_cfg
+        reward = float(weights.w_revisit * far_term + weights.w_direction * new_dirs + weights.w_return * return_term)
         info["reward_terms"] = {"far_revisit": far_term, "directions": new_dirs, "return": return_term}
         info["task"] = self._task_info()
         self._hud["reward"] = reward
@@ -166,7 +206,7 @@ class MAGWorldLoopEnv(MAGWorldEnv):
         d_yaw = np.radians(self.pose.yaw - self.start_pose.yaw)
         state = [np.sin(d_yaw), np.cos(d_yaw), self.pose.pitch / PITCH_LIMIT, (self.pose.fov - DEFAULT_FOV) / (FOV_MAX - DEFAULT_FOV),
                  min(self.farthest / 180.0, 1.0), min(len(self.tracker.cells) / self.task.directions, 1.0),
-                 min(self.step_index / self.horizon, 1.0), float(self._ready())]
+                 0.0 if self.horizon is None else min(self.step_index / self.horizon, 1.0), float(self._ready())]
         return np.clip(np.asarray(state, dtype=np.float32), -1.0, 1.0)
 
     def _observation(self, pixels: np.ndarray):
@@ -175,3 +215,17 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     def _task_info(self) -> dict[str, Any]:
         return {"far_revisits": self.far_revisits, "farthest": self.farthest, "directions": len(self.tracker.cells),
                 "ready": self._ready(), "success": self.success}
+
+
+class LoopHorizon(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Tells the loop task the time limit it runs under: registered with ``MAGWorld-Loop-v0`` as an additional
+    wrapper, so ``gym.make`` puts it above its ``TimeLimit`` and the task's ``horizon`` is that ``max_episode_steps``
+    (the registered 50, or the one given to ``gym.make``; None without a limit). Observations pass through."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        gym.Wrapper.__init__(self, env)
+        if not isinstance(env.unwrapped, MAGWorldLoopEnv):
+            raise TypeError(f"LoopHorizon wraps MAGWorld-Loop-v0, got {type(env.unwrapped).__name__}")
+        # TimeLimit keeps its limit in _max_episode_steps; env.spec would deep-copy the make kwargs (a world model)
+        env.unwrapped.horizon = env.get_wrapper_attr("_max_episode_steps") if env.has_wrapper_attr("_max_episode_steps") else None

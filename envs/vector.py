@@ -22,7 +22,7 @@ from magworld.world.scene import check_style
 
 from .backends import make_backend
 from .episode import Episode, check_action
-from .revisit import RewardConfig
+from .reward import RewardConfig
 
 
 class MAGWorldVectorEnv(VectorEnv):

@@ -1,14 +1,12 @@
 """The world model plugs into the revisit harness: a micro WorldModel (random weights) as the mag / full rows."""
 
 import numpy as np
-import pytest
 import torch
 
+import magworld.model.pipeline as model
 from magworld.bench import register_policy
 from magworld.bench.mag_bench import RevisitBenchConfig, run
 from magworld.bench.suite import SuiteConfig
-
-model = pytest.importorskip("magworld.model.pipeline")
 
 
 def micro_world(spec):

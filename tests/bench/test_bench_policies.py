@@ -88,6 +88,7 @@ def test_bootstrap_interval_is_seeded():
     assert a == b and a["mean"] == 2.5 and a["n"] == 4 and a["low"] <= 2.5 <= a["high"]
 
 
+@pytest.mark.slow
 def test_oracle_scores_the_cap_and_shift_scores_worse(tmp_path):
     cfg = RevisitBenchConfig(name="t", out_dir=str(tmp_path), suite=SuiteConfig(resolution=32), policies=["oracle", "shift"],
                              quick=True, quick_per_style=1, quick_modes=["memorize", "generate_all"], bootstrap=50,
@@ -129,6 +130,7 @@ def test_hydra_config_builds_the_typed_config():
     assert len({p.label for p in presets["ablation"].policies}) == len(presets["ablation"].policies) > 5
 
 
+@pytest.mark.slow
 def test_batching_and_padding_do_not_change_scores(tmp_path):
     """Episodes of different return lengths share a batch (padded by holding still); scores stay per episode."""
     def scores(batch_size):

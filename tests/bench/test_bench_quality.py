@@ -11,6 +11,7 @@ float rounding, a BLAS change or a neutral refactor pass, while a model, cache o
 compressed history fails. About 12 s of CPU (model load, 4 x 2 rollouts)."""
 
 import numpy as np
+import pytest
 
 from magworld.bench.policies import make_policy
 from magworld.bench.mag_bench import RevisitBenchConfig, prepare_batch, rollout, score_episode
@@ -35,6 +36,7 @@ def memory_only_psnr(policy: str, batches) -> list[float]:
     return out
 
 
+@pytest.mark.slow
 def test_mag_beats_window_on_the_memory_only_region():
     cfg = RevisitBenchConfig(lpips=False)
     episodes = quick_subset(build_suite(SuiteConfig()), 1)

@@ -36,6 +36,7 @@ def test_training_seeds_are_refused():
         SuiteConfig(seed=5)
 
 
+@pytest.mark.slow
 def test_return_view_is_not_the_first_block(suite):
     for ep in suite:
         plan = plan_episode(ep, recent_blocks=2, tolerance=0.01, height=16, width=16)

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 from magworld.bench.world import WorldBenchConfig, drift_of, run, seen_by
 from magworld.world import Pose
@@ -21,6 +22,7 @@ def test_carried_pixels_follow_the_camera():
     assert not seen_by(Pose(180, 0, 60), [start], 32).any()
 
 
+@pytest.mark.slow
 def test_bench_runs_with_reference_rows(tmp_path):
     cfg = WorldBenchConfig(styles=["indoor"], carry_episodes=1, drift_episodes=1, drift_steps=20, look_steps=1,
                            out_dir=str(tmp_path), media_dir=str(tmp_path / "media"))

@@ -16,6 +16,7 @@ def env():
     return gym.make("MAGWorld-v0", render_mode="rgb_array")
 
 
+@pytest.mark.slow
 def test_default_env_is_the_bundled_model_and_passes_both_checkers(env):
     from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -63,7 +64,7 @@ def test_bundled_vector_env_autoresets_all_worlds_together():
 
 
 def test_model_env_errors_name_the_problem(tmp_path):
-    with pytest.raises(Exception, match="policy"):
+    with pytest.raises(ValueError, match="policy"):
         gym.make("MAGWorld-v0", memory="forgetful")
     micro = Generator(GeneratorConfig(transformer=micro_config()))
     other = save_checkpoint(tmp_path / "micro", micro, "generator", micro.cfg)

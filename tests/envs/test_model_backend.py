@@ -10,6 +10,7 @@ from model_testing import micro_config, perturbed
 import magworld.envs  # noqa: F401
 from magworld.envs.vector import MAGWorldVectorEnv
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
+from magworld.model.checkpoint import CheckpointError
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pipeline import WorldModel
@@ -100,13 +101,48 @@ def test_model_backend_errors_name_the_problem(parts, tmp_path):
         make(parts, resolution=64)
     with pytest.raises(ValueError, match="takes no argument"):
         gym.make("MAGWorld-v0", backend="simulator", memory="mag")
-    with pytest.raises(Exception, match="policy"):
+    with pytest.raises(ValueError, match="policy"):
         world_model(parts, memory="forgetful")
-    with pytest.raises(Exception, match=str(tmp_path / "nope.safetensors")):
+    with pytest.raises(CheckpointError, match=str(tmp_path / "nope.safetensors")):
         gym.make("MAGWorld-v0", backend="model", checkpoint=str(tmp_path / "nope.safetensors"))
     if not torch.cuda.is_available():
-        with pytest.raises(Exception, match="CUDA"):
+        with pytest.raises(RuntimeError, match="CUDA"):
             gym.make("MAGWorld-v0", backend="model", checkpoint=str(tmp_path / "nope.safetensors"), device="cuda")
+
+
+def _other_value(world, option):
+    """A setting of ``option`` that the prebuilt ``world`` does not have."""
+    return {"memory": "window", "sampling_steps": world.sampler.cfg.steps + 1, "carry": "condition",
+            "device": "cuda" if world.device.type == "cpu" else "cpu", "checkpoint": "generator.safetensors"}[option]
+
+
+@pytest.mark.parametrize("option", ["memory", "sampling_steps", "carry", "device", "checkpoint"])
+def test_an_option_a_prebuilt_world_model_would_ignore_is_an_error(parts, option, torch_threads):
+    """gym.make, make_vec and the vector env refuse it by name, before touching torch's threads."""
+    world = world_model(parts)
+    value = _other_value(world, option)
+    torch.set_num_threads(2)
+    for build in (lambda **kw: gym.make("MAGWorld-v0", **kw), lambda **kw: gym.make_vec("MAGWorld-v0", num_envs=2, **kw),
+                  lambda **kw: MAGWorldVectorEnv(num_envs=2, backend="model", **kw)):
+        with pytest.raises(ValueError, match=f"world_model= is prebuilt, so {option}={value!r}.* would be ignored"):
+            build(world_model=world, threads=1, **{option: value})
+    assert torch.get_num_threads() == 2  # not half-built: the thread policy never ran
+
+
+def test_options_that_repeat_a_prebuilt_world_models_settings_are_accepted(parts):
+    world = world_model(parts)
+    env = gym.make("MAGWorld-v0", world_model=world, memory="mag", sampling_steps=world.sampler.cfg.steps, device="cpu")
+    assert env.unwrapped.backend.world is world and env.reset(seed=0)[1]["memory"] == "mag"
+
+
+def test_the_old_steps_name_is_refused_naming_sampling_steps(parts):
+    for kwargs in ({"world_model": world_model(parts)}, {"backend": "simulator"}):
+        with pytest.raises(ValueError, match="steps= is now sampling_steps="):
+            gym.make("MAGWorld-v0", steps=2, **kwargs)
+        with pytest.raises(ValueError, match="steps= is now sampling_steps="):
+            gym.make_vec("MAGWorld-v0", num_envs=2, steps=2, **kwargs)
+    with pytest.raises(ValueError, match="takes no argument.*sampling_steps"):
+        gym.make("MAGWorld-v0", backend="simulator", sampling_steps=2)
 
 
 def test_a_state_of_another_memory_policy_is_refused(parts, tmp_path):

@@ -85,9 +85,8 @@ def test_state_of_another_backend_is_refused():
         source.set_state(state)
 
 
-FORMAT4_FILE = Path(__file__).parent / "data" / "state-format4.safetensors"  # written by the format-4 code (every
-# frame of the revisit history kept): MAGWorld-v0 simulator, resolution 16, reset(seed=7), actions FORMAT4_ACTIONS
-FORMAT4_ACTIONS = [2, 2, 1, 1, 0, 3, 4, 5]
+FORMAT4_FILE = Path(__file__).parent / "data" / "state-format4.safetensors"  # written by an earlier MAGWorld (state
+# format 4, every frame of the revisit history kept); this version reads only its own format
 
 
 def _assert_same(a, b, where="state"):
@@ -118,14 +117,32 @@ def test_state_with_the_bounded_revisit_history_round_trips_bit_exactly(tmp_path
     assert [env.step(a)[1:3] for a in actions] == [other.step(a)[1:3] for a in actions]
 
 
-def test_format4_state_files_still_load_and_continue_identically():
-    loaded = gym.make("MAGWorld-v0", backend="simulator", resolution=16).unwrapped
-    loaded.reset(seed=0)
-    loaded.load_state(FORMAT4_FILE)  # history_poses/frames/steps, replayed into one record per distinct pose
-    fresh = gym.make("MAGWorld-v0", backend="simulator", resolution=16).unwrapped
-    fresh.reset(seed=7)
-    _play(fresh, FORMAT4_ACTIONS)
-    _assert_same(fresh.get_state(), loaded.get_state())
-    for action in [1, 1, 2, 6, 0, 2]:
-        a, b = fresh.step(action), loaded.step(action)
-        assert np.array_equal(a[0], b[0]) and a[1] == b[1] and a[4]["revisit"] == b[4]["revisit"]
+def _retag(source: Path, target: Path, format_tag: str | None) -> Path:
+    """``source`` with its format tag replaced (``None``: removed), arrays and state unchanged."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    with safe_open(str(source), framework="numpy") as f:
+        metadata = dict(f.metadata())
+    metadata.pop("format")
+    save_file(load_file(str(source)), str(target), metadata=metadata if format_tag is None else {**metadata, "format": format_tag})
+    return target
+
+
+def test_state_files_of_other_formats_are_refused_and_the_env_goes_on(tmp_path):
+    env = gym.make("MAGWorld-v0", backend="simulator", resolution=16).unwrapped
+    twin = gym.make("MAGWorld-v0", backend="simulator", resolution=16).unwrapped
+    for e in (env, twin):
+        e.reset(seed=3)
+        _play(e, [2, 2, 1])
+    good = env.save_state(tmp_path / "good.safetensors")
+    cases = [(FORMAT4_FILE, r"another MAGWorld version \(format 'magworld-state/4'\)"),
+             (_retag(good, tmp_path / "future.safetensors", "magworld-state/99"), "another MAGWorld version"),
+             (_retag(good, tmp_path / "untagged.safetensors", None), r"not a MAGWorld state file \(format None\)")]
+    for path, message in cases:
+        with pytest.raises(ValueError, match=message + ".*reads 'magworld-state/5' only"):
+            env.load_state(path)
+    _assert_same(twin.get_state(), env.get_state())  # nothing was half-loaded
+    for action in [1, 1, 6, 0]:
+        a, b = env.step(action), twin.step(action)
+        assert np.array_equal(a[0], b[0]) and a[1] == b[1]

@@ -6,7 +6,7 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 import magworld.envs  # noqa: F401  (registers the ids)
-from magworld.envs.tasks import STATE_NAMES, LoopTaskConfig
+from magworld.envs.tasks import STATE_NAMES, LoopRewardConfig, LoopTaskConfig
 
 STAY, LEFT, RIGHT, UP, DOWN = range(5)
 RES = 36  # smallest size NatureCNN accepts; the task reward does not depend on it
@@ -98,6 +98,41 @@ def test_loop_must_match_pitch_and_fov_and_truncates_at_horizon():
     assert not any(s[2] for s in steps)
     steps = play(env, [STAY] * env.spec.max_episode_steps)
     assert steps[-1][3] and not steps[-1][2] and sum(s[1] for s in steps) == 0.0
+
+
+def test_reward_weights_come_from_reward():
+    """The 105° loop of test_leave_105_degrees_and_return_closes_the_loop, reweighted through reward=."""
+    weights = {"w_revisit": 0.5, "w_direction": 0.0, "w_return": 2.0}
+    for reward in (weights, LoopRewardConfig(**weights)):
+        env = make(reward=reward)
+        steps = play(env, [RIGHT] * 7 + [LEFT] * 7)
+        assert env.unwrapped.reward_cfg == LoopRewardConfig(**weights) and steps[-1][2]
+        assert sum(s[1] for s in steps) == pytest.approx(0.5 * 10 / 3 + 2.0)
+    out_and_almost_back = [RIGHT] * 7 + [LEFT] * 6  # ends 15° short of the start view
+    assert not play(make(), out_and_almost_back)[-1][2]
+    assert play(make(reward={"tolerance": 20.0}), out_and_almost_back)[-1][2]  # within 20°: the loop closes
+
+
+@pytest.mark.parametrize("kwargs, message", [({"task": {"w_return": 1.0}}, "w_return belong.* in reward=, not task="),
+                                             ({"reward": {"min_away": 30.0}}, "min_away belong.* in task=, not reward="),
+                                             ({"reward": {"w_explore": 1.0}}, "w_direction"),
+                                             ({"horizon": 80}, "max_episode_steps")])
+def test_misplaced_task_and_reward_arguments_are_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        make(**kwargs)
+
+
+@pytest.mark.parametrize("limit", [None, 12, -1])
+def test_horizon_follows_the_time_limit(limit):
+    """The state's time entry is step / max_episode_steps of this gym.make (0 without a limit)."""
+    env = make(max_episode_steps=limit, observation="state")
+    horizon = {None: magworld.envs.LOOP_MAX_STEPS, 12: 12, -1: None}[limit]
+    assert env.unwrapped.horizon == horizon and env.spec.max_episode_steps == horizon
+    steps = play(env, [STAY] * (horizon or 20))
+    times = [s[0][STATE_NAMES.index("time")] for s in steps]
+    expected = [0.0] * 20 if horizon is None else [(t + 1) / horizon for t in range(horizon)]
+    assert times == pytest.approx(expected)
+    assert [s[3] for s in steps] == [False] * (len(steps) - 1) + [horizon is not None]
 
 
 def test_same_seed_same_episode():

@@ -64,6 +64,7 @@ def alive(pid: int) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_async_vector_env_on_the_model_backend_with_the_default_context():
     result = run_script(ASYNC_MODEL, timeout=300, OMP_NUM_THREADS="2")  # the parent's torch runs 2 threads before fork
     assert result.returncode == 0, result.stderr[-3000:]

@@ -144,6 +144,7 @@ def sweep_actions() -> list[int]:
     return actions
 
 
+@pytest.mark.slow
 def test_tracker_store_stops_growing_once_every_reachable_pose_is_seen():
     reachable = reachable_poses()
     assert len(reachable) == 9576  # the bound the RevisitTracker docstring states

@@ -48,6 +48,7 @@ def test_pan_shifts_content_like_a_camera():
     assert min(errors, key=errors.get) == 4
 
 
+@pytest.mark.slow
 def test_any_resolution_including_large_and_non_square():
     scene = make_scene(0, "game")
     assert scene.render(Pose(), 256).shape == (256, 256, 3)

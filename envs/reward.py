@@ -1,4 +1,4 @@
-"""Revisit detection, coverage and the revisit-consistency reward.
+"""The env's reward: revisit consistency and coverage (:class:`RewardConfig`, :func:`step_reward`).
 
 Definitions (per frame; a step's block has 3 frames):
 
