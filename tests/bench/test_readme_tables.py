@@ -33,6 +33,8 @@ CONSTANTS = {
     "95",  # bootstrap interval (%)
     "0.0", "1.0",  # reward weight defaults
     "29500",  # torchrun rendezvous port in the example
+    "50",  # the loop task's registered episode limit
+    "60000",  # PPO timesteps in the agent-training example command
 }
 
 
