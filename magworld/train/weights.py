@@ -18,6 +18,8 @@ from magworld.model.checkpoint import CheckpointError, load_checkpoint, save_che
 from magworld.model.pipeline import GENERATOR_FILE, MANIFEST_FILE, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path
 
+EVAL_PREFIXES = ("psnr_", "ssim_", "detail")  # keys of a run's held-out evaluation in its export's extras
+
 
 def copy_weights(source: str | Path, target: str | Path, half: bool = False) -> None:
     """Copy a .safetensors file; ``half``: store its float32 tensors as float16 (half the bytes; loading casts them
@@ -40,8 +42,16 @@ def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float) -
     if a.keys() != b.keys() or any(a[k].shape != b[k].shape for k in a):
         raise CheckpointError(f"{base} and {tuned} are not the same network; blend two exports of one generator shape")
     mixed = {k: ((1 - weight) * a[k].float() + weight * b[k].float()).to(b[k].dtype) for k in b}
-    extra = {**meta.get("extra", {}), "blend": {"base": str(base), "tuned": str(tuned), "weight": weight}}
+    recipe, evals = split_evals(meta.get("extra", {}))
+    extra = {**recipe, "blend": {"base": str(base), "tuned": str(tuned), "weight": weight, "tuned_eval": evals}}
     return save_checkpoint(out, mixed, "generator", meta["config"], extra=extra)
+
+
+def split_evals(extra: dict) -> tuple[dict, dict]:
+    """(a run export's extras without its evaluation figures, those figures): a blend is not the run that was evaluated,
+    so its sidecar keeps the tuned run's figures apart (``blend.tuned_eval``), never as its own."""
+    evals = {k: v for k, v in extra.items() if k.startswith(EVAL_PREFIXES)}
+    return {k: v for k, v in extra.items() if k not in evals}, evals
 
 
 def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR,
@@ -90,4 +100,4 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     return manifest
 
 
-__all__ = ["blend", "bundle", "copy_weights"]
+__all__ = ["blend", "bundle", "copy_weights", "split_evals"]

@@ -108,12 +108,15 @@ def test_blend_mixes_two_generator_exports_by_weight(tmp_path):
 
     tc = micro_config()
     base, tuned = (perturbed(Generator(GeneratorConfig(transformer=tc)), s) for s in (3, 4))
-    paths = [save_checkpoint(tmp_path / f"{n}.safetensors", m, "generator", m.cfg) for n, m in (("a", base), ("b", tuned))]
+    paths = [save_checkpoint(tmp_path / f"{n}.safetensors", m, "generator", m.cfg,
+                             extra={"step": 7, "psnr_mag": 21.5 + i}) for i, (n, m) in enumerate((("a", base), ("b", tuned)))]
     for weight in (0.0, 0.25, 1.0):
         mixed, meta = load_checkpoint(blend(*paths, tmp_path / f"mix{weight}", weight), "generator")
         for name, value in base.state_dict().items():
             torch.testing.assert_close(mixed[name], (1 - weight) * value + weight * tuned.state_dict()[name])
         assert meta["extra"]["blend"]["weight"] == weight
+        assert meta["extra"]["step"] == 7 and "psnr_mag" not in meta["extra"]  # the tuned run's figures are not the blend's
+        assert meta["extra"]["blend"]["tuned_eval"] == {"psnr_mag": 22.5}
     other = Generator(GeneratorConfig(transformer=micro_config(dim=24)))
     odd = save_checkpoint(tmp_path / "odd.safetensors", other, "generator", other.cfg)
     with pytest.raises(CheckpointError, match="not the same network"):
