@@ -41,7 +41,7 @@ magworld train stage=memory "model@memory.model.transformer=$preset" $(shape mem
   memory.run.out_dir="$out/memory" memory.autoencoder="$out/autoencoder/autoencoder.safetensors"
 magworld train stage=generator "model@generator.model.transformer=$preset" $(shape generator) $(prefix generator) $gen \
   generator.run.out_dir="$out/generator" generator.autoencoder="$out/autoencoder/autoencoder.safetensors" \
-  generator.memory="$out/memory/memory.safetensors" generator.init=memory generator.model.reproject=true \
+  generator.memory_model="$out/memory/memory.safetensors" generator.init=memory generator.model.reproject=true \
   generator.blocks=8 generator.self_forcing=0.3 generator.eval_context_blocks=2 \
   generator.policies.mag=0.5 generator.policies.full=0.15 generator.policies.window=0.15 '+generator.policies.mag-recall=0.2'
 magworld weights bundle weights.run_dir="$out/generator" weights.weights_dir="$out/weights" \

@@ -60,7 +60,7 @@ class GeneratorStageConfig:
     data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
-    memory: str = "bundled"  # or a path to a memory-model .safetensors (frozen)
+    memory_model: str = "bundled"  # or a path to a memory-model .safetensors (frozen)
     init: str = "memory"  # "memory": the memory model's weights; "random"; "bundled" or a generator .safetensors: its
     # network's weights (a reproject generator's condition embedding starts at zero)
     blocks: int = 8  # blocks per training clip
@@ -222,7 +222,7 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
         raise ValueError("generator.self_forcing > 0 rolls the generator out on each rank's own schedule, which a "
                          "sharded (FSDP) generator cannot do; use run.parallel=ddp or self_forcing=0")
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
-    memory, memory_hash = frozen_memory(cfg.memory)
+    memory, memory_hash = frozen_memory(cfg.memory_model)
     if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
         raise SystemExit("magworld train stage=generator: the generator's transformer/kept must equal the memory "
                          f"model's ({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")

@@ -41,8 +41,8 @@ class TeacherStageConfig:
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
     init: str = "bundled"  # "bundled" or a generator .safetensors: its network; "memory": the bundled memory model's
-    # network (or memory_path's); "random"
-    memory_path: str = "bundled"  # the memory model init="memory" copies
+    # network (or memory_model's); "random"
+    memory_model: str = "bundled"  # the memory model init="memory" copies
     text_drop: float = 0.1  # probability of the empty prompt
     eval_clips: int = 16
 
@@ -59,7 +59,7 @@ def initial_teacher(cfg: TeacherStageConfig) -> tuple[Teacher, str]:
     if cfg.init == "random":
         return teacher, "random"
     if cfg.init == "memory":
-        source, digest = frozen_memory(cfg.memory_path)
+        source, digest = frozen_memory(cfg.memory_model)
     else:
         path = WEIGHTS_DIR / GENERATOR_FILE if cfg.init == "bundled" else cfg.init
         source, digest = load_generator(path), sha256(path)

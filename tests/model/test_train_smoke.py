@@ -89,7 +89,7 @@ def test_generator_stage_with_eval_every_zero(trained_ae, trained_memory, tmp_pa
     run.eval_every = 0
     cfg = gen_stage.GeneratorStageConfig(run=run, model=GeneratorConfig(transformer=TINY), data=_data(), text=HASHING,
                                          autoencoder=str(trained_ae / "autoencoder.safetensors"),
-                                         memory=str(trained_memory[0] / "memory.safetensors"), blocks=2,
+                                         memory_model=str(trained_memory[0] / "memory.safetensors"), blocks=2,
                                          eval_clips=1, eval_context_blocks=1, max_offset_blocks=2, keep_every=1,
                                          self_forcing=0.0, uncovered_weight=0.0)
     metrics = gen_stage.train(cfg)

@@ -153,7 +153,7 @@ def test_every_stage_steps_through_the_wrapper(one_process_group, tmp_path, para
     assert math.isfinite(memory_stage.train(mem_cfg)["psnr"])
     gen_cfg = gen_stage.GeneratorStageConfig(
         run=_run(tmp_path / "gen", parallel), model=GeneratorConfig(transformer=tiny), data=_data(), text=text,
-        autoencoder=ae_path, memory=str(tmp_path / "mem" / "memory.safetensors"), blocks=2, eval_clips=1,
+        autoencoder=ae_path, memory_model=str(tmp_path / "mem" / "memory.safetensors"), blocks=2, eval_clips=1,
         eval_context_blocks=1, max_offset_blocks=2, self_forcing=1.0 if parallel == "ddp" else 0.0,
         uncovered_weight=0.0)
     assert math.isfinite(gen_stage.train(gen_cfg)["psnr_mag"])

@@ -54,7 +54,7 @@ def micro(tmp_path_factory):
     cfg = teacher_stage.TeacherStageConfig(run=_run(out / "teacher", 1), data=_data(), text=HASHING,
                                            model=TeacherConfig(transformer=MICRO, clip_blocks=2),
                                            autoencoder=str(out / "ae.safetensors"), init="memory",
-                                           memory_path=str(out / "memory.safetensors"), eval_clips=2)
+                                           memory_model=str(out / "memory.safetensors"), eval_clips=2)
     metrics = teacher_stage.train(cfg)
     return {"ae": str(out / "ae.safetensors"), "memory": str(out / "memory.safetensors"),
             "teacher": str(out / "teacher" / "teacher.safetensors"), "teacher_metrics": metrics}

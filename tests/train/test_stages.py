@@ -79,7 +79,7 @@ def test_generator_stage_bf16_step_with_self_forcing(micro_ae, micro_memory, tmp
     cfg = gen_stage.GeneratorStageConfig(run=_bf16(tmp_path), model=model,
                                          data=_data(),
                                          text=HASHING, autoencoder=str(micro_ae[0] / "autoencoder.safetensors"),
-                                         memory=str(micro_memory[0] / "memory.safetensors"), blocks=2, eval_clips=1,
+                                         memory_model=str(micro_memory[0] / "memory.safetensors"), blocks=2, eval_clips=1,
                                          eval_context_blocks=1, max_offset_blocks=2, self_forcing=1.0,
                                          uncovered_weight=1.0 if reproject else 0.0)
     seen, metrics = _trained(gen_stage, monkeypatch, cfg)
