@@ -103,6 +103,7 @@ class DMDStageConfig:
     r1_weight: float = 1.0  # gamma: the judge's loss adds gamma / 2 x R1 on real blocks
     disc_lr_scale: float = 1.0  # judge lr / generator lr (two time-scale updates)
     window_blocks: int = 2  # blocks in the scored window when no teacher is loaded (with one: its clip_blocks)
+    generator_start: int = 0  # the generator learns from this step on (before: the critic / judge alone warm up)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     eval_detail: bool = True  # held-out evals also log detail_<policy> (invented pixels' detail ratio)
 
@@ -112,8 +113,8 @@ class DMDStageConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not self.min_t < self.max_t:
             raise ValueError(f"need min_t < max_t, got {self.min_t} >= {self.max_t}")
-        if self.generator_every < 1 or self.critic_lr_scale <= 0:
-            raise ValueError("generator_every must be >= 1 and critic_lr_scale > 0")
+        if self.generator_every < 1 or self.critic_lr_scale <= 0 or self.generator_start < 0:
+            raise ValueError("generator_every must be >= 1, critic_lr_scale > 0 and generator_start >= 0")
         if not 1 <= self.context_blocks < self.blocks or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need 1 <= context_blocks < blocks and 1 <= eval_context_blocks < blocks")
         if not self.policies or sum(self.policies.values()) <= 0:
@@ -352,7 +353,8 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
                        str(rng.choice(names, p=weights / weights.sum())), given, window, exits,
                        rng.integers(0, 2 ** 31, size=n).tolist(), window_poses,
                        parts.text_encoder.encode(teacher_prompts).to(device),
-                       parts.text_encoder.encode([""] * n).to(device), step % cfg.generator_every == 0,
+                       parts.text_encoder.encode([""] * n).to(device),
+                       step % cfg.generator_every == 0 and step >= cfg.generator_start,
                        score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device),
                        score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device))
 
