@@ -154,3 +154,13 @@ def test_invented_mask_and_detail_ratio():
     frames = torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8)
     where = torch.ones(2, 1, 16, 16)
     assert float(detail(frames, where)) > 0 and float(detail(torch.full_like(frames, 7), where)) == 0.0
+
+
+def test_generator_start_lets_the_judge_warm_up_alone(micro, tmp_path):
+    disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
+    dmd.train(dmd_config(micro, tmp_path, 2, dmd_weight=0.0, gan_weight=1.0, generator_start=1, discriminator=disc,
+                         model=GeneratorConfig(transformer=MICRO, reproject=True)))
+    lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
+    assert [x["generator_step"] for x in lines] == [False, True]
+    assert "grad_norm_generator" not in lines[0] and "g_adv" not in lines[0]
+    assert lines[1]["grad_norm_generator"] > 0 and all(x["grad_norm_discriminator"] > 0 for x in lines)
