@@ -8,7 +8,11 @@
 - rollouts through the world's own runtime: :class:`RecordingWorld` (a
   :class:`~magworld.model.pipeline.WorldModel` that keeps the latents of the blocks it generates, with DMD's exit step
   and gradient per block: self-forcing and DMD roll out exactly as the env steps) and :func:`evaluate_rollouts`
-  (held-out clips, PSNR per memory policy and on revisits of the given blocks).
+  (held-out clips, PSNR per memory policy and on revisits of the given blocks; optionally the detail ratio of the
+  invented pixels);
+- real blocks made the way the runtime makes its own: :func:`carried_truth` (ground truth with the pixels the previous
+  frame saw replaced by its reprojection, as a ``sharp`` world shows a block) and :func:`invented_mask` (which pixels
+  of a block the previous block's last frame did not see).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
+from magworld.model.reproject import sample_grid, warp_block
 from magworld.protocol import play_blocks
 from magworld.revisit import revisit_reference
 from magworld.world import ACTION_TABLE
@@ -159,10 +164,36 @@ def revisits_of_context(poses: np.ndarray, context_frames: int) -> np.ndarray:
     return found
 
 
+def invented_mask(poses: torch.Tensor, block_frames: int, size: int) -> torch.Tensor:
+    """bool (N, T, 1, size, size): the pixels of each frame of clips with poses (N, T, 3) that the last frame of the
+    previous block did not see (what a reproject world invents; block 0, which has no previous block, is all True)."""
+    n, frames = poses.shape[:2]
+    source = torch.cat([poses[:, :1].expand(-1, block_frames, -1),
+                        poses[:, block_frames - 1:frames - 1:block_frames].repeat_interleave(block_frames, 1)], 1)
+    _, valid = sample_grid(rearrange(poses, "n t p -> (n t) p").float(),
+                           rearrange(source[:, :frames], "n t p -> (n t) p").float(), size, size)
+    seen = rearrange(valid, "(n t) h w -> n t 1 h w", n=n)
+    seen[:, :block_frames] = False
+    return ~seen
+
+
+def detail(frames: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
+    """Sum over the pixels ``where`` (N, 1, H, W) of the finite-difference gradient magnitude |dx| + |dy| of uint8 or
+    float frames (N, 3, H, W) (channel mean; last row/column repeat their neighbour's difference)."""
+    x = frames.float()
+    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(1, keepdim=True)
+    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(1, keepdim=True)
+    g = torch.cat([dx, dx[..., -1:]], -1) + torch.cat([dy, dy[..., -1:, :]], -2)  # (N, 1, H, W)
+    return (g * where).sum()
+
+
 def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, context_blocks: int,
-                      policies: Sequence[str] = ("mag", "window", "full")) -> dict[str, float]:
+                      policies: Sequence[str] = ("mag", "window", "full"), details: bool = False) -> dict[str, float]:
     """Held-out rollouts (first ``context_blocks`` blocks given): PSNR of generated frames per policy, and on the frames
-    whose pose revisits a given frame. Runs on the generator's device, where ``memory`` and ``ae`` must already be."""
+    whose pose revisits a given frame. ``details``: also ``detail_<policy>``, the detail ratio of the invented pixels
+    (:func:`invented_mask`; summed finite-difference gradient magnitude of the generated frames over the simulator's at
+    the same poses: 1 = as much detail as the world has, < 1 smeared). Runs on the generator's device, where ``memory``
+    and ``ae`` must already be."""
     bf = gen.cfg.transformer.block_frames
     start = context_blocks * bf
     device = next(gen.parameters()).device
@@ -170,6 +201,7 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
     frozen = plain_copy(gen, lambda: Generator(gen.cfg))  # WorldModel freezes what it is given (FSDP: gathered)
     truth = rearrange(clip.frames[:, start:], "n t c h w -> (n t) c h w")
     revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
+    invented = rearrange(invented_mask(clip.poses.cpu(), bf, truth.shape[-1])[:, start:], "n t c h w -> (n t) c h w")
     result: dict[str, float] = {}
     for policy in policies:
         world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device=device)
@@ -177,9 +209,41 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
         p = psnr(rearrange(made, "n t h w c -> (n t) c h w"), truth).view(len(made), -1)  # (N, T')
         result[f"psnr_{policy}"] = float(p.mean())
         result[f"psnr_revisit_{policy}"] = float(p[revisit].mean()) if revisit.any() else float("nan")
+        if details:
+            made_frames = rearrange(made, "n t h w c -> (n t) c h w")
+            result[f"detail_{policy}"] = float(detail(made_frames, invented) / detail(truth, invented).clamp_min(1e-6))
     return result
 
 
-__all__ = ["RecordingWorld", "as_blocks", "clip_prompts", "decode_clip", "encode_clip", "evaluate_rollouts",
+@torch.no_grad()
+def carried_truth(ae: Autoencoder, truth: np.ndarray, poses: np.ndarray, first: int, count: int,
+                  carry: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ground-truth blocks ``first .. first + count - 1`` (``first`` >= 1) of clips (uint8 (N, B, F, H, W, 3), poses
+    (N, B, F, 3)) as a reproject world with ``carry`` shows its blocks: every pixel the previous block's last frame saw
+    is that frame reprojected (:func:`~magworld.model.reproject.warp_block`), the rest is the simulator's. Returns
+    (the blocks encoded (N, count * F, C, h, w), seen (N, count * F, 1, H, W) float {0, 1}: what was carried; zeros
+    without ``carry``). A judge then sees real and generated blocks made alike, differing only in the invented pixels."""
+    device = ae.latent_mean.device
+    frames = Autoencoder.to_unit(rearrange(torch.from_numpy(np.ascontiguousarray(truth[:, first - 1:first + count])),
+                                           "n b f h w c -> n b f c h w").to(device))  # (N, count + 1, F, 3, H, W)
+    pose = torch.from_numpy(np.ascontiguousarray(poses[:, first - 1:first + count])).to(device).float()
+    blocks, seen = [], []
+    for j in range(1, count + 1):
+        now = frames[:, j]
+        if carry:
+            warp = warp_block(frames[:, j - 1, -1], pose[:, j - 1, -1], pose[:, j])
+            now = torch.where(warp.valid > 0, warp.frames, now)
+            seen.append(warp.valid)
+        else:
+            seen.append(torch.zeros_like(now[:, :, :1]))
+        blocks.append(now)
+    made = torch.cat(blocks, 1)  # (N, count * F, 3, H, W)
+    latents = rearrange(ae.encode_float(rearrange(made, "n t c h w -> (n t) c h w")), "(n t) c h w -> n t c h w",
+                        n=made.shape[0])
+    return latents, torch.cat(seen, 1)
+
+
+__all__ = ["RecordingWorld", "as_blocks", "carried_truth", "clip_prompts", "decode_clip", "detail", "encode_clip",
+           "evaluate_rollouts", "invented_mask",
            "frozen_autoencoder", "frozen_memory", "initial_generator", "motion_phrase", "revisits_of_context",
            "rollout"]

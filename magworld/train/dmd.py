@@ -25,6 +25,16 @@ Critic and generator share one AdamW with a parameter group each (the critic's l
 the run's; the generator's group has no gradients on critic-only steps, so AdamW leaves it alone). On
 generator steps the critic trains on the same (detached) rollout. Details and the paper's settings:
 docs/notes/dmd.md.
+
+**Adversarial term** (``gan_weight`` > 0; DMD2's GAN term, AAPT's adversarial post-training with student forcing): a
+small :class:`~magworld.model.discriminator.Discriminator` judges each block of the window against the ground-truth
+block at the same poses, made as the world makes its blocks (:func:`~magworld.train.common.carried_truth`: the pixels
+the previous frame saw are its reprojection), so real and generated blocks differ only where the world invents. The
+judge learns every step (non-saturating or hinge loss + ``r1_weight`` x R1 on real, its own lr ``disc_lr_scale``); on
+generator steps the generator's loss adds ``gan_weight`` x the judge's generator loss, whose gradient reaches the
+generator only through the pixels it invented (``sharp`` carry: carried cells and seen pixels are constants).
+``dmd_weight`` scales the DMD term; at 0 no teacher is loaded and no critic trained (a GAN + history-term stage that
+needs no teacher). Notes: docs/notes/adversarial.md.
 """
 
 from __future__ import annotations
@@ -37,11 +47,14 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
 from magworld.model.checkpoint import read_meta, save_checkpoint
-from magworld.model.flow import add_noise, shift_time, velocity_target
+from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
+                                          generator_loss, r1_penalty)
+from magworld.model.flow import FlowConfig, add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import WorldModel, sha256
@@ -49,8 +62,8 @@ from magworld.model.teacher import Teacher, load_teacher
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
-from .common import (RecordingWorld, as_blocks, clip_prompts, evaluate_rollouts, frozen_autoencoder, frozen_memory,
-                     initial_generator, motion_phrase)
+from .common import (RecordingWorld, as_blocks, carried_truth, clip_prompts, evaluate_rollouts, frozen_autoencoder,
+                     frozen_memory, initial_generator, motion_phrase)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -59,11 +72,12 @@ from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 class DMDStageConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/dmd", batch_size=4, lr=2e-5, warmup_steps=0,
                                                              weight_decay=0.01, log_every=10, save_every=25))
-    model: GeneratorConfig = field(default_factory=GeneratorConfig)
+    model: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(  # the bundled generator's (1 sampler step)
+        reproject=True, flow=FlowConfig(shift=2.0, steps=1, mode="renoise")))
     data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
-    memory: str = "bundled"  # or a path to a memory-model .safetensors (frozen)
+    memory_model: str = "bundled"  # or a path to a memory-model .safetensors (frozen)
     teacher: str = "runs/teacher/teacher.safetensors"  # magworld train stage=teacher's export (frozen real score)
     init: str = "bundled"  # generator start: "bundled" / a generator .safetensors, "memory" or "random"
     blocks: int = 8  # N: blocks per self-forced rollout (ground-truth context + generated)
@@ -84,6 +98,15 @@ class DMDStageConfig:
     eval_context_blocks: int = 4  # held-out rollouts (EMA generator): this many ground-truth blocks, the rest generated
     eval_policies: list[str] = field(default_factory=lambda: ["mag"])
     keep_every: int = 0  # also export the whole state (generator, EMA, critic) every this many steps
+    dmd_weight: float = 1.0  # weight of the DMD term; 0: no teacher loaded, no critic trained
+    gan_weight: float = 0.0  # weight of the adversarial term; 0: no discriminator (today's DMD stage)
+    gan_loss: str = "nonsat"  # nonsat (DMD2: non-saturating logistic) | hinge
+    r1_weight: float = 1.0  # gamma: the judge's loss adds gamma / 2 x R1 on real blocks
+    disc_lr_scale: float = 1.0  # judge lr / generator lr (two time-scale updates)
+    window_blocks: int = 2  # blocks in the scored window when no teacher is loaded (with one: its clip_blocks)
+    generator_start: int = 0  # the generator learns from this step on (before: the critic / judge alone warm up)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    eval_detail: bool = True  # held-out evals also log detail_<policy> (invented pixels' detail ratio)
 
     def __post_init__(self) -> None:
         for name in ("history_drop", "min_t", "max_t", "ema_decay"):
@@ -91,25 +114,35 @@ class DMDStageConfig:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if not self.min_t < self.max_t:
             raise ValueError(f"need min_t < max_t, got {self.min_t} >= {self.max_t}")
-        if self.generator_every < 1 or self.critic_lr_scale <= 0:
-            raise ValueError("generator_every must be >= 1 and critic_lr_scale > 0")
+        if self.generator_every < 1 or self.critic_lr_scale <= 0 or self.generator_start < 0:
+            raise ValueError("generator_every must be >= 1, critic_lr_scale > 0 and generator_start >= 0")
         if not 1 <= self.context_blocks < self.blocks or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need 1 <= context_blocks < blocks and 1 <= eval_context_blocks < blocks")
         if not self.policies or sum(self.policies.values()) <= 0:
             raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
         for name in [*self.policies, *self.eval_policies]:
             self.model.cache_config(name)
+        if self.dmd_weight < 0 or self.gan_weight < 0 or self.r1_weight < 0 or self.disc_lr_scale <= 0:
+            raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
+        if self.dmd_weight == 0 and self.gan_weight == 0:
+            raise ValueError("dmd_weight and gan_weight are both 0: nothing would train the generator")
+        if self.gan_loss not in ("nonsat", "hinge"):
+            raise ValueError(f"gan_loss must be 'nonsat' or 'hinge', got {self.gan_loss!r}")
+        if self.dmd_weight == 0 and not 1 <= self.window_blocks <= self.blocks - self.context_blocks:
+            raise ValueError(f"window_blocks must be in 1..blocks - context_blocks, got {self.window_blocks}")
         if self.init not in ("bundled", "memory", "random") and not self.init.endswith(".safetensors"):
             raise ValueError(f"init must be 'bundled', 'memory', 'random' or a generator .safetensors, got {self.init!r}")
 
 
 class DMDModels(nn.Module):
-    """What the DMD stage trains and checkpoints together: the generator, its EMA and the critic (fake score)."""
+    """What the DMD stage trains and checkpoints together: the generator, its EMA, the critic (fake score; None without
+    the DMD term) and the discriminator (None without the adversarial term)."""
 
-    def __init__(self, generator: Generator, critic: Teacher) -> None:
+    def __init__(self, generator: Generator, critic: Teacher | None, discriminator: Discriminator | None = None) -> None:
         super().__init__()
         self.generator, self.critic = generator, critic
         self.ema = copy.deepcopy(generator).requires_grad_(False)
+        self.discriminator = discriminator
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:
@@ -194,56 +227,114 @@ def score_times(n: int, cfg: DMDStageConfig, generator: torch.Generator, device:
 
 
 class DMDParts(NamedTuple):
-    """The frozen pieces a DMD step reads."""
+    """The frozen pieces a DMD step reads (``teacher`` None without the DMD term)."""
 
     memory: MemoryModel
     autoencoder: nn.Module
-    teacher: Teacher
+    teacher: Teacher | None
     text_encoder: object
+    window_blocks: int  # blocks in the scored window (the teacher's clip_blocks when there is one)
 
 
-def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, guidance: float) -> dict:
-    """One step's losses: critic always, DMD when ``b.train_generator`` (their gradients touch disjoint networks)."""
-    window = rollout_window(models.generator, parts.memory, parts.autoencoder, parts.text_encoder, b,
-                            parts.teacher.cfg.clip_blocks, grad=b.train_generator)
-    critic = critic_loss(models.critic, window, b.window_poses, b.teacher_text, b.critic_t, b.critic_noise)
-    out = {"critic_loss": critic, "policy": b.policy, "generator_step": b.train_generator, "exit": b.exits[b.window]}
-    loss = critic
+def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A window (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, one block per
+    sample: (blocks (N*W, F, ., ., .) — latents, or frames decoded from them with gradients —, coverage (N*W, F, 1, ., .)
+    at their resolution)."""
+    f = disc.cfg.frames
+    x = rearrange(latents, "n (k f) c h w -> (n k) f c h w", f=f)
+    if disc.cfg.input == "frames":
+        x = rearrange(ae.decode_unclamped(rearrange(x, "b f c h w -> (b f) c h w")), "(b f) c h w -> b f c h w", f=f)
+    cover = rearrange(seen, "n (k f) c h w -> (n k f) c h w", f=f)
+    cover = rearrange(F.adaptive_avg_pool2d(cover.float(), x.shape[-2:]), "(b f) c h w -> b f c h w", f=f)
+    return x, cover
+
+
+def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
+                      ) -> tuple[torch.Tensor, dict]:
+    """The judge's loss (its logistic/hinge loss on real vs the window detached, + r1_weight / 2 x R1 on real) and,
+    on generator steps, gan_weight x the generator's loss through the window (judge weights held fixed there)."""
+    disc, ae = models.discriminator, parts.autoencoder
+    real, seen = carried_truth(ae, b.truth, b.poses, b.window, parts.window_blocks, models.generator.cfg.reproject)
+    real_x, cover = judged(ae, disc, real, seen)
+    fake_x, _ = judged(ae, disc, window.detach().float(), seen)
+    r1, real_logits = r1_penalty(disc, real_x, cover)
+    fake_logits = disc(fake_x, cover)
+    d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
+    acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach())
+    out = {"d_loss": d_loss, "r1": r1, "d_acc_real": acc_real, "d_acc_fake": acc_fake,
+           "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+    loss = d_loss + 0.5 * cfg.r1_weight * r1
     if b.train_generator:
-        dmd, logs = dmd_loss(window, parts.teacher, models.critic, b.window_poses, b.teacher_text, b.dmd_t,
-                             b.dmd_noise, guidance, b.empty_text)
-        loss = loss + dmd
-        out.update(dmd_loss=dmd, **logs)
+        frozen = {k: v.detach() for k, v in disc.named_parameters()}  # no judge gradients from the generator's loss
+        gen_x, _ = judged(ae, disc, window.float(), seen)
+        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss)
+        loss = loss + cfg.gan_weight * g_adv
+        out["g_adv"] = g_adv
+    return loss, out
+
+
+def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfig) -> dict:
+    """One step's losses: critic (with the DMD term) and judge (with the adversarial term) always, the generator's
+    terms when ``b.train_generator`` (each loss's gradients touch one network)."""
+    window = rollout_window(models.generator, parts.memory, parts.autoencoder, parts.text_encoder, b,
+                            parts.window_blocks, grad=b.train_generator)
+    out = {"policy": b.policy, "generator_step": b.train_generator, "exit": b.exits[b.window]}
+    loss = window.new_zeros(())
+    if models.critic is not None:
+        critic = critic_loss(models.critic, window, b.window_poses, b.teacher_text, b.critic_t, b.critic_noise)
+        out["critic_loss"] = critic
+        loss = critic
+        if b.train_generator:
+            dmd, logs = dmd_loss(window, parts.teacher, models.critic, b.window_poses, b.teacher_text, b.dmd_t,
+                                 b.dmd_noise, cfg.guidance, b.empty_text)
+            loss = loss + (dmd if cfg.dmd_weight == 1.0 else cfg.dmd_weight * dmd)
+            out.update(dmd_loss=dmd, **logs)
+    if models.discriminator is not None:
+        adv, logs = adversarial_terms(models, parts, b, window, cfg)
+        loss = loss + adv
+        out.update(logs)
     return {"loss": loss, **out}
 
 
 def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, DMDParts, dict]:
     """(trainable models, frozen parts, provenance hashes) on ``device``."""
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
-    memory, memory_hash = frozen_memory(cfg.memory)
+    memory, memory_hash = frozen_memory(cfg.memory_model)
     if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
         raise SystemExit("magworld train stage=dmd: the generator's transformer/kept must equal the memory model's "
                          f"({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
-    teacher = load_teacher(cfg.teacher).requires_grad_(False).to(device)
-    tc = teacher.cfg.transformer
-    if (tc.latent_channels, tc.latent_size, tc.block_frames) != (cfg.model.transformer.latent_channels,
-                                                                  cfg.model.transformer.latent_size,
-                                                                  cfg.model.transformer.block_frames):
-        raise SystemExit(f"magworld train stage=dmd: teacher {cfg.teacher} scores other latents or blocks than the "
-                         f"generator makes ({tc} vs {cfg.model.transformer}); train the teacher on this autoencoder")
-    if cfg.blocks - cfg.context_blocks < teacher.cfg.clip_blocks:
-        raise SystemExit(f"magworld train stage=dmd: blocks - context_blocks = {cfg.blocks - cfg.context_blocks} "
-                         f"generated blocks cannot hold the teacher's {teacher.cfg.clip_blocks}-block window; raise blocks")
+    teacher, hashes = None, {"memory_sha256": memory_hash}
+    if cfg.dmd_weight > 0:  # the DMD term's real score; without it no teacher file is read
+        teacher = load_teacher(cfg.teacher).requires_grad_(False).to(device)
+        tc = teacher.cfg.transformer
+        if (tc.latent_channels, tc.latent_size, tc.block_frames) != (cfg.model.transformer.latent_channels,
+                                                                      cfg.model.transformer.latent_size,
+                                                                      cfg.model.transformer.block_frames):
+            raise SystemExit(f"magworld train stage=dmd: teacher {cfg.teacher} scores other latents or blocks than the "
+                             f"generator makes ({tc} vs {cfg.model.transformer}); train the teacher on this autoencoder")
+        if cfg.blocks - cfg.context_blocks < teacher.cfg.clip_blocks:
+            raise SystemExit(f"magworld train stage=dmd: blocks - context_blocks = {cfg.blocks - cfg.context_blocks} "
+                             f"generated blocks cannot hold the teacher's {teacher.cfg.clip_blocks}-block window; "
+                             f"raise blocks")
+        hashes["teacher_sha256"] = sha256(cfg.teacher)
     generator = initial_generator(cfg.model, cfg.init, memory).train()
-    models = DMDModels(generator, copy.deepcopy(teacher).requires_grad_(True).train()).to(device)
-    hashes = {"memory_sha256": memory_hash, "teacher_sha256": sha256(cfg.teacher)}
-    return models, DMDParts(memory.to(device), ae, teacher, text_encoder), hashes
+    critic = None if teacher is None else copy.deepcopy(teacher).requires_grad_(True).train()
+    disc = None
+    if cfg.gan_weight > 0:
+        tc = cfg.model.transformer
+        if (cfg.discriminator.frames, cfg.discriminator.latent_channels) != (tc.block_frames, tc.latent_channels):
+            raise SystemExit(f"magworld train stage=dmd: the discriminator judges blocks of {tc.block_frames} frames of "
+                             f"{tc.latent_channels}-channel latents; set dmd.discriminator.frames/latent_channels so")
+        disc = Discriminator(cfg.discriminator).train()
+    models = DMDModels(generator, critic, disc).to(device)
+    width = teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
+    return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width), hashes
 
 
 def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: int) -> Iterator[DMDBatch]:
     """Endless :class:`DMDBatch` es from step ``start`` (streams seeded from it, as every stage's)."""
     device, bf = placement.device, cfg.model.transformer.block_frames
-    tc, width = cfg.model.transformer, parts.teacher.cfg.clip_blocks
+    tc, width = cfg.model.transformer, parts.window_blocks
     stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
     rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
     noise = placement.generator(cfg.run.seed * 100_003 + start)
@@ -263,7 +354,8 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
                        str(rng.choice(names, p=weights / weights.sum())), given, window, exits,
                        rng.integers(0, 2 ** 31, size=n).tolist(), window_poses,
                        parts.text_encoder.encode(teacher_prompts).to(device),
-                       parts.text_encoder.encode([""] * n).to(device), step % cfg.generator_every == 0,
+                       parts.text_encoder.encode([""] * n).to(device),
+                       step % cfg.generator_every == 0 and step >= cfg.generator_start,
                        score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device),
                        score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device))
 
@@ -275,8 +367,13 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
     models, parts, hashes = build_parts(cfg, placement.device)
     heldout = heldout_clips(cfg.data, cfg.eval_clips, cfg.blocks * cfg.model.transformer.block_frames)
     betas = (cfg.beta1, 0.999)
-    optimizer = torch.optim.AdamW([{"params": models.generator.parameters()},
-                                   {"params": models.critic.parameters(), "lr_scale": cfg.critic_lr_scale}],
+    groups: list[tuple[str, nn.Module, float]] = [("generator", models.generator, 1.0)]
+    if models.critic is not None:
+        groups.append(("critic", models.critic, cfg.critic_lr_scale))
+    if models.discriminator is not None:
+        groups.append(("discriminator", models.discriminator, cfg.disc_lr_scale))
+    optimizer = torch.optim.AdamW([{"params": m.parameters(), **({"lr_scale": s} if s != 1.0 or i else {})}
+                                   for i, (_, m, s) in enumerate(groups)],
                                   lr=cfg.run.lr, betas=betas, weight_decay=cfg.run.weight_decay)
 
     def after_step(done: int) -> None:  # the EMA follows each generator update
@@ -285,28 +382,40 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
 
     last_generator: dict = {}  # the latest generator step's values, logged on the critic-only steps too
 
+    every_step = {"loss", "critic_loss", "policy", "generator_step", "exit", "d_loss", "r1", "d_acc_real", "d_acc_fake",
+                  "d_real", "d_fake"}
+
     def step(model: nn.Module, b: DMDBatch) -> dict:
-        out = dmd_step(model, parts, b, cfg.guidance)
+        out = dmd_step(model, parts, b, cfg)
         if b.train_generator:
             last_generator.clear()
             last_generator.update({k: v.detach() if torch.is_tensor(v) else v for k, v in out.items()
-                                   if k not in ("loss", "critic_loss", "policy", "generator_step", "exit")})
+                                   if k not in every_step})
         return {**last_generator, **out}
 
     def evaluate() -> dict[str, float]:
         return evaluate_rollouts(models.ema, parts.memory, parts.autoencoder, parts.text_encoder, heldout,
-                                 cfg.eval_context_blocks, policies=tuple(cfg.eval_policies))
+                                 cfg.eval_context_blocks, policies=tuple(cfg.eval_policies), details=cfg.eval_detail)
 
-    return Stage(kind="dmd", model=models,
-                 model_config={"generator": asdict(cfg.model), "critic": asdict(parts.teacher.cfg)},
+    model_config = {"generator": asdict(cfg.model)}
+    if parts.teacher is not None:
+        model_config["critic"] = asdict(parts.teacher.cfg)
+    if models.discriminator is not None:
+        model_config["discriminator"] = asdict(cfg.discriminator)
+    label = " ".join([f"dmd λ={cfg.history_drop} k={cfg.generator_every}"] +
+                     ([f"dmd×{cfg.dmd_weight}"] if cfg.dmd_weight != 1.0 else []) +
+                     ([f"gan×{cfg.gan_weight}"] if cfg.gan_weight else []))
+    return Stage(kind="dmd", model=models, model_config=model_config,
                  optimizer=optimizer, data=lambda start: batches(cfg, parts, placement, start),
                  step=step, evaluate=evaluate,
-                 max_grad_norm=cfg.max_grad_norm, clip_groups=(models.generator, models.critic),
-                 clip_names=("generator", "critic"), after_step=after_step,
+                 max_grad_norm=cfg.max_grad_norm, clip_groups=tuple(m for _, m, _ in groups),
+                 clip_names=tuple(n for n, _, _ in groups), after_step=after_step,
                  partial_steps=True,  # critic-only steps leave the generator without gradients (DDP looks for them)
-                 unit="clips", label=f"dmd λ={cfg.history_drop} k={cfg.generator_every}", eval_at_start=True,
+                 unit="clips", label=label, eval_at_start=True,
                  extra={**hashes, "history_drop": cfg.history_drop, "policies": cfg.policies, "dmd": True,
-                        "generator_every": cfg.generator_every},
+                        "generator_every": cfg.generator_every,
+                        **({"dmd_weight": cfg.dmd_weight, "gan_weight": cfg.gan_weight} if cfg.gan_weight or
+                           cfg.dmd_weight != 1.0 else {})},
                  keep_every=cfg.keep_every)
 
 
@@ -328,6 +437,6 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
     return metrics
 
 
-__all__ = ["DMDBatch", "DMDModels", "DMDParts", "DMDStageConfig", "batches", "build_parts",
+__all__ = ["DMDBatch", "DMDModels", "DMDParts", "DMDStageConfig", "adversarial_terms", "batches", "build_parts",
            "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "rollout_window", "score_times",
            "train"]

@@ -63,7 +63,7 @@ def micro(tmp_path_factory):
 def dmd_config(micro, out, steps: int, **kw) -> dmd.DMDStageConfig:
     run = _run(out, steps, **kw.pop("run", {}))
     return dmd.DMDStageConfig(**{"run": run, "model": GeneratorConfig(transformer=MICRO), "data": _data(),
-                                 "text": HASHING, "autoencoder": micro["ae"], "memory": micro["memory"],
+                                 "text": HASHING, "autoencoder": micro["ae"], "memory_model": micro["memory"],
                                  "teacher": micro["teacher"], "init": "memory", "blocks": 4, "context_blocks": 1,
                                  "generator_every": 1, "ema_start": 0, "eval_clips": 1, "eval_context_blocks": 2,
                                  **kw})
@@ -198,7 +198,8 @@ def test_dmd_and_teacher_yaml_spell_out_their_model_configs(train_config):
     assert set(train_config.dmd.model) - {"_target_"} == {f.name for f in fields(GeneratorConfig)}
     assert set(train_config.teacher.model) - {"_target_"} == {f.name for f in fields(TeacherConfig)}
     cfg = build(train_config.dmd)
-    assert (cfg.generator_every, cfg.model.flow.steps, cfg.teacher) == (5, 4, "runs/teacher/teacher.safetensors")
+    # the student starts as the bundled generator, which samples in one step
+    assert (cfg.generator_every, cfg.model.flow.steps, cfg.teacher) == (5, 1, "runs/teacher/teacher.safetensors")
     assert build(train_config.teacher).model.flow.steps >= 8 * cfg.model.flow.steps  # many-step teacher
 
 

@@ -1,0 +1,106 @@
+"""The adversarial judge of stage 2: a small convolutional net that tells real blocks from generated ones.
+
+It judges one block at a time (its ``frames`` frames stacked as channels, so it sees the block's motion), either on
+the standardised latents (``input="latents"``: (N, F, C, h, w), the default, cheap) or on frames decoded from them
+(``input="frames"``: (N, F, 3, H, W) in [-1, 1]). With ``coverage`` it also reads, per frame, which part of the view the
+last shown frame covered (what the world carried, not what it invented) — the same mask for a real and a generated
+block at the same poses, so it tells the judge where to look without telling it which is which.
+
+It returns a map of logits (N, h', w') (a PatchGAN: each logit sees a patch of the block); the losses average it.
+The losses (non-saturating logistic or hinge) and the R1 penalty are functions here too, so the training stage only
+wires them: :func:`discriminator_loss` (the judge's), :func:`generator_loss` (the generator's) and :func:`r1_penalty`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+INPUTS = ("latents", "frames")
+LOSSES = ("nonsat", "hinge")
+
+
+@dataclass
+class DiscriminatorConfig:
+    input: str = "latents"  # latents (N, F, C, h, w) | frames decoded from them (N, F, 3, H, W)
+    channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # first conv, then one stride-2 conv each
+    frames: int = 3  # frames per judged block (the generator's block_frames)
+    latent_channels: int = 8
+    coverage: bool = True  # also read the carried-coverage mask (N, F, 1, ., .)
+
+    def __post_init__(self) -> None:
+        if self.input not in INPUTS:
+            raise ValueError(f"discriminator input must be one of {INPUTS}, got {self.input!r}")
+        if not self.channels or min(self.channels) < 1:
+            raise ValueError(f"discriminator channels must be a non-empty list of positive widths, got {self.channels}")
+
+    @property
+    def in_channels(self) -> int:
+        per_frame = (self.latent_channels if self.input == "latents" else 3) + int(self.coverage)
+        return self.frames * per_frame
+
+
+class Discriminator(nn.Module):
+    """Block -> patch logits. ``x`` (N, F, C, H, W); ``coverage`` (N, F, 1, H, W) in [0, 1] when the config reads it."""
+
+    def __init__(self, cfg: DiscriminatorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ch = cfg.channels
+        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1), nn.LeakyReLU(0.2)]
+        for a, b in zip(ch[:-1], ch[1:]):
+            layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(ch[-1], 1, 3, padding=1))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor, coverage: torch.Tensor | None = None) -> torch.Tensor:
+        if self.cfg.coverage:
+            if coverage is None:
+                raise ValueError("this discriminator reads the coverage mask (cfg.coverage); pass coverage")
+            x = torch.cat([x, coverage.to(x.dtype)], 2)  # (N, F, C + 1, H, W)
+        return self.net(rearrange(x, "n f c h w -> n (f c) h w").float())[:, 0]  # (N, H', W')
+
+
+def scores(logits: torch.Tensor) -> torch.Tensor:
+    """Patch logits (N, ...) -> one score per block (N,)."""
+    return logits.flatten(1).mean(1)
+
+
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "nonsat") -> torch.Tensor:
+    """The judge's loss from its logits on real and generated blocks (it wants real high, fake low)."""
+    if kind == "hinge":
+        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+    if kind == "nonsat":
+        return F.softplus(-real).mean() + F.softplus(fake).mean()
+    raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
+
+
+def generator_loss(fake: torch.Tensor, kind: str = "nonsat") -> torch.Tensor:
+    """The generator's loss from the judge's logits on its blocks (it wants them high)."""
+    if kind == "hinge":
+        return -fake.mean()
+    if kind == "nonsat":
+        return F.softplus(-fake).mean()
+    raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
+
+
+def r1_penalty(disc: nn.Module, real: torch.Tensor, coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(R1 = mean over blocks of ||d sum(logits) / d real||^2, the logits on ``real``): the gradient penalty on real
+    data (Mescheder et al. 2018), differentiable w.r.t. the judge's weights. Zero for a judge constant in its input."""
+    real = real.detach().float().requires_grad_(True)
+    logits = disc(real, coverage)
+    (grad,) = torch.autograd.grad(scores(logits).sum(), real, create_graph=True)
+    return grad.pow(2).flatten(1).sum(1).mean(), logits
+
+
+def accuracy(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fraction of real blocks scored > 0, fraction of generated blocks scored < 0), from patch logits."""
+    return (scores(real) > 0).float().mean(), (scores(fake) < 0).float().mean()
+
+
+__all__ = ["Discriminator", "DiscriminatorConfig", "INPUTS", "LOSSES", "accuracy", "discriminator_loss",
+           "generator_loss", "r1_penalty", "scores"]

@@ -1,0 +1,166 @@
+"""The adversarial term of stage ``dmd`` (docs/notes/adversarial.md): the judge's losses and R1, where the generator's
+adversarial gradient may act (invented pixels only), the stage with and without it on micro models, and the detail
+ratio its evals log."""
+
+import math
+
+import pytest
+import torch
+from einops import rearrange
+from test_dmd import dmd_config, micro, record_models  # noqa: F401  (micro: the module-scoped fixture)
+
+from stage_testing import metrics_lines, spy_steps
+from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
+from magworld.model.checkpoint import load_checkpoint
+from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
+                                          generator_loss, r1_penalty)
+from magworld.model.generator import GeneratorConfig
+from magworld.model.reproject import keep_seen_pixels, warp_block
+from magworld.train import dmd
+from magworld.train.common import detail, invented_mask
+from test_dmd import MICRO
+
+
+def _disc(**kw) -> Discriminator:
+    torch.manual_seed(0)
+    return Discriminator(DiscriminatorConfig(**{"channels": [8, 16], "latent_channels": 16, **kw}))
+
+
+@pytest.mark.parametrize("kind", ["nonsat", "hinge"])
+def test_losses_have_the_expected_signs(kind):
+    high, low = torch.full((4, 2, 2), 2.0), torch.full((4, 2, 2), -2.0)
+    assert discriminator_loss(high, low, kind) < discriminator_loss(low, high, kind)  # judge right: lower loss
+    assert generator_loss(high, kind) < generator_loss(low, kind)  # fooled judge: lower generator loss
+    assert accuracy(high, low) == (1.0, 1.0) and accuracy(low, high) == (0.0, 0.0)
+
+
+def test_the_judge_learns_to_tell_real_from_fake_blocks():
+    """A few steps on real blocks (noise: detail) vs fake ones (their blur: a smear) lower its loss and separate them."""
+    disc = _disc(coverage=False)
+    opt = torch.optim.Adam(disc.parameters(), lr=1e-3)
+    real = torch.randn(8, 3, 16, 4, 4)
+    fake = real.mean(dim=(-1, -2), keepdim=True).expand_as(real)
+    first = None
+    for _ in range(80):
+        loss = discriminator_loss(disc(real), disc(fake))
+        first = float(loss.detach()) if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < first
+    assert accuracy(disc(real), disc(fake)) == (1.0, 1.0)
+
+
+def test_r1_is_zero_for_a_constant_judge_and_positive_otherwise():
+    disc = _disc()
+    real, cover = torch.randn(2, 3, 16, 4, 4), torch.rand(2, 3, 1, 4, 4)
+    r1, logits = r1_penalty(disc, real, cover)
+    assert float(r1.detach()) > 0 and logits.shape == (2, 2, 2)
+    r1.backward()  # differentiable w.r.t. the judge's weights (not its biases: they do not change d logits / d input)
+    assert all(m.weight.grad is not None and float(m.weight.grad.abs().sum()) > 0 for m in disc.net
+               if isinstance(m, torch.nn.Conv2d))
+    with torch.no_grad():
+        for m in disc.net:
+            if isinstance(m, torch.nn.Conv2d):
+                m.weight.zero_()  # output = the last bias: constant in the input
+    assert float(r1_penalty(disc, real, cover)[0].detach()) == 0.0
+
+
+def test_adversarial_gradient_reaches_only_the_invented_pixels():
+    """The generated block as a sharp world makes it (decoded, seen pixels put back, encoded) and judged: the gradient
+    on the decoded frames is exactly zero where the last frame saw the view, nonzero where the world invented."""
+    torch.manual_seed(0)
+    ae = Autoencoder(AutoencoderConfig(channels=[8, 16, 16], latent_channels=16, groups=4)).eval()
+    last = torch.rand(1, 3, 32, 32) * 2 - 1
+    warp = warp_block(last, torch.tensor([[0.0, 0.0, 60.0]]), torch.tensor([[[10.0, 0.0, 60.0]] * 3]))
+    assert 0 < float(warp.valid.mean()) < 1
+    decoded = {}
+    decode = ae.decode_float
+
+    def spied(z):
+        decoded["made"] = decode(z)
+        decoded["made"].retain_grad()
+        return decoded["made"]
+
+    ae.decode_float = spied
+    x0 = torch.randn(1, 3, 16, 4, 4, requires_grad=True)
+    latents, _ = keep_seen_pixels(ae, x0, warp)
+    ae.decode_float = decode
+    disc = _disc()
+    blocks, cover = dmd.judged(ae, disc, latents, warp.valid)
+    generator_loss(disc(blocks, cover)).backward()
+    grad = rearrange(decoded["made"].grad, "(n f) c h w -> n f c h w", f=3).abs().sum(2, keepdim=True)
+    assert float(grad[warp.valid > 0].abs().max()) == 0.0
+    assert float(grad[warp.valid == 0].abs().max()) > 0.0
+    assert x0.grad is not None and float(x0.grad.abs().sum()) > 0
+
+
+def test_gan_weight_zero_is_the_dmd_step_and_the_gan_term_leaves_the_dmd_terms_alone(micro, tmp_path, monkeypatch):
+    """gan_weight 0: no judge, loss = critic + DMD, the checkpoint holds what it held. gan_weight > 0 on the same seeds:
+    the same batches (the term draws nothing), the same critic and DMD losses on step 1, one more parameter group."""
+    seen = spy_steps(monkeypatch, dmd, record_models)
+    dmd.train(dmd_config(micro, tmp_path / "plain", 1))
+    dmd.train(dmd_config(micro, tmp_path / "gan", 1, gan_weight=0.5,
+                         discriminator=DiscriminatorConfig(channels=[8, 16], latent_channels=16)))
+    plain, gan = ([x for x in metrics_lines(tmp_path / k) if "loss" in x][0] for k in ("plain", "gan"))
+    assert plain["loss"] == pytest.approx(plain["critic_loss"] + plain["dmd_loss"], rel=1e-6)
+    assert "d_loss" not in plain and "grad_norm_discriminator" not in plain
+    assert (gan["critic_loss"], gan["dmd_loss"]) == (plain["critic_loss"], plain["dmd_loss"])
+    assert gan["loss"] > plain["loss"] and math.isfinite(gan["g_adv"]) and gan["grad_norm_discriminator"] > 0
+    assert seen[0]["batch"].exits == seen[1]["batch"].exits and seen[0]["batch"].prompts == seen[1]["batch"].prompts
+    keys = {k.split(".")[0] for k in load_checkpoint(tmp_path / "plain" / "dmd.safetensors", "dmd")[0]}
+    assert keys == {"generator", "ema", "critic"}
+    keys = {k.split(".")[0] for k in load_checkpoint(tmp_path / "gan" / "dmd.safetensors", "dmd")[0]}
+    assert keys == {"generator", "ema", "critic", "discriminator"}
+
+
+@pytest.mark.parametrize("precision,judge", [("fp32", "latents"), ("bf16", "frames")])
+def test_gan_only_step_needs_no_teacher(micro, tmp_path, precision, judge):
+    """dmd_weight 0: no teacher file is read (the path does not exist), no critic; one step in fp32 and bf16 logs the
+    judge's losses, accuracies, R1 and gradient norms, and the eval logs the detail ratio."""
+    disc = DiscriminatorConfig(input=judge, channels=[8, 16], latent_channels=16)
+    cfg = dmd_config(micro, tmp_path, 1, dmd_weight=0.0, gan_weight=1.0, teacher=str(tmp_path / "none.safetensors"),
+                     model=GeneratorConfig(transformer=MICRO, reproject=True), discriminator=disc,
+                     run={"precision": precision, "eval_every": 1})
+    metrics = dmd.train(cfg)
+    line = [x for x in metrics_lines(tmp_path) if "loss" in x][0]
+    for key in ("loss", "d_loss", "g_adv", "r1", "d_acc_real", "d_acc_fake", "grad_norm_generator",
+                "grad_norm_discriminator"):
+        assert math.isfinite(line[key]), key
+    assert "critic_loss" not in line and "grad_norm_critic" not in line
+    assert line["grad_norm_generator"] > 0
+    assert math.isfinite(metrics["psnr_mag"]) and metrics["detail_mag"] > 0
+    keys = {k.split(".")[0] for k in load_checkpoint(tmp_path / "dmd.safetensors", "dmd")[0]}
+    assert keys == {"generator", "ema", "discriminator"}
+
+
+def test_config_needs_a_term_that_trains_the_generator():
+    with pytest.raises(ValueError, match="both 0"):
+        dmd.DMDStageConfig(dmd_weight=0.0, gan_weight=0.0)
+    with pytest.raises(ValueError, match="gan_loss"):
+        dmd.DMDStageConfig(gan_loss="wasserstein")
+
+
+def test_invented_mask_and_detail_ratio():
+    """Holding still, every pixel of blocks >= 1 was seen; a pan leaves a strip. Detail of a frame against itself is its
+    own, a flat frame has none."""
+    still = torch.zeros(1, 6, 3)
+    still[..., 2] = 60.0
+    pan = still.clone()
+    pan[0, :, 0] = torch.arange(6) * 10.0
+    assert invented_mask(still, 3, 16)[:, :3].all() and not invented_mask(still, 3, 16)[:, 3:].any()
+    strip = invented_mask(pan, 3, 16)[:, 3:]
+    assert 0 < float(strip.float().mean()) < 0.9
+    frames = torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8)
+    where = torch.ones(2, 1, 16, 16)
+    assert float(detail(frames, where)) > 0 and float(detail(torch.full_like(frames, 7), where)) == 0.0
+
+
+def test_generator_start_lets_the_judge_warm_up_alone(micro, tmp_path):
+    disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
+    dmd.train(dmd_config(micro, tmp_path, 2, dmd_weight=0.0, gan_weight=1.0, generator_start=1, discriminator=disc,
+                         model=GeneratorConfig(transformer=MICRO, reproject=True)))
+    lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
+    assert [x["generator_step"] for x in lines] == [False, True]
+    assert "grad_norm_generator" not in lines[0] and "g_adv" not in lines[0]
+    assert lines[1]["grad_norm_generator"] > 0 and all(x["grad_norm_discriminator"] > 0 for x in lines)
