@@ -25,6 +25,7 @@ import torch
 from einops import rearrange
 
 from magworld.model.autoencoder import Autoencoder
+from magworld.model.flow import FlowConfig
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
@@ -40,6 +41,12 @@ from .metrics import psnr
 from .parallel import plain_copy
 
 SAME_POSE_DEGREES = 0.01  # evaluation: a generated frame revisits a given frame at (float-)exactly its pose
+
+
+def bundled_generator_config() -> GeneratorConfig:
+    """The bundled generator's configuration: the default shape, the geometric input (``reproject``), one sampler step;
+    the default of every stage that trains a generator."""
+    return GeneratorConfig(reproject=True, flow=FlowConfig(shift=2.0, steps=1, mode="renoise"))
 
 
 # --- frozen parts -----------------------------------------------------------------------------------
@@ -243,7 +250,7 @@ def carried_truth(ae: Autoencoder, truth: np.ndarray, poses: np.ndarray, first: 
     return latents, torch.cat(seen, 1)
 
 
-__all__ = ["RecordingWorld", "as_blocks", "carried_truth", "clip_prompts", "decode_clip", "detail", "encode_clip",
+__all__ = ["RecordingWorld", "as_blocks", "bundled_generator_config", "carried_truth", "clip_prompts", "decode_clip", "detail", "encode_clip",
            "evaluate_rollouts", "invented_mask",
            "frozen_autoencoder", "frozen_memory", "initial_generator", "motion_phrase", "revisits_of_context",
            "rollout"]

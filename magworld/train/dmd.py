@@ -54,7 +54,7 @@ from torch.nn import functional as F
 from magworld.model.checkpoint import read_meta, save_checkpoint
 from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
                                           generator_loss, r1_penalty)
-from magworld.model.flow import FlowConfig, add_noise, shift_time, velocity_target
+from magworld.model.flow import add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import WorldModel, sha256
@@ -62,8 +62,8 @@ from magworld.model.teacher import Teacher, load_teacher
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
-from .common import (RecordingWorld, as_blocks, carried_truth, clip_prompts, evaluate_rollouts, frozen_autoencoder,
-                     frozen_memory, initial_generator, motion_phrase)
+from .common import (RecordingWorld, as_blocks, bundled_generator_config, carried_truth, clip_prompts,
+                     evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator, motion_phrase)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -72,8 +72,7 @@ from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 class DMDStageConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(out_dir="runs/dmd", batch_size=4, lr=2e-5, warmup_steps=0,
                                                              weight_decay=0.01, log_every=10, save_every=25))
-    model: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(  # the bundled generator's (1 sampler step)
-        reproject=True, flow=FlowConfig(shift=2.0, steps=1, mode="renoise")))
+    model: GeneratorConfig = field(default_factory=bundled_generator_config)  # the bundled generator's shape
     data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors

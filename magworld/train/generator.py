@@ -37,7 +37,7 @@ from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.cache import CacheConfig, KVCache
-from magworld.model.flow import FlowConfig, add_noise, sample_train_time, velocity_target
+from magworld.model.flow import add_noise, sample_train_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import WorldModel
@@ -45,8 +45,8 @@ from magworld.model.reproject import carry_condition, warp_block
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
-from .common import (RecordingWorld, as_blocks, clip_prompts, encode_clip, evaluate_rollouts, frozen_autoencoder,
-                     frozen_memory, initial_generator)
+from .common import (RecordingWorld, as_blocks, bundled_generator_config, clip_prompts, encode_clip,
+                     evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator)
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -55,8 +55,7 @@ from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 class GeneratorStageConfig:
     run: RunConfig = field(default_factory=lambda: RunConfig(  # the bundled generator's base run
         out_dir="runs/generator", steps=600, lr=1e-4, eval_every=300))
-    model: GeneratorConfig = field(default_factory=lambda: GeneratorConfig(  # the bundled generator's (1 sampler step)
-        reproject=True, flow=FlowConfig(shift=2.0, steps=1, mode="renoise")))
+    model: GeneratorConfig = field(default_factory=bundled_generator_config)  # the bundled generator's shape
     data: WorldDataConfig = field(default_factory=lambda: WorldDataConfig(leave_and_return_prob=0.8))
     text: TextConfig = field(default_factory=TextConfig)
     autoencoder: str = "bundled"  # or a path to an autoencoder .safetensors
