@@ -6,17 +6,20 @@ parameters), global average pooling and one linear head, trained on simulator vi
 below :data:`~magworld.train.data.HELDOUT_START`) at random poses to tell what the world knows about each view:
 the style (4 classes), the pitch (6 bins of 10°), the field of view (6 bins of 10°) and which object kinds lie in
 view (multi-label; the kinds with an azimuth in the scene's parameters: outdoor and game objects, city cars and
-lamps — indoor views carry no object label). Style and kinds make it look at shapes and colours, pitch and fov at
-layout and scale; none of the labels asks for sharpness, so the judge was not taught the reference rows.
+lamps — indoor views carry no object label). Training views get a random channel order, gain and offset, so the
+style must be told from structure, not palette. None of the labels asks for sharpness: the judge was not taught
+the reference rows.
 
-**Region features.** The network is fully convolutional, so features can be pooled over any region: the feature
-of a frame on a mask is the masked mean of layer 2 (32 channels, stride 2, receptive field 5 px) and layer 4 (64
-channels, stride 4, receptive field 13 px), 96 numbers. A feature cell counts when every input pixel of its
-stride x stride footprint is in the mask (so a 16 px pan strip keeps 4 of the 16 columns of layer 4). Deeper
-layers are left out on purpose: their receptive field (21 px) is wider than a pan strip, so they would mostly
-describe the carried pixels beside it. Cells at the seam still see up to 6 px of carried content — the same pixels
-(the simulator's) in the simulator row and reprojected ones in a model row, so the seam is no free win.
-Whole frames use an all-true mask (every cell).
+**Cell features.** The network is fully convolutional, so it describes any region: the features of a set of frames
+on masks are *local descriptors*, one per 4x4-pixel cell lying wholly inside the mask (:meth:`FeatureNet.cells`):
+mean and standard deviation over the cell of layer 1 (16 channels, receptive field 3 px) and layer 2 (32, 5 px),
+and layer 4 (64, 13 px) — 160 numbers, computed on the frame minus its mean colour. Why cells, not one pooled
+vector per frame: a 60-step walk gives a few hundred strips but tens of thousands of cells, so the 160x160
+covariance is well estimated; and with one vector per frame the scene palette dominated (two sets of 16 held-out
+scenes were further apart than the simulator and its blurred copy). Why these layers: the fifth layer's receptive
+field (21 px) is wider than a pan strip (16 px), it would mostly describe the carried pixels beside it. Cells at
+the seam still see up to 6 px of carried content — the simulator's in the simulator row, reprojected ones in a
+model row, so the seam is no free win. Whole frames: every cell.
 
 **Training** takes ~2 minutes on one CPU thread, so the weights are shipped
 (``magworld/assets/bench/invent-features.safetensors`` + JSON sidecar with the config and the training log)

@@ -12,10 +12,11 @@ frames at the same poses:
 
 Two measures per set and row:
 
-- **FD**: Fréchet distance between Gaussians fitted to the judge's features of the row's samples and of the
-  simulator's (:mod:`magworld.bench.features`: a small CNN trained on simulator frames of training scenes; strips use
-  masked pooling of its conv maps, so only the strip — plus a few seam pixels — is described). Same sample count in
-  every row, so the estimator's bias is common; the *simulator, other seeds* row shows its size.
+- **FD**: Fréchet distance between Gaussians fitted to the judge's local descriptors of the row's samples and of
+  the simulator's (:mod:`magworld.bench.features`: a small CNN trained on simulator frames of training scenes; one
+  160-number descriptor per 4x4 cell wholly inside the strip, so only the strip — plus a few seam pixels — is
+  described). Same cells in every row, so the estimator's bias is common; the *simulator, other seeds* row shows
+  the floor (finite sample and the finite set of scenes).
 - **detail ratio**: mean luminance gradient magnitude (forward differences, pixel pairs inside the region) of the
   row over the simulator's on the same pixels (:func:`detail`). 1 = as much detail as the world; < 1 smoother.
 
