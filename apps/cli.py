@@ -36,6 +36,8 @@ COMMANDS: dict[str, Command] = {
                              "paired differences between revisit bench rows", "bench"),
     "bench world": Command("bench_world", "magworld.bench.world:main",
                            "is the world recognisable: carry, drift, look PNGs", "bench"),
+    "bench invent": Command("bench_invent", "magworld.bench.invention:main",
+                            "invented content vs the simulator: feature FD and detail ratio, val/test splits", "bench"),
     "bench speed": Command("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory", "bench"),
     "bench soak": Command("bench_soak", "magworld.apps.speed:soak_main",
                           "one env for 10,000 steps: resident memory, NaN, errors", "bench"),
