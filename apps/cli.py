@@ -49,6 +49,9 @@ COMMANDS: dict[str, Command] = {
                               "copy a generator run (and its autoencoder, memory) into a weights folder + manifest", "weights"),
     "weights blend": Command("weights_blend", "magworld.apps.weights:blend_main",
                              "weight-space blend of two generator exports (WiSE-FT)", "weights"),
+    "weights export": Command("weights_export", "magworld.apps.weights:export_main",
+                              "the generator of a stage=dmd checkpoint as a generator export (bench a run mid-way)",
+                              "weights"),
 }
 GROUPS: tuple[str, ...] = tuple(dict.fromkeys(name.split()[0] for name in COMMANDS if " " in name))
 

@@ -1,5 +1,6 @@
-"""``magworld weights bundle`` / ``magworld weights blend``: the weight tooling of :mod:`magworld.train.weights` as
-commands (configs ``weights_bundle.yaml``, ``weights_blend.yaml``; every option is ``weights.<key>=value``)."""
+"""``magworld weights bundle`` / ``blend`` / ``export``: the weight tooling of :mod:`magworld.train.weights` as commands
+(configs ``weights_bundle.yaml``, ``weights_blend.yaml``, ``weights_export.yaml``; every option is
+``weights.<key>=value``)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 
 from magworld.config import build
 from magworld.model.pretrained import WEIGHTS_DIR
-from magworld.train.weights import blend, bundle
+from magworld.train.weights import blend, bundle, export_generator
 
 
 @dataclass
@@ -44,6 +45,21 @@ class BlendConfig:
                              f"weights.tuned=B.safetensors weights.out=C.safetensors [weights.weight=0.5]")
 
 
+@dataclass
+class ExportConfig:
+    """Arguments of :func:`magworld.train.weights.export_generator`: a ``stage=dmd`` checkpoint's generator -> ``out``."""
+
+    checkpoint: str = ""  # e.g. runs/adv-2/last.safetensors (or a kept step_NNNNN.safetensors)
+    out: str = ""  # the generator export to write (.safetensors + .json)
+    weights: str = "ema"  # ema (what the stage exports at its end) | generator (the raw weights)
+
+    def __post_init__(self) -> None:
+        missing = [f"weights.{key}" for key in ("checkpoint", "out") if not getattr(self, key)]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} required: magworld weights export "
+                             f"weights.checkpoint=runs/dmd/last.safetensors weights.out=runs/dmd-now/generator")
+
+
 def bundle_main(cfg) -> dict:
     """``magworld weights bundle``: entry point for the composed hydra config (node ``weights``)."""
     config: BundleConfig = build(cfg.weights)
@@ -59,4 +75,12 @@ def blend_main(cfg) -> Path:
     config: BlendConfig = build(cfg.weights)
     out = blend(config.base, config.tuned, config.out, config.weight)
     print(f"blended {config.base} and {config.tuned} (weight {config.weight}) into {out}")
+    return out
+
+
+def export_main(cfg) -> Path:
+    """``magworld weights export``: entry point for the composed hydra config (node ``weights``)."""
+    config: ExportConfig = build(cfg.weights)
+    out = export_generator(config.checkpoint, config.out, config.weights)
+    print(f"exported the {config.weights} generator of {config.checkpoint} to {out}")
     return out

@@ -47,6 +47,21 @@ def blend(base: str | Path, tuned: str | Path, out: str | Path, weight: float) -
     return save_checkpoint(out, mixed, "generator", meta["config"], extra=extra)
 
 
+def export_generator(checkpoint: str | Path, out: str | Path, weights: str = "ema") -> Path:
+    """The generator inside a two-network training checkpoint (``stage=dmd``'s ``last.safetensors`` or a kept step:
+    ``weights`` "ema" or "generator") as a generator export ``out`` (.safetensors + sidecar), which
+    :class:`~magworld.model.pipeline.WorldModel`, the benches and ``bundle`` read; mid-run checkpoints can be benched."""
+    if weights not in ("ema", "generator"):
+        raise ValueError(f"weights is 'ema' or 'generator', got {weights!r}")
+    tensors, meta = load_checkpoint(checkpoint, "dmd")
+    state = {k[len(weights) + 1:]: v for k, v in tensors.items() if k.startswith(f"{weights}.")}
+    if not state or "generator" not in meta.get("config", {}):
+        raise CheckpointError(f"{checkpoint} holds no {weights!r} generator; pass a stage=dmd checkpoint")
+    recipe, evals = split_evals(meta.get("extra", {}))
+    extra = {**recipe, "weights": weights, "source": str(checkpoint), "source_eval": evals}
+    return save_checkpoint(out, state, "generator", meta["config"]["generator"], extra=extra)
+
+
 def split_evals(extra: dict) -> tuple[dict, dict]:
     """(a run export's extras without its evaluation figures, those figures): a blend is not the run that was evaluated,
     so its sidecar keeps the tuned run's figures apart (``blend.tuned_eval``), never as its own."""
@@ -100,4 +115,4 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
     return manifest
 
 
-__all__ = ["blend", "bundle", "copy_weights", "split_evals"]
+__all__ = ["blend", "bundle", "copy_weights", "export_generator", "split_evals"]

@@ -69,6 +69,23 @@ def test_weights_blend_command(tmp_path, capsys):
     assert "weights.out required" in capsys.readouterr().err
 
 
+def test_weights_export_command_takes_the_ema_generator_out_of_a_dmd_checkpoint(tmp_path, capsys):
+    state = {"ema.w": torch.full((2, 3), 2.0), "generator.w": torch.full((2, 3), 5.0), "discriminator.v": torch.ones(1)}
+    ckpt = save_checkpoint(tmp_path / "last.safetensors", state, "dmd", {"generator": {"width": 4}, "critic": {}},
+                           extra={"step": 40, "psnr_mag": 20.0})
+    out = tmp_path / "now" / "generator"
+    main(["weights", "export", f"weights.checkpoint={ckpt}", f"weights.out={out}"])
+    exported, meta = load_checkpoint(out.with_suffix(".safetensors"), "generator")
+    assert set(exported) == {"w"} and torch.equal(exported["w"], state["ema.w"])
+    assert meta["config"] == {"width": 4} and meta["extra"]["step"] == 40 and "psnr_mag" not in meta["extra"]
+    raw = tmp_path / "raw"
+    main(["weights", "export", f"weights.checkpoint={ckpt}", f"weights.out={raw}", "weights.weights=generator"])
+    assert torch.equal(load_checkpoint(raw.with_suffix(".safetensors"), "generator")[0]["w"], state["generator.w"])
+    with pytest.raises(SystemExit):  # a generator export is not a dmd checkpoint
+        main(["weights", "export", f"weights.checkpoint={out.with_suffix('.safetensors')}", f"weights.out={raw}"])
+    assert "not a 'dmd'" in capsys.readouterr().err
+
+
 def test_weights_bundle_command(tmp_path, capsys):
     run, weights = tmp_path / "run", tmp_path / "weights"
     run.mkdir()
