@@ -53,7 +53,7 @@ from torch.nn import functional as F
 
 from magworld.model.checkpoint import read_meta, save_checkpoint
 from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
-                                          generator_loss, r1_penalty)
+                                          generator_loss, invented_patches, r1_penalty)
 from magworld.model.flow import FlowConfig, add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
@@ -63,7 +63,7 @@ from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
 from .common import (RecordingWorld, as_blocks, carried_truth, clip_prompts, evaluate_rollouts, frozen_autoencoder,
-                     frozen_memory, initial_generator, motion_phrase)
+                     frozen_memory, initial_generator, motion_phrase, real_flow_loss)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -107,6 +107,12 @@ class DMDStageConfig:
     generator_start: int = 0  # the generator learns from this step on (before: the critic / judge alone warm up)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     eval_detail: bool = True  # held-out evals also log detail_<policy> (invented pixels' detail ratio)
+    invented_threshold: float = 0.5  # the judge's and the generator's adversarial losses average only the patches
+    #   whose cell is at least this fraction invented (carried patches are alike in real and fake); 0 = every patch
+    real_batch: int = 16  # real blocks the judge sees per step: the most invented of blocks 1..blocks-1 of the
+    #   batch's clips (real blocks cost a warp and an encode, no rollout); 0 = the window's real blocks only
+    flow_weight: float = 0.0  # generator steps add flow_weight x the flow-matching loss on the batch's real clips
+    #   (stage generator's loss, every block read from the memory cache of the real ones): an anchor against drift
 
     def __post_init__(self) -> None:
         for name in ("history_drop", "min_t", "max_t", "ema_decay"):
@@ -124,6 +130,8 @@ class DMDStageConfig:
             self.model.cache_config(name)
         if self.dmd_weight < 0 or self.gan_weight < 0 or self.r1_weight < 0 or self.disc_lr_scale <= 0:
             raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
+        if self.flow_weight < 0 or self.real_batch < 0 or not 0 <= self.invented_threshold <= 1:
+            raise ValueError("flow_weight and real_batch must be >= 0 and invented_threshold in [0, 1]")
         if self.dmd_weight == 0 and self.gan_weight == 0:
             raise ValueError("dmd_weight and gan_weight are both 0: nothing would train the generator")
         if self.gan_loss not in ("nonsat", "hinge"):
@@ -171,6 +179,7 @@ class DMDBatch(NamedTuple):
     dmd_noise: torch.Tensor  # (N, W*F, C, h, w)
     critic_t: torch.Tensor  # (N,)
     critic_noise: torch.Tensor  # (N, W*F, C, h, w)
+    flow_noise: torch.Generator | None = None  # draws the flow anchor's times and noise (flow_weight > 0)
 
 
 def rollout_window(generator: Generator, memory: MemoryModel, autoencoder, text_encoder, b: DMDBatch,
@@ -249,28 +258,64 @@ def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -
     return x, cover
 
 
+def most_invented(latents: torch.Tensor, seen: torch.Tensor, count: int, frames: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of real blocks (N, K*F, C, h, w) and their carried pixels (N, K*F, 1, H, W), the ``count`` with the largest
+    invented fraction that invent anything (ties: in order), as (count', F, ...) each (one block per sample)."""
+    blocks = rearrange(latents, "n (k f) c h w -> (n k) f c h w", f=frames)
+    carried = rearrange(seen, "n (k f) c h w -> (n k) f c h w", f=frames)
+    invented = 1.0 - carried.float().mean(dim=(1, 2, 3, 4))  # (N*K,)
+    order = torch.argsort(-invented, stable=True)[:count]
+    order = order[invented[order] > 0]
+    return blocks[order], carried[order]
+
+
 def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
                       ) -> tuple[torch.Tensor, dict]:
     """The judge's loss (its logistic/hinge loss on real vs the window detached, + r1_weight / 2 x R1 on real) and,
-    on generator steps, gan_weight x the generator's loss through the window (judge weights held fixed there)."""
-    disc, ae = models.discriminator, parts.autoencoder
-    real, seen = carried_truth(ae, b.truth, b.poses, b.window, parts.window_blocks, models.generator.cfg.reproject)
-    real_x, cover = judged(ae, disc, real, seen)
-    fake_x, _ = judged(ae, disc, window.detach().float(), seen)
-    r1, real_logits = r1_penalty(disc, real_x, cover)
+    on generator steps, gan_weight x the generator's loss through the window (judge weights held fixed there). Real
+    blocks: the window's (``real_batch`` 0) or the ``real_batch`` most invented of the clips' blocks 1..; each loss
+    averages the patches at least ``invented_threshold`` invented."""
+    disc, ae, width, f = models.discriminator, parts.autoencoder, parts.window_blocks, models.discriminator.cfg.frames
+    carry = models.generator.cfg.reproject
+    if cfg.real_batch:
+        pool, pool_seen = carried_truth(ae, b.truth, b.poses, 1, b.truth.shape[1] - 1, carry)  # (N, (B-1)*F, ...)
+        seen = pool_seen[:, (b.window - 1) * f:(b.window - 1 + width) * f]
+        real, real_seen = most_invented(pool, pool_seen, cfg.real_batch, f)  # (R, F, ...)
+    else:
+        real, seen = carried_truth(ae, b.truth, b.poses, b.window, width, carry)
+        real_seen = seen
+    real_x, real_cover = judged(ae, disc, real, real_seen)
+    fake_x, cover = judged(ae, disc, window.detach().float(), seen)
+    r1, real_logits = r1_penalty(disc, real_x, real_cover)
     fake_logits = disc(fake_x, cover)
-    d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
-    acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach())
+    real_w = invented_patches(1 - real_cover, real_logits, cfg.invented_threshold)
+    fake_w = invented_patches(1 - cover, fake_logits, cfg.invented_threshold)
+    d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss, real_w, fake_w)
+    weighted = cfg.invented_threshold > 0
+    acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach(), *((real_w, fake_w) if weighted else ()))
     out = {"d_loss": d_loss, "r1": r1, "d_acc_real": acc_real, "d_acc_fake": acc_fake,
-           "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+           "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
+           "real_blocks": len(real), "judged_patches_fake": fake_w.sum()}
     loss = d_loss + 0.5 * cfg.r1_weight * r1
     if b.train_generator:
         frozen = {k: v.detach() for k, v in disc.named_parameters()}  # no judge gradients from the generator's loss
         gen_x, _ = judged(ae, disc, window.float(), seen)
-        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss)
+        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss, fake_w)
         loss = loss + cfg.gan_weight * g_adv
         out["g_adv"] = g_adv
     return loss, out
+
+
+def flow_anchor(models: DMDModels, parts: DMDParts, b: DMDBatch) -> torch.Tensor:
+    """The generator's flow-matching loss on the batch's real clips (:func:`~magworld.train.common.real_flow_loss`),
+    with the rollout's prompts (empty on history-term clips) and memory policy."""
+    device = next(models.generator.parameters()).device
+    frames = torch.from_numpy(np.ascontiguousarray(rearrange(b.truth, "n b f h w c -> n (b f) c h w")))
+    pose = torch.from_numpy(np.ascontiguousarray(rearrange(b.poses, "n b f p -> n (b f) p"))).to(device).float()
+    enc = parts.text_encoder.encode
+    return real_flow_loss(models.generator, parts.memory, parts.autoencoder, frames, pose, enc(b.prompts).to(device),
+                          enc(b.captions).to(device), b.policy, b.flow_noise)
 
 
 def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfig) -> dict:
@@ -293,6 +338,10 @@ def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfi
         adv, logs = adversarial_terms(models, parts, b, window, cfg)
         loss = loss + adv
         out.update(logs)
+    if cfg.flow_weight > 0 and b.train_generator:
+        flow = flow_anchor(models, parts, b)
+        loss = loss + cfg.flow_weight * flow
+        out["flow"] = flow
     return {"loss": loss, **out}
 
 
@@ -338,6 +387,7 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
     stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
     rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
     noise = placement.generator(cfg.run.seed * 100_003 + start)
+    flow_noise = placement.generator(cfg.run.seed * 100_003 + start + 7_919) if cfg.flow_weight > 0 else None
     names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
     n, steps = placement.local_batch(cfg.run.batch_size), cfg.model.flow.steps
     for step in count(start):
@@ -357,7 +407,8 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
                        parts.text_encoder.encode([""] * n).to(device),
                        step % cfg.generator_every == 0 and step >= cfg.generator_start,
                        score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device),
-                       score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device))
+                       score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device),
+                       flow_noise)
 
 
 def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
@@ -383,7 +434,7 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
     last_generator: dict = {}  # the latest generator step's values, logged on the critic-only steps too
 
     every_step = {"loss", "critic_loss", "policy", "generator_step", "exit", "d_loss", "r1", "d_acc_real", "d_acc_fake",
-                  "d_real", "d_fake"}
+                  "d_real", "d_fake", "real_blocks", "judged_patches_fake"}
 
     def step(model: nn.Module, b: DMDBatch) -> dict:
         out = dmd_step(model, parts, b, cfg)
@@ -438,5 +489,5 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
 
 
 __all__ = ["DMDBatch", "DMDModels", "DMDParts", "DMDStageConfig", "adversarial_terms", "batches", "build_parts",
-           "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "rollout_window", "score_times",
-           "train"]
+           "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "flow_anchor", "most_invented",
+           "rollout_window", "score_times", "train"]
