@@ -261,12 +261,13 @@ def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -
 def most_invented(latents: torch.Tensor, seen: torch.Tensor, count: int, frames: int
                   ) -> tuple[torch.Tensor, torch.Tensor]:
     """Of real blocks (N, K*F, C, h, w) and their carried pixels (N, K*F, 1, H, W), the ``count`` with the largest
-    invented fraction that invent anything (ties: in order), as (count', F, ...) each (one block per sample)."""
+    invented fraction that invent anything (ties: in order; at least one block, even if it invents nothing), as
+    (count', F, ...) each (one block per sample)."""
     blocks = rearrange(latents, "n (k f) c h w -> (n k) f c h w", f=frames)
     carried = rearrange(seen, "n (k f) c h w -> (n k) f c h w", f=frames)
     invented = 1.0 - carried.float().mean(dim=(1, 2, 3, 4))  # (N*K,)
     order = torch.argsort(-invented, stable=True)[:count]
-    order = order[invented[order] > 0]
+    order = order[:max(1, int((invented[order] > 0).sum()))]
     return blocks[order], carried[order]
 
 
