@@ -111,6 +111,8 @@ class DMDStageConfig:
     #   whose cell is at least this fraction invented (carried patches are alike in real and fake); 0 = every patch
     real_batch: int = 16  # real blocks the judge sees per step: the most invented of blocks 1..blocks-1 of the
     #   batch's clips (real blocks cost a warp and an encode, no rollout); 0 = the window's real blocks only
+    replay: int = 0  # judged generated blocks (detached) kept from recent steps for the judge's fake side; 0 = none
+    replay_batch: int = 16  # blocks drawn from that buffer per step, beside the step's own window
     flow_weight: float = 0.0  # generator steps add flow_weight x the flow-matching loss on the batch's real clips
     #   (stage generator's loss, every block read from the memory cache of the real ones): an anchor against drift
 
@@ -132,6 +134,8 @@ class DMDStageConfig:
             raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
         if self.flow_weight < 0 or self.real_batch < 0 or not 0 <= self.invented_threshold <= 1:
             raise ValueError("flow_weight and real_batch must be >= 0 and invented_threshold in [0, 1]")
+        if self.replay < 0 or self.replay_batch < 0:
+            raise ValueError("replay and replay_batch must be >= 0")
         if self.dmd_weight == 0 and self.gan_weight == 0:
             raise ValueError("dmd_weight and gan_weight are both 0: nothing would train the generator")
         if self.gan_loss not in ("nonsat", "hinge"):
@@ -235,14 +239,36 @@ def score_times(n: int, cfg: DMDStageConfig, generator: torch.Generator, device:
     return shift_time(u, cfg.model.flow.shift).clamp(cfg.min_t, cfg.max_t)
 
 
+class Replay:
+    """The judge's memory of generated blocks: the last ``size`` judged blocks (detached, as the judge read them, with
+    their coverage), drawn uniformly (``seed``'s stream). Not checkpointed: a resumed run starts it empty."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.blocks, self.covers = size, [], []
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def sample(self, count: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(count' <= count blocks (count', F, ., ., .), their coverage), or None while empty."""
+        if not self.blocks or count == 0:
+            return None
+        pick = torch.randperm(len(self.blocks), generator=self.rng)[:count].tolist()
+        return torch.stack([self.blocks[i] for i in pick]), torch.stack([self.covers[i] for i in pick])
+
+    def add(self, blocks: torch.Tensor, covers: torch.Tensor) -> None:
+        self.blocks += list(blocks.detach().unbind(0))
+        self.covers += list(covers.detach().unbind(0))
+        self.blocks, self.covers = self.blocks[-self.size:], self.covers[-self.size:]
+
+
 class DMDParts(NamedTuple):
-    """The frozen pieces a DMD step reads (``teacher`` None without the DMD term)."""
+    """The frozen pieces a DMD step reads (``teacher`` None without the DMD term), and the judge's replay buffer."""
 
     memory: MemoryModel
     autoencoder: nn.Module
     teacher: Teacher | None
     text_encoder: object
     window_blocks: int  # blocks in the scored window (the teacher's clip_blocks when there is one)
+    replay: Replay | None = None  # recent generated blocks for the judge's fake side (cfg.replay > 0)
 
 
 def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,16 +314,24 @@ def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: t
         real_seen = seen
     real_x, real_cover = judged(ae, disc, real, real_seen)
     fake_x, cover = judged(ae, disc, window.detach().float(), seen)
+    judge_x, judge_cover = fake_x, cover
+    if parts.replay is not None:  # recent generated blocks beside this step's
+        old = parts.replay.sample(cfg.replay_batch)
+        parts.replay.add(fake_x, cover)
+        if old is not None:
+            judge_x, judge_cover = torch.cat([fake_x, old[0].to(fake_x)]), torch.cat([cover, old[1].to(cover)])
     r1, real_logits = r1_penalty(disc, real_x, real_cover)
-    fake_logits = disc(fake_x, cover)
+    judge_logits = disc(judge_x, judge_cover)
+    fake_logits = judge_logits[:len(fake_x)]
     real_w = invented_patches(1 - real_cover, real_logits, cfg.invented_threshold)
-    fake_w = invented_patches(1 - cover, fake_logits, cfg.invented_threshold)
-    d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss, real_w, fake_w)
+    judge_w = invented_patches(1 - judge_cover, judge_logits, cfg.invented_threshold)
+    fake_w = judge_w[:len(fake_x)]
+    d_loss = discriminator_loss(real_logits, judge_logits, cfg.gan_loss, real_w, judge_w)
     weighted = cfg.invented_threshold > 0
     acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach(), *((real_w, fake_w) if weighted else ()))
     out = {"d_loss": d_loss, "r1": r1, "d_acc_real": acc_real, "d_acc_fake": acc_fake,
            "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
-           "real_blocks": len(real), "judged_patches_fake": fake_w.sum()}
+           "real_blocks": len(real), "fake_blocks": len(judge_x), "judged_patches_fake": fake_w.sum()}
     loss = d_loss + 0.5 * cfg.r1_weight * r1
     if b.train_generator:
         frozen = {k: v.detach() for k, v in disc.named_parameters()}  # no judge gradients from the generator's loss
@@ -378,7 +412,8 @@ def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, D
         disc = Discriminator(cfg.discriminator).train()
     models = DMDModels(generator, critic, disc).to(device)
     width = teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
-    return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width), hashes
+    replay = Replay(cfg.replay, cfg.run.seed) if disc is not None and cfg.replay > 0 else None
+    return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width, replay), hashes
 
 
 def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: int) -> Iterator[DMDBatch]:
@@ -435,7 +470,7 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
     last_generator: dict = {}  # the latest generator step's values, logged on the critic-only steps too
 
     every_step = {"loss", "critic_loss", "policy", "generator_step", "exit", "d_loss", "r1", "d_acc_real", "d_acc_fake",
-                  "d_real", "d_fake", "real_blocks", "judged_patches_fake"}
+                  "d_real", "d_fake", "real_blocks", "fake_blocks", "judged_patches_fake"}
 
     def step(model: nn.Module, b: DMDBatch) -> dict:
         out = dmd_step(model, parts, b, cfg)
@@ -490,5 +525,5 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
 
 
 __all__ = ["DMDBatch", "DMDModels", "DMDParts", "DMDStageConfig", "adversarial_terms", "batches", "build_parts",
-           "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "flow_anchor", "most_invented",
+           "Replay", "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "flow_anchor", "most_invented",
            "rollout_window", "score_times", "train"]
