@@ -237,3 +237,19 @@ def test_flow_weight_zero_leaves_the_step_as_it_was(micro, tmp_path):
         assert flow[key] == pytest.approx(plain[key], rel=1e-6, abs=1e-9), key
     assert flow["loss"] == pytest.approx(plain["loss"] + 0.5 * flow["flow"], rel=1e-5)
     assert flow["grad_norm_generator"] != pytest.approx(plain["grad_norm_generator"])
+
+
+def test_replay_feeds_recent_generated_blocks_to_the_judge(micro, tmp_path):
+    """replay > 0: the first step judges its own window only, the next ones that and up to replay_batch kept blocks
+    (the buffer holds at most replay); Replay draws from what it was given."""
+    disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
+    dmd.train(dmd_config(micro, tmp_path, 3, dmd_weight=0.0, gan_weight=1.0, discriminator=disc, replay=3,
+                         replay_batch=2, window_blocks=1, invented_threshold=0.0,
+                         model=GeneratorConfig(transformer=MICRO, reproject=True)))
+    lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
+    assert [x["fake_blocks"] for x in lines] == [2, 4, 4]  # batch 2 x 1 block, then + 2 replayed
+    buffer = dmd.Replay(3, seed=0)
+    assert buffer.sample(2) is None
+    buffer.add(torch.arange(4.0).view(4, 1), torch.zeros(4, 1))
+    blocks, _ = buffer.sample(5)
+    assert sorted(blocks.flatten().tolist()) == [1.0, 2.0, 3.0]  # the last 3 kept
