@@ -6,9 +6,13 @@ the standardised latents (``input="latents"``: (N, F, C, h, w), the default, che
 last shown frame covered (what the world carried, not what it invented) — the same mask for a real and a generated
 block at the same poses, so it tells the judge where to look without telling it which is which.
 
-It returns a map of logits (N, h', w') (a PatchGAN: each logit sees a patch of the block); the losses average it.
-The losses (non-saturating logistic or hinge) and the R1 penalty are functions here too, so the training stage only
-wires them: :func:`discriminator_loss` (the judge's), :func:`generator_loss` (the generator's) and :func:`r1_penalty`.
+It returns a map of logits (N, h', w') (a PatchGAN: each logit sees a patch of the block); the losses average it,
+or, given per-patch ``weights`` (:func:`invented_patches`: 1 where the patch is mostly invented), average only the
+weighted patches, so carried patches (the same in a real and a generated block) do not dilute them. A stride-2 stem
+(``stem=2``: first conv 4x4 stride 2) halves decoded 64x64 frames before the first width, which makes the frames judge
+about as cheap as the latents one. The losses (non-saturating logistic or hinge) and the R1 penalty are functions here
+too, so the training stage only wires them: :func:`discriminator_loss` (the judge's), :func:`generator_loss` (the
+generator's) and :func:`r1_penalty`.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ class DiscriminatorConfig:
     frames: int = 3  # frames per judged block (the generator's block_frames)
     latent_channels: int = 8
     coverage: bool = True  # also read the carried-coverage mask (N, F, 1, ., .)
+    stem: int = 1  # first conv: 1 = 3x3 stride 1; 2 = 4x4 stride 2 (halves the input first: decoded frames)
 
     def __post_init__(self) -> None:
         if self.input not in INPUTS:
             raise ValueError(f"discriminator input must be one of {INPUTS}, got {self.input!r}")
         if not self.channels or min(self.channels) < 1:
             raise ValueError(f"discriminator channels must be a non-empty list of positive widths, got {self.channels}")
+        if self.stem not in (1, 2):
+            raise ValueError(f"discriminator stem must be 1 (3x3 stride 1) or 2 (4x4 stride 2), got {self.stem}")
 
     @property
     def in_channels(self) -> int:
@@ -51,7 +58,9 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         ch = cfg.channels
-        layers: list[nn.Module] = [nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1), nn.LeakyReLU(0.2)]
+        first = (nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1) if cfg.stem == 1
+                 else nn.Conv2d(cfg.in_channels, ch[0], 4, stride=2, padding=1))
+        layers: list[nn.Module] = [first, nn.LeakyReLU(0.2)]
         for a, b in zip(ch[:-1], ch[1:]):
             layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
         layers.append(nn.Conv2d(ch[-1], 1, 3, padding=1))
@@ -70,21 +79,42 @@ def scores(logits: torch.Tensor) -> torch.Tensor:
     return logits.flatten(1).mean(1)
 
 
-def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "nonsat") -> torch.Tensor:
-    """The judge's loss from its logits on real and generated blocks (it wants real high, fake low)."""
+def invented_patches(invented: torch.Tensor, logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """Per-patch weights (N, h', w') for ``logits`` (N, h', w'): 1 where at least ``threshold`` of the patch's cell of
+    the block was invented (``invented`` (N, F, 1, H, W) in [0, 1], averaged over the block's frames and pooled to the
+    logits' grid), else 0. The cell is the patch's stride-sized footprint, not its whole receptive field (which
+    overlaps its neighbours'). ``threshold`` 0 weighs every patch (the plain mean)."""
+    if threshold <= 0:
+        return torch.ones_like(logits)
+    cell = F.adaptive_avg_pool2d(invented.float().mean(1), logits.shape[-2:])[:, 0]  # (N, h', w')
+    return (cell >= threshold).to(logits.dtype)
+
+
+def weighted_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor:
+    """Mean of ``x`` over the patches ``weights`` weigh (all of them when None; 0 when the weights sum to 0)."""
+    if weights is None:
+        return x.mean()
+    return (x * weights).sum() / weights.sum().clamp_min(1e-8)
+
+
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "nonsat",
+                       real_weights: torch.Tensor | None = None,
+                       fake_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The judge's loss from its logits on real and generated blocks (it wants real high, fake low), each side averaged
+    over its weighted patches (all when no weights)."""
     if kind == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
+        return weighted_mean(F.relu(1 - real), real_weights) + weighted_mean(F.relu(1 + fake), fake_weights)
     if kind == "nonsat":
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
+        return weighted_mean(F.softplus(-real), real_weights) + weighted_mean(F.softplus(fake), fake_weights)
     raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
 
 
-def generator_loss(fake: torch.Tensor, kind: str = "nonsat") -> torch.Tensor:
-    """The generator's loss from the judge's logits on its blocks (it wants them high)."""
+def generator_loss(fake: torch.Tensor, kind: str = "nonsat", weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The generator's loss from the judge's logits on its blocks (it wants them high), over the weighted patches."""
     if kind == "hinge":
-        return -fake.mean()
+        return weighted_mean(-fake, weights)
     if kind == "nonsat":
-        return F.softplus(-fake).mean()
+        return weighted_mean(F.softplus(-fake), weights)
     raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
 
 
@@ -97,10 +127,19 @@ def r1_penalty(disc: nn.Module, real: torch.Tensor, coverage: torch.Tensor | Non
     return grad.pow(2).flatten(1).sum(1).mean(), logits
 
 
-def accuracy(real: torch.Tensor, fake: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fraction of real blocks scored > 0, fraction of generated blocks scored < 0), from patch logits."""
-    return (scores(real) > 0).float().mean(), (scores(fake) < 0).float().mean()
+def accuracy(real: torch.Tensor, fake: torch.Tensor, real_weights: torch.Tensor | None = None,
+             fake_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(fraction of real blocks scored > 0, fraction of generated blocks scored < 0), from patch logits; with weights,
+    the fraction of weighted patches instead (NaN when a side has none)."""
+    if real_weights is None and fake_weights is None:
+        return (scores(real) > 0).float().mean(), (scores(fake) < 0).float().mean()
+
+    def right(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        w = torch.ones_like(x) if w is None else w
+        return (x * w).sum() / w.sum() if float(w.sum()) > 0 else x.new_tensor(float("nan"))
+
+    return right((real > 0).float(), real_weights), right((fake < 0).float(), fake_weights)
 
 
 __all__ = ["Discriminator", "DiscriminatorConfig", "INPUTS", "LOSSES", "accuracy", "discriminator_loss",
-           "generator_loss", "r1_penalty", "scores"]
+           "generator_loss", "invented_patches", "r1_penalty", "scores", "weighted_mean"]

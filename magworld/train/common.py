@@ -12,7 +12,10 @@
   invented pixels);
 - real blocks made the way the runtime makes its own: :func:`carried_truth` (ground truth with the pixels the previous
   frame saw replaced by its reprojection, as a ``sharp`` world shows a block) and :func:`invented_mask` (which pixels
-  of a block the previous block's last frame did not see).
+  of a block the previous block's last frame did not see);
+- the flow-matching loss on real clips as a shared function, :func:`real_flow_loss` (a generator's loss on a clip whose
+  every block is ground truth, read from the memory model's cache of the earlier blocks; stage ``dmd`` uses it as an
+  anchor beside its adversarial term).
 """
 
 from __future__ import annotations
@@ -23,14 +26,15 @@ from typing import Sequence
 import numpy as np
 import torch
 from einops import rearrange
+from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
-from magworld.model.flow import FlowConfig
-from magworld.model.generator import Generator, GeneratorConfig
+from magworld.model.flow import FlowConfig, add_noise, sample_train_time, velocity_target
+from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
-from magworld.model.reproject import sample_grid, warp_block
+from magworld.model.reproject import carry_condition, sample_grid, warp_block
 from magworld.protocol import play_blocks
 from magworld.revisit import revisit_reference
 from magworld.world import ACTION_TABLE
@@ -250,7 +254,44 @@ def carried_truth(ae: Autoencoder, truth: np.ndarray, poses: np.ndarray, first: 
     return latents, torch.cat(seen, 1)
 
 
-__all__ = ["RecordingWorld", "as_blocks", "bundled_generator_config", "carried_truth", "clip_prompts", "decode_clip", "detail", "encode_clip",
-           "evaluate_rollouts", "invented_mask",
-           "frozen_autoencoder", "frozen_memory", "initial_generator", "motion_phrase", "revisits_of_context",
-           "rollout"]
+def real_condition(ae: Autoencoder, frames: torch.Tensor, pose: torch.Tensor, block_frames: int) -> torch.Tensor:
+    """A reproject generator's geometric input for a clip whose every block was given: block b reads the real last
+    frame of block b - 1 (``frames`` uint8 (B, T, 3, H, W)) reprojected to its poses (``pose`` (B, T, 3)); block 0
+    reads nothing (zeros). Returns (B, T, C + 1, h, w)."""
+    total = frames.shape[1]
+    ends = slice(block_frames - 1, total - 1, block_frames)  # the last frame of blocks 0 .. blocks - 2
+    last = Autoencoder.to_unit(frames[:, ends].to(pose.device))  # (B, blocks - 1, 3, H, W)
+    warp = warp_block(rearrange(last, "b k c h w -> (b k) c h w"), rearrange(pose[:, ends], "b k p -> (b k) p"),
+                      rearrange(pose[:, block_frames:], "b (k f) p -> (b k) f p", f=block_frames))
+    cond = rearrange(carry_condition(ae, warp), "(b k) f c h w -> b (k f) c h w", b=frames.shape[0])
+    return torch.cat([torch.zeros_like(cond[:, :block_frames]), cond], 1)  # (B, T, C + 1, h, w)
+
+
+def real_flow_loss(gen: Generator, memory: MemoryModel, ae: Autoencoder, frames: torch.Tensor, pose: torch.Tensor,
+                   text: torch.Tensor, memory_text: torch.Tensor, policy: str,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """The generator's flow-matching loss on real clips (``frames`` uint8 (B, T, 3, H, W), ``pose`` (B, T, 3)): every
+    block but the first, noised to a shifted uniform time per block, reads the memory model's cache of the clip's
+    earlier blocks under ``policy`` (written in one clean pass) and, for a reproject generator, the real previous
+    frame reprojected (:func:`real_condition`); mean squared error of the velocity. ``text``: the generator's prompts
+    (B, 1, D), ``memory_text`` the captions the memory model writes with. Times and noise come from ``generator`` (on
+    the clip's device). The loss stage ``generator`` trains with (its ``generator_loss`` without self-forcing,
+    uncovered weighting, pure-noise draws or a RoPE offset)."""
+    cfg, tc = gen.cfg, gen.cfg.transformer
+    bf, (batch, total), device = tc.block_frames, frames.shape[:2], pose.device
+    with torch.no_grad():
+        latents = encode_clip(ae, frames.to(device))  # (B, T, C, h, w)
+        cond = real_condition(ae, frames, pose, bf) if cfg.reproject else None
+        index = torch.arange(total, device=device)
+        cache = write_clip(memory, latents, pose, memory_text, cfg.cache_config(policy), index)
+    t = sample_train_time((batch, total // bf), cfg.flow.shift, generator, device).repeat_interleave(bf, 1)  # (B, T)
+    noise = torch.randn(latents.shape, generator=generator, device=device)
+    held = held_by(cfg.cache_config(policy), total, bf, pose, device)
+    mask = reader_mask(policy, total, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, device, held=held)
+    pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
+    return F.mse_loss(pred[:, bf:].float(), velocity_target(latents, noise)[:, bf:].float())
+
+
+__all__ = ["RecordingWorld", "as_blocks", "bundled_generator_config", "carried_truth", "clip_prompts", "decode_clip",
+           "detail", "encode_clip", "evaluate_rollouts", "frozen_autoencoder", "frozen_memory", "initial_generator",
+           "invented_mask", "motion_phrase", "real_condition", "real_flow_loss", "revisits_of_context", "rollout"]

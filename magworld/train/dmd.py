@@ -53,7 +53,7 @@ from torch.nn import functional as F
 
 from magworld.model.checkpoint import read_meta, save_checkpoint
 from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
-                                          generator_loss, r1_penalty)
+                                          generator_loss, invented_patches, r1_penalty)
 from magworld.model.flow import add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
@@ -63,7 +63,8 @@ from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
 from .common import (RecordingWorld, as_blocks, bundled_generator_config, carried_truth, clip_prompts,
-                     evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator, motion_phrase)
+                     evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator, motion_phrase,
+                     real_flow_loss)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -106,6 +107,14 @@ class DMDStageConfig:
     generator_start: int = 0  # the generator learns from this step on (before: the critic / judge alone warm up)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     eval_detail: bool = True  # held-out evals also log detail_<policy> (invented pixels' detail ratio)
+    invented_threshold: float = 0.5  # the judge's and the generator's adversarial losses average only the patches
+    #   whose cell is at least this fraction invented (carried patches are alike in real and fake); 0 = every patch
+    real_batch: int = 16  # real blocks the judge sees per step: the most invented of blocks 1..blocks-1 of the
+    #   batch's clips (real blocks cost a warp and an encode, no rollout); 0 = the window's real blocks only
+    replay: int = 0  # judged generated blocks (detached) kept from recent steps for the judge's fake side; 0 = none
+    replay_batch: int = 16  # blocks drawn from that buffer per step, beside the step's own window
+    flow_weight: float = 0.0  # generator steps add flow_weight x the flow-matching loss on the batch's real clips
+    #   (stage generator's loss, every block read from the memory cache of the real ones): an anchor against drift
 
     def __post_init__(self) -> None:
         for name in ("history_drop", "min_t", "max_t", "ema_decay"):
@@ -123,6 +132,10 @@ class DMDStageConfig:
             self.model.cache_config(name)
         if self.dmd_weight < 0 or self.gan_weight < 0 or self.r1_weight < 0 or self.disc_lr_scale <= 0:
             raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
+        if self.flow_weight < 0 or self.real_batch < 0 or not 0 <= self.invented_threshold <= 1:
+            raise ValueError("flow_weight and real_batch must be >= 0 and invented_threshold in [0, 1]")
+        if self.replay < 0 or self.replay_batch < 0:
+            raise ValueError("replay and replay_batch must be >= 0")
         if self.dmd_weight == 0 and self.gan_weight == 0:
             raise ValueError("dmd_weight and gan_weight are both 0: nothing would train the generator")
         if self.gan_loss not in ("nonsat", "hinge"):
@@ -170,6 +183,7 @@ class DMDBatch(NamedTuple):
     dmd_noise: torch.Tensor  # (N, W*F, C, h, w)
     critic_t: torch.Tensor  # (N,)
     critic_noise: torch.Tensor  # (N, W*F, C, h, w)
+    flow_noise: torch.Generator | None = None  # draws the flow anchor's times and noise (flow_weight > 0)
 
 
 def rollout_window(generator: Generator, memory: MemoryModel, autoencoder, text_encoder, b: DMDBatch,
@@ -225,14 +239,36 @@ def score_times(n: int, cfg: DMDStageConfig, generator: torch.Generator, device:
     return shift_time(u, cfg.model.flow.shift).clamp(cfg.min_t, cfg.max_t)
 
 
+class Replay:
+    """The judge's memory of generated blocks: the last ``size`` judged blocks (detached, as the judge read them, with
+    their coverage), drawn uniformly (``seed``'s stream). Not checkpointed: a resumed run starts it empty."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.blocks, self.covers = size, [], []
+        self.rng = torch.Generator().manual_seed(seed)
+
+    def sample(self, count: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """(count' <= count blocks (count', F, ., ., .), their coverage), or None while empty."""
+        if not self.blocks or count == 0:
+            return None
+        pick = torch.randperm(len(self.blocks), generator=self.rng)[:count].tolist()
+        return torch.stack([self.blocks[i] for i in pick]), torch.stack([self.covers[i] for i in pick])
+
+    def add(self, blocks: torch.Tensor, covers: torch.Tensor) -> None:
+        self.blocks += list(blocks.detach().unbind(0))
+        self.covers += list(covers.detach().unbind(0))
+        self.blocks, self.covers = self.blocks[-self.size:], self.covers[-self.size:]
+
+
 class DMDParts(NamedTuple):
-    """The frozen pieces a DMD step reads (``teacher`` None without the DMD term)."""
+    """The frozen pieces a DMD step reads (``teacher`` None without the DMD term), and the judge's replay buffer."""
 
     memory: MemoryModel
     autoencoder: nn.Module
     teacher: Teacher | None
     text_encoder: object
     window_blocks: int  # blocks in the scored window (the teacher's clip_blocks when there is one)
+    replay: Replay | None = None  # recent generated blocks for the judge's fake side (cfg.replay > 0)
 
 
 def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -248,28 +284,73 @@ def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -
     return x, cover
 
 
+def most_invented(latents: torch.Tensor, seen: torch.Tensor, count: int, frames: int
+                  ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Of real blocks (N, K*F, C, h, w) and their carried pixels (N, K*F, 1, H, W), the ``count`` with the largest
+    invented fraction that invent anything (ties: in order; at least one block, even if it invents nothing), as
+    (count', F, ...) each (one block per sample)."""
+    blocks = rearrange(latents, "n (k f) c h w -> (n k) f c h w", f=frames)
+    carried = rearrange(seen, "n (k f) c h w -> (n k) f c h w", f=frames)
+    invented = 1.0 - carried.float().mean(dim=(1, 2, 3, 4))  # (N*K,)
+    order = torch.argsort(-invented, stable=True)[:count]
+    order = order[:max(1, int((invented[order] > 0).sum()))]
+    return blocks[order], carried[order]
+
+
 def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
                       ) -> tuple[torch.Tensor, dict]:
     """The judge's loss (its logistic/hinge loss on real vs the window detached, + r1_weight / 2 x R1 on real) and,
-    on generator steps, gan_weight x the generator's loss through the window (judge weights held fixed there)."""
-    disc, ae = models.discriminator, parts.autoencoder
-    real, seen = carried_truth(ae, b.truth, b.poses, b.window, parts.window_blocks, models.generator.cfg.reproject)
-    real_x, cover = judged(ae, disc, real, seen)
-    fake_x, _ = judged(ae, disc, window.detach().float(), seen)
-    r1, real_logits = r1_penalty(disc, real_x, cover)
-    fake_logits = disc(fake_x, cover)
-    d_loss = discriminator_loss(real_logits, fake_logits, cfg.gan_loss)
-    acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach())
+    on generator steps, gan_weight x the generator's loss through the window (judge weights held fixed there). Real
+    blocks: the window's (``real_batch`` 0) or the ``real_batch`` most invented of the clips' blocks 1..; each loss
+    averages the patches at least ``invented_threshold`` invented."""
+    disc, ae, width, f = models.discriminator, parts.autoencoder, parts.window_blocks, models.discriminator.cfg.frames
+    carry = models.generator.cfg.reproject
+    if cfg.real_batch:
+        pool, pool_seen = carried_truth(ae, b.truth, b.poses, 1, b.truth.shape[1] - 1, carry)  # (N, (B-1)*F, ...)
+        seen = pool_seen[:, (b.window - 1) * f:(b.window - 1 + width) * f]
+        real, real_seen = most_invented(pool, pool_seen, cfg.real_batch, f)  # (R, F, ...)
+    else:
+        real, seen = carried_truth(ae, b.truth, b.poses, b.window, width, carry)
+        real_seen = seen
+    real_x, real_cover = judged(ae, disc, real, real_seen)
+    fake_x, cover = judged(ae, disc, window.detach().float(), seen)
+    judge_x, judge_cover = fake_x, cover
+    if parts.replay is not None:  # recent generated blocks beside this step's
+        old = parts.replay.sample(cfg.replay_batch)
+        parts.replay.add(fake_x, cover)
+        if old is not None:
+            judge_x, judge_cover = torch.cat([fake_x, old[0].to(fake_x)]), torch.cat([cover, old[1].to(cover)])
+    r1, real_logits = r1_penalty(disc, real_x, real_cover)
+    judge_logits = disc(judge_x, judge_cover)
+    fake_logits = judge_logits[:len(fake_x)]
+    real_w = invented_patches(1 - real_cover, real_logits, cfg.invented_threshold)
+    judge_w = invented_patches(1 - judge_cover, judge_logits, cfg.invented_threshold)
+    fake_w = judge_w[:len(fake_x)]
+    d_loss = discriminator_loss(real_logits, judge_logits, cfg.gan_loss, real_w, judge_w)
+    weighted = cfg.invented_threshold > 0
+    acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach(), *((real_w, fake_w) if weighted else ()))
     out = {"d_loss": d_loss, "r1": r1, "d_acc_real": acc_real, "d_acc_fake": acc_fake,
-           "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean()}
+           "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
+           "real_blocks": len(real), "fake_blocks": len(judge_x), "judged_patches_fake": fake_w.sum()}
     loss = d_loss + 0.5 * cfg.r1_weight * r1
     if b.train_generator:
         frozen = {k: v.detach() for k, v in disc.named_parameters()}  # no judge gradients from the generator's loss
         gen_x, _ = judged(ae, disc, window.float(), seen)
-        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss)
+        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss, fake_w)
         loss = loss + cfg.gan_weight * g_adv
         out["g_adv"] = g_adv
     return loss, out
+
+
+def flow_anchor(models: DMDModels, parts: DMDParts, b: DMDBatch) -> torch.Tensor:
+    """The generator's flow-matching loss on the batch's real clips (:func:`~magworld.train.common.real_flow_loss`),
+    with the rollout's prompts (empty on history-term clips) and memory policy."""
+    device = next(models.generator.parameters()).device
+    frames = torch.from_numpy(np.ascontiguousarray(rearrange(b.truth, "n b f h w c -> n (b f) c h w")))
+    pose = torch.from_numpy(np.ascontiguousarray(rearrange(b.poses, "n b f p -> n (b f) p"))).to(device).float()
+    enc = parts.text_encoder.encode
+    return real_flow_loss(models.generator, parts.memory, parts.autoencoder, frames, pose, enc(b.prompts).to(device),
+                          enc(b.captions).to(device), b.policy, b.flow_noise)
 
 
 def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfig) -> dict:
@@ -292,6 +373,10 @@ def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfi
         adv, logs = adversarial_terms(models, parts, b, window, cfg)
         loss = loss + adv
         out.update(logs)
+    if cfg.flow_weight > 0 and b.train_generator:
+        flow = flow_anchor(models, parts, b)
+        loss = loss + cfg.flow_weight * flow
+        out["flow"] = flow
     return {"loss": loss, **out}
 
 
@@ -327,7 +412,8 @@ def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, D
         disc = Discriminator(cfg.discriminator).train()
     models = DMDModels(generator, critic, disc).to(device)
     width = teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
-    return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width), hashes
+    replay = Replay(cfg.replay, cfg.run.seed) if disc is not None and cfg.replay > 0 else None
+    return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width, replay), hashes
 
 
 def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: int) -> Iterator[DMDBatch]:
@@ -337,6 +423,7 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
     stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
     rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
     noise = placement.generator(cfg.run.seed * 100_003 + start)
+    flow_noise = placement.generator(cfg.run.seed * 100_003 + start + 7_919) if cfg.flow_weight > 0 else None
     names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
     n, steps = placement.local_batch(cfg.run.batch_size), cfg.model.flow.steps
     for step in count(start):
@@ -356,7 +443,8 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
                        parts.text_encoder.encode([""] * n).to(device),
                        step % cfg.generator_every == 0 and step >= cfg.generator_start,
                        score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device),
-                       score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device))
+                       score_times(n, cfg, noise, device), torch.randn(shape, generator=noise, device=device),
+                       flow_noise)
 
 
 def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
@@ -382,7 +470,7 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
     last_generator: dict = {}  # the latest generator step's values, logged on the critic-only steps too
 
     every_step = {"loss", "critic_loss", "policy", "generator_step", "exit", "d_loss", "r1", "d_acc_real", "d_acc_fake",
-                  "d_real", "d_fake"}
+                  "d_real", "d_fake", "real_blocks", "fake_blocks", "judged_patches_fake"}
 
     def step(model: nn.Module, b: DMDBatch) -> dict:
         out = dmd_step(model, parts, b, cfg)
@@ -437,5 +525,5 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
 
 
 __all__ = ["DMDBatch", "DMDModels", "DMDParts", "DMDStageConfig", "adversarial_terms", "batches", "build_parts",
-           "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "rollout_window", "score_times",
-           "train"]
+           "Replay", "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "flow_anchor", "most_invented",
+           "rollout_window", "score_times", "train"]

@@ -13,7 +13,7 @@ from stage_testing import metrics_lines, spy_steps
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.checkpoint import load_checkpoint
 from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
-                                          generator_loss, r1_penalty)
+                                          generator_loss, invented_patches, r1_penalty)
 from magworld.model.generator import GeneratorConfig
 from magworld.model.reproject import keep_seen_pixels, warp_block
 from magworld.train import dmd
@@ -114,12 +114,15 @@ def test_gan_weight_zero_is_the_dmd_step_and_the_gan_term_leaves_the_dmd_terms_a
     assert keys == {"generator", "ema", "critic", "discriminator"}
 
 
-@pytest.mark.parametrize("precision,judge", [("fp32", "latents"), ("bf16", "frames")])
-def test_gan_only_step_needs_no_teacher(micro, tmp_path, precision, judge):
+@pytest.mark.parametrize("precision,judge,stem", [("fp32", "latents", 1), ("bf16", "frames", 1), ("fp32", "frames", 2),
+                                                 ("bf16", "frames", 2)])
+def test_gan_only_step_needs_no_teacher(micro, tmp_path, precision, judge, stem):
     """dmd_weight 0: no teacher file is read (the path does not exist), no critic; one step in fp32 and bf16 logs the
-    judge's losses, accuracies, R1 and gradient norms, and the eval logs the detail ratio."""
-    disc = DiscriminatorConfig(input=judge, channels=[8, 16], latent_channels=16)
+    judge's losses, accuracies, R1 and gradient norms, and the eval logs the detail ratio (the frames judge with and
+    without its stride-2 stem)."""
+    disc = DiscriminatorConfig(input=judge, channels=[8, 16], latent_channels=16, stem=stem)
     cfg = dmd_config(micro, tmp_path, 1, dmd_weight=0.0, gan_weight=1.0, teacher=str(tmp_path / "none.safetensors"),
+                     invented_threshold=0.0,  # every patch: a micro window may invent too little for a 0.5 cell
                      model=GeneratorConfig(transformer=MICRO, reproject=True), discriminator=disc,
                      run={"precision": precision, "eval_every": 1})
     metrics = dmd.train(cfg)
@@ -159,8 +162,94 @@ def test_invented_mask_and_detail_ratio():
 def test_generator_start_lets_the_judge_warm_up_alone(micro, tmp_path):
     disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
     dmd.train(dmd_config(micro, tmp_path, 2, dmd_weight=0.0, gan_weight=1.0, generator_start=1, discriminator=disc,
-                         model=GeneratorConfig(transformer=MICRO, reproject=True)))
+                         model=GeneratorConfig(transformer=MICRO, reproject=True), invented_threshold=0.0))
     lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
     assert [x["generator_step"] for x in lines] == [False, True]
     assert "grad_norm_generator" not in lines[0] and "g_adv" not in lines[0]
     assert lines[1]["grad_norm_generator"] > 0 and all(x["grad_norm_discriminator"] > 0 for x in lines)
+
+
+def test_invented_patch_weights_and_losses_match_a_hand_computation():
+    """A 4x4 block whose left half was invented in every frame, judged on a 2x2 logit grid: the left column's patches
+    weigh 1, the right column's 0; the losses and accuracies are means over the left column only."""
+    carried = torch.zeros(1, 3, 1, 4, 4)
+    carried[..., 2:] = 1.0  # right half carried
+    carried[:, 0, :, :2, 1] = 1.0  # one frame also carried a quarter of the left-top cell: still 11/12 invented
+    real = torch.tensor([[[1.0, -5.0], [-2.0, 7.0]]])
+    fake = torch.tensor([[[0.5, 9.0], [3.0, -9.0]]])
+    w = invented_patches(1 - carried, real, 0.5)
+    assert w.tolist() == [[[1.0, 0.0], [1.0, 0.0]]]
+    sp = torch.nn.functional.softplus
+    hand_d = (sp(-real[0, 0, 0]) + sp(-real[0, 1, 0])) / 2 + (sp(fake[0, 0, 0]) + sp(fake[0, 1, 0])) / 2
+    assert float(discriminator_loss(real, fake, "nonsat", w, w)) == pytest.approx(float(hand_d))
+    hand_g = (sp(-fake[0, 0, 0]) + sp(-fake[0, 1, 0])) / 2
+    assert float(generator_loss(fake, "nonsat", w)) == pytest.approx(float(hand_g))
+    assert float(generator_loss(fake, "hinge", w)) == pytest.approx(-(0.5 + 3.0) / 2)
+    acc_real, acc_fake = accuracy(real, fake, w, w)  # real: 1 > 0 right, -2 wrong; fake: 0.5, 3 both wrong
+    assert (float(acc_real), float(acc_fake)) == (0.5, 0.0)
+    assert invented_patches(1 - carried, real, 0.0).tolist() == [[[1.0, 1.0], [1.0, 1.0]]]  # threshold 0: every patch
+    assert float(discriminator_loss(real, fake, "nonsat", torch.zeros_like(w), torch.zeros_like(w))) == 0.0
+
+
+def test_most_invented_picks_the_blocks_that_invent_most():
+    latents = torch.arange(3 * 6, dtype=torch.float32).view(1, 6, 3, 1, 1).expand(-1, -1, -1, 2, 2)  # 2 blocks of 3
+    seen = torch.ones(1, 6, 1, 4, 4)
+    seen[:, 3:, :, :, :1] = 0.0  # block 1 invents a quarter, block 0 nothing
+    blocks, carried = dmd.most_invented(latents, seen, 2, 3)
+    assert blocks.shape == (1, 3, 3, 2, 2) and torch.equal(blocks[0], latents[0, 3:])
+    seen[:] = 1.0  # nothing invented anywhere: still one block (no empty batch for the judge)
+    assert dmd.most_invented(latents, seen, 2, 3)[0].shape[0] == 1
+
+
+@pytest.mark.parametrize("real_batch", [0, 3])
+def test_real_batch_real_blocks_reach_the_judge(micro, tmp_path, monkeypatch, real_batch):
+    """real_batch 0: the judge's real side is the window's blocks (N x window_blocks); real_batch R: R of the clips'
+    blocks 1.. (those that invent, at least one) — what the judge's R1 pass receives, and what the log says."""
+    sizes, r1 = [], dmd.r1_penalty
+
+    def spied(disc, real, coverage=None):
+        sizes.append(real.shape[0])
+        return r1(disc, real, coverage)
+
+    monkeypatch.setattr(dmd, "r1_penalty", spied)
+    disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
+    dmd.train(dmd_config(micro, tmp_path, 2, dmd_weight=0.0, gan_weight=1.0, discriminator=disc, real_batch=real_batch,
+                         window_blocks=1, model=GeneratorConfig(transformer=MICRO, reproject=True)))
+    lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
+    assert [x["real_blocks"] for x in lines] == sizes
+    if real_batch == 0:
+        assert sizes == [2, 2]  # batch 2 x 1 window block
+    else:
+        assert all(1 <= n <= real_batch for n in sizes) and max(sizes) > 2  # more real blocks than the window's
+
+
+def test_flow_weight_zero_leaves_the_step_as_it_was(micro, tmp_path):
+    """flow_weight 0 logs no flow term; flow_weight > 0 on the same seeds: the same adversarial losses (its draws come
+    from their own stream), and the loss adds exactly flow_weight x flow, which reaches the generator."""
+    disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
+    common = dict(dmd_weight=0.0, gan_weight=1.0, discriminator=disc, invented_threshold=0.0,  # micro: every patch
+                  model=GeneratorConfig(transformer=MICRO, reproject=True))
+    dmd.train(dmd_config(micro, tmp_path / "plain", 1, **common))
+    dmd.train(dmd_config(micro, tmp_path / "flow", 1, flow_weight=0.5, **common))
+    plain, flow = ([x for x in metrics_lines(tmp_path / k) if "loss" in x][0] for k in ("plain", "flow"))
+    assert "flow" not in plain and math.isfinite(flow["flow"]) and flow["flow"] > 0
+    for key in ("d_loss", "g_adv", "r1", "d_acc_real", "d_acc_fake"):
+        assert flow[key] == pytest.approx(plain[key], rel=1e-6, abs=1e-9), key
+    assert flow["loss"] == pytest.approx(plain["loss"] + 0.5 * flow["flow"], rel=1e-5)
+    assert flow["grad_norm_generator"] != pytest.approx(plain["grad_norm_generator"])
+
+
+def test_replay_feeds_recent_generated_blocks_to_the_judge(micro, tmp_path):
+    """replay > 0: the first step judges its own window only, the next ones that and up to replay_batch kept blocks
+    (the buffer holds at most replay); Replay draws from what it was given."""
+    disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
+    dmd.train(dmd_config(micro, tmp_path, 3, dmd_weight=0.0, gan_weight=1.0, discriminator=disc, replay=3,
+                         replay_batch=2, window_blocks=1, invented_threshold=0.0,
+                         model=GeneratorConfig(transformer=MICRO, reproject=True)))
+    lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
+    assert [x["fake_blocks"] for x in lines] == [2, 4, 4]  # batch 2 x 1 block, then + 2 replayed
+    buffer = dmd.Replay(3, seed=0)
+    assert buffer.sample(2) is None
+    buffer.add(torch.arange(4.0).view(4, 1), torch.zeros(4, 1))
+    blocks, _ = buffer.sample(5)
+    assert sorted(blocks.flatten().tolist()) == [1.0, 2.0, 3.0]  # the last 3 kept
