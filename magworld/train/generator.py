@@ -32,21 +32,16 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 import torch
-from einops import rearrange
-from torch.nn import functional as F
 
-from magworld.model.autoencoder import Autoencoder
-from magworld.model.cache import CacheConfig, KVCache
-from magworld.model.flow import add_noise, sample_train_time, velocity_target
-from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
+from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import WorldModel
-from magworld.model.reproject import carry_condition, warp_block
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
 from .common import (RecordingWorld, as_blocks, bundled_generator_config, clip_prompts, encode_clip,
-                     evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator)
+                     evaluate_rollouts, frozen_autoencoder, frozen_memory, generator_loss, initial_generator,
+                     training_condition)
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -95,95 +90,6 @@ class GeneratorStageConfig:
             raise ValueError(f"pure_noise is a probability in [0, 1], got {self.pure_noise}")
         if self.blocks < 2 or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need blocks >= 2 and 1 <= eval_context_blocks < blocks")
-
-
-def memory_config(cfg: GeneratorConfig, policy: str, recall: int | None = None) -> CacheConfig:
-    """The run-time cache config of ``policy``, with ``recall`` frames recalled (mag-recall) when given."""
-    config = cfg.cache_config(policy)
-    return config if recall is None else replace(config, recall=recall)
-
-
-def attended_frames(cfg: GeneratorConfig, policy: str, pose: torch.Tensor, recall: int | None = None) -> torch.Tensor:
-    """Bool (F, F), or (B, F, F) per clip for mag-recall: the earlier frames each frame's block attends to in training
-    (:func:`~magworld.model.masks.held_by` on the clip's poses (B, F, 3)): what the run-time cache holds for it."""
-    return held_by(memory_config(cfg, policy, recall), pose.shape[1], cfg.transformer.block_frames, pose, pose.device)
-
-
-@torch.no_grad()
-def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
-              index: torch.Tensor, policy: str, cfg: GeneratorConfig, recall: int | None = None) -> KVCache:
-    """The clean key/values of every frame of the clip, as the memory model writes them under ``policy``
-    (:func:`~magworld.model.generator.write_clip`: the run-time writer's clean pass over the whole clip)."""
-    return write_clip(memory, latents, pose, text, memory_config(cfg, policy, recall), index)
-
-
-def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,
-                   text: torch.Tensor, memory_text: torch.Tensor, policy: str, offset: int,
-                   generator: torch.Generator | None = None, history: torch.Tensor | None = None,
-                   cond: torch.Tensor | None = None, uncovered_weight: float = 0.0,
-                   recall: int | None = None, pure_noise: float = 0.0) -> dict[str, torch.Tensor]:
-    """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
-    blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
-    what the cache is written from. Times and noise are drawn on the latents' device (``generator`` must live
-    there). With ``uncovered_weight`` w > 0 each
-    latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
-    mean weight. ``pure_noise``: the probability that a block's time is 1 instead of a draw (the level a 1-step
-    sampler asks for). Returns ``{"loss": ..., "flow": ...}`` (the same value: the loss is the flow loss)."""
-    cfg, tc = gen.cfg, gen.cfg.transformer
-    batch, frames = latents.shape[:2]
-    bf = tc.block_frames
-    index = torch.arange(offset, offset + frames, device=latents.device)
-    cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg, recall)
-    t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator, latents.device)  # (B, blocks)
-    if pure_noise:
-        at_one = torch.rand(t.shape, generator=generator, device=t.device) < pure_noise
-        t = torch.where(at_one, torch.ones_like(t), t)
-    t = t.repeat_interleave(bf, 1)  # (B, T)
-    noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-    mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device,
-                       held=attended_frames(cfg, policy, pose, recall))
-    pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
-    flow = flow_error(pred[:, bf:], velocity_target(latents, noise)[:, bf:], cond, uncovered_weight)
-    return {"loss": flow, "flow": flow}
-
-
-def flow_error(pred: torch.Tensor, target: torch.Tensor, cond: torch.Tensor | None,
-               uncovered_weight: float) -> torch.Tensor:
-    """Mean squared error of ``pred`` vs ``target`` (B, T', C, h, w), the generated blocks; per latent cell weighted by
-    1 + ``uncovered_weight`` * (1 - coverage) (``cond``'s last channel), normalised by the weights."""
-    if not uncovered_weight:
-        return F.mse_loss(pred, target)
-    frames = pred.shape[1]
-    weight = 1.0 + uncovered_weight * (1.0 - cond[:, -frames:, -1:])  # (B, T', 1, h, w)
-    error = (pred - target).square().mean(2, keepdim=True)  # (B, T', 1, h, w)
-    return (weight * error).sum() / weight.sum().clamp_min(1e-8)
-
-
-@torch.no_grad()
-def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames: int,
-                       frames: torch.Tensor | None = None, given: int = 0) -> torch.Tensor:
-    """The geometric input of every block of a clip, as :class:`WorldModel` builds it at run time: block b reads the
-    last frame *shown* in block b - 1 — the real frame for the first ``given`` blocks (``frames`` (B, T, 3, H, W)
-    uint8: ground truth the world was given), else decoded from ``shown`` (B, T, C, h, w), the latents of the clip
-    or of a self-forced history — reprojected to block b's poses ``pose`` (B, T, 3). Block 0 has none (zeros: no
-    latents, coverage 0). Returns (B, T, C + 1, h, w)."""
-    batch, total = shown.shape[:2]
-    blocks = total // block_frames
-    ends = slice(block_frames - 1, total - 1, block_frames)  # the last frame of blocks 0 .. blocks - 2
-    given = min(given, blocks - 1)
-    if given > 0 and frames is None:
-        raise ValueError("given > 0 takes the real last frames of the given blocks: pass frames")
-    shown_last = []  # per source block, the frame it showed last: (B, k, 3, H, W) pieces
-    if given > 0:  # ground truth: the real frame
-        shown_last.append(Autoencoder.to_unit(frames[:, ends][:, :given].to(shown.device)))
-    if given < blocks - 1:  # generated: its latents decoded (only these are decoded)
-        made = shown[:, ends][:, given:]  # (B, blocks-1-given, C, h, w)
-        shown_last.append(ae.decode_float(made.flatten(0, 1)).unflatten(0, made.shape[:2]))
-    last = torch.cat(shown_last, 1)  # (B, blocks-1, 3, H, W)
-    warp = warp_block(rearrange(last, "b k c h w -> (b k) c h w"), rearrange(pose[:, ends], "b k p -> (b k) p"),
-                      rearrange(pose[:, block_frames:], "b (k f) p -> (b k) f p", f=block_frames))
-    cond = rearrange(carry_condition(ae, warp), "(b k) f c h w -> b (k f) c h w", b=batch)  # (B, T - bf, C + 1, h, w)
-    return torch.cat([torch.zeros_like(cond[:, :block_frames]), cond], 1)  # (B, T, C + 1, h, w)
 
 
 def self_forced_history(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, latents: torch.Tensor,
@@ -275,5 +181,4 @@ def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
 
 
-__all__ = ["GeneratorBatch", "GeneratorStageConfig", "attended_frames", "build_stage", "flow_error", "generator_loss",
-           "memory_config", "memory_kv", "self_forced_history", "train", "training_condition"]
+__all__ = ["GeneratorBatch", "GeneratorStageConfig", "build_stage", "self_forced_history", "train"]

@@ -11,7 +11,7 @@ from magworld.model.generator import Generator, GeneratorConfig, write_block, wr
 from magworld.model.masks import cache_writer_mask, reader_mask
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.train.common import motion_phrase
-from magworld.train.generator import generator_loss
+from magworld.train.common import generator_loss
 
 
 def models(seed: int = 0):

@@ -13,7 +13,7 @@ from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pipeline import WorldModel
 from magworld.model.text import HashingTextEncoder
-from magworld.train.generator import training_condition
+from magworld.train.common import training_condition
 
 SIZE = 32
 
@@ -108,7 +108,7 @@ def test_uncovered_weight_weighs_the_loss_by_coverage():
     """The loss is the mean squared error weighted per latent cell by 1 + w * (1 - coverage): uniform coverage
     leaves it unchanged (the weight is normalised); with half the cells missed, the losses at w = 0 and w = 3 fix
     the two halves' errors, which must then predict the loss at w = 1."""
-    from magworld.train.generator import generator_loss
+    from magworld.train.common import generator_loss
 
     gen, mem, latents, pose, text, reprojected = loss_setup(4, 1)
 

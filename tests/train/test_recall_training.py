@@ -17,7 +17,8 @@ from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pipeline import WorldModel
 from magworld.model.text import HashingTextEncoder
 from magworld.protocol import play_blocks
-from magworld.train.generator import GeneratorStageConfig, attended_frames, generator_loss
+from magworld.train.common import attended_frames, generator_loss
+from magworld.train.generator import GeneratorStageConfig
 from magworld.world import Pose, Trajectory, poses_array
 from magworld.world.actions import ACTION_INDEX
 
