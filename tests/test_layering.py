@@ -118,3 +118,23 @@ def test_a_planted_violation_is_found(folder, text):
 ])
 def test_allowed_imports_pass(folder, text):
     assert violations(ROOT / folder / "planted.py", text) == []
+
+
+def stage_imports(path: Path, source: str | None = None) -> list[str]:
+    """The other training stages a stage module imports (they share ``train.common`` and ``train.loop`` instead)."""
+    from magworld.train import STAGES
+
+    module, is_init = module_name(path)
+    others = {f"magworld.train.{s}" for s in STAGES} - {module}
+    source = path.read_text() if source is None else source
+    return [name for _, name in imports_in(source, module, is_init) if name.split(":")[0] in others
+            or any(name.startswith(o + ".") for o in others)]
+
+
+def test_no_training_stage_imports_another():
+    from magworld.train import STAGES
+
+    found = {s: stage_imports(ROOT / "magworld" / "train" / f"{s}.py") for s in STAGES}
+    assert {s: names for s, names in found.items() if names} == {}
+    planted = "from .generator import generator_loss\n"  # the check can fail
+    assert "magworld.train.generator" in stage_imports(ROOT / "magworld" / "train" / "dmd.py", planted)
