@@ -3,7 +3,7 @@
 import gymnasium as gym
 import pytest
 
-import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 from magworld.agents import BASELINES, CoverageAgent, LoopExplorer, make_baseline
 from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS
 from magworld.world import Pose
@@ -12,7 +12,7 @@ from magworld.world import Pose
 def run_episode(agent, steps: int, seed: int = 0, style: str = "outdoor", after_act=None) -> tuple[list[int], list[dict]]:
     """Actions taken and infos returned over ``steps`` steps from ``reset(seed)``; ``after_act(env)`` runs
     after each ``agent.act`` and before the step."""
-    env = gym.make("MAGWorld-v0", backend="simulator", style=style, resolution=32)  # small frames: fast, same poses
+    env = gym.make("MAGWorld-v1", backend="simulator", style=style, resolution=32)  # small frames: fast, same poses
     obs, info = env.reset(seed=seed)
     agent.reset(seed)
     actions, infos = [], []
