@@ -144,9 +144,12 @@ class RevisitScore:
     def is_revisit(self) -> bool:
         return self.reference is not None and self.pixels >= self.min_pixels
 
-    def as_info(self) -> dict[str, float | int | bool | None]:
-        return {"is_revisit": self.is_revisit, "reference_step": self.reference_step, "memory_pixels": self.pixels,
-                "min_pixels": self.min_pixels, "psnr": self.psnr, "ssim": self.ssim, "score": self.score}
+    def as_info(self) -> dict[str, float | int | bool]:
+        """The env's ``info["revisit"]`` (plus ``is_revisit``): ``reference_step`` only when the view has a reference,
+        ``psnr``/``ssim`` only when scored (absent, not None, so that vector envs batch them with a presence mask)."""
+        optional = {"reference_step": self.reference_step, "psnr": self.psnr, "ssim": self.ssim}
+        return {"is_revisit": self.is_revisit, "memory_pixels": self.pixels, "min_pixels": self.min_pixels,
+                "score": self.score, **{k: v for k, v in optional.items() if v is not None}}
 
 
 def score_revisit(frame: np.ndarray, reference: np.ndarray | None, mask: np.ndarray, min_pixels: int,

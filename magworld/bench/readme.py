@@ -200,9 +200,46 @@ def agents(root: Path) -> str:
             + source([f"{folder}/*.json"], f"magworld agent eval agent=NAME episodes=30 seed=1000 out_dir={folder}"))
 
 
+def reward(root: Path) -> str:
+    """MAGWorld-v1's revisit reward under scripted policies: the issue's targets with their intervals."""
+    rel = "bench-results/reward/results.json"
+    r = _json(root, rel)
+    seeds = r["config"]["seeds"]
+    body = table(["target (reward of scripted policies)", "goal", "measured [95% CI]", "met"],
+                 [[t["target"], t["goal"], t["measured"], t["met"]] for t in r["targets"]])
+    what = (f"Default memory `{r['default_memory']}`, {len(seeds)} held-out seeds ({seeds[0]}–{seeds[-1]}), "
+            f"{r['config']['clear_steps']} pans right first (clear of the first block), oscillations of "
+            f"{r['config']['oscillation_steps']} steps; every world and policy in `bench-results/reward/report.md`.")
+    return f"{what}\n\n{body}\n\n" + source([rel], "magworld bench reward bench.out_dir=bench-results/reward")
+
+
+def memory_costs(root: Path) -> str:
+    """What each memory policy costs per step and holds: step time and stored bytes over a 200-block run, stored bytes
+    at step 10,000 (measured for ``mag-recall`` by the 20,000-step soak; ``mag``/``full`` keep every block, so theirs
+    is bytes per block x 10,001; ``window``/``mag-ring`` stop growing once full)."""
+    speed_rel, soak_rel = "docs/notes/memory-recall/speed-200.json", "docs/notes/memory-recall/soak-mag-recall-20000-s4.json"
+    history = _json(root, speed_rel)["history"]
+    soak = {p["step"]: p for p in _json(root, soak_rel)["points"]}
+    rows = []
+    for policy, h in history.items():
+        blocks = len(h["stored_bytes"])
+        per_block = h["stored_bytes"][-1] / (blocks + 1)  # the first block and one per step
+        if policy == "mag-recall":
+            at_10k = f"{size(soak[10_000]['stored_bytes'])} (soak, measured; bounded)"
+        elif policy in ("mag", "full"):
+            at_10k = f"{size(per_block * 10_001)} (every block kept: {size(per_block)} per block)"
+        else:
+            at_10k = f"{size(h['stored_bytes'][-1])} (constant once full; bounded)"
+        rows.append([f"`{policy}`", num(h["step_ms"][9], 0), num(h["step_ms"][-1], 0), str(blocks),
+                     size(h["stored_bytes"][-1]), at_10k])
+    body = table(["memory", "ms/step @ block 10", "ms/step @ last block", "blocks run", "stored @ last block",
+                  "stored @ step 10,000"], rows)
+    return body + "\n\n" + source([speed_rel, soak_rel], "the commands of `docs/notes/memory-recall.md` (speed 200 blocks; soak)")
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "heldout": heldout, "world": world, "revisit": revisit, "revisit-pairs": revisit_pairs, "baselines": baselines,
-    "render": render, "agents": agents}
+    "render": render, "agents": agents, "reward": reward, "memory-costs": memory_costs}
 
 
 # --- the README ----------------------------------------------------------------------------------------------------

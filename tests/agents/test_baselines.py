@@ -61,7 +61,7 @@ def test_loop_explorer_returns_to_its_start_pose(directions):
     assert agent.loops_completed >= 5
     assert poses_at_loop_end == [start_pose[0]] * agent.loops_completed
     assert sum(Pose(**info["pose"]) != start_pose[0] for info in infos) > 30  # it does go out
-    assert sum(info["is_revisit"] for info in infos) >= 25
+    assert sum(info["is_revisit"] for info in infos) >= 5  # v1: only returns with enough memory-only pixels count
 
 
 def test_loop_explorer_beats_random_on_revisits():

@@ -53,7 +53,8 @@ def test_model_frames_info_and_determinism(parts):
             trace.append(obs)
         runs.append(np.stack(trace))
     assert np.array_equal(runs[0], runs[1])
-    assert info["is_revisit"] and info["gt"]["psnr"] < 100.0  # generated, not ground truth
+    assert not info["is_revisit"] and info["revisit"]["min_pixels"] > 0  # back one step: nothing memory-only (v1)
+    assert info["gt"]["psnr"] < 100.0  # generated, not ground truth
     assert info["cache_frames"] == 5 and info["compression"] == pytest.approx(3.0)  # 5 blocks, one frame each
     assert not np.array_equal(runs[0][1], runs[0][2])
 
