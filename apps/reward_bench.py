@@ -64,22 +64,25 @@ def policies(cfg: RewardBenchConfig) -> dict[str, list[int]]:
     return out
 
 
-def play(env: gym.Env, seed: int, clear: int, actions: list[int]) -> tuple[list[float], dict | None]:
-    """Rewards of the policy's steps (after ``clear`` pans) and the first scored revisit's example, if any."""
+def play(env: gym.Env, seed: int, clear: int, actions: list[int]) -> tuple[list[float], list[dict], dict | None]:
+    """Rewards of the policy's steps (after ``clear`` pans), the scored revisits' ``info["revisit"]`` and the first
+    scored revisit's example, if any."""
     env.reset(seed=seed)
     for _ in range(clear):
         env.step(RIGHT)
-    rewards, example = [], None
+    rewards, scored, example = [], [], None
     for action in actions:
         obs, reward, _, _, info = env.step(action)
         rewards.append(float(reward))
+        if info["is_revisit"]:
+            scored.append(info["revisit"])
         if example is None and info["is_revisit"]:
             episode = env.unwrapped.episode
             seen = np.concatenate([episode.blocks[b] for b in directly_seen_blocks(episode.step_index)])
             example = {"frame": obs, "reference": env.unwrapped.tracker.frame(info["revisit"]["reference_step"]),
                        "mask": memory_only_mask(env.unwrapped.pose, seen, *obs.shape[:2]), "info": info["revisit"],
                        "pose": info["pose"], "step": episode.step_index, "seed": seed}
-    return rewards, example
+    return rewards, scored, example
 
 
 def interval(values: np.ndarray, rng: np.random.Generator, n: int, stat=np.mean) -> list[float]:
@@ -97,16 +100,18 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
     plans = policies(cfg)
     per_step: dict[str, dict[str, np.ndarray]] = {}
     totals: dict[str, dict[str, np.ndarray]] = {}
+    revisits: dict[str, dict[str, list[dict]]] = {}
     example = None
     start = time.perf_counter()
     for world, kwargs in worlds.items():
         env = gym.make("MAGWorld-v1", max_episode_steps=-1, **kwargs)
-        per_step[world], totals[world] = {}, {}
+        per_step[world], totals[world], revisits[world] = {}, {}, {}
         for name, actions in plans.items():
-            runs = []
+            runs, revisits[world][name] = [], []
             for seed in cfg.seeds:
-                rewards, found = play(env, seed, cfg.clear_steps, actions)
+                rewards, scored, found = play(env, seed, cfg.clear_steps, actions)
                 runs.append(rewards)
+                revisits[world][name] += scored
                 if example is None and world == cfg.memories[0] and name.startswith("loop") and found is not None:
                     example = found
             runs_arr = np.asarray(runs)  # (seeds, steps)
@@ -118,10 +123,12 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
     rows, targets = [], []
     for name in plans:
         for world in worlds:
-            s, t = per_step[world][name], totals[world][name]
+            s, t, scored = per_step[world][name], totals[world][name], revisits[world][name]
+            mean = lambda key: float(np.mean([r[key] for r in scored])) if scored else None  # noqa: E731
             rows.append({"policy": name, "world": world, "reward_per_step": float(s.mean()),
                          "reward_per_step_ci": interval(s, rng, cfg.bootstrap), "total": float(t.mean()),
-                         "total_ci": interval(t, rng, cfg.bootstrap)})
+                         "total_ci": interval(t, rng, cfg.bootstrap), "scored_revisits": len(scored),
+                         "memory_only_psnr": mean("psnr"), "memory_only_ssim": mean("ssim")})
     ratios = {}
     for name in plans:
         if not name.startswith("loop"):
@@ -156,9 +163,11 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
         results["example"] = {k: v for k, v in example.items() if k not in ("frame", "reference", "mask")}
         save_example(example, out_dir / "example.png")
     write_json(out_dir / "results.json", results)
-    table = format_table(["policy", "world", "reward/step [95% CI]", "total [95% CI]"],
-                         [[r["policy"], r["world"], fmt(r["reward_per_step"], r["reward_per_step_ci"]), fmt(r["total"], r["total_ci"])]
-                          for r in rows])
+    opt = lambda v, d: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    table = format_table(["policy", "world", "reward/step [95% CI]", "total [95% CI]", "scored revisits",
+                          "memory-only PSNR dB", "memory-only SSIM"],
+                         [[r["policy"], r["world"], fmt(r["reward_per_step"], r["reward_per_step_ci"]), fmt(r["total"], r["total_ci"]),
+                           str(r["scored_revisits"]), opt(r["memory_only_psnr"], 2), opt(r["memory_only_ssim"], 3)] for r in rows])
     report = (f"# MAGWorld-v1 revisit reward: memory policies under scripted policies\n\n{len(cfg.seeds)} seeds "
               f"({cfg.seeds[0]}–{cfg.seeds[-1]}), default memory `{default}`, {cfg.clear_steps} pans right first (clear of "
               f"the first block), oscillations of {cfg.oscillation_steps} steps.\n\n## Targets\n\n"
