@@ -210,7 +210,12 @@ def reward(root: Path) -> str:
     what = (f"Default memory `{r['default_memory']}`, {len(seeds)} held-out seeds ({seeds[0]}–{seeds[-1]}), "
             f"{r['config']['clear_steps']} pans right first (clear of the first block), oscillations of "
             f"{r['config']['oscillation_steps']} steps; every world and policy in `bench-results/reward/report.md`.")
-    return f"{what}\n\n{body}\n\n" + source([rel], "magworld bench reward bench.out_dir=bench-results/reward")
+    ex = r.get("example")
+    example = "" if not ex else (
+        f"The worked example above (seed {ex['seed']}, step {ex['step']}, first visit at step {ex['info']['reference_step']}): "
+        f"{ex['info']['memory_pixels']} memory-only pixels (threshold {ex['info']['min_pixels']}), PSNR "
+        f"{num(ex['info']['psnr'], 1)} dB, SSIM {num(ex['info']['ssim'], 3)} there: score {num(ex['info']['score'], 3)}.\n\n")
+    return f"{example}{what}\n\n{body}\n\n" + source([rel], "magworld bench reward bench.out_dir=bench-results/reward")
 
 
 def memory_costs(root: Path) -> str:
