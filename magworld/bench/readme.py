@@ -219,27 +219,32 @@ def reward(root: Path) -> str:
 
 
 def memory_costs(root: Path) -> str:
-    """What each memory policy costs per step and holds: step time and stored bytes over a 200-block run, stored bytes
-    at step 10,000 (measured for ``mag-recall`` by the 20,000-step soak; ``mag``/``full`` keep every block, so theirs
-    is bytes per block x 10,001; ``window``/``mag-ring`` stop growing once full)."""
-    speed_rel, soak_rel = "docs/notes/memory-recall/speed-200.json", "docs/notes/memory-recall/soak-mag-recall-20000-s4.json"
-    history = _json(root, speed_rel)["history"]
+    """What each memory policy costs per step and holds (the bundled generator): one env's frames/s and step time at
+    block 10 and at the last block of a short run, stored bytes there, and stored bytes at step 10,000 — measured for
+    ``mag-recall`` (the 20,000-step soak); ``mag`` keeps every block, so theirs is bytes per block x 10,001;
+    ``window``/``mag-ring`` stop growing once full."""
+    speed_rel, soak_rel = "docs/notes/reward/speed/results.json", "docs/notes/reward/soak-20000/soak.json"
+    speed = _json(root, speed_rel)
+    fps = {r["memory"]: r["frames_per_s"] for r in speed["throughput"] if r["num_envs"] == 1}
     soak = {p["step"]: p for p in _json(root, soak_rel)["points"]}
     rows = []
-    for policy, h in history.items():
+    for policy, h in speed["history"].items():
         blocks = len(h["stored_bytes"])
-        per_block = h["stored_bytes"][-1] / (blocks + 1)  # the first block and one per step
+        per_block = (h["stored_bytes"][-1] - h["stored_bytes"][-2])  # every block adds the same under mag
         if policy == "mag-recall":
-            at_10k = f"{size(soak[10_000]['stored_bytes'])} (soak, measured; bounded)"
+            at_10k = f"{size(soak[10_000]['stored_bytes'])} (soak; bounded: {size(max(p['stored_bytes'] for p in soak.values()))} at 20,000)"
         elif policy in ("mag", "full"):
-            at_10k = f"{size(per_block * 10_001)} (every block kept: {size(per_block)} per block)"
+            at_10k = f"{size(h['stored_bytes'][-1] + per_block * (10_000 - blocks))} (every block kept: {size(per_block)} per block)"
         else:
             at_10k = f"{size(h['stored_bytes'][-1])} (constant once full; bounded)"
-        rows.append([f"`{policy}`", num(h["step_ms"][9], 0), num(h["step_ms"][-1], 0), str(blocks),
+        rows.append([f"`{policy}`", num(fps.get(policy), 1), num(h["step_ms"][9], 0), num(h["step_ms"][-1], 0), str(blocks),
                      size(h["stored_bytes"][-1]), at_10k])
-    body = table(["memory", "ms/step @ block 10", "ms/step @ last block", "blocks run", "stored @ last block",
-                  "stored @ step 10,000"], rows)
-    return body + "\n\n" + source([speed_rel, soak_rel], "the commands of `docs/notes/memory-recall.md` (speed 200 blocks; soak)")
+    body = table(["memory", "frames/s, 1 env", "ms/step @ block 10", "ms/step @ last block", "blocks run",
+                  "stored @ last block", "stored @ step 10,000"], rows)
+    cmd = ("magworld bench speed 'bench.memories=[mag,window,mag-ring,mag-recall]' 'bench.batch_sizes=[1]' "
+           "bench.history_blocks=100 bench.busy=false bench.startup=false bench.out_dir=docs/notes/reward/speed; "
+           "magworld bench soak bench.steps=20000 bench.every=100 bench.out_dir=docs/notes/reward/soak-20000")
+    return body + "\n\n" + source([speed_rel, soak_rel], cmd)
 
 
 TABLES: dict[str, Callable[[Path], str]] = {
