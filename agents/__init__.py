@@ -1,4 +1,4 @@
-"""Agents for MAGWorld-v0: scripted baselines (``magworld.agents.baselines``); light to import (no RL libraries).
+"""Agents for MAGWorld-v1: scripted baselines (``magworld.agents.baselines``); light to import (no RL libraries).
 
 Layer: imports ``magworld.envs`` and the library only; the commands around them are ``magworld.apps``.
 """

@@ -1,4 +1,4 @@
-"""Scripted baseline agents for MAGWorld-v0, all with one interface.
+"""Scripted baseline agents for MAGWorld-v1, all with one interface.
 
 Every baseline has ``reset(seed=None)`` (call it at the start of each episode) and
 ``act(obs, info) -> int`` (an index into the action table; ``info`` is what ``reset``/``step`` just

@@ -27,7 +27,7 @@ METRICS = ("reward", "revisits", "far_revisits", "coverage", "length", "success"
 class EnvConfig:
     """Which registered env to make and with what arguments (``kwargs`` go to ``gym.make`` as they are)."""
 
-    id: str = "MAGWorld-Loop-v0"
+    id: str = "MAGWorld-Loop-v1"
     backend: str = "simulator"
     resolution: int = 48
     style: str | None = None

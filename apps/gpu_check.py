@@ -4,7 +4,7 @@ Five checks, each timed and recorded even when another fails, written to ``OUT/g
 ``OUT/gpu_check.md`` (one table):
 
 1. **tests** — the test suite, where the tests marked ``cuda`` run instead of being skipped;
-2. **env** — ``MAGWorld-v0`` stepped on CUDA (bf16 autocast) and on the CPU (fp32) with the same seed and actions:
+2. **env** — ``MAGWorld-v1`` stepped on CUDA (bf16 autocast) and on the CPU (fp32) with the same seed and actions:
    same shapes, the PSNR between the two (bounded difference), and snapshot/restore on CUDA replaying exactly;
 3. **wan** — the ``wan1.3b`` preset with random weights at the paper's token count (832x480 with Wan's patches:
    1560 tokens per frame; our latents are square, so 40x40 = 1600), 4 sampler steps plus the memory clean pass,
@@ -73,9 +73,9 @@ def check_tests(cfg: CheckConfig) -> dict[str, Any]:
 def _episode(device: str, actions: list[int]) -> tuple[list[np.ndarray], Any]:
     import gymnasium as gym
 
-    import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+    import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 
-    env = gym.make("MAGWorld-v0", device=device)
+    env = gym.make("MAGWorld-v1", device=device)
     obs, _ = env.reset(seed=0)
     frames = [obs]
     for a in actions:

@@ -16,7 +16,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 
-import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS, LoopExplorer
 from magworld.world import STYLE_NAMES, Pose, make_scene
 
@@ -38,7 +38,7 @@ class MediaConfig:
 
 def loop_episode_frames(style: str, cfg: MediaConfig) -> np.ndarray:
     """All block frames of a loop-explorer episode in ``style``: uint8 (3 * (steps + 1), H, W, 3)."""
-    env = gym.make("MAGWorld-v0", backend="simulator", style=style, resolution=cfg.resolution, max_episode_steps=cfg.steps)
+    env = gym.make("MAGWorld-v1", backend="simulator", style=style, resolution=cfg.resolution, max_episode_steps=cfg.steps)
     agent = LoopExplorer(seed=cfg.seed, k_min=2, k_max=5, directions=LOOP_DIRECTIONS + RECTANGLE_DIRECTIONS)
     obs, info = env.reset(seed=cfg.seed)
     agent.reset(cfg.seed)

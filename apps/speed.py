@@ -42,7 +42,7 @@ import gymnasium as gym
 import numpy as np
 from tqdm import tqdm
 
-import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 from magworld.bench.common import format_table, write_json
 from magworld.config import build
 
@@ -95,8 +95,8 @@ def _memories(cfg: SpeedBenchConfig) -> list[str | None]:
 
 def time_steps(cfg: SpeedBenchConfig, memory: str | None, n: int, rng: np.random.Generator) -> dict[str, Any]:
     """One env (``n = 1``) or ``n`` batched worlds: median ``step`` time over ``cfg.steps`` after ``cfg.warmup``."""
-    env = gym.make("MAGWorld-v0", **_env_kwargs(cfg, memory)) if n == 1 else \
-        gym.make_vec("MAGWorld-v0", num_envs=n, **_env_kwargs(cfg, memory))
+    env = gym.make("MAGWorld-v1", **_env_kwargs(cfg, memory)) if n == 1 else \
+        gym.make_vec("MAGWorld-v1", num_envs=n, **_env_kwargs(cfg, memory))
     env.reset(seed=cfg.seed)
     times = []
     for i in range(cfg.warmup + cfg.steps):
@@ -163,7 +163,7 @@ def history_blocks(cfg: SpeedBenchConfig, memory: str | None) -> int:
 def history_curve(cfg: SpeedBenchConfig, memory: str | None) -> dict[str, list[float]]:
     """One policy's long episode: per block step ms, attended and stored bytes (per world) and resident bytes."""
     blocks = history_blocks(cfg, memory)
-    env = gym.make("MAGWorld-v0", max_episode_steps=blocks + 1, timing=True, **_env_kwargs(cfg, memory))
+    env = gym.make("MAGWorld-v1", max_episode_steps=blocks + 1, timing=True, **_env_kwargs(cfg, memory))
     env.reset(seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     curve: dict[str, list[float]] = {"step_ms": [], "cache_bytes": [], "stored_bytes": [], "rss_bytes": []}
@@ -190,8 +190,8 @@ def startup(cfg: SpeedBenchConfig) -> dict[str, float]:
     """Cold: a fresh interpreter imports, builds the env and resets it. Warm: a second env in that process."""
     kwargs = json.dumps(_env_kwargs(cfg, _memories(cfg)[0]))
     code = ("import json, time; t0 = time.perf_counter(); import gymnasium as gym, magworld.envs; "
-            f"kw = json.loads({kwargs!r}); env = gym.make('MAGWorld-v0', **kw); env.reset(seed=0); t1 = time.perf_counter(); "
-            "env2 = gym.make('MAGWorld-v0', **kw); env2.reset(seed=1); t2 = time.perf_counter(); "
+            f"kw = json.loads({kwargs!r}); env = gym.make('MAGWorld-v1', **kw); env.reset(seed=0); t1 = time.perf_counter(); "
+            "env2 = gym.make('MAGWorld-v1', **kw); env2.reset(seed=1); t2 = time.perf_counter(); "
             "print(json.dumps({'cold_s': t1 - t0, 'warm_s': t2 - t1}))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -328,7 +328,7 @@ def soak(cfg: SoakConfig) -> dict[str, Any]:
     kwargs = {"backend": "model", "memory": cfg.memory, **cfg.env_kwargs}
     if cfg.threads is not None:
         kwargs["threads"] = cfg.threads
-    env = gym.make("MAGWorld-v0", max_episode_steps=-1, timing=True, **kwargs)
+    env = gym.make("MAGWorld-v1", max_episode_steps=-1, timing=True, **kwargs)
     env.reset(seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     points, window, info_finite, error = [], [], True, None

@@ -8,16 +8,16 @@ from typing import Any
 
 import gymnasium
 
-from magworld.envs.backends import check_backend  # importing magworld.envs registers MAGWorld-v0
+from magworld.envs.backends import check_backend  # importing magworld.envs registers MAGWorld-v1
 from magworld.world.scene import check_style
 
-ENV_ID = "MAGWorld-v0"
+ENV_ID = "MAGWorld-v1"
 MODEL_OPTIONS = ("memory", "checkpoint", "sampling_steps", "carry", "device", "threads")  # model backend only
 
 
 @dataclass
 class WorldSettings:
-    """Every ``MAGWorld-v0`` option a command passes on (the env's docstring is their spec). None: the env's default.
+    """Every ``MAGWorld-v1`` option a command passes on (the env's docstring is their spec). None: the env's default.
 
     ``memory``, ``checkpoint``, ``sampling_steps``, ``carry``, ``device`` and ``threads`` apply to the model backend
     only; setting one with ``backend="simulator"`` is an error."""
@@ -59,5 +59,5 @@ class WorldSettings:
         return kwargs
 
     def make_env(self):
-        """``MAGWorld-v0`` through ``gymnasium.make`` (its checks and time limit)."""
+        """``MAGWorld-v1`` through ``gymnasium.make`` (its checks and time limit)."""
         return gymnasium.make(ENV_ID, **self.gym_kwargs())

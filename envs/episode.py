@@ -11,6 +11,8 @@ from typing import Any
 import numpy as np
 
 from magworld.metrics import PSNR_CAP, frame_metrics
+from magworld.revisit import (RevisitScore, directly_seen_blocks, memory_only_mask, min_memory_pixels,
+                              reference_bound, score_revisit)
 from magworld.world import ACTION_NAMES, ACTION_TABLE, STYLE_NAMES, Pose, Scene, apply_action, make_scene
 from magworld.world.trajectory import BLOCK_FRAMES, block_poses
 
@@ -37,6 +39,10 @@ class Episode:
         self.resolution = resolution
         self.reward_cfg = reward_cfg
         self.tracker = RevisitTracker(tolerance=reward_cfg.tolerance)
+        self.min_pixels = min_memory_pixels(*resolution, reward_cfg.min_memory_fraction)
+        self.blocks: dict[int, np.ndarray] = {}  # block index -> (F, 3) poses of the blocks seen directly this step and next
+        self.last = RevisitScore(None, None, 0, self.min_pixels)  # the last observation's revisit
+        self.reference_bound = reference_bound(*resolution)[1]
         self.scene: Scene | None = None
         self.pose = Pose()
         self.frames: np.ndarray | None = None
@@ -61,15 +67,19 @@ class Episode:
         self.pose = Pose(**options["pose"]) if "pose" in options else Pose(start_yaw, 0.0, 60.0)
         self.step_index, self.frames = 0, None
         self.tracker.reset()
+        self.reference_bound = reference_bound(*self.resolution, (0.0, self.pose.pitch, self.pose.fov))[1]  # yaw-invariant
         poses = [self.pose] * BLOCK_FRAMES
+        self.blocks = {0: np.stack([p.as_array() for p in poses])}
         return poses, self.scene.render_many(poses, self.resolution)
 
     def started_info(self, frames: np.ndarray, truth: np.ndarray, step_ms: float | None, backend_info: dict[str, Any]) -> tuple[np.ndarray, dict]:
         """Record the first block; returns (observation, reset info)."""
         assert self.scene is not None
         self.frames = frames
-        found = self.tracker.observe(0, [self.pose] * BLOCK_FRAMES, frames, self.reward_cfg)
-        info = self._info(self.scene.caption, found, truth, step_ms, 0.0, backend_info)
+        new_cells = self.tracker.add_cells([self.pose] * BLOCK_FRAMES)
+        self.tracker.record(0, self.pose, frames[-1])
+        found = self.last = RevisitScore(None, None, 0, self.min_pixels)
+        info = self._info(self.scene.caption, found, new_cells, truth, step_ms, backend_info)
         info["action_table"] = [a.as_dict() for a in ACTION_TABLE]
         return frames[-1].copy(), info
 
@@ -90,20 +100,39 @@ class Episode:
         """Record the generated block; returns (observation, reward, info). ``step_ms``: the backend's
         wall-clock time, reported in info only when given (timing is the machine's, not the world's)."""
         self.pose, self.frames, self.step_index = target, frames, self.step_index + 1
-        found = self.tracker.observe(self.step_index, poses, frames, self.reward_cfg)
-        revisit_term, reward = step_reward(found, BLOCK_FRAMES, self.reward_cfg)
-        return frames[-1].copy(), reward, self._info(prompt, found, truth, step_ms, revisit_term, backend_info)
+        found = self.last = self.score(target, frames[-1])
+        new_cells = self.tracker.add_cells(poses)
+        self.tracker.record(self.step_index, target, frames[-1])
+        self.blocks[self.step_index] = np.stack([p.as_array() for p in poses])
+        keep = set(directly_seen_blocks(self.step_index)) | set(directly_seen_blocks(self.step_index + 1))
+        self.blocks = {b: v for b, v in self.blocks.items() if b in keep}
+        reward = step_reward(found, new_cells, self.reward_cfg)
+        return frames[-1].copy(), reward, self._info(prompt, found, new_cells, truth, step_ms, backend_info)
+
+    def score(self, pose: Pose, frame: np.ndarray, away: float | None = 0.0, before: int | None = None) -> RevisitScore:
+        """The revisit score of the observation ``frame`` at ``pose`` drawn this step (before it is recorded; the loop
+        task asks again after, with ``before`` = its index and a larger ``away``): :mod:`magworld.revisit`'s rule."""
+        step = self.step_index
+        ref = self.tracker.reference(pose, step, away=away, before=before)
+        if ref is None:
+            return RevisitScore(None, None, 0, self.min_pixels)
+        seen = np.concatenate([self.blocks[b] for b in directly_seen_blocks(step)])  # (K, 3) poses seen directly
+        mask = memory_only_mask(pose.as_array(), seen, *self.resolution)  # (H, W)
+        reference = self.tracker.frame(ref) if np.count_nonzero(mask) >= self.min_pixels else None  # only if scored
+        return score_revisit(frame, reference, mask, self.min_pixels, self.reward_cfg, ref, self.tracker.first_step(ref))
 
     def snapshot(self) -> dict[str, Any]:
         """Everything needed to continue this episode exactly: arrays are copies, the rest is JSON-able."""
         if not self.started:
             raise RuntimeError("call reset() before get_state()")
         assert self.scene is not None and self.frames is not None
-        revisit = self.tracker.state()  # one record per distinct pose
+        revisit = self.tracker.state()  # one record per distinct pose, the reference store compressed
         cells = revisit.pop("cells")
+        kept = sorted(self.blocks)
         return {
             "scene_seed": self.scene.seed, "style": self.scene.style, "pose": self.pose.as_dict(), "step_index": self.step_index,
             "frames": self.frames.copy(), "cells": cells, **{f"revisit_{k}": v for k, v in revisit.items()},
+            "seen_blocks": np.asarray(kept, dtype=np.int64), "seen_poses": np.stack([self.blocks[b] for b in kept]),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -113,23 +142,38 @@ class Episode:
         if frames.shape != (BLOCK_FRAMES, h, w, 3) or frames.dtype != np.uint8:
             raise ValueError(f"state frames have shape {frames.shape} {frames.dtype}, this env needs ({BLOCK_FRAMES}, {h}, {w}, 3) uint8: "
                              "was the state saved from an env with another resolution?")
-        for key in ("revisit_frames", "revisit_block_frames"):
-            if np.shape(state[key])[1:] != (h, w, 3):
-                raise ValueError(f"state {key} have shape {np.shape(state[key])}, this env needs (N, {h}, {w}, 3)")
+        missing = sorted({"revisit_store", "revisit_store_sizes", "revisit_frame_shape", "seen_blocks", "seen_poses"} - set(state))
+        if missing:
+            raise ValueError(f"the state lacks {', '.join(missing)}: it was not saved by MAGWorld-v1 (its reward references "
+                             "are compressed and scored on the memory-only region); replay its episode in MAGWorld-v1")
+        if tuple(np.asarray(state["revisit_frame_shape"]).reshape(-1)) not in ((h, w, 3), (0, 0, 3)) \
+                or np.shape(state["revisit_block_frames"])[1:] != (h, w, 3):
+            raise ValueError(f"state reference frames have shape {tuple(np.asarray(state['revisit_frame_shape']))}, this env "
+                             f"needs ({h}, {w}, 3): was the state saved from an env with another resolution?")
+        blocks, seen = np.asarray(state["seen_blocks"], dtype=np.int64).reshape(-1), np.asarray(state["seen_poses"], dtype=np.float64)
+        step = int(state["step_index"])
+        needed = set(directly_seen_blocks(step)) | set(directly_seen_blocks(step + 1))
+        if seen.shape != (len(blocks), BLOCK_FRAMES, 3) or needed - set(blocks.tolist()):
+            raise ValueError(f"state seen_poses {seen.shape} / seen_blocks {blocks.tolist()} do not hold the blocks "
+                             f"{sorted(needed)} seen directly")
+        tracker = RevisitTracker(tolerance=self.reward_cfg.tolerance)
+        tracker.load({"cells": state["cells"], **{k[len("revisit_"):]: v for k, v in state.items() if k.startswith("revisit_")}})
         scene = make_scene(int(state["scene_seed"]), str(state["style"]))
-        self.scene, self.pose, self.step_index = scene, Pose(**state["pose"]), int(state["step_index"])
+        self.scene, self.pose, self.step_index, self.tracker = scene, Pose(**state["pose"]), step, tracker
+        self.blocks = {int(b): p.copy() for b, p in zip(blocks, seen)}
         self.frames = frames.copy()
-        self.tracker.load({"cells": state["cells"], **{k[len("revisit_"):]: v for k, v in state.items() if k.startswith("revisit_")}})
 
-    def _info(self, prompt: str, found, truth: np.ndarray, step_ms: float | None, revisit_term: float, backend_info: dict[str, Any]) -> dict[str, Any]:
+    def _info(self, prompt: str, found: RevisitScore, new_cells: int, truth: np.ndarray, step_ms: float | None,
+              backend_info: dict[str, Any]) -> dict[str, Any]:
         assert self.scene is not None and self.frames is not None
         exact = truth is self.frames  # the simulator backend: the frames are the ground truth
         gt = [{"psnr": PSNR_CAP, "ssim": 1.0} if exact else frame_metrics(f, t) for f, t in zip(self.frames, truth)]
         return {
             "pose": self.pose.as_dict(), "prompt": prompt, "frames": self.frames.copy(), "is_revisit": found.is_revisit,
-            "revisit": found.mean_metrics(),
+            "revisit": {k: v for k, v in found.as_info().items() if k != "is_revisit"},
+            "reference_bytes": self.tracker.reference_bytes, "reference_bound_bytes": self.reference_bound,
             "gt": {"psnr": float(np.mean([m["psnr"] for m in gt])), "ssim": float(np.mean([m["ssim"] for m in gt]))},
-            "coverage": self.tracker.coverage, "reward_terms": {"revisit": revisit_term, "new_cells": found.new_cells},
+            "coverage": self.tracker.coverage, "reward_terms": {"revisit": found.score, "new_cells": new_cells},
             "caption": self.scene.caption, "style": self.scene.style, "scene_seed": self.scene.seed, **backend_info,
             **({} if step_ms is None else {"step_ms": float(step_ms)}),
         }

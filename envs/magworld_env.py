@@ -1,4 +1,4 @@
-"""MAGWorld-v0: a camera in a 360° world whose frames come from a backend (ground truth or MAG)."""
+"""MAGWorld-v1: a camera in a 360° world whose frames come from a backend (ground truth or MAG)."""
 
 from __future__ import annotations
 
@@ -48,13 +48,21 @@ class MAGWorldEnv(gym.Env):
     ``Box(0, 255, (H, W, 3), uint8)``: the last frame of the block (``resolution`` = H = W by default 64).
 
     ## Rewards
-    Per step: ``w_revisit * R_revisit + w_explore * new_cells`` (defaults 1.0 and 0.0).
-    ``R_revisit`` is the mean over the block's 3 frames of ``score(frame, reference)``, where a frame
-    scores only if it is a *revisit*: an earlier step showed a pose within ``tolerance`` (1°) and the
-    camera has been farther away since it last saw it (holding still on a view is not a revisit). The reference is the frame of the earliest such visit, and
-    ``score = 0.5 * clip((PSNR - 10 dB) / 30 dB, 0, 1) + 0.5 * max(SSIM, 0)`` in [0, 1] (PSNR of
-    identical frames is capped at 100 dB). ``new_cells`` counts newly seen 15° x 10° view cells.
-    Aggregation for reports: per frame -> per step (mean over the block) -> per episode (mean over steps).
+    Per step: ``w_revisit * R_revisit + w_explore * new_cells`` (defaults 1.0 and 0.0). ``R_revisit`` scores what
+    only memory can supply (:mod:`magworld.revisit` is the one definition):
+
+    * the step's **observation** (the block's last frame) is a *revisit* when an earlier step's observation showed
+      a pose within ``tolerance`` (1°) and the camera has moved since (holding still is no revisit); its
+      **reference** is the observation of the earliest such visit;
+    * its **memory-only region** is the pixels of its view that no frame the generator sees directly showed: the
+      first block (the sink every memory policy keeps) and the block before this one (its last frame is also the
+      reprojected input). A pan or tilt back and forth leaves a 3°-5° strip, a zoom a thin ring: too small;
+    * when that region holds at least ``ceil(min_memory_fraction * H * W)`` pixels (0.15: 615 at 64 x 64),
+      ``R_revisit = 0.5 * clip((PSNR - 10 dB) / 30 dB, 0, 1) + 0.5 * max(SSIM, 0)`` in [0, 1], PSNR and SSIM on
+      that region only, vs the reference (PSNR of identical pixels capped at 100 dB); otherwise ``R_revisit = 0``.
+
+    On the simulator every revisit scores 1.0; a world without memory (``memory="window"``) must invent the
+    region. ``new_cells`` counts newly seen 15° x 10° view cells (all 3 frames of the block).
 
     ## Starting State
     ``reset(seed)`` draws a scene (style and scene seed) and a start yaw (multiple of 15°) from the
@@ -68,8 +76,12 @@ class MAGWorldEnv(gym.Env):
 
     ## Info
     ``pose`` (yaw, pitch, fov), ``prompt`` (scene caption + action phrase), ``frames`` (uint8 (3, H, W, 3)),
-    ``is_revisit``, ``revisit`` (mean PSNR/SSIM of the revisit frames vs their references, ``frames`` =
-    how many), ``gt`` (mean PSNR/SSIM of the block vs ground truth), ``coverage``, ``reward_terms``,
+    ``is_revisit``, ``revisit`` (the observation's: ``memory_pixels`` (size of its memory-only region, 0 if no
+    reference), ``min_pixels`` (the threshold), ``psnr``/``ssim`` on that region and ``score`` (None/0 unless scored),
+    ``reference_step``; keys without a value are absent), ``reference_bytes`` (the compressed reward references held) and ``reference_bound_bytes``
+    (the most they can take in this episode: one per reachable observation pose, each at most zlib's worst case;
+    13.8 MiB at 64 x 64 from a default start), ``gt`` (mean PSNR/SSIM of the block vs ground truth), ``coverage``,
+    ``reward_terms``,
     ``caption``, ``style``, ``scene_seed``, ``backend``. The model backend adds ``memory`` (the memory policy),
     ``carry`` (how the last frame shown enters the next block: ``"sharp"`` or ``"condition"``, see
     Arguments; ``None`` for a generator without that input), ``cache_bytes`` and
@@ -80,10 +92,10 @@ class MAGWorldEnv(gym.Env):
     the actions alone (Gymnasium's determinism check compares step infos exactly).
 
     ## Arguments
-    ``gym.make("MAGWorld-v0", backend="model" | "simulator", style=None | "outdoor" | "indoor" | "city" | "game",
+    ``gym.make("MAGWorld-v1", backend="model" | "simulator", style=None | "outdoor" | "indoor" | "city" | "game",
     resolution=64 | (H, W), reward=RewardConfig | dict, render_mode=None | "rgb_array" | "human", timing=False)``;
-    the model backend adds ``memory="mag" | "window" | "full" | "mag-ring" | "mag-recall"`` (see
-    :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``sampling_steps=None`` (the generator's denoising
+    the model backend adds ``memory="mag-recall"`` (default: bounded store, constant step cost) ``| "mag" | "window" |
+    "full" | "mag-ring"`` (see :mod:`magworld.model.pipeline`), ``checkpoint=None`` (bundled), ``sampling_steps=None`` (the generator's denoising
     steps per block; None: the checkpoint's, 1 for the bundled set; not to be confused with ``max_episode_steps``),
     ``device="auto" | "cpu" | "cuda"``, ``threads=None`` and ``carry=None | "sharp" | "condition"``
     (how the last frame, reprojected to the new poses, enters: ``sharp`` keeps the latent cells it covers whole while
@@ -98,7 +110,11 @@ class MAGWorldEnv(gym.Env):
     ``threads=k`` sets k; ``threads=0`` leaves torch's setting alone.
 
     ## Version History
-    * v0: initial release (simulator backend).
+    * v1: the revisit reward is scored on the memory-only region of the observation only (a world without memory
+      no longer earns it for pixels it was just shown); the model backend's default memory is ``mag-recall``
+      (bounded) instead of ``mag`` (grows every step); reward references stored compressed with a stated bound;
+      state files ``magworld-state/6``. ``gym.make("MAGWorld-v0")`` raises Gymnasium's ``DeprecatedEnv`` naming v1.
+    * v0: initial release (simulator backend); whole-frame revisit score over all 3 frames, default memory ``mag``.
     """
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 12}
@@ -245,7 +261,7 @@ class MAGWorldEnv(gym.Env):
         from .viewer import Viewer
 
         if self._viewer is None:
-            self._viewer = Viewer(title="MAGWorld-v0", fps=self.metadata["render_fps"])
+            self._viewer = Viewer(title="MAGWorld-v1", fps=self.metadata["render_fps"])
         assert self.frames is not None
         self._viewer.show(self.frames[-1], self._hud)
 

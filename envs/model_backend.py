@@ -5,7 +5,7 @@ steps all N worlds in one forward pass. ``start`` shows the ground-truth first b
 into memory; ``step`` generates, compresses and decodes the next block.
 
 The world model's cache holds every world at the same history length, so worlds (re)start together:
-starts are collected until every world has one, then issued as one batched start. MAGWorld-v0's
+starts are collected until every world has one, then issued as one batched start. MAGWorld-v1's
 episodes all have the same length, so a vector env's autoresets always arrive together.
 """
 
@@ -88,6 +88,9 @@ def apply_thread_policy(threads: int | None, world: Any) -> None:
         torch.set_num_threads(1)
 
 
+DEFAULT_MEMORY = "mag-recall"  # bounded in bytes and step cost, and recalls best at range (docs/notes/memory-recall.md)
+
+
 class ModelBackend:
     name = "model"
     exact = False
@@ -96,7 +99,7 @@ class ModelBackend:
                  checkpoint: str | None = None, sampling_steps: int | None = None, device: str | None = None,
                  threads: int | None = None, world_model: Any = None, carry: str | None = None) -> None:
         """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled),
-        ``memory`` (None: ``mag``), ``sampling_steps`` (None: the checkpoint's), ``device`` (None: ``auto``) and
+        ``memory`` (None: :data:`DEFAULT_MEMORY`, ``mag-recall``), ``sampling_steps`` (None: the checkpoint's), ``device`` (None: ``auto``) and
         ``carry`` (None: the generator's default, see :data:`magworld.model.pipeline.CARRY_MODES`). With a prebuilt
         world model those options may only repeat its settings (:func:`check_prebuilt`). ``threads``: see
         :func:`apply_thread_policy`."""
@@ -104,7 +107,7 @@ class ModelBackend:
             check_prebuilt(world_model, memory, checkpoint, sampling_steps, device, carry)
         check_threads(threads)
         self.world = world_model if world_model is not None else \
-            load_world_model(memory or "mag", checkpoint, sampling_steps, device or "auto", carry)
+            load_world_model(memory or DEFAULT_MEMORY, checkpoint, sampling_steps, device or "auto", carry)
         apply_thread_policy(threads, self.world)
         self.memory = self.world.memory
         size = self.world.cfg.latent_size * self.world.autoencoder.cfg.downsample

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-FORMAT = "magworld-state/5"  # the one format this version reads and writes; files of other formats are refused
+FORMAT = "magworld-state/6"  # MAGWorld-v1 (compressed reward references): the one format read and written; others are refused
 
 
 def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -52,8 +52,9 @@ def load_state_file(path: str | Path) -> dict[str, Any]:
     if found != FORMAT:
         what = ("a state file of another MAGWorld version" if str(found).startswith("magworld-state/")
                 else "not a MAGWorld state file")
-        raise ValueError(f"{path} is {what} (format {found!r}); this MAGWorld reads {FORMAT!r} only: re-create the state "
-                         "by replaying its episode (reset seed and actions) and save it again")
+        raise ValueError(f"{path} is {what} (format {found!r}); this MAGWorld reads {FORMAT!r} only (MAGWorld-v1: "
+                         "format 5 was MAGWorld-v0's): re-create the state by replaying its episode (reset seed and actions) "
+                         "in MAGWorld-v1 and save it again")
     state = json.loads(metadata["state"])
     state["backend"] = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("backend/")}
     state.update({k: v for k, v in arrays.items() if not k.startswith("backend/")})

@@ -1,4 +1,4 @@
-"""Task variants of MAGWorld with a goal an agent can reach: ``MAGWorld-Loop-v0`` (leave and come back)."""
+"""Task variants of MAGWorld with a goal an agent can reach: ``MAGWorld-Loop-v1`` (leave and come back)."""
 
 from __future__ import annotations
 
@@ -26,20 +26,20 @@ class LoopTaskConfig:
 
     min_away: float = 60.0  # degrees the camera must get away from a view before a return to it pays
     directions: int = 8  # K: distinct view cells (15° yaw x 10° pitch) to visit before the loop can close
-    max_far_frames: int = 24  # far-revisit frames paid per episode (3 K): circling without closing can't beat closing
+    max_far_revisits: int = 8  # far-revisit observations paid per episode (K): circling without closing can't beat closing
 
     def __post_init__(self) -> None:
-        if self.min_away <= 0 or self.directions < 1 or self.max_far_frames < 0:
-            raise ValueError(f"loop task needs min_away > 0, directions >= 1 and max_far_frames >= 0, got {self}")
+        if self.min_away <= 0 or self.directions < 1 or self.max_far_revisits < 0:
+            raise ValueError(f"loop task needs min_away > 0, directions >= 1 and max_far_revisits >= 0, got {self}")
 
 
 @dataclass
 class LoopRewardConfig(RewardConfig):
-    """The loop task's reward (``reward=``): MAGWorld-v0's :class:`RewardConfig` (``w_revisit``, ``tolerance``, the
-    PSNR range of the score) with the task's own terms. New view cells pay through ``w_direction`` (first K only), so
-    MAGWorld-v0's uncapped ``w_explore`` must stay 0."""
+    """The loop task's reward (``reward=``): MAGWorld-v1's :class:`RewardConfig` (``w_revisit``, ``tolerance``, the
+    PSNR range and memory-only threshold of the score) with the task's own terms. New view cells pay through
+    ``w_direction`` (first K only), so MAGWorld-v1's uncapped ``w_explore`` must stay 0."""
 
-    w_revisit: float = 1.0  # per far revisit, once per remembered frame (score / 3 per frame of the block)
+    w_revisit: float = 1.0  # per far revisit (its memory-only score), once per remembered view
     w_direction: float = 0.1  # per newly seen view cell, for the first K cells
     w_return: float = 5.0  # x score(last frame, start frame) when the loop closes
 
@@ -69,15 +69,15 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     """Leave the start view, see ``K`` directions, come back: MAGWorld with a goal and an end.
 
     ## Description
-    The world and the actions are those of ``MAGWorld-v0`` (3-frame blocks, 7 camera actions). The
+    The world and the actions are those of ``MAGWorld-v1`` (3-frame blocks, 7 camera actions). The
     task: get at least ``min_away`` (60°) away from the start view, see at least ``K`` (8) distinct
     view cells, then return to the exact start view (pose within ``tolerance`` = 1°, pitch and fov
     included). Returning to views is what the reward pays for, but only *real* returns: a view counts
     after the camera has been at least 60° away from it since it last showed it, so jittering on the
-    spot (which the ``MAGWorld-v0`` reward pays) earns nothing here.
+    spot (which the ``MAGWorld-v1`` reward pays) earns nothing here.
 
     ## Action Space
-    ``Discrete(7)``: stay, pan_left, pan_right, tilt_up, tilt_down, zoom_in, zoom_out (see ``MAGWorld-v0``).
+    ``Discrete(7)``: stay, pan_left, pan_right, tilt_up, tilt_down, zoom_in, zoom_out (see ``MAGWorld-v1``).
 
     ## Observation Space
     ``observation="dict"`` (default): ``Dict(pixels=Box(0, 255, (H, W, 3), uint8), state=Box(-1, 1, (8,), float32))``;
@@ -89,21 +89,23 @@ class MAGWorldLoopEnv(MAGWorldEnv):
 
     ## Rewards
     Per step, the sum of (weights from ``reward=``, a :class:`LoopRewardConfig`)
-    * **far revisits**: ``w_revisit`` (1.0) x the sum over the block's frames of ``score(frame, reference) / 3``
-      for each frame that revisits a view (an earlier step showed a pose within 1°) the camera has
-      been at least ``min_away`` from since it last showed it; the reference is the first frame of
-      that view, each reference frame pays at most once, and at most ``max_far_frames`` (24) frames pay per episode.
-      ``score = 0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 * max(SSIM, 0)`` (1.0 on the simulator backend).
+    * **far revisits**: ``w_revisit`` (1.0) x the step's ``MAGWorld-v1`` revisit score (the observation's
+      memory-only region vs the first frame of its view, when large enough), when the camera has been at least
+      ``min_away`` from that view since it last showed it; each reference pays at most once, and at most
+      ``max_far_revisits`` (8) steps pay per episode. ``score = 0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 *
+      max(SSIM, 0)`` on that region (1.0 on the simulator backend).
     * **directions**: ``w_direction`` (0.1) per newly seen 15° x 10° view cell, for the first K cells.
-    * **return bonus**: ``w_return`` (5.0) x ``score(last frame, start frame)`` on the step that closes the loop.
+    * **return bonus**: ``w_return`` (5.0) x ``score(last frame, start frame)`` (whole frame) on the step that closes
+      the loop: the goal, not a memory test (the start view is in the sink every memory policy keeps).
 
-    On the simulator a 105° pan out and back earns 0.7 + 10/3 + 5 = 9.03 (the start cell is seen at
-    reset), a 180° one 0.7 + 8 + 5 = 13.7 (it reaches the cap). The cap is there because circling at a pose that is *not*
-    the start view (one tilt, then pan) pays on every frame of the second lap without ever closing the
-    loop (24.7 in 50 steps uncapped, which PPO found); capped it earns at most 0.7 + 8 = 8.7.
+    On the simulator a 180° pan out and back earns 0.7 + 5 + 5 = 10.7 (the start cell is seen at reset; the views
+    at 120°-60° pay, those within 45° of the start are in the sink, so nothing there is memory-only), a 105° one
+    0.7 + 0 + 5 = 5.7 (its return views were not 60° away, or are in the sink). The cap is there because circling
+    at a pose that is *not* the start view (one tilt, then pan) pays on the second lap without ever closing the
+    loop; capped it earns at most 0.7 + 8 = 8.7.
 
     ## Starting State
-    As ``MAGWorld-v0``: a scene and a start yaw (multiple of 15°) from the env's RNG, pitch 0°, fov 60°.
+    As ``MAGWorld-v1``: a scene and a start yaw (multiple of 15°) from the env's RNG, pitch 0°, fov 60°.
 
     ## Episode End
     Terminated when the loop closes (the step's last frame is at the start view while ``ready``);
@@ -113,18 +115,20 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     (``max_episode_steps=-1``, or built without ``gym.make``) has ``horizon = None`` and a time entry of 0.
 
     ## Info
-    Everything ``MAGWorld-v0`` reports (``reward_terms`` replaced by the task's terms ``far_revisit``,
+    Everything ``MAGWorld-v1`` reports (``reward_terms`` replaced by the task's terms ``far_revisit``,
     ``directions``, ``return``), plus ``task``: ``far_revisits`` (frames paid this episode),
     ``farthest`` (degrees), ``directions`` (cells seen), ``ready``, ``success``.
 
     ## Arguments
-    ``gym.make("MAGWorld-Loop-v0", task=LoopTaskConfig | dict, reward=LoopRewardConfig | dict,
-    observation="dict" | "state", max_episode_steps=50, **MAGWorld-v0 arguments)``: ``task`` holds ``min_away``,
-    ``directions`` (K) and ``max_far_frames``; ``reward`` holds ``w_revisit``, ``w_direction``, ``w_return`` and
-    MAGWorld-v0's ``tolerance``, ``psnr_low``, ``psnr_high`` (``w_explore`` must stay 0); a key in the wrong one is a
+    ``gym.make("MAGWorld-Loop-v1", task=LoopTaskConfig | dict, reward=LoopRewardConfig | dict,
+    observation="dict" | "state", max_episode_steps=50, **MAGWorld-v1 arguments)``: ``task`` holds ``min_away``,
+    ``directions`` (K) and ``max_far_revisits``; ``reward`` holds ``w_revisit``, ``w_direction``, ``w_return`` and
+    MAGWorld-v1's ``tolerance``, ``psnr_low``, ``psnr_high``, ``min_memory_fraction`` (``w_explore`` must stay 0); a key in the wrong one is a
     ``ValueError`` that names the right one.
 
     ## Version History
+    * v1: far revisits are scored like MAGWorld-v1 (one observation per step, on its memory-only region), at most
+      ``max_far_revisits`` (8) per episode (was ``max_far_frames``, 24 frames).
     * v0: initial release.
     """
 
@@ -161,13 +165,13 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     def step(self, action: Any):
         cells_before = len(self.tracker.cells)
         pixels, _, _, truncated, info = super().step(action)
-        far_term = self._far_revisits()
+        far_term = self._far_revisit()
         new_dirs = max(0, min(len(self.tracker.cells), self.task.directions) - min(cells_before, self.task.directions))
         start = self.start_pose.as_array()
-        block = self.tracker.block_poses  # (3, 3) this step's frame poses
-        self.farthest = max(self.farthest, float(pose_distances(block, start).max()))
+        here = self.pose.as_array()[None]  # (1, 3) the observation's pose (a block's farthest frame is one of its ends)
+        self.farthest = max(self.farthest, float(pose_distances(here, start)[0]))
         return_term = 0.0
-        at_start = float(pose_distances(block[-1:], start)[0]) <= self.reward_cfg.tolerance
+        at_start = float(pose_distances(here, start)[0]) <= self.reward_cfg.tolerance
         if at_start and self._ready():
             self.success = True
             return_term = self._score(self.frames[-1], self.start_frame)
@@ -186,21 +190,18 @@ class MAGWorldLoopEnv(MAGWorldEnv):
         m = frame_metrics(frame, reference)
         return float(similarity_score(m["psnr"], m["ssim"], self.reward_cfg.psnr_low, self.reward_cfg.psnr_high))
 
-    def _far_revisits(self) -> float:
-        """Far-revisit term of the step just recorded: sum of first-time scores / frames in the block."""
-        assert self.frames is not None
-        tracker = self.tracker
-        block, earlier = tracker.block_poses, tracker.block_start  # (3, 3) this step's poses; frames of earlier steps
-        total = 0.0
-        for k, pose in enumerate(block):
-            # revisit_reference(every pose before this frame, pose, eligible=earlier steps' frames, away=min_away)
-            ref = tracker.reference(pose, self.step_index, away=self.task.min_away, before=earlier + k)
-            if ref is None or ref in self.paid or self.far_revisits >= self.task.max_far_frames:
-                continue
-            self.paid.add(ref)
-            self.far_revisits += 1
-            total += self._score(tracker.frame(earlier + k), tracker.frame(ref))
-        return float(total / len(block))
+    def _far_revisit(self) -> float:
+        """Far-revisit term of the step just recorded: the env's memory-only revisit score of the observation when
+        the camera was at least ``min_away`` from the view since it last showed it, first time per reference."""
+        found, tracker = self.episode.last, self.tracker
+        if not found.is_revisit or found.reference in self.paid or self.far_revisits >= self.task.max_far_revisits:
+            return 0.0
+        # revisit_reference(every observation before this one, its pose, eligible=earlier steps', away=min_away)
+        if tracker.reference(self.pose, self.step_index, away=self.task.min_away, before=tracker.block_start) is None:
+            return 0.0
+        self.paid.add(int(found.reference))
+        self.far_revisits += 1
+        return float(found.score)
 
     def _state(self) -> np.ndarray:
         d_yaw = np.radians(self.pose.yaw - self.start_pose.yaw)
@@ -218,7 +219,7 @@ class MAGWorldLoopEnv(MAGWorldEnv):
 
 
 class LoopHorizon(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Tells the loop task the time limit it runs under: registered with ``MAGWorld-Loop-v0`` as an additional
+    """Tells the loop task the time limit it runs under: registered with ``MAGWorld-Loop-v1`` as an additional
     wrapper, so ``gym.make`` puts it above its ``TimeLimit`` and the task's ``horizon`` is that ``max_episode_steps``
     (the registered 50, or the one given to ``gym.make``; None without a limit). Observations pass through."""
 
@@ -226,6 +227,6 @@ class LoopHorizon(gym.Wrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self)
         gym.Wrapper.__init__(self, env)
         if not isinstance(env.unwrapped, MAGWorldLoopEnv):
-            raise TypeError(f"LoopHorizon wraps MAGWorld-Loop-v0, got {type(env.unwrapped).__name__}")
+            raise TypeError(f"LoopHorizon wraps MAGWorld-Loop-v1, got {type(env.unwrapped).__name__}")
         # TimeLimit keeps its limit in _max_episode_steps; env.spec would deep-copy the make kwargs (a world model)
         env.unwrapped.horizon = env.get_wrapper_attr("_max_episode_steps") if env.has_wrapper_attr("_max_episode_steps") else None

@@ -1,4 +1,4 @@
-"""Batched MAGWorld: ``gymnasium.make_vec("MAGWorld-v0", num_envs=N)`` advances N worlds per backend call.
+"""Batched MAGWorld: ``gymnasium.make_vec("MAGWorld-v1", num_envs=N)`` advances N worlds per backend call.
 
 Each world keeps its own :class:`~magworld.envs.episode.Episode` and RNG; the backend draws all N blocks in one
 call (one generator forward pass for the model backend). Autoreset mode is ``SAME_STEP``: a world
@@ -26,7 +26,7 @@ from .reward import RewardConfig
 
 
 class MAGWorldVectorEnv(VectorEnv):
-    """N independent MAGWorld-v0 worlds stepped together; arguments as ``MAGWorld-v0`` plus ``num_envs`` and
+    """N independent MAGWorld-v1 worlds stepped together; arguments as ``MAGWorld-v1`` plus ``num_envs`` and
     ``max_episode_steps`` (``None`` or ``-1``: no time limit)."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12, "autoreset_mode": AutoresetMode.SAME_STEP}

@@ -93,17 +93,20 @@ def _format_pose(pose: Mapping[str, float]) -> str:
 
 
 def _format_revisit(revisit: Mapping[str, Any], score: float | None) -> str:
-    if not revisit or not revisit.get("frames"):
-        return "revisit: -"
+    """The HUD's revisit line: the memory-only score (MAGWorld-v1's reward term) and its region."""
+    if not revisit or revisit.get("psnr") is None:
+        pixels = (revisit or {}).get("memory_pixels")
+        return "revisit: -" if not pixels else f"revisit: - (memory-only {pixels} px < {revisit.get('min_pixels')})"
     score_text = "" if score is None else f"score {score:.2f}  "
-    return f"revisit: {score_text}PSNR {revisit['psnr']:.1f} dB  SSIM {revisit['ssim']:.3f}  ({revisit['frames']} frames)"
+    return (f"memory-only: {score_text}PSNR {revisit['psnr']:.1f} dB  SSIM {revisit['ssim']:.3f}  "
+            f"({revisit['memory_pixels']} px)")
 
 
 def format_hud(hud: Mapping[str, Any], fps: float | None = None, width_chars: int = 60) -> list[str]:
     """HUD dict -> text lines. Known keys get a layout; any other key is shown as ``key: value``.
 
     Known keys: ``step``, ``pose`` (yaw/pitch/fov dict), ``reward``, ``score`` (revisit term),
-    ``revisit`` (psnr/ssim/frames dict), ``step_ms``, ``coverage``, ``prompt``, ``message``, and the
+    ``revisit`` (the env's info: psnr/ssim/memory_pixels/min_pixels), ``step_ms``, ``coverage``, ``prompt``, ``message``, and the
     flags ``recording`` / ``paused`` (drawn as indicators, not text lines).
     """
     hud = dict(hud)

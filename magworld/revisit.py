@@ -1,41 +1,61 @@
-"""Revisits: when does a frame show a view an earlier frame showed? The one matcher, and the episode tracker.
+"""Revisits: when does an observation show a view an earlier one showed, and what of it only memory can supply?
 
-:func:`revisit_reference` is the single definition used by the environment reward, the loop task,
-the revisit benchmark and training's evaluation. Given the poses shown so far, in order, and a new
-pose, the reference is the **earliest** eligible frame within ``tolerance`` degrees (largest
-per-axis difference, yaw around the circle): the first time the view was seen, so drift accumulated
-since then is what is measured. Options:
+The one definition of the revisit score, used by the environment reward (``MAGWorld-v1``), the loop task, the
+revisit benchmark's memory-only region and (through :func:`revisit_reference`) training's evaluation.
+
+**Matcher.** :func:`revisit_reference`: given the poses shown so far, in order, and a new pose, the reference is
+the **earliest** eligible frame within ``tolerance`` degrees (largest per-axis difference, yaw around the circle):
+the first time the view was seen, so drift accumulated since then is what is measured. Options:
 
 * ``eligible`` — only the first ``eligible`` frames may be the reference (the frames of earlier
   steps, or a benchmark's history part); the frames after them still count as "seen since";
 * ``away`` — the camera must have *left* since the last eligible match: some later frame is not the
   same view (farther than ``tolerance``) and at least ``away`` degrees from the pose. ``away=0``: any
-  departure (the env reward: holding still on a view is not a revisit); ``away=60``: a real return
-  (the loop task). ``None``: no departure needed (the benchmark: return-path frames vs history).
+  departure (the env reward); ``away=60``: a real return (the loop task). ``None``: no departure needed.
 
-:class:`RevisitTracker` finds each new frame of an episode its reference and score from one record per
-distinct pose (bounded by the world's pose grid, not by time; exactly :func:`revisit_reference`, see the
-class); it also counts view-direction **cells** (15° of yaw x 10° of pitch) for coverage and exploration.
-Poses are float arrays ``(yaw, pitch, fov)`` in degrees (a :class:`~magworld.world.Pose` is accepted
+**Memory-only region.** When the generator draws block ``t`` it sees some frames *directly*: the frames of the
+first ``SINK_BLOCKS`` block(s) (the sink every memory policy attends to, uncompressed) and of the
+``RECENT_BLOCKS`` block(s) before ``t`` (the last block, whose last frame the geometric input also reprojects to
+the new poses) — :func:`directly_seen_blocks`. The pixels of a view whose ray none of those frames showed
+(:func:`memory_only_mask`, exact camera geometry, :func:`magworld.world.camera.visible_mask`) are the ones only
+the compressed memory can supply; anything else a world without memory draws as well as MAG.
+
+**Score** (:func:`score_revisit`). An observation (a block's last frame) at step ``t >= 1`` is a *revisit* when
+it has a reference among earlier observations (``away=0``) **and** its memory-only region holds at least
+``ceil(min_memory_fraction x H x W)`` pixels (default 0.15: 615 of 4,096 at 64 x 64). The score is
+``0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 * max(SSIM, 0)`` with PSNR and SSIM taken **on the memory-only pixels
+only** (:func:`magworld.metrics.masked_psnr`, :func:`~magworld.metrics.masked_ssim`), against the reference.
+
+:class:`RevisitTracker` keeps an episode's observations: one record per distinct pose with its first frame's pixels
+**losslessly compressed** (zlib), so the reference store is bounded by the poses the camera can reach
+(:func:`reference_bound`); it also counts view-direction **cells** (15° of yaw x 10° of pitch) for coverage and
+exploration. Poses are float arrays ``(yaw, pitch, fov)`` in degrees (a :class:`~magworld.world.Pose` is accepted
 too). Numpy only: agents and the benchmark use it without the environment.
 """
 
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+import math
+import zlib
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from magworld.metrics import frame_metrics, similarity_score
+from magworld.metrics import masked_psnr, masked_ssim, similarity_score
 from magworld.protocol import PITCH_CELL, YAW_CELL, view_cells
 from magworld.world.actions import ACTION_TABLE, apply_action
-from magworld.world.camera import DEFAULT_FOV, PITCH_LIMIT, Pose, pose_distances
+from magworld.world.camera import DEFAULT_FOV, PITCH_LIMIT, Pose, pose_distances, visible_mask
 from magworld.world.trajectory import block_poses as frame_poses
 
 YAW_CELLS = int(360 / YAW_CELL)
 PITCH_CELLS = int(2 * PITCH_LIMIT / PITCH_CELL) + 1
+RECENT_BLOCKS = 1  # blocks before the drawn one whose frames the generator sees directly (the last block)
+SINK_BLOCKS = 1  # first blocks every memory policy keeps and attends to (the sink)
+MIN_MEMORY_FRACTION = 0.15  # of the frame: smaller memory-only regions are not scored (615 px at 64 x 64)
+MAX_MEMORY_FRACTION = 0.5  # the most one action can leave memory-only: a 15° pan at fov 30° (0.504 at 64 x 64)
+ZLIB_LEVEL = 6
 
 
 def pose_vector(pose: Pose | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -69,10 +89,35 @@ def revisit_reference(seen: np.ndarray, pose: np.ndarray, tolerance: float, elig
     return int(matches[0])
 
 
-def view_cell(pose: Pose | Sequence[float] | np.ndarray) -> tuple[int, int]:
-    """(yaw cell, pitch cell) of a view direction: 15° yaw cells centred on multiples of 15°, 10° pitch cells."""
-    yaw_cell, pitch_cell = view_cells(pose_vector(pose), pitch_offset=PITCH_LIMIT)
-    return int(yaw_cell), int(np.clip(pitch_cell, 0, PITCH_CELLS - 1))
+# --- the memory-only region -----------------------------------------------------------------------
+def directly_seen_blocks(block: int, recent_blocks: int = RECENT_BLOCKS, sink_blocks: int = SINK_BLOCKS) -> list[int]:
+    """Indices of the blocks whose frames the generator sees directly when it draws block ``block``: the first
+    ``sink_blocks`` (the sink) and the ``recent_blocks`` before ``block`` (the last block, which carries the
+    reprojected last shown frame). Every memory policy attends to these; only older frames need memory."""
+    if recent_blocks < 1 or sink_blocks < 0:
+        raise ValueError(f"recent_blocks must be >= 1 and sink_blocks >= 0, got {recent_blocks}, {sink_blocks}")
+    return sorted(set(range(min(sink_blocks, block))) | set(range(max(0, block - recent_blocks), block)))
+
+
+def memory_only_mask(pose: Pose | Sequence[float] | np.ndarray, seen: Sequence[Pose] | np.ndarray, height: int,
+                     width: int) -> np.ndarray:
+    """Boolean (H, W): the pixels of the view at ``pose`` that none of the ``seen`` frame poses (``(K, 3)`` or
+    :class:`Pose` objects; the frames of :func:`directly_seen_blocks`) showed."""
+    return ~visible_mask(pose_vector(pose), seen, height, width)
+
+
+def check_memory_fraction(fraction: float) -> float:
+    """``fraction`` if a memory-only region that large can occur, else a ``ValueError`` saying why not."""
+    if not 0.0 < fraction <= MAX_MEMORY_FRACTION:
+        raise ValueError(f"min_memory_fraction={fraction} can never be met: one action leaves at most "
+                         f"{MAX_MEMORY_FRACTION} of a view memory-only (a 15° pan at fov 30°); choose 0 < fraction <= "
+                         f"{MAX_MEMORY_FRACTION} (default {MIN_MEMORY_FRACTION})")
+    return float(fraction)
+
+
+def min_memory_pixels(height: int, width: int, fraction: float = MIN_MEMORY_FRACTION) -> int:
+    """The smallest memory-only region scored: ``ceil(fraction x H x W)`` pixels (615 at 64 x 64, default fraction)."""
+    return int(math.ceil(check_memory_fraction(fraction) * height * width - 1e-9))
 
 
 class ScoreRange(Protocol):
@@ -82,25 +127,73 @@ class ScoreRange(Protocol):
     psnr_high: float
 
 
-@dataclass
-class StepRevisits:
-    """What the tracker found for one block."""
+@dataclass(frozen=True)
+class RevisitScore:
+    """One observation's revisit: its reference (frame index and step, None if it revisits nothing), the size of its
+    memory-only region, the scored threshold, PSNR/SSIM there (None unless scored) and the score (0 unless scored)."""
 
-    revisit_frames: list[int]  # indices (0..2) of the block's frames that are revisits
-    metrics: list[dict[str, float]]  # vs the reference frame, one per revisit frame
-    scores: list[float]
-    new_cells: int
-    references: list[int] = field(default_factory=list)  # index of each revisit frame's reference frame
+    reference: int | None
+    reference_step: int | None
+    pixels: int
+    min_pixels: int
+    psnr: float | None = None
+    ssim: float | None = None
+    score: float = 0.0
 
     @property
     def is_revisit(self) -> bool:
-        return bool(self.revisit_frames)
+        return self.reference is not None and self.pixels >= self.min_pixels
 
-    def mean_metrics(self) -> dict[str, float | int | None]:
-        if not self.metrics:
-            return {"psnr": None, "ssim": None, "frames": 0}
-        return {"psnr": float(np.mean([m["psnr"] for m in self.metrics])),
-                "ssim": float(np.mean([m["ssim"] for m in self.metrics])), "frames": len(self.metrics)}
+    def as_info(self) -> dict[str, float | int | bool]:
+        """The env's ``info["revisit"]`` (plus ``is_revisit``): ``reference_step`` only when the view has a reference,
+        ``psnr``/``ssim`` only when scored (absent, not None, so that vector envs batch them with a presence mask)."""
+        optional = {"reference_step": self.reference_step, "psnr": self.psnr, "ssim": self.ssim}
+        return {"is_revisit": self.is_revisit, "memory_pixels": self.pixels, "min_pixels": self.min_pixels,
+                "score": self.score, **{k: v for k, v in optional.items() if v is not None}}
+
+
+def score_revisit(frame: np.ndarray, reference: np.ndarray | None, mask: np.ndarray, min_pixels: int,
+                  score: ScoreRange, reference_index: int | None = None, reference_step: int | None = None) -> RevisitScore:
+    """The revisit score of ``frame`` against ``reference`` on the memory-only ``mask``: scored when the mask holds at
+    least ``min_pixels`` pixels (see the module docstring); ``reference`` may be None below that (not needed), and
+    ``reference_index``/``reference_step`` (the reference frame's, None if the view is not a revisit) are reported."""
+    pixels = int(np.count_nonzero(mask))
+    if reference is None and reference_index is not None and pixels >= min_pixels:
+        raise ValueError("a revisit whose memory-only region is large enough is scored: pass its reference frame")
+    if reference is None or pixels < min_pixels:
+        return RevisitScore(reference_index, reference_step, pixels, min_pixels)
+    p, q = masked_psnr(frame, reference, mask), masked_ssim(frame, reference, mask)
+    return RevisitScore(reference_index, reference_step, pixels, min_pixels, p, q,
+                        similarity_score(p, q, score.psnr_low, score.psnr_high))
+
+
+def view_cell(pose: Pose | Sequence[float] | np.ndarray) -> tuple[int, int]:
+    """(yaw cell, pitch cell) of a view direction: 15° yaw cells centred on multiples of 15°, 10° pitch cells."""
+    yaw_cell, pitch_cell = view_cells(pose_vector(pose), pitch_offset=PITCH_LIMIT)
+    return int(yaw_cell), int(np.clip(pitch_cell, 0, PITCH_CELLS - 1))
+
+
+# --- the compressed reference store -----------------------------------------------------------------
+def compress_frame(frame: np.ndarray) -> bytes:
+    """Lossless: zlib of the raw uint8 bytes (:func:`decompress_frame` returns the frame bit for bit)."""
+    return zlib.compress(np.ascontiguousarray(frame, dtype=np.uint8).tobytes(), ZLIB_LEVEL)
+
+
+def decompress_frame(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """Inverse of :func:`compress_frame`; a ``ValueError`` if ``data`` is damaged or not of ``shape``."""
+    try:
+        raw = zlib.decompress(bytes(data))
+    except zlib.error as exc:
+        raise ValueError(f"a compressed reference frame is corrupted ({exc})") from exc
+    if len(raw) != int(np.prod(shape)):
+        raise ValueError(f"a compressed reference frame holds {len(raw)} bytes, expected {int(np.prod(shape))} for {shape}")
+    return np.frombuffer(raw, dtype=np.uint8).reshape(shape).copy()
+
+
+def compressed_bound(nbytes: int) -> int:
+    """The most bytes zlib's ``compress`` can return for ``nbytes`` of input, whatever the data (zlib's
+    ``compressBound``): incompressible data is stored in raw blocks with a few bytes of framing."""
+    return nbytes + (nbytes >> 12) + (nbytes >> 14) + (nbytes >> 25) + 13
 
 
 # columns of RevisitTracker's per-pose index table
@@ -110,14 +203,14 @@ FIRST, FIRST_STEP, LAST, LAST_STEP, PREVIOUS = range(5)
 class RevisitTracker:
     """An episode's revisit history, bounded by the world: one record per distinct pose, not per frame.
 
-    Finds each new frame's reference and score (``away=0``: the camera must have left the view;
-    references come from earlier steps only) and counts view cells. Steps must be recorded in
-    non-decreasing order. Frames are numbered in the order seen (``count`` so far).
+    Answers :func:`revisit_reference` queries over the frames recorded so far (the env records one frame per
+    step, the observation; references come from earlier steps only) and counts view cells. Steps must be recorded
+    in non-decreasing order. Frames are numbered in the order recorded (``count`` so far).
 
-    **What is kept.** For each distinct pose (exact float64 value): the pixels and index/step of its
-    *first* frame, the index and step of its *last* frame, and ``PREVIOUS``, the index of its last
-    frame of a step before that last step (-1 if none); plus the poses and frames of the current
-    step. Nothing else: not every frame's pixels (36 KiB per step at 64 x 64), not every pose.
+    **What is kept.** For each distinct pose (exact float64 value): the pixels of its *first* frame, **zlib
+    compressed** (lossless: :meth:`frame` returns them bit for bit), that frame's index and step, the index and
+    step of its *last* frame, and ``PREVIOUS``, the index of its last frame of a step before that last step (-1
+    if none); plus the poses and (raw) frames of the current step. Nothing else: not every frame, not every pose.
 
     **Why queries stay exact** (equal to :func:`revisit_reference` on the full history, checked on
     long random walks in ``tests/world/test_revisit.py``). A query at step ``t`` (no earlier than any
@@ -138,13 +231,11 @@ class RevisitTracker:
 
     **Bound.** The camera moves on the action table's grid: from the env's start poses (yaw a
     multiple of 15°, pitch 0°, fov 60°), pans of ±15°, tilts of ±10° clamped to ±30°, zooms of ±10°
-    clamped to 30°-90°, each block interpolated at 1/3, 2/3 and 1 of the move. That is 24 x 7 x 7 =
-    1,176 block-end poses and **9,576 distinct frame poses** (:func:`reachable_poses`): 7,560 views
-    (pan frames 72 yaws x 7 x 7, tilt frames 24 x 12 x 7, zoom frames 24 x 7 x 12), some reached from
-    either neighbour as float64 values differing in the last bits (``0 + 10 * 2/3`` vs ``10 - 10/3``),
-    kept apart so that distances stay bit-exact. At most 9,576 records, 9,576 x H x W x 3 bytes of
-    pixels (112 MiB at 64 x 64) whatever the episode length; a start pose off that grid (reset
-    option ``pose``) has its own grid of the same size.
+    clamped to 30°-90°. Recording block ends only (the env's observations), that is 24 x 7 x 7 = **1,176
+    records** (:func:`reachable_poses` with ``block_ends=True``; every frame of every block: 9,576), each at most
+    ``compressed_bound(H x W x 3)`` bytes: :func:`reference_bound` = 1,176 x 12,304 B = 13.8 MiB at 64 x 64,
+    whatever the episode length. A start pose off that grid (reset option ``pose``) has its own grid, at most
+    24 x 13 x 13 block ends (pitch and fov reach both their own grid and the one of the limits).
     """
 
     def __init__(self, tolerance: float = 1.0) -> None:
@@ -157,7 +248,8 @@ class RevisitTracker:
         self.size = 0  # records (distinct poses)
         self._poses = np.zeros((16, 3), dtype=np.float64)  # (capacity, 3) record poses
         self._indices = np.zeros((16, 5), dtype=np.int64)  # (capacity, 5) FIRST .. PREVIOUS
-        self._frames: list[np.ndarray] = []  # first frame's pixels, per record
+        self._frames: list[bytes] = []  # first frame's pixels, zlib compressed, per record
+        self._shape: tuple[int, ...] | None = None  # (H, W, 3) of every frame
         self._ids: dict[bytes, int] = {}  # pose bytes -> record
         self._by_first: dict[int, int] = {}  # first frame index -> record
         self.step: int | None = None  # step of the current (latest) block
@@ -186,18 +278,28 @@ class RevisitTracker:
         return np.asarray(self._block_poses, dtype=np.float64).reshape(-1, 3)
 
     @property
+    def reference_bytes(self) -> int:
+        """Bytes of the compressed reference store (the records' first frames)."""
+        return sum(len(f) for f in self._frames)
+
+    @property
     def nbytes(self) -> int:
-        """Bytes of pixels held (first frames of the records and the current step's frames)."""
-        return sum(f.nbytes for f in self._frames) + sum(f.nbytes for f in self._block_frames)
+        """Bytes of pixels held: the compressed reference store and the current step's raw frames."""
+        return self.reference_bytes + sum(f.nbytes for f in self._block_frames)
 
     def frame(self, index: int) -> np.ndarray:
         """Pixels of frame ``index``: a record's first frame (every reference is one) or a frame of the current step."""
         if index >= self.block_start and index < self.count:
             return self._block_frames[index - self.block_start]
         if index in self._by_first:
-            return self._frames[self._by_first[index]]
+            assert self._shape is not None
+            return decompress_frame(self._frames[self._by_first[index]], self._shape)
         raise KeyError(f"frame {index} is not kept: the tracker holds the first frame of each pose and the current "
                        f"step's frames ({self.block_start}..{self.count - 1})")
+
+    def first_step(self, index: int) -> int:
+        """Step of frame ``index``, a record's first frame (every reference is one)."""
+        return int(self._indices[self._by_first[index], FIRST_STEP])
 
     def cell(self, pose: Pose | Sequence[float] | np.ndarray) -> tuple[int, int]:
         return view_cell(pose)
@@ -241,29 +343,24 @@ class RevisitTracker:
         return None
 
     # --- recording ----------------------------------------------------------------------------
-    def observe(self, step: int, poses: Sequence[Pose] | np.ndarray, frames: np.ndarray, score: ScoreRange) -> StepRevisits:
-        """Record a block (poses ``(F, 3)`` or F :class:`Pose`) and report its revisits (each frame is
-        checked before it is recorded); scores use ``score.psnr_low``/``psnr_high``."""
-        found = StepRevisits([], [], [], 0)
-        for k, (pose, frame) in enumerate(zip(poses, frames)):
-            vec = pose_vector(pose)
-            ref = self.reference(vec, step)
-            if ref is not None:
-                m = frame_metrics(frame, self.frame(ref))
-                found.revisit_frames.append(k)
-                found.references.append(ref)
-                found.metrics.append(m)
-                found.scores.append(similarity_score(m["psnr"], m["ssim"], score.psnr_low, score.psnr_high))
-            cell = view_cell(vec)
+    def add_cells(self, poses: Sequence[Pose] | np.ndarray) -> int:
+        """Count the view cells of ``poses`` (a block's frames) as covered; returns how many are new."""
+        new = 0
+        for pose in poses:
+            cell = view_cell(pose)
             if cell not in self.cells:
                 self.cells.add(cell)
-                found.new_cells += 1
-            self.record(step, vec, frame)
-        return found
+                new += 1
+        return new
 
     def record(self, step: int, pose: Pose | Sequence[float] | np.ndarray, frame: np.ndarray) -> None:
-        """Add one frame (no query, no cells): what :meth:`observe` stores."""
+        """Add one frame (no query, no cells); a new pose's frame is compressed into the reference store."""
         vec = pose_vector(pose)
+        frame = np.asarray(frame, dtype=np.uint8)
+        if self._shape is None:
+            self._shape = tuple(frame.shape)
+        elif tuple(frame.shape) != self._shape:
+            raise ValueError(f"frames of one episode share one shape: got {frame.shape}, recorded {self._shape}")
         if self.step is not None and step < self.step:
             raise ValueError(f"steps are recorded in order: got step {step} after step {self.step}")
         if step != self.step:
@@ -271,7 +368,7 @@ class RevisitTracker:
         key = vec.tobytes()
         index, r = self.count, self._ids.get(key)
         if r is None:
-            r = self._add(vec, np.array(frame, copy=True), index)  # a copy: a view would keep its whole block alive
+            r = self._add(vec, compress_frame(frame), index)
             self._indices[r] = (index, step, index, step, -1)
         else:
             row = self._indices[r]
@@ -279,10 +376,10 @@ class RevisitTracker:
                 row[PREVIOUS] = row[LAST]
             row[LAST], row[LAST_STEP] = index, step
         self._block_poses.append(vec)
-        self._block_frames.append(frame)
+        self._block_frames.append(np.array(frame, copy=True))  # a copy: a view would keep its whole block alive
         self.count += 1
 
-    def _add(self, vec: np.ndarray, frame: np.ndarray, first: int) -> int:
+    def _add(self, vec: np.ndarray, frame: bytes, first: int) -> int:
         r = self.size
         if r == len(self._poses):
             self._poses = np.concatenate([self._poses, np.zeros_like(self._poses)])
@@ -296,44 +393,56 @@ class RevisitTracker:
 
     # --- snapshots ----------------------------------------------------------------------------
     def state(self) -> dict[str, np.ndarray | int | None]:
-        """Everything the tracker holds (arrays are copies; ``count``/``step`` plain ints): :meth:`load` restores it."""
-        shape = self._frames[0].shape if self._frames else (0, 0, 3)
+        """Everything the tracker holds (arrays are copies; ``count``/``step`` plain ints): :meth:`load` restores it.
+        The reference store travels compressed, as held: ``store`` (uint8, the records' zlib streams end to end) and
+        ``store_sizes`` (int64, one length per record), so a snapshot is exact and small."""
+        shape = self._shape or (0, 0, 3)
         return {"count": self.count, "step": self.step, "poses": self.poses, "indices": self.indices,
-                "frames": np.asarray(self._frames, dtype=np.uint8).reshape(-1, *shape),
+                "store": np.frombuffer(b"".join(self._frames), dtype=np.uint8).copy(),
+                "store_sizes": np.asarray([len(f) for f in self._frames], dtype=np.int64),
+                "frame_shape": np.asarray(shape, dtype=np.int64),
                 "block_poses": self.block_poses,
                 "block_frames": np.asarray(self._block_frames, dtype=np.uint8).reshape(-1, *shape),
                 "cells": np.asarray(sorted(self.cells), dtype=np.int64).reshape(-1, 2)}
 
     def load(self, state: dict) -> None:
-        """Inverse of :meth:`state` (checks that the arrays agree before changing anything)."""
+        """Inverse of :meth:`state`. Checks everything first (the arrays agree; every compressed frame decompresses
+        to its shape: a damaged store is a ``ValueError``) and changes nothing unless all is well."""
         poses = np.asarray(state["poses"], dtype=np.float64).reshape(-1, 3)
         indices = np.asarray(state["indices"], dtype=np.int64).reshape(-1, 5)
-        frames, block_frames = np.asarray(state["frames"], dtype=np.uint8), np.asarray(state["block_frames"], dtype=np.uint8)
+        store, sizes = np.asarray(state["store"], dtype=np.uint8).reshape(-1), np.asarray(state["store_sizes"], dtype=np.int64).reshape(-1)
+        shape = tuple(int(v) for v in np.asarray(state["frame_shape"]).reshape(-1))
+        block_frames = np.asarray(state["block_frames"], dtype=np.uint8)
         block_poses = np.asarray(state["block_poses"], dtype=np.float64).reshape(-1, 3)
-        if not len(poses) == len(indices) == len(frames) or len(block_poses) != len(block_frames):
+        if not len(poses) == len(indices) == len(sizes) or len(block_poses) != len(block_frames):
             raise ValueError(f"revisit history arrays disagree: {len(poses)} poses, {len(indices)} index rows, "
-                             f"{len(frames)} frames, {len(block_poses)} current poses, {len(block_frames)} current frames")
+                             f"{len(sizes)} stored frames, {len(block_poses)} current poses, {len(block_frames)} current frames")
+        if len(shape) != 3 or (sizes < 0).any() or int(sizes.sum()) != len(store):
+            raise ValueError(f"the revisit reference store is corrupted: {len(store)} bytes for record sizes summing to "
+                             f"{int(sizes.sum())}, frame shape {shape}")
+        ends = np.cumsum(sizes)
+        frames = [store[end - size:end].tobytes() for end, size in zip(ends, sizes)]
+        for r, data in enumerate(frames):
+            try:
+                decompress_frame(data, shape)
+            except ValueError as exc:
+                raise ValueError(f"the revisit reference store is corrupted at record {r} of {len(frames)}: {exc}") from exc
         self.reset()
+        self._shape = shape if len(frames) or len(block_frames) else None
         self.count, self.step = int(state["count"]), None if state["step"] is None else int(state["step"])
-        for vec, row, frame in zip(poses, indices, frames):
-            r = self._add(vec.copy(), frame.copy(), int(row[FIRST]))
+        for vec, row, data in zip(poses, indices, frames):
+            r = self._add(vec.copy(), data, int(row[FIRST]))
             self._indices[r] = row
         self._block_poses = [p.copy() for p in block_poses]
         self._block_frames = [f.copy() for f in block_frames]
         self.cells = {(int(a), int(b)) for a, b in np.asarray(state["cells"]).reshape(-1, 2)}
 
-    def replay(self, poses: np.ndarray, frames: np.ndarray, steps: Sequence[int], cells: np.ndarray) -> None:
-        """Rebuild from a full frame history (poses ``(N, 3)``, frames, steps): the records :meth:`observe` would hold."""
-        self.reset()
-        for vec, frame, step in zip(np.asarray(poses, dtype=np.float64).reshape(-1, 3), frames, steps):
-            self.record(int(step), vec.copy(), np.array(frame, copy=True))
-        self.cells = {(int(a), int(b)) for a, b in np.asarray(cells).reshape(-1, 2)}
-
 
 @functools.lru_cache(maxsize=8)
-def reachable_poses(start: tuple[float, ...] | None = None) -> np.ndarray:
-    """``(P, 3)`` every distinct frame pose the action table can show, from ``start`` (yaw, pitch, fov) or from
-    the env's start poses (yaw a multiple of 15°, pitch 0°, fov 60°): the bound of :class:`RevisitTracker`."""
+def reachable_poses(start: tuple[float, ...] | None = None, block_ends: bool = False) -> np.ndarray:
+    """``(P, 3)`` every distinct frame pose the action table can show (``block_ends``: every block-end pose, the
+    observations), from ``start`` (yaw, pitch, fov) or from the env's start poses (yaw a multiple of 15°, pitch
+    0°, fov 60°): the bound of :class:`RevisitTracker`."""
     ends = [Pose(*start)] if start is not None else [Pose(15.0 * k, 0.0, DEFAULT_FOV) for k in range(24)]
     seen, todo = set(ends), list(ends)
     frames = {p.as_array().tobytes(): p.as_array() for p in ends}
@@ -341,7 +450,8 @@ def reachable_poses(start: tuple[float, ...] | None = None) -> np.ndarray:
         pose = todo.pop()
         for action in range(len(ACTION_TABLE)):
             target = apply_action(pose, action)
-            frames.update((p.as_array().tobytes(), p.as_array()) for p in frame_poses(pose, target))
+            shown = [target] if block_ends else frame_poses(pose, target)
+            frames.update((p.as_array().tobytes(), p.as_array()) for p in shown)
             if target not in seen:
                 seen.add(target)
                 todo.append(target)
@@ -350,5 +460,16 @@ def reachable_poses(start: tuple[float, ...] | None = None) -> np.ndarray:
     return out
 
 
-__all__ = ["PITCH_CELL", "PITCH_CELLS", "YAW_CELL", "YAW_CELLS", "RevisitTracker", "ScoreRange", "StepRevisits",
-           "pose_vector", "reachable_poses", "revisit_reference", "view_cell"]
+def reference_bound(height: int, width: int, start: tuple[float, ...] | None = None) -> tuple[int, int]:
+    """(records, bytes): the most a :class:`RevisitTracker` recording observations holds from ``start`` (None: the
+    env's start poses): one record per reachable block-end pose, each at most ``compressed_bound(H x W x 3)`` bytes
+    (1,176 records, 14,469,504 B = 13.8 MiB at 64 x 64 from the env's start poses)."""
+    records = len(reachable_poses(None if start is None else tuple(float(v) for v in start), block_ends=True))
+    return records, records * compressed_bound(height * width * 3)
+
+
+__all__ = ["MAX_MEMORY_FRACTION", "MIN_MEMORY_FRACTION", "PITCH_CELL", "PITCH_CELLS", "RECENT_BLOCKS",
+           "SINK_BLOCKS", "YAW_CELL", "YAW_CELLS", "RevisitScore", "RevisitTracker", "ScoreRange", "check_memory_fraction",
+           "compress_frame", "compressed_bound", "decompress_frame", "directly_seen_blocks", "memory_only_mask",
+           "min_memory_pixels", "pose_vector", "reachable_poses", "reference_bound", "revisit_reference", "score_revisit",
+           "view_cell"]

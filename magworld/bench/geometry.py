@@ -2,8 +2,8 @@
 
 All cameras share one centre (the worlds are panoramas), so two poses are related by a rotation and
 a zoom: :func:`project` maps every pixel of a target view into a source view's pixel grid. From it
-come the shift baseline's warp (:func:`warp`) and the benchmark's *memory-only region*
-(:func:`memory_only_mask`): the pixels of a view that none of the recent frames showed.
+come the shift baseline's warp (:func:`warp`); the *memory-only region* (:func:`memory_only_mask`: the pixels of a
+view that none of the recent frames showed) is the library's (:mod:`magworld.revisit`), re-exported here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from typing import Sequence
 
 import numpy as np
 
-from magworld.world import Pose
+from magworld import revisit
+from magworld.world import Pose, camera
 
 
 def project(target: Pose, source: Pose, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -55,13 +56,10 @@ def warp(frame: np.ndarray, source: Pose, target: Pose) -> np.ndarray:
 
 
 def visible_mask(target: Pose, sources: Sequence[Pose], height: int, width: int) -> np.ndarray:
-    """Boolean (H, W): pixels of the ``target`` view that at least one of the ``sources`` views shows."""
-    seen = np.zeros((height, width), dtype=bool)
-    for source in sources:
-        seen |= project(target, source, height, width)[2]
-    return seen
+    """Boolean (H, W): pixels of the ``target`` view that at least one of the ``sources`` views shows
+    (:func:`magworld.world.camera.visible_mask`, the library's one implementation)."""
+    return camera.visible_mask(target, sources, height, width)
 
 
-def memory_only_mask(target: Pose, recent: Sequence[Pose], height: int, width: int) -> np.ndarray:
-    """Boolean (H, W): pixels of ``target`` that none of the ``recent`` frame poses showed."""
-    return ~visible_mask(target, recent, height, width)
+# the memory-only region: the library's one definition (magworld.revisit), re-exported for the benchmark
+memory_only_mask = revisit.memory_only_mask

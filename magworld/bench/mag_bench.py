@@ -12,7 +12,8 @@ Scored frames (see :class:`EpisodePlan`): a **revisit** frame is a return-path f
 a history frame's pose (within ``tolerance`` degrees); its reference is the earliest such frame.
 Per revisit frame: PSNR/SSIM vs the reference as the policy saw or made it (*history context*), vs
 the simulator's frame (*ground truth*), and both restricted to the *memory-only region* — the pixels
-not shown by any frame of the last ``recent_blocks`` blocks before the frame's block. Generated frames
+not shown by any frame of the last ``recent_blocks`` blocks before the frame's block
+(:func:`magworld.revisit.memory_only_mask` of :func:`~magworld.revisit.directly_seen_blocks` without the sink). Generated frames
 that are not revisits are scored against ground truth as *novel* frames. In the ``memorize`` protocol
 the reference *is* the ground-truth frame at that pose (the worlds are static), so the history
 context and ground truth columns agree; they differ under ``generate_all``.
@@ -37,13 +38,12 @@ from tqdm import tqdm
 from magworld.config import build
 from magworld.metrics import frame_metrics, masked_frame_metrics
 from magworld.protocol import play_blocks
-from magworld.revisit import revisit_reference
+from magworld.revisit import directly_seen_blocks, memory_only_mask, revisit_reference
 from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, pose_distance, poses_array
 from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import BLOCK_FRAMES
 
 from .baselines import SceneAware
-from .geometry import memory_only_mask
 from .policies import PolicySpec, load_plugins, make_policy
 from .suite import Episode, SuiteConfig, build_suite, quick_subset
 
@@ -125,8 +125,11 @@ def plan_episode(ep: Episode, recent_blocks: int, tolerance: float, height: int,
         if ref is None:
             continue
         block = t // BLOCK_FRAMES
-        recent = poses[max(0, block - recent_blocks) * BLOCK_FRAMES : block * BLOCK_FRAMES]
-        revisits.append(RevisitFrame(frame=t, reference=ref, mask=memory_only_mask(poses[t], recent, height, width),
+        # the library's one definition (magworld.revisit); the bench keeps the window its figures were published with
+        # (the last recent_blocks = 2 blocks, no sink) so they stay comparable; the env's reward uses the defaults
+        # (the sink + the last block), which is what every memory policy attends to directly
+        seen = [p for b in directly_seen_blocks(block, recent_blocks, sink_blocks=0) for p in poses[b * BLOCK_FRAMES:(b + 1) * BLOCK_FRAMES]]
+        revisits.append(RevisitFrame(frame=t, reference=ref, mask=memory_only_mask(poses[t], seen, height, width),
                                      distance=float(travelled[t] - travelled[ref]), history=t - ref))
     return EpisodePlan(ep, poses, revisits, list(range(start, len(poses))))
 

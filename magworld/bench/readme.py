@@ -200,9 +200,56 @@ def agents(root: Path) -> str:
             + source([f"{folder}/*.json"], f"magworld agent eval agent=NAME episodes=30 seed=1000 out_dir={folder}"))
 
 
+def reward(root: Path) -> str:
+    """MAGWorld-v1's revisit reward under scripted policies: the issue's targets with their intervals."""
+    rel = "bench-results/reward/results.json"
+    r = _json(root, rel)
+    seeds = r["config"]["seeds"]
+    body = table(["target (reward of scripted policies)", "goal", "measured [95% CI]", "met"],
+                 [[t["target"], t["goal"], t["measured"], t["met"]] for t in r["targets"]])
+    what = (f"Default memory `{r['default_memory']}`, {len(seeds)} held-out seeds ({seeds[0]}–{seeds[-1]}), "
+            f"{r['config']['clear_steps']} pans right first (clear of the first block), oscillations of "
+            f"{r['config']['oscillation_steps']} steps; every world and policy in `bench-results/reward/report.md`.")
+    ex = r.get("example")
+    example = "" if not ex else (
+        f"The worked example above (seed {ex['seed']}, step {ex['step']}, first visit at step {ex['info']['reference_step']}): "
+        f"{ex['info']['memory_pixels']} memory-only pixels (threshold {ex['info']['min_pixels']}), PSNR "
+        f"{num(ex['info']['psnr'], 1)} dB, SSIM {num(ex['info']['ssim'], 3)} there: score {num(ex['info']['score'], 3)}.\n\n")
+    return f"{example}{what}\n\n{body}\n\n" + source([rel], "magworld bench reward bench.out_dir=bench-results/reward")
+
+
+def memory_costs(root: Path) -> str:
+    """What each memory policy costs per step and holds (the bundled generator): one env's frames/s and step time at
+    block 10 and at the last block of a short run, stored bytes there, and stored bytes at step 10,000 — measured for
+    ``mag-recall`` (the 20,000-step soak); ``mag`` keeps every block, so theirs is bytes per block x 10,001;
+    ``window``/``mag-ring`` stop growing once full."""
+    speed_rel, soak_rel = "docs/notes/reward/speed/results.json", "docs/notes/reward/soak-20000/soak.json"
+    speed = _json(root, speed_rel)
+    fps = {r["memory"]: r["frames_per_s"] for r in speed["throughput"] if r["num_envs"] == 1}
+    soak = {p["step"]: p for p in _json(root, soak_rel)["points"]}
+    rows = []
+    for policy, h in speed["history"].items():
+        blocks = len(h["stored_bytes"])
+        per_block = (h["stored_bytes"][-1] - h["stored_bytes"][-2])  # every block adds the same under mag
+        if policy == "mag-recall":
+            at_10k = f"{size(soak[10_000]['stored_bytes'])} (soak; bounded: {size(max(p['stored_bytes'] for p in soak.values()))} at 20,000)"
+        elif policy in ("mag", "full"):
+            at_10k = f"{size(h['stored_bytes'][-1] + per_block * (10_000 - blocks))} (every block kept: {size(per_block)} per block)"
+        else:
+            at_10k = f"{size(h['stored_bytes'][-1])} (constant once full; bounded)"
+        rows.append([f"`{policy}`", num(fps.get(policy), 1), num(h["step_ms"][9], 0), num(h["step_ms"][-1], 0), str(blocks),
+                     size(h["stored_bytes"][-1]), at_10k])
+    body = table(["memory", "frames/s, 1 env", "ms/step @ block 10", "ms/step @ last block", "blocks run",
+                  "stored @ last block", "stored @ step 10,000"], rows)
+    cmd = ("magworld bench speed 'bench.memories=[mag,window,mag-ring,mag-recall]' 'bench.batch_sizes=[1]' "
+           "bench.history_blocks=100 bench.busy=false bench.startup=false bench.out_dir=docs/notes/reward/speed; "
+           "magworld bench soak bench.steps=20000 bench.every=100 bench.out_dir=docs/notes/reward/soak-20000")
+    return body + "\n\n" + source([speed_rel, soak_rel], cmd)
+
+
 TABLES: dict[str, Callable[[Path], str]] = {
     "heldout": heldout, "world": world, "revisit": revisit, "revisit-pairs": revisit_pairs, "baselines": baselines,
-    "render": render, "agents": agents}
+    "render": render, "agents": agents, "reward": reward, "memory-costs": memory_costs}
 
 
 # --- the README ----------------------------------------------------------------------------------------------------

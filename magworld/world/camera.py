@@ -103,3 +103,26 @@ def view_angles(pose: Pose, height: int, width: int) -> tuple[np.ndarray, np.nda
     azimuth = np.degrees(np.arctan2(world[:, 0], world[:, 2])) % 360.0
     elevation = np.degrees(np.arctan2(world[:, 1], np.hypot(world[:, 0], world[:, 2])))
     return azimuth, elevation
+
+
+def visible_mask(target, sources, height: int, width: int) -> np.ndarray:
+    """Boolean (H, W): pixels of the ``target`` view whose ray at least one of the ``sources`` views shows.
+
+    ``target``: a :class:`Pose` or 3 numbers; ``sources``: :class:`Pose` objects or an ``(K, 3)`` array of (yaw, pitch, fov). Every camera turns about one
+    centre, so a ray is shown by a source view when it lies in front of that camera and inside its image borders
+    (the renderer's pinhole: pixel centres, ``fov`` horizontal, square pixels). Numpy; the model's torch
+    reprojection (:func:`magworld.model.reproject.sample_grid`) is the same geometry, checked by a test.
+    """
+    t_yaw, t_pitch, t_fov = (float(v) for v in (target.as_array() if isinstance(target, Pose) else target))
+    world = camera_rays(height, width, t_fov) @ rotation(t_yaw, t_pitch).T  # (H*W, 3)
+    seen = np.zeros(height * width, dtype=bool)
+    rows = [p.as_array() if isinstance(p, Pose) else np.asarray(p, dtype=np.float64) for p in sources]
+    arr = np.asarray(rows, dtype=np.float64).reshape(-1, 3)  # (K, 3)
+    for yaw, pitch, fov in np.unique(arr, axis=0):
+        cam = world @ rotation(yaw, pitch)  # (H*W, 3) world -> source camera (R^T v for row vectors)
+        half = np.tan(np.radians(fov) / 2.0)
+        front = cam[:, 2] > 1e-9
+        z = np.where(front, cam[:, 2], 1.0)
+        seen |= front & (np.abs(cam[:, 0] / z) <= half) & (np.abs(cam[:, 1] / z) <= half * height / width)
+    return seen.reshape(height, width)
+

@@ -3,7 +3,7 @@
 import gymnasium as gym
 import pytest
 
-import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 from magworld.agents import BASELINES, CoverageAgent, LoopExplorer, make_baseline
 from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS
 from magworld.world import Pose
@@ -12,7 +12,7 @@ from magworld.world import Pose
 def run_episode(agent, steps: int, seed: int = 0, style: str = "outdoor", after_act=None) -> tuple[list[int], list[dict]]:
     """Actions taken and infos returned over ``steps`` steps from ``reset(seed)``; ``after_act(env)`` runs
     after each ``agent.act`` and before the step."""
-    env = gym.make("MAGWorld-v0", backend="simulator", style=style, resolution=32)  # small frames: fast, same poses
+    env = gym.make("MAGWorld-v1", backend="simulator", style=style, resolution=32)  # small frames: fast, same poses
     obs, info = env.reset(seed=seed)
     agent.reset(seed)
     actions, infos = [], []
@@ -61,7 +61,7 @@ def test_loop_explorer_returns_to_its_start_pose(directions):
     assert agent.loops_completed >= 5
     assert poses_at_loop_end == [start_pose[0]] * agent.loops_completed
     assert sum(Pose(**info["pose"]) != start_pose[0] for info in infos) > 30  # it does go out
-    assert sum(info["is_revisit"] for info in infos) >= 25
+    assert sum(info["is_revisit"] for info in infos) >= 5  # v1: only returns with enough memory-only pixels count
 
 
 def test_loop_explorer_beats_random_on_revisits():

@@ -1,4 +1,4 @@
-"""MAGWorld-v0 on the model backend, with a micro random world model (fast); the bundled model has its own test."""
+"""MAGWorld-v1 on the model backend, with a micro random world model (fast); the bundled model has its own test."""
 
 import gymnasium as gym
 import numpy as np
@@ -31,7 +31,7 @@ def world_model(parts, memory="mag"):
 
 
 def make(parts, memory="mag", **kwargs):
-    return gym.make("MAGWorld-v0", backend="model", world_model=world_model(parts, memory), **kwargs)
+    return gym.make("MAGWorld-v1", backend="model", world_model=world_model(parts, memory), **kwargs)
 
 
 def test_checkers_pass_on_the_model_backend(parts):
@@ -53,7 +53,8 @@ def test_model_frames_info_and_determinism(parts):
             trace.append(obs)
         runs.append(np.stack(trace))
     assert np.array_equal(runs[0], runs[1])
-    assert info["is_revisit"] and info["gt"]["psnr"] < 100.0  # generated, not ground truth
+    assert not info["is_revisit"] and info["revisit"]["min_pixels"] > 0  # back one step: nothing memory-only (v1)
+    assert info["gt"]["psnr"] < 100.0  # generated, not ground truth
     assert info["cache_frames"] == 5 and info["compression"] == pytest.approx(3.0)  # 5 blocks, one frame each
     assert not np.array_equal(runs[0][1], runs[0][2])
 
@@ -100,14 +101,14 @@ def test_model_backend_errors_name_the_problem(parts, tmp_path):
     with pytest.raises(ValueError, match="resolution"):
         make(parts, resolution=64)
     with pytest.raises(ValueError, match="takes no argument"):
-        gym.make("MAGWorld-v0", backend="simulator", memory="mag")
+        gym.make("MAGWorld-v1", backend="simulator", memory="mag")
     with pytest.raises(ValueError, match="policy"):
         world_model(parts, memory="forgetful")
     with pytest.raises(CheckpointError, match=str(tmp_path / "nope.safetensors")):
-        gym.make("MAGWorld-v0", backend="model", checkpoint=str(tmp_path / "nope.safetensors"))
+        gym.make("MAGWorld-v1", backend="model", checkpoint=str(tmp_path / "nope.safetensors"))
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
-            gym.make("MAGWorld-v0", backend="model", checkpoint=str(tmp_path / "nope.safetensors"), device="cuda")
+            gym.make("MAGWorld-v1", backend="model", checkpoint=str(tmp_path / "nope.safetensors"), device="cuda")
 
 
 def _other_value(world, option):
@@ -122,7 +123,7 @@ def test_an_option_a_prebuilt_world_model_would_ignore_is_an_error(parts, option
     world = world_model(parts)
     value = _other_value(world, option)
     torch.set_num_threads(2)
-    for build in (lambda **kw: gym.make("MAGWorld-v0", **kw), lambda **kw: gym.make_vec("MAGWorld-v0", num_envs=2, **kw),
+    for build in (lambda **kw: gym.make("MAGWorld-v1", **kw), lambda **kw: gym.make_vec("MAGWorld-v1", num_envs=2, **kw),
                   lambda **kw: MAGWorldVectorEnv(num_envs=2, backend="model", **kw)):
         with pytest.raises(ValueError, match=f"world_model= is prebuilt, so {option}={value!r}.* would be ignored"):
             build(world_model=world, threads=1, **{option: value})
@@ -131,18 +132,18 @@ def test_an_option_a_prebuilt_world_model_would_ignore_is_an_error(parts, option
 
 def test_options_that_repeat_a_prebuilt_world_models_settings_are_accepted(parts):
     world = world_model(parts)
-    env = gym.make("MAGWorld-v0", world_model=world, memory="mag", sampling_steps=world.sampler.cfg.steps, device="cpu")
+    env = gym.make("MAGWorld-v1", world_model=world, memory="mag", sampling_steps=world.sampler.cfg.steps, device="cpu")
     assert env.unwrapped.backend.world is world and env.reset(seed=0)[1]["memory"] == "mag"
 
 
 def test_the_old_steps_name_is_refused_naming_sampling_steps(parts):
     for kwargs in ({"world_model": world_model(parts)}, {"backend": "simulator"}):
         with pytest.raises(ValueError, match="steps= is now sampling_steps="):
-            gym.make("MAGWorld-v0", steps=2, **kwargs)
+            gym.make("MAGWorld-v1", steps=2, **kwargs)
         with pytest.raises(ValueError, match="steps= is now sampling_steps="):
-            gym.make_vec("MAGWorld-v0", num_envs=2, steps=2, **kwargs)
+            gym.make_vec("MAGWorld-v1", num_envs=2, steps=2, **kwargs)
     with pytest.raises(ValueError, match="takes no argument.*sampling_steps"):
-        gym.make("MAGWorld-v0", backend="simulator", sampling_steps=2)
+        gym.make("MAGWorld-v1", backend="simulator", sampling_steps=2)
 
 
 def test_a_state_of_another_memory_policy_is_refused(parts, tmp_path):
@@ -182,4 +183,4 @@ def test_default_thread_policy_runs_a_small_model_on_one_cpu_thread(parts, torch
     with pytest.raises(ValueError, match="threads must be"):
         make(parts, threads=-1)
     with pytest.raises(ValueError, match="takes no argument"):
-        gym.make("MAGWorld-v0", backend="simulator", threads=1)
+        gym.make("MAGWorld-v1", backend="simulator", threads=1)

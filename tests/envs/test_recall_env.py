@@ -1,4 +1,4 @@
-"""MAGWorld-v0 with the bounded memories of issue 13 (mag-ring, mag-recall) on a micro random world model: info
+"""MAGWorld-v1 with the bounded memories of issue 13 (mag-ring, mag-recall) on a micro random world model: info
 reports attended and stored memory, state snapshots and state files cover the recall store and replay bit for bit."""
 
 import gymnasium as gym
@@ -29,7 +29,7 @@ def parts():
 def make(parts, memory):
     gen, mem, ae = parts
     world = WorldModel(gen, mem, ae, HashingTextEncoder(16), memory=memory, device="cpu")
-    return gym.make("MAGWorld-v0", backend="model", world_model=world, max_episode_steps=-1).unwrapped
+    return gym.make("MAGWorld-v1", backend="model", world_model=world, max_episode_steps=-1).unwrapped
 
 
 def test_info_reports_attended_and_stored_memory(parts):
@@ -74,4 +74,4 @@ def test_state_and_state_file_cover_the_store_and_replay_bit_for_bit(parts, memo
 
 def test_unknown_memory_policy_names_the_choices():
     with pytest.raises(ValueError, match="unknown memory policy 'recall'; choose one of .*mag-ring, mag-recall"):
-        gym.make("MAGWorld-v0", backend="model", memory="recall")
+        gym.make("MAGWorld-v1", backend="model", memory="recall")

@@ -1,4 +1,4 @@
-"""Contracts of the MAGWorld-Loop-v0 task: checkers, and the reward firing as its docstring says."""
+"""Contracts of the MAGWorld-Loop-v1 task: checkers, and the reward firing as its docstring says."""
 
 import gymnasium as gym
 import numpy as np
@@ -13,7 +13,7 @@ RES = 36  # smallest size NatureCNN accepts; the task reward does not depend on 
 
 
 def make(**kwargs):
-    return gym.make("MAGWorld-Loop-v0", backend="simulator", resolution=RES, **kwargs)
+    return gym.make("MAGWorld-Loop-v1", backend="simulator", resolution=RES, **kwargs)
 
 
 def play(env, actions, seed=0):
@@ -45,41 +45,45 @@ def test_registration_and_spaces():
         LoopTaskConfig(min_away=0)
 
 
-def test_leave_105_degrees_and_return_closes_the_loop():
-    """Pan right 7 (105°: 8 cells), pan left 7: views <= 45° were >= 60° away and pay; the start view closes the loop."""
+LOOP_180 = [RIGHT] * 12 + [LEFT] * 12
+
+
+def test_leave_180_degrees_and_return_closes_the_loop():
+    """Pan right 12 (180°), pan left 12: the return views 120°..60° were >= 60° away and have a memory-only strip;
+    views within 45° of the start are in the sink (nothing memory-only); the start view closes the loop."""
     env = make()
-    steps = play(env, [RIGHT] * 7 + [LEFT] * 7)
+    steps = play(env, LOOP_180)
     rewards = [s[1] for s in steps]
     terms = [s[4]["reward_terms"] for s in steps]
-    assert [t["directions"] for t in terms] == [1] * 7 + [0] * 7  # cells 2..8 of K = 8
+    assert [t["directions"] for t in terms] == [1] * 7 + [0] * 17  # cells 2..8 of K = 8
     assert not any(s[2] for s in steps[:-1]) and steps[-1][2] and not steps[-1][3]  # terminated only at the start view
-    # frames at yaw 100..50 were never 60° away from 105°: nothing pays until the block reaching 45°
-    assert [t["far_revisit"] for t in terms[7:]] == pytest.approx([0, 0, 0, 1 / 3, 1, 1, 1])
+    # 165°..135° were not 60° away from 180° since; 120°..60° pay (simulator: 1 each); 45°..0°: all in the sink
+    assert [t["far_revisit"] for t in terms[12:]] == pytest.approx([0] * 3 + [1] * 5 + [0] * 4)
     assert terms[-1]["return"] == pytest.approx(1.0)  # simulator: identical start frame, score 1
-    assert rewards[-1] == pytest.approx(1.0 + 5.0)
-    assert sum(rewards) == pytest.approx(0.7 + 10 / 3 + 5.0)
+    assert rewards[-1] == pytest.approx(5.0)
+    assert sum(rewards) == pytest.approx(0.7 + 5 + 5.0)
     task = steps[-1][4]["task"]
-    assert task == {"far_revisits": 10, "farthest": 105.0, "directions": 8, "ready": True, "success": True}
+    assert task == {"far_revisits": 5, "farthest": 180.0, "directions": 13, "ready": True, "success": True}
     state = steps[-1][0]["state"]
     assert state[STATE_NAMES.index("ready")] == 1.0 and state[STATE_NAMES.index("cos_yaw")] == pytest.approx(1.0)
 
 
 def test_short_loops_and_jitter_pay_no_revisit_and_do_not_end():
     env = make()
-    near = play(env, [RIGHT] * 3 + [LEFT] * 3)  # 45° out: never 60° away
+    near = play(env, [RIGHT] * 9 + [LEFT] * 3)  # to 135°, back to 90°: never 60° away
     assert all(s[4]["reward_terms"]["far_revisit"] == 0 for s in near)
-    assert not near[-1][2] and near[-1][4]["is_revisit"]  # a revisit for MAGWorld-v0, but not for the task
-    assert near[-1][0]["state"][STATE_NAMES.index("ready")] == 0.0
+    assert not near[-1][2] and near[-1][4]["is_revisit"]  # a revisit for MAGWorld-v1, but not for the task
+    assert play(env, [RIGHT] * 3)[-1][0]["state"][STATE_NAMES.index("ready")] == 0.0  # 45° out: not ready
     jitter = play(env, [LEFT, RIGHT] * 10)
     assert sum(s[1] for s in jitter) == pytest.approx(0.1)  # only the one new cell at -15°
 
 
 def test_each_view_pays_once():
-    """Out to 105°, back to 45°, out to 105° again and back to 45°: the second return pays nothing."""
+    """Out to 180°, back to 60°, out to 180° again and back to 60°: the second return pays nothing."""
     env = make()
-    steps = play(env, [RIGHT] * 7 + [LEFT] * 4 + [RIGHT] * 4 + [LEFT] * 4)
-    first, second = steps[7:11], steps[15:19]
-    assert sum(s[4]["reward_terms"]["far_revisit"] for s in first) == pytest.approx(1 / 3)
+    steps = play(env, [RIGHT] * 12 + [LEFT] * 8 + [RIGHT] * 8 + [LEFT] * 8)
+    first, second = steps[12:20], steps[28:36]
+    assert sum(s[4]["reward_terms"]["far_revisit"] for s in first) == pytest.approx(5)
     assert sum(s[4]["reward_terms"]["far_revisit"] for s in second) == 0.0
 
 
@@ -87,28 +91,28 @@ def test_far_revisits_are_capped_so_circling_without_closing_pays_less():
     env = make()
     circling = play(env, [DOWN] + [RIGHT] * 49)  # never at the start view (pitch -10°), second lap all far revisits
     assert circling[-1][3] and not any(s[2] for s in circling)
-    assert circling[-1][4]["task"]["far_revisits"] == LoopTaskConfig().max_far_frames == 24
-    assert sum(s[1] for s in circling) == pytest.approx(0.7 + 24 / 3)
-    assert sum(s[1] for s in circling) < 0.7 + 10 / 3 + 5.0  # the 105° loop that closes
+    assert circling[-1][4]["task"]["far_revisits"] == LoopTaskConfig().max_far_revisits == 8
+    assert sum(s[1] for s in circling) == pytest.approx(0.7 + 8)
+    assert sum(s[1] for s in circling) < 0.7 + 5 + 5.0  # the 180° loop that closes
 
 
 def test_loop_must_match_pitch_and_fov_and_truncates_at_horizon():
     env = make()
-    steps = play(env, [UP] + [RIGHT] * 7 + [LEFT] * 7)  # back to yaw 0 but at pitch 10°: not the start view
+    steps = play(env, [UP] + LOOP_180)  # back to yaw 0 but at pitch 10°: not the start view
     assert not any(s[2] for s in steps)
     steps = play(env, [STAY] * env.spec.max_episode_steps)
     assert steps[-1][3] and not steps[-1][2] and sum(s[1] for s in steps) == 0.0
 
 
 def test_reward_weights_come_from_reward():
-    """The 105° loop of test_leave_105_degrees_and_return_closes_the_loop, reweighted through reward=."""
+    """The 180° loop of test_leave_180_degrees_and_return_closes_the_loop, reweighted through reward=."""
     weights = {"w_revisit": 0.5, "w_direction": 0.0, "w_return": 2.0}
     for reward in (weights, LoopRewardConfig(**weights)):
         env = make(reward=reward)
-        steps = play(env, [RIGHT] * 7 + [LEFT] * 7)
+        steps = play(env, LOOP_180)
         assert env.unwrapped.reward_cfg == LoopRewardConfig(**weights) and steps[-1][2]
-        assert sum(s[1] for s in steps) == pytest.approx(0.5 * 10 / 3 + 2.0)
-    out_and_almost_back = [RIGHT] * 7 + [LEFT] * 6  # ends 15° short of the start view
+        assert sum(s[1] for s in steps) == pytest.approx(0.5 * 5 + 2.0)
+    out_and_almost_back = LOOP_180[:-1]  # ends 15° short of the start view
     assert not play(make(), out_and_almost_back)[-1][2]
     assert play(make(reward={"tolerance": 20.0}), out_and_almost_back)[-1][2]  # within 20°: the loop closes
 

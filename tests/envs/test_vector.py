@@ -12,7 +12,7 @@ from magworld.envs.vector import MAGWorldVectorEnv
 
 
 def test_make_vec_uses_the_batched_env_and_autoresets_in_the_same_step():
-    venv = gym.make_vec("MAGWorld-v0", backend="simulator", num_envs=3, max_episode_steps=4)
+    venv = gym.make_vec("MAGWorld-v1", backend="simulator", num_envs=3, max_episode_steps=4)
     assert isinstance(venv.unwrapped, MAGWorldVectorEnv)
     assert venv.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs, infos = venv.reset(seed=0)
@@ -29,7 +29,7 @@ def test_make_vec_uses_the_batched_env_and_autoresets_in_the_same_step():
 
 def test_batched_steps_equal_single_env_steps():
     actions = np.random.default_rng(1).integers(0, 7, size=(6, 3))
-    venv = gym.make_vec("MAGWorld-v0", backend="simulator", num_envs=3)
+    venv = gym.make_vec("MAGWorld-v1", backend="simulator", num_envs=3)
     vobs, _ = venv.reset(seed=10)
     vtrace, vrewards = [vobs], []
     for a in actions:
@@ -37,7 +37,7 @@ def test_batched_steps_equal_single_env_steps():
         vtrace.append(vobs)
         vrewards.append(r)
     for world in range(3):
-        env = gym.make("MAGWorld-v0", backend="simulator")
+        env = gym.make("MAGWorld-v1", backend="simulator")
         obs, _ = env.reset(seed=10 + world)
         assert np.array_equal(obs, vtrace[0][world])
         for t, a in enumerate(actions[:, world]):
@@ -78,7 +78,7 @@ def test_sb3_adapter_reports_terminal_observations_and_trains():
 
 
 def test_vector_env_without_a_time_limit():
-    venv = gym.make_vec("MAGWorld-v0", backend="simulator", num_envs=2, max_episode_steps=-1)  # gym.make's "no limit"
+    venv = gym.make_vec("MAGWorld-v1", backend="simulator", num_envs=2, max_episode_steps=-1)  # gym.make's "no limit"
     venv.reset(seed=0)
     assert not any(venv.step(np.array([2, 1]))[3].any() for _ in range(3))
     assert venv.unwrapped.max_episode_steps is None

@@ -8,7 +8,7 @@ import imageio.v2 as imageio
 import numpy as np
 import pytest
 
-import magworld.envs  # noqa: F401  (registers MAGWorld-v0)
+import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 from magworld.envs.viewer import (ACTION_KEYS, COMMAND_KEYS, Viewer, check_display, check_keymap, format_hud, import_pygame,
                                   play)
 
@@ -17,7 +17,7 @@ pygame = import_pygame()
 
 
 def make_env(style: str, max_episode_steps: int = 200):
-    return gym.make("MAGWorld-v0", backend="simulator", style=style, max_episode_steps=max_episode_steps, timing=True)
+    return gym.make("MAGWorld-v1", backend="simulator", style=style, max_episode_steps=max_episode_steps, timing=True)
 
 
 def post_keys(*names: str) -> None:
@@ -51,7 +51,7 @@ def test_keys_drive_steps_recording_and_screenshot(tmp_path):
     start_yaw = env.unwrapped.pose.yaw  # two right, two left: back where the episode began
     assert [p["yaw"] for p in record["poses"]] == [(start_yaw + d) % 360 for d in (30, 15, 0)]
     assert record["seed"] == 4 and record["style"] == "outdoor"
-    assert record["revisit_steps"] == 2
+    assert record["revisit_steps"] == 0  # back at the start: the sink shows it all, nothing memory-only (v1)
 
 
 def test_wasd_zoom_pause_and_recording_saved_on_quit(tmp_path):
@@ -78,7 +78,7 @@ def test_max_steps_realtime_and_episode_end(tmp_path):
 
 
 def test_env_human_render_mode_uses_the_viewer():
-    env = gym.make("MAGWorld-v0", backend="simulator", render_mode="human")
+    env = gym.make("MAGWorld-v1", backend="simulator", render_mode="human")
     env.unwrapped.metadata = {**env.unwrapped.metadata, "render_fps": 0}  # no pacing in the test
     env.reset(seed=0)
     env.step(2)
@@ -98,7 +98,7 @@ def test_viewer_rejects_bad_frames_and_key_maps():
     check_keymap(ACTION_KEYS, COMMAND_KEYS)
     viewer.check_key_names([*ACTION_KEYS, *COMMAND_KEYS])
     with pytest.raises(ValueError, match="unknown key name 'lefty'"):
-        play(gym.make("MAGWorld-v0", backend="simulator"), viewer=viewer, action_keys={"lefty": "pan_left"})
+        play(gym.make("MAGWorld-v1", backend="simulator"), viewer=viewer, action_keys={"lefty": "pan_left"})
     assert viewer.closed
     with pytest.raises(ValueError, match="unknown action 'jump'"):
         check_keymap({"j": "jump"}, COMMAND_KEYS)
@@ -110,13 +110,15 @@ def test_viewer_rejects_bad_frames_and_key_maps():
 
 def test_hud_text():
     lines = format_hud({"step": 3, "pose": {"yaw": 15.0, "pitch": -10.0, "fov": 60.0}, "step_ms": 2.5, "score": 0.9,
-                        "revisit": {"psnr": 31.2, "ssim": 0.95, "frames": 3}, "prompt": "a room", "recording": True,
+                        "revisit": {"psnr": 31.2, "ssim": 0.95, "memory_pixels": 1162, "min_pixels": 615}, "prompt": "a room", "recording": True,
                         "backend": "simulator"}, fps=12.0)
     text = "\n".join(lines)
     assert "12.0 fps" in lines[0] and "step 3" in lines[0] and "2.5 ms" in lines[0]
     assert "yaw  15.0°" in text and "PSNR 31.2 dB" in text and "score 0.90" in text and "prompt: a room" in text
+    assert "memory-only: score 0.90" in text and "(1162 px)" in text
     assert "backend: simulator" in text and "recording" not in text
-    assert "revisit: -" in format_hud({"revisit": {"psnr": None, "ssim": None, "frames": 0}})
+    assert "revisit: -" in format_hud({"revisit": {"psnr": None, "ssim": None, "memory_pixels": 0, "min_pixels": 615}})
+    assert "memory-only 420 px < 615" in "\n".join(format_hud({"revisit": {"psnr": None, "memory_pixels": 420, "min_pixels": 615}}))
 
 
 def test_display_check_names_the_headless_command():

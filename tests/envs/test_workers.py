@@ -17,7 +17,7 @@ ASYNC_MODEL = """
 import gymnasium as gym, numpy as np
 import magworld.envs
 if __name__ == "__main__":
-    env = gym.make_vec("MAGWorld-v0", num_envs=2, vectorization_mode="async")  # the bundled model, default context
+    env = gym.make_vec("MAGWorld-v1", num_envs=2, vectorization_mode="async")  # the bundled model, default context
     obs, _ = env.reset(seed=0)
     obs, *_ = env.step(np.array([2, 1]))
     print("ok", obs.shape, flush=True)
@@ -29,7 +29,7 @@ import multiprocessing as mp, os, signal, time
 
 def worker(ready):
     import gymnasium as gym, magworld.envs
-    gym.make("MAGWorld-v0", backend="simulator")
+    gym.make("MAGWorld-v1", backend="simulator")
     ready.set()
     time.sleep(600)  # busy for a long time, as a worker stuck in a step would be
 
