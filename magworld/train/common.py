@@ -38,8 +38,10 @@ from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, lo
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
 from magworld.model.reproject import carry_condition, sample_grid, warp_block
 from magworld.protocol import play_blocks
-from magworld.revisit import revisit_reference
+from magworld.metrics import masked_psnr
+from magworld.revisit import directly_seen_blocks, memory_only_mask, revisit_reference
 from magworld.world import ACTION_TABLE
+from magworld.world.trajectory import BLOCK_FRAMES
 from magworld.world.camera import wrap_degrees
 
 from .data import Clip
@@ -177,6 +179,19 @@ def revisits_of_context(poses: np.ndarray, context_frames: int) -> np.ndarray:
     return found
 
 
+def memory_only_of_context(poses: np.ndarray, context_frames: int, size: int) -> np.ndarray:
+    """bool (N, T, H, W), H = W = ``size``: for each frame t >= ``context_frames`` of a clip's poses (N, T, 3) that
+    returns to a given frame's pose, the pixels only memory can supply (:func:`~magworld.revisit.memory_only_mask`
+    against the frames of :func:`~magworld.revisit.directly_seen_blocks`: the env reward's one definition)."""
+    found = np.zeros((*poses.shape[:2], size, size), dtype=bool)
+    revisit = revisits_of_context(poses, context_frames)
+    for i, t in zip(*np.nonzero(revisit)):
+        seen = np.concatenate([poses[i, b * BLOCK_FRAMES:(b + 1) * BLOCK_FRAMES]
+                               for b in directly_seen_blocks(int(t) // BLOCK_FRAMES)])
+        found[i, t] = memory_only_mask(poses[i, t], seen, size, size)
+    return found
+
+
 def invented_mask(poses: torch.Tensor, block_frames: int, size: int) -> torch.Tensor:
     """bool (N, T, 1, size, size): the pixels of each frame of clips with poses (N, T, 3) that the last frame of the
     previous block did not see (what a reproject world invents; block 0, which has no previous block, is all True)."""
@@ -202,8 +217,9 @@ def detail(frames: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
 
 def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, context_blocks: int,
                       policies: Sequence[str] = ("mag", "window", "full"), details: bool = False) -> dict[str, float]:
-    """Held-out rollouts (first ``context_blocks`` blocks given): PSNR of generated frames per policy, and on the frames
-    whose pose revisits a given frame. ``details``: also ``detail_<policy>``, the detail ratio of the invented pixels
+    """Held-out rollouts (first ``context_blocks`` blocks given): PSNR of generated frames per policy, on the frames
+    whose pose revisits a given frame, and on those frames' pixels only memory can supply (``psnr_memory_only_<policy>``,
+    the reward's definition: :func:`memory_only_of_context`). ``details``: also ``detail_<policy>``, the detail ratio of the invented pixels
     (:func:`invented_mask`; summed finite-difference gradient magnitude of the generated frames over the simulator's at
     the same poses: 1 = as much detail as the world has, < 1 smeared). Runs on the generator's device, where ``memory``
     and ``ae`` must already be."""
@@ -214,6 +230,8 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
     frozen = plain_copy(gen, lambda: Generator(gen.cfg))  # WorldModel freezes what it is given (FSDP: gathered)
     truth = rearrange(clip.frames[:, start:], "n t c h w -> (n t) c h w")
     revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
+    memory_only = memory_only_of_context(clip.poses.cpu().numpy(), start, truth.shape[-1])[:, start:]  # (N, T', H, W)
+    true = rearrange(clip.frames[:, start:].cpu(), "n t c h w -> n t h w c").numpy()
     invented = rearrange(invented_mask(clip.poses.cpu(), bf, truth.shape[-1])[:, start:], "n t c h w -> (n t) c h w")
     result: dict[str, float] = {}
     for policy in policies:
@@ -222,6 +240,8 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
         p = psnr(rearrange(made, "n t h w c -> (n t) c h w"), truth).view(len(made), -1)  # (N, T')
         result[f"psnr_{policy}"] = float(p.mean())
         result[f"psnr_revisit_{policy}"] = float(p[revisit].mean()) if revisit.any() else float("nan")
+        result[f"psnr_memory_only_{policy}"] = masked_psnr(made.numpy(), true, memory_only) if memory_only.any() \
+            else float("nan")
         if details:
             made_frames = rearrange(made, "n t h w c -> (n t) c h w")
             result[f"detail_{policy}"] = float(detail(made_frames, invented) / detail(truth, invented).clamp_min(1e-6))
@@ -363,5 +383,5 @@ def real_flow_loss(gen: Generator, memory: MemoryModel, ae: Autoencoder, frames:
 
 __all__ = ["RecordingWorld", "as_blocks", "bundled_generator_config", "carried_truth", "clip_prompts", "decode_clip",
            "detail", "encode_clip", "evaluate_rollouts", "frozen_autoencoder", "frozen_memory", "initial_generator",
-           "attended_frames", "flow_error", "generator_loss", "invented_mask", "memory_config", "memory_kv", "motion_phrase",
+           "attended_frames", "flow_error", "generator_loss", "invented_mask", "memory_config", "memory_only_of_context", "memory_kv", "motion_phrase",
            "real_flow_loss", "revisits_of_context", "rollout", "training_condition"]

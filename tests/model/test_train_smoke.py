@@ -96,6 +96,6 @@ def test_generator_stage_with_eval_every_zero(trained_ae, trained_memory, tmp_pa
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if "loss" in x] == [1, 2]
     assert [x["step"] for x in lines if "psnr_mag" in x] == [2]  # no step-0 or periodic evaluation
-    assert {"psnr_mag", "psnr_window", "psnr_full", "psnr_revisit_mag"} <= set(metrics)
+    assert {"psnr_mag", "psnr_window", "psnr_full", "psnr_revisit_mag", "psnr_memory_only_mag"} <= set(metrics)
     assert (tmp_path / "generator.safetensors").exists() and (tmp_path / "step_00001.safetensors").exists()
     assert json.loads((tmp_path / "generator.json").read_text())["extra"]["step"] == 2
