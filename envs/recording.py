@@ -40,12 +40,16 @@ from magworld.world import ACTION_NAMES
 RENDER_FPS = 12
 
 
-def _import_image_sequence_clip():
+def _import_video_writer():
+    """imageio's ffmpeg writer (installed with the ``video`` extra). It writes every frame it is given; moviepy's
+    ImageSequenceClip dropped the last frame of some lengths (81 frames at 12 fps came back as 80), which broke the
+    sidecar's frame-to-step map."""
     try:
-        from moviepy import ImageSequenceClip
-    except ImportError as error:  # pragma: no cover - depends on the installed extras
-        raise ImportError("writing mp4 recordings needs moviepy: pip install 'magworld[video]'") from error
-    return ImageSequenceClip
+        import imageio.v2 as imageio
+        import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary imageio writes mp4 with)
+    except ImportError as error:
+        raise ImportError("writing mp4 recordings needs imageio-ffmpeg: pip install 'magworld[video]'") from error
+    return imageio.get_writer
 
 
 @dataclass
@@ -188,10 +192,10 @@ class EpisodeRecorder:
         paths = self.paths
         if paths.existing() and not overwrite:
             raise FileExistsError(f"{' and '.join(map(str, paths.existing()))} already there; pick another name or save(overwrite=True)")
-        image_sequence_clip = _import_image_sequence_clip()
+        get_writer = _import_video_writer()
         self.out_dir.mkdir(parents=True, exist_ok=True)
-        clip = image_sequence_clip([upscale(f, self.scale) for f in self.frames], fps=self.fps)
-        clip.write_videofile(str(paths.video), fps=self.fps, codec="libx264", audio=False, logger=None)
-        clip.close()
+        with get_writer(str(paths.video), fps=self.fps, codec="libx264", macro_block_size=1) as writer:
+            for frame in self.frames:
+                writer.append_data(upscale(frame, self.scale))
         paths.sidecar.write_text(json.dumps(payload, indent=2))
         return paths

@@ -16,21 +16,22 @@ def video_length(path) -> int:
 
 
 def test_rollout_writes_video_and_sidecar(tmp_path, capsys):
-    result = run(RolloutConfig(policy="loop", steps=12, seed=2, style="game", out_dir=str(tmp_path), video_scale=1))
-    assert result.paths.video == tmp_path / "rollout-loop-model-game-mag-12steps-seed2.mp4"
-    assert video_length(result.paths.video) == 3 * 13
+    # a full turn and two pans more: the views of steps 1-2 come back, partly seen by neither the sink nor the last block
+    result = run(RolloutConfig(policy="sweep", steps=26, seed=2, style="game", out_dir=str(tmp_path), video_scale=1))
+    assert result.paths.video == tmp_path / "rollout-sweep-model-game-mag-26steps-seed2.mp4"
+    assert video_length(result.paths.video) == 3 * 27
     sidecar = json.loads(result.paths.sidecar.read_text())
-    assert sidecar["steps"] == 12 and len(sidecar["poses"]) == 13 and sidecar["style"] == "game"
+    assert sidecar["steps"] == 26 and len(sidecar["poses"]) == 27 and sidecar["style"] == "game"
     assert sidecar["frames_per_step"] == 3 and sidecar["step_frames"][5] == [15, 18]  # step 5 made mp4 frames 15-17
-    assert sidecar["frame_steps"][:7] == [0, 0, 0, 1, 1, 1, 2] and len(sidecar["frame_steps"]) == 3 * 13
+    assert sidecar["frame_steps"][:7] == [0, 0, 0, 1, 1, 1, 2] and len(sidecar["frame_steps"]) == 3 * 27
     assert [r["frames"] for r in sidecar["records"]] == sidecar["step_frames"][1:]
     assert result.revisit_steps == sidecar["revisit_steps"] > 0
     assert all(isinstance(r["step_ms"], float) for r in sidecar["records"])
     out = capsys.readouterr().out
     assert "return" in out and "mean revisit PSNR" in out and "coverage" in out and str(result.paths.video) in out
 
-    simulated = run(RolloutConfig(policy="loop", steps=12, seed=2, style="game", backend="simulator", out_dir=str(tmp_path)))
-    assert simulated.paths.video == tmp_path / "rollout-loop-simulator-game-12steps-seed2.mp4"  # the model's files stay
+    simulated = run(RolloutConfig(policy="sweep", steps=26, seed=2, style="game", backend="simulator", out_dir=str(tmp_path)))
+    assert simulated.paths.video == tmp_path / "rollout-sweep-simulator-game-26steps-seed2.mp4"  # the model's files stay
     assert json.loads(result.paths.sidecar.read_text())["backend"] == "model"
     assert json.loads(simulated.paths.sidecar.read_text())["backend"] == "simulator"
 
