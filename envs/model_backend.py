@@ -77,7 +77,7 @@ def check_threads(threads: int | None) -> None:
 def apply_thread_policy(threads: int | None, world: Any) -> None:
     """torch's (process-wide) CPU threads for ``world``: ``threads`` if given (0: leave as is); by default one
     thread for a small generator on the CPU unless OMP_NUM_THREADS / MKL_NUM_THREADS is set. One thread is
-    faster for the tiny model even when the machine is idle, and does not thrash beside another busy process."""
+    faster for the bundled model even when the machine is idle, and does not thrash beside another busy process."""
     import torch
 
     if threads:

@@ -9,7 +9,7 @@ Public API (see each module's docstring for shapes):
   model's clean pass), :func:`~magworld.model.generator.write_clip` a whole training clip's
 - :class:`KVCache` / :class:`CacheConfig` with policies full, window, mag
 - :class:`MemoryModel` (stage 1); every attention mask in :mod:`magworld.model.masks`
-- :func:`transformer_preset` size registry (tiny, small, base, wan1.3b)
+- :func:`transformer_preset` size registry (wide16 = the bundled shape and the default, tiny, small, base, wan1.3b)
 - :func:`save_checkpoint` / :func:`load_into` (safetensors + JSON), :func:`load_bundled`
 """
 
