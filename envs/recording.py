@@ -41,9 +41,9 @@ RENDER_FPS = 12
 
 
 def _import_video_writer():
-    """imageio's ffmpeg writer (installed with the ``video`` extra). It writes every frame it is given; moviepy's
-    ImageSequenceClip dropped the last frame of some lengths (81 frames at 12 fps came back as 80), which broke the
-    sidecar's frame-to-step map."""
+    """imageio's ffmpeg writer (the ``video`` extra installs it with moviepy, which Gymnasium's ``RecordVideo`` needs).
+    It writes every frame it is given; moviepy's ImageSequenceClip dropped the last frame of some lengths (81 frames at
+    12 fps came back as 80), which broke the sidecar's frame-to-step map."""
     try:
         import imageio.v2 as imageio
         import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary imageio writes mp4 with)
