@@ -130,12 +130,18 @@ def _retag(source: Path, target: Path, format_tag: str | None) -> Path:
     return target
 
 
+def _twin_envs(seed: int, actions: list[int]):
+    """Two small simulator envs reset with ``seed`` and played through ``actions``: one to load bad files into, one
+    to show it was left as it was."""
+    envs = [gym.make("MAGWorld-v1", backend="simulator", resolution=16).unwrapped for _ in range(2)]
+    for e in envs:
+        e.reset(seed=seed)
+        _play(e, actions)
+    return envs
+
+
 def test_state_files_of_other_formats_are_refused_and_the_env_goes_on(tmp_path):
-    env = gym.make("MAGWorld-v1", backend="simulator", resolution=16).unwrapped
-    twin = gym.make("MAGWorld-v1", backend="simulator", resolution=16).unwrapped
-    for e in (env, twin):
-        e.reset(seed=3)
-        _play(e, [2, 2, 1])
+    env, twin = _twin_envs(3, [2, 2, 1])
     good = env.save_state(tmp_path / "good.safetensors")
     cases = [(FORMAT4_FILE, r"another MAGWorld version \(format 'magworld-state/4'\)"),
              (_retag(good, tmp_path / "v0.safetensors", "magworld-state/5"), "another MAGWorld version"),
@@ -162,11 +168,7 @@ def _rewrite(source: Path, target: Path, change) -> Path:
 
 
 def test_a_corrupted_reference_store_is_a_clear_error_and_the_env_goes_on(tmp_path):
-    env = gym.make("MAGWorld-v1", backend="simulator", resolution=16).unwrapped
-    twin = gym.make("MAGWorld-v1", backend="simulator", resolution=16).unwrapped
-    for e in (env, twin):
-        e.reset(seed=4)
-        _play(e, [2, 2, 2, 3, 1, 1])
+    env, twin = _twin_envs(4, [2, 2, 2, 3, 1, 1])
     good = env.save_state(tmp_path / "good.safetensors")
 
     def flip(arrays):
