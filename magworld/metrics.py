@@ -143,3 +143,32 @@ def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
 def masked_frame_metrics(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """``{"psnr": dB, "ssim": ...}`` restricted to ``mask`` (both ``nan`` for an empty mask)."""
     return {"psnr": masked_psnr(a, b, mask), "ssim": masked_ssim(a, b, mask)}
+
+
+# --- detail: how much a picture draws (the invention bench's ratio and training's evaluation) -----------------
+def luminance(frames: np.ndarray) -> np.ndarray:
+    """float64 (..., H, W) Rec. 601 luma of uint8 (..., H, W, 3)."""
+    return frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
+
+
+def gradient_sums(frames: np.ndarray, masks: np.ndarray | None = None) -> tuple[float, int]:
+    """(sum of luminance gradient magnitudes, pixel count) over pixels whose right and lower neighbours are in the
+    mask too (forward differences; None: whole frames). Frames (N, H, W, 3), masks (N, H, W)."""
+    y = luminance(frames)
+    gx, gy = y[:, :-1, 1:] - y[:, :-1, :-1], y[:, 1:, :-1] - y[:, :-1, :-1]  # (N, H-1, W-1)
+    magnitude = np.sqrt(gx**2 + gy**2)
+    if masks is None:
+        return float(magnitude.sum()), magnitude.size
+    valid = masks[:, :-1, :-1] & masks[:, :-1, 1:] & masks[:, 1:, :-1]
+    return float(magnitude[valid].sum()), int(valid.sum())
+
+
+def detail(frames: np.ndarray, masks: np.ndarray | None = None) -> float:
+    """Mean luminance gradient magnitude (grey levels per pixel) on the masked region."""
+    total, count = gradient_sums(frames, masks)
+    return total / max(count, 1)
+
+
+def detail_ratio(frames: np.ndarray, reference: np.ndarray, masks: np.ndarray | None = None) -> float:
+    """:func:`detail` of ``frames`` over that of ``reference`` on the same pixels (1 = as detailed)."""
+    return detail(frames, masks) / max(detail(reference, masks), 1e-12)

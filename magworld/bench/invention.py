@@ -49,6 +49,7 @@ import torch
 from tqdm import tqdm
 
 from magworld.config import build
+from magworld.metrics import detail, detail_ratio
 from magworld.model.pipeline import WorldModel
 from magworld.train.data import HELDOUT_START
 from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, poses_array
@@ -120,34 +121,6 @@ def invented_mask(pose: Pose, shown: Pose, size: int) -> np.ndarray:
 
 
 # --- image measures ---------------------------------------------------------------------------------------------
-def luminance(frames: np.ndarray) -> np.ndarray:
-    """float64 (..., H, W) Rec. 601 luma of uint8 (..., H, W, 3)."""
-    return frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
-def gradient_sums(frames: np.ndarray, masks: np.ndarray | None = None) -> tuple[float, int]:
-    """(sum of luminance gradient magnitudes, pixel count) over pixels whose right and lower neighbours are in the
-    mask too (forward differences; None: whole frames). Frames (N, H, W, 3), masks (N, H, W)."""
-    y = luminance(frames)
-    gx, gy = y[:, :-1, 1:] - y[:, :-1, :-1], y[:, 1:, :-1] - y[:, :-1, :-1]  # (N, H-1, W-1)
-    magnitude = np.sqrt(gx**2 + gy**2)
-    if masks is None:
-        return float(magnitude.sum()), magnitude.size
-    valid = masks[:, :-1, :-1] & masks[:, :-1, 1:] & masks[:, 1:, :-1]
-    return float(magnitude[valid].sum()), int(valid.sum())
-
-
-def detail(frames: np.ndarray, masks: np.ndarray | None = None) -> float:
-    """Mean luminance gradient magnitude (grey levels per pixel) on the masked region."""
-    total, count = gradient_sums(frames, masks)
-    return total / max(count, 1)
-
-
-def detail_ratio(frames: np.ndarray, reference: np.ndarray, masks: np.ndarray | None = None) -> float:
-    """:func:`detail` of ``frames`` over that of ``reference`` on the same pixels (1 = as detailed)."""
-    return detail(frames, masks) / max(detail(reference, masks), 1e-12)
-
-
 def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
     """uint8 (N, H, W, 3) blurred by a separable Gaussian (radius 3 sigma, edges replicated)."""
     radius = max(1, int(np.ceil(3 * sigma)))
@@ -350,5 +323,5 @@ def main(cfg) -> None:
     run(build(cfg.bench))
 
 
-__all__ = ["InventBenchConfig", "SPLIT_SEEDS", "add_grain", "detail", "detail_ratio", "gaussian_blur", "invented_mask",
+__all__ = ["InventBenchConfig", "SPLIT_SEEDS", "add_grain", "gaussian_blur", "invented_mask",
            "run", "split_seeds", "strip_samples", "walks"]

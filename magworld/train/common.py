@@ -38,7 +38,7 @@ from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, lo
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
 from magworld.model.reproject import carry_condition, sample_grid, warp_block
 from magworld.protocol import play_blocks
-from magworld.metrics import masked_psnr
+from magworld.metrics import detail_ratio, masked_psnr
 from magworld.revisit import directly_seen_blocks, memory_only_mask, revisit_reference
 from magworld.world import ACTION_TABLE
 from magworld.world.trajectory import BLOCK_FRAMES
@@ -205,24 +205,15 @@ def invented_mask(poses: torch.Tensor, block_frames: int, size: int) -> torch.Te
     return ~seen
 
 
-def detail(frames: torch.Tensor, where: torch.Tensor) -> torch.Tensor:
-    """Sum over the pixels ``where`` (N, 1, H, W) of the finite-difference gradient magnitude |dx| + |dy| of uint8 or
-    float frames (N, 3, H, W) (channel mean; last row/column repeat their neighbour's difference)."""
-    x = frames.float()
-    dx = (x[..., :, 1:] - x[..., :, :-1]).abs().mean(1, keepdim=True)
-    dy = (x[..., 1:, :] - x[..., :-1, :]).abs().mean(1, keepdim=True)
-    g = torch.cat([dx, dx[..., -1:]], -1) + torch.cat([dy, dy[..., -1:, :]], -2)  # (N, 1, H, W)
-    return (g * where).sum()
-
-
 def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, context_blocks: int,
                       policies: Sequence[str] = ("mag", "window", "full"), details: bool = False) -> dict[str, float]:
     """Held-out rollouts (first ``context_blocks`` blocks given): PSNR of generated frames per policy, on the frames
-    whose pose revisits a given frame, and on those frames' pixels only memory can supply (``psnr_memory_only_<policy>``,
-    the reward's definition: :func:`memory_only_of_context`). ``details``: also ``detail_<policy>``, the detail ratio of the invented pixels
-    (:func:`invented_mask`; summed finite-difference gradient magnitude of the generated frames over the simulator's at
-    the same poses: 1 = as much detail as the world has, < 1 smeared). Runs on the generator's device, where ``memory``
-    and ``ae`` must already be."""
+    whose pose revisits a given frame, and on those frames' pixels only memory can supply
+    (``psnr_memory_only_<policy>``, the reward's definition: :func:`memory_only_of_context`). ``details``: also
+    ``detail_<policy>``, the detail ratio of the invented pixels (:func:`invented_mask`;
+    :func:`~magworld.metrics.detail_ratio`, the invention bench's ratio: mean luminance gradient of the generated frames
+    over the simulator's at the same poses; 1 = as much detail as the world has, < 1 smeared). Runs on the generator's
+    device, where ``memory`` and ``ae`` must already be."""
     bf = gen.cfg.transformer.block_frames
     start = context_blocks * bf
     device = next(gen.parameters()).device
@@ -232,7 +223,7 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
     revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
     memory_only = memory_only_of_context(clip.poses.cpu().numpy(), start, truth.shape[-1])[:, start:]  # (N, T', H, W)
     true = rearrange(clip.frames[:, start:].cpu(), "n t c h w -> n t h w c").numpy()
-    invented = rearrange(invented_mask(clip.poses.cpu(), bf, truth.shape[-1])[:, start:], "n t c h w -> (n t) c h w")
+    invented = rearrange(invented_mask(clip.poses.cpu(), bf, truth.shape[-1])[:, start:], "n t 1 h w -> n t h w").numpy()
     result: dict[str, float] = {}
     for policy in policies:
         world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device=device)
@@ -243,8 +234,8 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
         result[f"psnr_memory_only_{policy}"] = masked_psnr(made.numpy(), true, memory_only) if memory_only.any() \
             else float("nan")
         if details:
-            made_frames = rearrange(made, "n t h w c -> (n t) c h w")
-            result[f"detail_{policy}"] = float(detail(made_frames, invented) / detail(truth, invented).clamp_min(1e-6))
+            result[f"detail_{policy}"] = detail_ratio(made.flatten(0, 1).numpy(), true.reshape(-1, *true.shape[2:]),
+                                                      invented.reshape(-1, *invented.shape[2:]))
     return result
 
 
@@ -382,6 +373,6 @@ def real_flow_loss(gen: Generator, memory: MemoryModel, ae: Autoencoder, frames:
 
 
 __all__ = ["RecordingWorld", "as_blocks", "bundled_generator_config", "carried_truth", "clip_prompts", "decode_clip",
-           "detail", "encode_clip", "evaluate_rollouts", "frozen_autoencoder", "frozen_memory", "initial_generator",
+           "encode_clip", "evaluate_rollouts", "frozen_autoencoder", "frozen_memory", "initial_generator",
            "attended_frames", "flow_error", "generator_loss", "invented_mask", "memory_config", "memory_only_of_context", "memory_kv", "motion_phrase",
            "real_flow_loss", "revisits_of_context", "rollout", "training_condition"]

@@ -4,6 +4,7 @@ ratio its evals log."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from einops import rearrange
@@ -17,7 +18,8 @@ from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, ac
 from magworld.model.generator import GeneratorConfig
 from magworld.model.reproject import keep_seen_pixels, warp_block
 from magworld.train import dmd
-from magworld.train.common import detail, invented_mask
+from magworld.metrics import detail
+from magworld.train.common import invented_mask
 from test_dmd import MICRO
 
 
@@ -154,9 +156,9 @@ def test_invented_mask_and_detail_ratio():
     assert invented_mask(still, 3, 16)[:, :3].all() and not invented_mask(still, 3, 16)[:, 3:].any()
     strip = invented_mask(pan, 3, 16)[:, 3:]
     assert 0 < float(strip.float().mean()) < 0.9
-    frames = torch.randint(0, 255, (2, 3, 16, 16), dtype=torch.uint8)
-    where = torch.ones(2, 1, 16, 16)
-    assert float(detail(frames, where)) > 0 and float(detail(torch.full_like(frames, 7), where)) == 0.0
+    frames = torch.randint(0, 255, (2, 16, 16, 3), dtype=torch.uint8).numpy()
+    where = np.ones((2, 16, 16), dtype=bool)
+    assert detail(frames, where) > 0 and detail(np.full_like(frames, 7), where) == 0.0
 
 
 def test_generator_start_lets_the_judge_warm_up_alone(micro, tmp_path):
