@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn import functional as F
 
 INPUTS = ("latents", "frames")
-LOSSES = ("nonsat", "hinge")
+LOSSES = ("nonsat", "hinge", "relativistic")
 
 
 @dataclass
@@ -106,16 +106,39 @@ def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "nons
         return weighted_mean(F.relu(1 - real), real_weights) + weighted_mean(F.relu(1 + fake), fake_weights)
     if kind == "nonsat":
         return weighted_mean(F.softplus(-real), real_weights) + weighted_mean(F.softplus(fake), fake_weights)
+    if kind == "relativistic":  # RpGAN: patch by patch, the real block must score above the generated one at its poses
+        _same_poses(real, fake)
+        return weighted_mean(F.softplus(fake - real), real_weights)
     raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
 
 
-def generator_loss(fake: torch.Tensor, kind: str = "nonsat", weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The generator's loss from the judge's logits on its blocks (it wants them high), over the weighted patches."""
+def generator_loss(fake: torch.Tensor, kind: str = "nonsat", weights: torch.Tensor | None = None,
+                   real: torch.Tensor | None = None) -> torch.Tensor:
+    """The generator's loss from the judge's logits on its blocks (it wants them high), over the weighted patches;
+    ``relativistic`` also needs the (constant) logits of the real blocks at the same poses."""
+    if kind == "relativistic":
+        if real is None:
+            raise ValueError("the relativistic generator loss needs the real blocks' logits at the same poses")
+        _same_poses(real, fake)
+        return weighted_mean(F.softplus(real.detach() - fake), weights)
     if kind == "hinge":
         return weighted_mean(-fake, weights)
     if kind == "nonsat":
         return weighted_mean(F.softplus(-fake), weights)
     raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
+
+
+def _same_poses(real: torch.Tensor, fake: torch.Tensor) -> None:
+    if real.shape != fake.shape:
+        raise ValueError(f"relativistic losses pair real and generated blocks at the same poses: logits {tuple(real.shape)}"
+                         f" vs {tuple(fake.shape)}")
+
+
+def pair_accuracy(real: torch.Tensor, fake: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Fraction of (weighted) patches where the real block outscores the generated one at the same poses (0.5: chance)."""
+    _same_poses(real, fake)
+    w = torch.ones_like(real) if weights is None else weights
+    return ((real > fake).float() * w).sum() / w.sum() if float(w.sum()) > 0 else real.new_tensor(float("nan"))
 
 
 def r1_penalty(disc: nn.Module, real: torch.Tensor, coverage: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -142,4 +165,4 @@ def accuracy(real: torch.Tensor, fake: torch.Tensor, real_weights: torch.Tensor 
 
 
 __all__ = ["Discriminator", "DiscriminatorConfig", "INPUTS", "LOSSES", "accuracy", "discriminator_loss",
-           "generator_loss", "invented_patches", "r1_penalty", "scores", "weighted_mean"]
+           "generator_loss", "invented_patches", "pair_accuracy", "r1_penalty", "scores", "weighted_mean"]

@@ -52,8 +52,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from magworld.model.checkpoint import read_meta, save_checkpoint
-from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
-                                          generator_loss, invented_patches, r1_penalty)
+from magworld.model.discriminator import (LOSSES, Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
+                                          generator_loss, invented_patches, pair_accuracy, r1_penalty)
 from magworld.model.flow import add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
@@ -100,8 +100,10 @@ class DMDStageConfig:
     keep_every: int = 0  # also export the whole state (generator, EMA, critic) every this many steps
     dmd_weight: float = 1.0  # weight of the DMD term; 0: no teacher loaded, no critic trained
     gan_weight: float = 0.0  # weight of the adversarial term; 0: no discriminator (today's DMD stage)
-    gan_loss: str = "nonsat"  # nonsat (DMD2: non-saturating logistic) | hinge
+    gan_loss: str = "nonsat"  # nonsat (DMD2: non-saturating logistic) | hinge | relativistic (RpGAN, R3GAN: each
+    #   generated block against the real block at its poses, patch by patch; needs real_batch=0, replay=0)
     r1_weight: float = 1.0  # gamma: the judge's loss adds gamma / 2 x R1 on real blocks
+    r2_weight: float = 0.0  # relativistic only: the judge's loss also adds r2_weight / 2 x R2 on generated blocks
     disc_lr_scale: float = 1.0  # judge lr / generator lr (two time-scale updates)
     window_blocks: int = 2  # blocks in the scored window when no teacher is loaded (with one: its clip_blocks)
     generator_start: int = 0  # the generator learns from this step on (before: the critic / judge alone warm up)
@@ -138,8 +140,13 @@ class DMDStageConfig:
             raise ValueError("replay and replay_batch must be >= 0")
         if self.dmd_weight == 0 and self.gan_weight == 0:
             raise ValueError("dmd_weight and gan_weight are both 0: nothing would train the generator")
-        if self.gan_loss not in ("nonsat", "hinge"):
-            raise ValueError(f"gan_loss must be 'nonsat' or 'hinge', got {self.gan_loss!r}")
+        if self.gan_loss not in LOSSES:
+            raise ValueError(f"gan_loss must be one of {LOSSES}, got {self.gan_loss!r}")
+        if self.gan_loss == "relativistic" and (self.real_batch or self.replay):
+            raise ValueError("gan_loss=relativistic pairs each generated block with the real block at its poses: it "
+                             "needs real_batch=0 and replay=0")
+        if self.r2_weight < 0 or (self.r2_weight > 0 and self.gan_loss != "relativistic"):
+            raise ValueError("r2_weight must be >= 0 and is used only with gan_loss=relativistic")
         if self.dmd_weight == 0 and not 1 <= self.window_blocks <= self.blocks - self.context_blocks:
             raise ValueError(f"window_blocks must be in 1..blocks - context_blocks, got {self.window_blocks}")
         if self.init not in ("bundled", "memory", "random") and not self.init.endswith(".safetensors"):
@@ -333,10 +340,17 @@ def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: t
            "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
            "real_blocks": len(real), "fake_blocks": len(judge_x), "judged_patches_fake": fake_w.sum()}
     loss = d_loss + 0.5 * cfg.r1_weight * r1
+    if cfg.gan_loss == "relativistic":  # real and generated blocks share poses: the pair's ranking, and R2 on fake
+        out["d_acc_pair"] = pair_accuracy(real_logits.detach(), fake_logits.detach(), fake_w)
+        if cfg.r2_weight > 0:
+            r2, _ = r1_penalty(disc, fake_x, cover)
+            loss = loss + 0.5 * cfg.r2_weight * r2
+            out["r2"] = r2
     if b.train_generator:
         frozen = {k: v.detach() for k, v in disc.named_parameters()}  # no judge gradients from the generator's loss
         gen_x, _ = judged(ae, disc, window.float(), seen)
-        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss, fake_w)
+        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss, fake_w,
+                               real=real_logits if cfg.gan_loss == "relativistic" else None)
         loss = loss + cfg.gan_weight * g_adv
         out["g_adv"] = g_adv
     return loss, out

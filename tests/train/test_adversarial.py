@@ -14,7 +14,7 @@ from stage_testing import metrics_lines, spy_steps
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.checkpoint import load_checkpoint
 from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
-                                          generator_loss, invented_patches, r1_penalty)
+                                          generator_loss, invented_patches, pair_accuracy, r1_penalty)
 from magworld.model.generator import GeneratorConfig
 from magworld.model.reproject import keep_seen_pixels, warp_block
 from magworld.train import dmd
@@ -159,6 +159,41 @@ def test_invented_mask_and_detail_ratio():
     frames = torch.randint(0, 255, (2, 16, 16, 3), dtype=torch.uint8).numpy()
     where = np.ones((2, 16, 16), dtype=bool)
     assert detail(frames, where) > 0 and detail(np.full_like(frames, 7), where) == 0.0
+
+
+def test_relativistic_losses_pair_real_and_generated_patches():
+    """RpGAN on the hand example's left column: the judge's loss is mean softplus(fake - real) over invented patches,
+    the generator's mean softplus(real - fake) with no gradient into the real logits; mismatched shapes are refused."""
+    real = torch.tensor([[[1.0, -5.0], [-2.0, 7.0]]], requires_grad=True)
+    fake = torch.tensor([[[0.5, 9.0], [3.0, -9.0]]], requires_grad=True)
+    w = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    sp = torch.nn.functional.softplus
+    d = discriminator_loss(real, fake, "relativistic", w, w)
+    assert float(d.detach()) == pytest.approx(float((sp(torch.tensor(0.5 - 1.0)) + sp(torch.tensor(3.0 + 2.0))) / 2))
+    g = generator_loss(fake, "relativistic", w, real=real)
+    assert float(g.detach()) == pytest.approx(float((sp(torch.tensor(1.0 - 0.5)) + sp(torch.tensor(-2.0 - 3.0))) / 2))
+    g.backward()
+    assert real.grad is None and fake.grad[0, :, 1].abs().sum() == 0 and fake.grad[0, :, 0].abs().min() > 0
+    assert float(pair_accuracy(real.detach(), fake.detach(), w)) == 0.5  # 1 > 0.5 right, -2 < 3 wrong
+    with pytest.raises(ValueError, match="same poses"):
+        discriminator_loss(real, fake[:, :1], "relativistic")
+    with pytest.raises(ValueError, match="real blocks' logits"):
+        generator_loss(fake, "relativistic", w)
+    with pytest.raises(ValueError, match="real_batch=0"):
+        dmd.DMDStageConfig(gan_weight=1.0, gan_loss="relativistic", real_batch=16)
+    with pytest.raises(ValueError, match="r2_weight"):
+        dmd.DMDStageConfig(gan_weight=1.0, r2_weight=1.0)
+
+
+def test_relativistic_stage_step_logs_pair_accuracy_and_r2(micro, tmp_path):
+    disc = DiscriminatorConfig(input="frames", stem=2, channels=[8, 16], latent_channels=16)
+    dmd.train(dmd_config(micro, tmp_path, 1, dmd_weight=0.0, gan_weight=1.0, gan_loss="relativistic", real_batch=0,
+                         r2_weight=1.0, discriminator=disc, model=GeneratorConfig(transformer=MICRO, reproject=True),
+                         invented_threshold=0.0))
+    line = [x for x in metrics_lines(tmp_path) if "loss" in x][0]
+    for key in ("d_loss", "g_adv", "r1", "r2", "d_acc_pair", "grad_norm_generator", "grad_norm_discriminator"):
+        assert math.isfinite(line[key]) and (key != "r2" or line[key] > 0), key
+    assert line["grad_norm_generator"] > 0
 
 
 def test_generator_start_lets_the_judge_warm_up_alone(micro, tmp_path):
