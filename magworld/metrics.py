@@ -95,7 +95,11 @@ def _check_mask(a: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def masked_psnr(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None) -> float:
     """PSNR (dB, capped at ``PSNR_CAP``) over the pixels where ``mask`` is true (``None``: every pixel);
-    ``nan`` for an empty mask."""
+    ``nan`` for an empty mask. Frames may be stacked (..., H, W, 3) with a mask (..., H, W): one PSNR of the pooled
+    pixels."""
+    if a.ndim > 3 and a.shape == b.shape and a.shape[-1] == 3 and (mask is None or np.shape(mask) == a.shape[:-1]):
+        a, b = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])  # (N*H, W, 3): the same pixels, pooled
+        mask = None if mask is None else np.asarray(mask).reshape(a.shape[:2])
     _check_pair(a, b)
     if mask is not None:
         mask = _check_mask(a, mask)

@@ -71,3 +71,17 @@ def test_empty_mask_has_no_score_and_bad_masks_fail():
         masked_psnr(a, a, np.ones((4, 4), dtype=bool))
     with pytest.raises(ValueError, match="boolean"):
         masked_ssim(a, a, np.ones(a.shape[:2]))
+
+
+def test_masked_psnr_pools_stacked_frames():
+    """Stacked frames (N, T, H, W, 3) with a mask (N, T, H, W): one PSNR of the pooled masked pixels (training's
+    memory-only evaluation passes whole rollouts)."""
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (2, 3, 8, 8, 3), dtype=np.uint8)
+    b = rng.integers(0, 256, (2, 3, 8, 8, 3), dtype=np.uint8)
+    mask = rng.random((2, 3, 8, 8)) < 0.3
+    mse = np.mean((a[mask].astype(np.float64) - b[mask]) ** 2)
+    assert masked_psnr(a, b, mask) == pytest.approx(10 * np.log10(255.0**2 / mse))
+    assert np.isnan(masked_psnr(a, b, np.zeros_like(mask)))
+    with pytest.raises(ValueError):
+        masked_psnr(a, b, mask[0])

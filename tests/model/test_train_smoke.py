@@ -2,6 +2,8 @@
 
 import json
 
+import numpy as np
+
 import pytest
 import torch
 
@@ -81,6 +83,28 @@ def test_memory_stage_trains_and_exports(trained_memory):
     per_block = 2 * 1 * 2 * TINY.tokens_per_frame * TINY.head_dim * 4  # k+v, 1 layer, 2 heads, 1 kept frame, fp32
     assert metrics["cache_bytes_per_block"] == per_block
     assert torch.isfinite(torch.tensor(metrics["psnr"]))
+
+
+def test_rollout_eval_scores_memory_only_pixels_when_there_are_some(trained_ae, trained_memory, tmp_path, monkeypatch):
+    """Where a held-out clip has memory-only pixels, ``psnr_memory_only_<policy>`` is a finite PSNR of them (random
+    training clips rarely revisit, so the region is planted here: half of every scored frame)."""
+    from magworld.train import common
+
+    def half(poses, context_frames, size):
+        mask = np.zeros((*poses.shape[:2], size, size), dtype=bool)
+        mask[:, context_frames:, :, : size // 2] = True
+        return mask
+
+    monkeypatch.setattr(common, "memory_only_of_context", half)
+    run = _run(tmp_path, 1)
+    run.eval_every = 0
+    cfg = gen_stage.GeneratorStageConfig(run=run, model=GeneratorConfig(transformer=TINY), data=_data(), text=HASHING,
+                                         autoencoder=str(trained_ae / "autoencoder.safetensors"),
+                                         memory_model=str(trained_memory[0] / "memory.safetensors"), blocks=2,
+                                         eval_clips=1, eval_context_blocks=1, max_offset_blocks=2,
+                                         self_forcing=0.0, uncovered_weight=0.0)
+    metrics = gen_stage.train(cfg)
+    assert np.isfinite(metrics["psnr_memory_only_mag"]) and 0 < metrics["psnr_memory_only_mag"] <= 100
 
 
 def test_generator_stage_with_eval_every_zero(trained_ae, trained_memory, tmp_path):
