@@ -338,7 +338,7 @@ def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: t
     acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach(), *((real_w, fake_w) if weighted else ()))
     out = {"d_loss": d_loss, "r1": r1, "d_acc_real": acc_real, "d_acc_fake": acc_fake,
            "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
-           "real_blocks": len(real), "fake_blocks": len(judge_x), "judged_patches_fake": fake_w.sum()}
+           "real_blocks": len(real_x), "fake_blocks": len(judge_x), "judged_patches_fake": fake_w.sum()}
     loss = d_loss + 0.5 * cfg.r1_weight * r1
     if cfg.gan_loss == "relativistic":  # real and generated blocks share poses: the pair's ranking, and R2 on fake
         out["d_acc_pair"] = pair_accuracy(real_logits.detach(), fake_logits.detach(), fake_w)

@@ -251,11 +251,12 @@ def test_real_batch_real_blocks_reach_the_judge(micro, tmp_path, monkeypatch, re
     monkeypatch.setattr(dmd, "r1_penalty", spied)
     disc = DiscriminatorConfig(channels=[8, 16], latent_channels=16)
     dmd.train(dmd_config(micro, tmp_path, 2, dmd_weight=0.0, gan_weight=1.0, discriminator=disc, real_batch=real_batch,
-                         window_blocks=1, model=GeneratorConfig(transformer=MICRO, reproject=True)))
+                         window_blocks=2 if real_batch == 0 else 1,
+                         model=GeneratorConfig(transformer=MICRO, reproject=True)))
     lines = [x for x in metrics_lines(tmp_path) if "loss" in x]
     assert [x["real_blocks"] for x in lines] == sizes
     if real_batch == 0:
-        assert sizes == [2, 2]  # batch 2 x 1 window block
+        assert sizes == [4, 4]  # batch 2 x 2 window blocks
     else:
         assert all(1 <= n <= real_batch for n in sizes) and max(sizes) > 2  # more real blocks than the window's
 
