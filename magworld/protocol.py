@@ -1,16 +1,6 @@
-"""The block-world protocol: anything that shows a world one block of frames at a time.
-
-The MAG ``WorldModel`` pipeline, the benchmark's baselines (ground-truth oracle, shift-by-pan, no
-memory) and the environment's model backend all speak it, so a benchmark or an env can swap them.
-Everything is batched over ``N`` independent worlds; a single world is ``N = 1``.
-
-Shapes: frames are ``uint8 (N, F, H, W, 3)`` with ``F`` = frames per block (3); poses are plain
-arrays ``float32 (N, F, 3)`` of (yaw, pitch, fov) in degrees per frame — no simulator objects, so the
-model never imports the simulator; prompts are ``N`` strings (scene caption + action phrase, or ``""``
-for no text).
-
-:func:`play_blocks` is the one start / memorize / step loop (used by the benchmark and by training's
-evaluation and self-forcing rollouts).
+"""The block-world protocol: anything that shows N independent worlds one block of frames at a time (frames
+``uint8 (N, F, H, W, 3)``, poses ``float32 (N, F, 3)`` yaw/pitch/fov degrees, prompts N strings); :func:`play_blocks`
+is the one start / memorize / step loop. Details: docs/notes/code.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,5 @@
-"""The typed key/value cache of the block transformer, with its eviction policies.
-
-One :class:`KVCache` serves a whole layer stack and a batch of ``B`` independent worlds. Keys are
-stored as the network returns them (rotated in space and at the oldest time position, see
-:mod:`magworld.model.rope`), per layer as ``(B, heads, F, N, hd)`` (F cached frames of N tokens), with the
-absolute index of each frame (ascending: blocks are appended in order). Policies (``CacheConfig.policy``):
-
-- ``full``   — every frame of every block (the uncompressed upper bound);
-- ``window`` — the first ``sink`` frames ever appended plus the last ``window`` frames;
-- ``mag``    — per block only its last ``kept`` frames (the memory model's compressed frame): with
-  3-frame blocks and ``kept=1`` it holds 1/3 of ``full``, with the whole history;
-- ``mag-ring`` — the compressed frames of the sink (the first ``sink`` frames) and of the last ``ring`` blocks (the
-  paper's inference code: a ring of 21 compressed frames plus a sink); forgets older blocks;
-- ``mag-recall`` — a per-world *store* of compressed frames bounded by the world (one frame per view key, newer
-  replaces older, the sink kept; :class:`~magworld.model.recall.ViewStore`); a block reads the sink, the last block
-  and the ``recall`` stored frames whose views overlap its own the most (:meth:`KVCache.recalled`).
-
-What a block attends to (:meth:`KVCache.frames`, :meth:`KVCache.bytes`) is the whole cache for every policy but
-``mag-recall``, where it is the recalled subset of the store (:meth:`KVCache.stored_frames`, :meth:`KVCache.stored_bytes`).
-
-The network never mutates the cache: it reads :meth:`KVCache.layer` and returns the block's keys
-and values; the caller (:func:`~magworld.model.generator.write_block`) hands them to :meth:`KVCache.append`.
+"""The typed key/value cache of the block transformer, with its policies ``full``, ``window``, ``mag``, ``mag-ring``
+and ``mag-recall`` (docs/notes/code.md); the network never mutates it, the writer appends.
 """
 
 from __future__ import annotations

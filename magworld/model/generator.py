@@ -1,23 +1,5 @@
-"""The generator (MAG stage 2): denoises the next block while reading the history cache.
-
-The generator is a :class:`~magworld.model.transformer.BlockTransformer` of the same shape as the
-memory model (it is initialised from the memory model's weights), so it reads the key/values the
-frozen memory model wrote. Who writes what, for each cache policy (one rule, used at training and at
-run time; the masks are defined in :mod:`magworld.model.masks`):
-
-- the **writer** is always the memory model's clean pass (t = 0) over a finished block; its queries
-  see every frame of their own block and the *kept* (compressed) frames of the earlier blocks the
-  policy still holds — exactly what it saw in stage-1 training, so its key/values are in distribution;
-- the **cache** stores the frames the policy selects: ``mag`` the kept frame of each block, ``full``
-  every frame of every block, ``window`` every frame of the first (sink) block and the last ``window``
-  frames;
-- the **reader** (the generator's noisy block) sees every frame the cache holds and its own block.
-
-So ``full`` is a strict superset of ``mag`` (same writer, 3x the frames) and ``window`` drops old
-blocks: no query, writer or reader, ever reads a frame its policy no longer holds. The generator is trained on all three
-(mixed per batch) so each is a fair baseline. ``mag-ring`` keeps the sink's and the last ``ring`` blocks' compressed
-frames (equal to ``mag`` on clips shorter than the ring); ``mag-recall``'s writer and reader of a block both read the
-frames the store recalls for that block's poses (:mod:`magworld.model.recall`; per clip in training, :func:`held_by`).
+"""The generator (MAG stage 2): denoises the next block while reading the history cache the memory model writes;
+who writes and reads what under each policy: docs/notes/code.md.
 """
 
 from __future__ import annotations

@@ -1,13 +1,4 @@
 """Attention masks (bool, True = may attend), each defined once, in frames, then expanded to tokens.
-
-- :func:`held_frames` — the cache policies (``mag`` / ``mag-ring`` / ``window`` / ``full``): which earlier frames a
-  block may read; the run-time :class:`~magworld.model.cache.KVCache` evicts to exactly this; :func:`held_by` adds
-  ``mag-recall``, whose held frames depend on the clip's poses (per clip, (B, F, F): the run-time store replayed,
-  :func:`~magworld.model.recall.recall_held`);
-- :func:`writer_mask` / :func:`reader_mask` — the generator stage's parallel training passes (memory
-  model's clean pass over a clip; the generator's noisy clip over [clean key/values ; noisy frames]);
-- :func:`cache_writer_mask` — the run-time clean pass of one new block over a cache;
-- :func:`memory_attention_mask` — the memory model's own training sequence [clean frames | noisy frames].
 """
 
 from __future__ import annotations

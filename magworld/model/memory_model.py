@@ -1,11 +1,5 @@
-"""The memory model (stage 1): compresses each clean block into the key/values of its kept frame(s).
-
-At run time, :func:`~magworld.model.generator.write_block` runs its clean pass (t = 0) over a finished
-block with full intra-block attention and the compressed history in the cache, and the ``mag`` cache
-policy keeps only the block's last ``kept`` frames. Training reproduces this in one parallel pass over
-``[clean frames | noisy frames]`` with :func:`memory_attention_mask`, and asks the noisy frames to
-reconstruct *all* frames of their block (flow-matching velocity loss), which forces the block's
-content into the kept frames' key/values.
+"""The memory model (stage 1): compresses each clean block into the key/values of its kept frame(s), trained in one
+parallel pass over ``[clean frames | noisy frames]`` (docs/notes/code.md).
 """
 
 from __future__ import annotations

@@ -1,30 +1,6 @@
-"""``WorldModel``: the MAG runtime — autoencoder, text encoder, generator, memory model and cache together.
-
-It speaks :class:`magworld.protocol.BlockWorld` for N independent worlds at once (one forward pass); poses
-are plain arrays ``float32 (N, F, 3)`` of (yaw, pitch, fov) degrees, frames ``uint8 (N, F, H, W, 3)``:
-
-- ``start(frames, poses, captions)`` encodes the ground-truth first blocks and writes them to a fresh
-  cache (memory model clean pass);
-- ``memorize(frames, poses)`` writes more ground-truth blocks;
-- ``step(poses, prompts)`` samples the next block with the generator reading the cache (few-step
-  flow matching, :class:`~magworld.model.sampler.BlockSampler`), writes it to the cache through the
-  memory model, decodes it and returns ``uint8 (N, F, H, W, 3)``;
-- ``snapshot()/restore()`` branch and replay (cache + random streams), ``cache_bytes()``,
-  ``cache_frames()`` (what a block attends to), ``stored_bytes()``, ``stored_frames()`` (what is held).
-
-Memory policies (``memory=``): ``mag`` (compressed, the whole history), ``window`` (first block as a sink
-+ the last block), ``full`` (every frame), ``mag-ring`` (the sink + the last 21 blocks, compressed: the paper's
-inference) and ``mag-recall`` (a compressed store bounded by the world's views; each block reads the sink, the
-last block and the K stored frames that saw its view the most, :mod:`magworld.model.recall`); how each cache is
-written is in :mod:`magworld.model.generator`. A generator trained with the geometric input (``reproject``) also
-reads the last frame shown (for a given block: the frame itself), reprojected to the new poses; ``carry="sharp"``
-(its default) keeps the latent cells that frame covers whole, samples only the rest, then puts back every pixel it saw
-and shows that composite (:data:`CARRY_MODES`).
-
-:meth:`WorldModel.generate` is the one code path that samples, carries and writes a block: the env steps through it, and
-training's self-forced rollouts are uses of it (``frozen=False`` keeps the generator trainable; ``exit_step`` and
-``grad`` give DMD's gradient through one sampler step). CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
-per prompt, so a step does not run the text encoder for a prompt it has seen.
+"""``WorldModel``: the MAG runtime (autoencoder, text encoder, generator, memory model and cache) as a
+:class:`~magworld.protocol.BlockWorld` of N worlds; :meth:`WorldModel.generate` is the one path that samples, carries
+and writes a block (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -261,7 +237,7 @@ class LatentWorld:
 
 
 class WorldModel(LatentWorld):
-    """N MAG worlds stepping together. See the module docstring; build with :meth:`from_bundled`."""
+    """N MAG worlds stepping together (docs/notes/code.md); build with :meth:`from_bundled`."""
 
     def __init__(self, generator: Generator, memory_model: MemoryModel, autoencoder: Autoencoder, text_encoder=None,
                  *, memory: str = "mag", sampling_steps: int | None = None, device: str | torch.device = "auto",

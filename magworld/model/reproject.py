@@ -1,14 +1,5 @@
-"""Geometric conditioning: the last shown frame re-rendered from the camera pose of the block to generate.
-
-Every MAGWorld camera turns about one centre (yaw, pitch) and zooms (fov), so a view seen from one pose
-is related to any other pose by a homography: re-rendering it is exact for the pixels both views share.
-The generator receives this reprojection of the *previous block's last frame* (with a validity mask) as
-an input, the way camera-controlled world models keep the carried pixels in place; everything older
-than the last block still reaches it only through the memory model's compressed cache.
-
-The pinhole convention is the simulator's (yaw turns right, pitch looks up, ``fov`` horizontal, square
-pixels, pixel centres at half-integers), written here in torch so the model does not import the simulator;
-a test checks it against the simulator's own ray geometry.
+"""Geometric conditioning: the last shown frame re-rendered (a homography: the camera only turns and zooms) at the
+poses of the block to generate, with a validity mask; the simulator's pinhole convention (docs/notes/code.md).
 """
 
 from __future__ import annotations

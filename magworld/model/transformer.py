@@ -1,23 +1,5 @@
-"""The causal block transformer shared by the memory model and the generator.
-
-``BlockTransformer(x_t, t, pose, text, cache) -> velocity`` on latent frames:
-
-- latents (B, T, C, h, w) are patchified into N = (h/p)*(w/p) tokens per frame;
-- 3D RoPE over (time, row, column), pose-aware if configured, time relative to the call's first frame and
-  cached frames seen at most ``max_age_frames`` old (see :mod:`magworld.model.rope`); the camera pose
-  (yaw, pitch, fov) per frame is an input (B, T, 3);
-- per-frame timestep modulation (adaLN: 6 vectors per layer: shift/scale/gate for attention and MLP,
-  from one shared projection plus a learned per-layer table, as in Wan);
-- self-attention over [cached history ; current frames]; the current frames see each other fully
-  unless an explicit boolean ``mask`` (True = may attend) is given (training on whole sequences);
-- cross-attention to text tokens (a learned null token is always prepended, so the empty prompt,
-  a zero embedding, is well defined);
-- flow-matching head predicting the **velocity** ``v = noise - x_0`` (see :mod:`magworld.model.flow`).
-
-The network keeps no state between calls; it returns the block's keys/values when asked (``return_kv=True``)
-and the caller stores them in a :class:`~magworld.model.cache.KVCache`; reading a cache it corrects the
-young frames' keys to their time positions once per block (memoised on the cache: the sampler's steps and
-the writer of one block share it).
+"""The causal block transformer shared by the memory model and the generator: ``(x_t, t, pose, text, cache) ->
+velocity`` on latent frames (the architecture: docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -156,7 +138,7 @@ class Block(nn.Module):
 
 
 class BlockTransformer(nn.Module):
-    """The network: (x_t, t, pose, text, cache) -> velocity. See the module docstring."""
+    """The network: (x_t, t, pose, text, cache) -> velocity (docs/notes/code.md)."""
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()

@@ -1,21 +1,5 @@
-"""What the training stages share (no stage imports another; each imports this and :mod:`~magworld.train.loop`).
-
-- the frozen parts a stage reads: :func:`frozen_autoencoder`, :func:`frozen_memory`, and :func:`initial_generator`
-  (a generator's starting weights);
-- clips: :func:`encode_clip` / :func:`decode_clip` (uint8 frames <-> latents), :func:`as_blocks` (a clip in blocks as
-  :func:`~magworld.protocol.play_blocks` takes it), :func:`clip_prompts` and :func:`motion_phrase` (the run-time
-  prompt of a clip);
-- rollouts through the world's own runtime: :class:`RecordingWorld` (a
-  :class:`~magworld.model.pipeline.WorldModel` that keeps the latents of the blocks it generates, with DMD's exit step
-  and gradient per block: self-forcing and DMD roll out exactly as the env steps) and :func:`evaluate_rollouts`
-  (held-out clips, PSNR per memory policy and on revisits of the given blocks; optionally the detail ratio of the
-  invented pixels);
-- real blocks made the way the runtime makes its own: :func:`carried_truth` (ground truth with the pixels the previous
-  frame saw replaced by its reprojection, as a ``sharp`` world shows a block) and :func:`invented_mask` (which pixels
-  of a block the previous block's last frame did not see);
-- the flow-matching loss on real clips as a shared function, :func:`real_flow_loss` (a generator's loss on a clip whose
-  every block is ground truth, read from the memory model's cache of the earlier blocks; stage ``dmd`` uses it as an
-  anchor beside its adversarial term).
+"""What the training stages share (no stage imports another): the frozen parts, clip helpers, rollouts through the
+world's own runtime and their evaluation, real blocks made as the runtime makes them, the flow-matching loss.
 """
 
 from __future__ import annotations

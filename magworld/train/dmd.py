@@ -1,40 +1,6 @@
-"""Stage ``dmd`` (MAG stage 2 as the paper trains it): long-video Self-Forcing DMD with the history term.
-
-Three networks: the **generator** (the causal few-step model, reading the frozen memory model's cache), the
-frozen **teacher** (real score, :class:`~magworld.model.teacher.Teacher`: a many-step flow model of short clips,
-``magworld train stage=teacher``) and the **critic** (fake score: a copy of the teacher trained on the
-generator's samples). One step:
-
-1. **self-forced rollout** (the world's own runtime, :meth:`~magworld.model.pipeline.WorldModel.generate`, through
-   :class:`~magworld.train.common.RecordingWorld` driven by :func:`~magworld.protocol.play_blocks`): a clip of
-   ``blocks`` blocks; its first 1..``context_blocks`` ground-truth blocks are written to the memory model's cache,
-   the rest are generated reading the cache and carried as the env carries them, each block stopping at its own
-   random sampler step (``exit_step``; gradients through that network call only) and written back to the cache
-   detached, so training sees the history inference sees. With probability ``history_drop`` (lambda) a clip's generator
-   prompt is empty: its blocks must come from the history (the paper's history-consistency term);
-2. a random **window** x_i of ``teacher.clip_blocks`` generated blocks is scored with the teacher's prompt
-   (caption + the window's motion phrase);
-3. **critic** (every step): flow-matching loss on the window (detached) at a shifted random time;
-4. **generator** (every ``generator_every``-th step): the DMD gradient at a re-noised window x_t (shifted
-   time in [min_t, max_t]), ``(x0_fake - x0_real) / mean|x - x0_real|``, applied through the surrogate
-   ``0.5 * ||x - sg(x - grad)||^2`` (its gradient w.r.t. x is the DMD gradient);
-5. EMA of the generator (``ema_decay`` from step ``ema_start``), exported as ``<run>/generator.safetensors``
-   (kind ``generator``: :class:`~magworld.model.pipeline.WorldModel` and ``bundle`` load it).
-
-Critic and generator share one AdamW with a parameter group each (the critic's lr is ``critic_lr_scale`` x
-the run's; the generator's group has no gradients on critic-only steps, so AdamW leaves it alone). On
-generator steps the critic trains on the same (detached) rollout. Details and the paper's settings:
-docs/notes/dmd.md.
-
-**Adversarial term** (``gan_weight`` > 0; DMD2's GAN term, AAPT's adversarial post-training with student forcing): a
-small :class:`~magworld.model.discriminator.Discriminator` judges each block of the window against the ground-truth
-block at the same poses, made as the world makes its blocks (:func:`~magworld.train.common.carried_truth`: the pixels
-the previous frame saw are its reprojection), so real and generated blocks differ only where the world invents. The
-judge learns every step (non-saturating or hinge loss + ``r1_weight`` x R1 on real, its own lr ``disc_lr_scale``); on
-generator steps the generator's loss adds ``gan_weight`` x the judge's generator loss, whose gradient reaches the
-generator only through the pixels it invented (``sharp`` carry: carried cells and seen pixels are constants).
-``dmd_weight`` scales the DMD term; at 0 no teacher is loaded and no critic trained (a GAN + history-term stage that
-needs no teacher). Notes: docs/notes/adversarial.md.
+"""Stage ``dmd`` (MAG stage 2 as the paper trains it): long-video Self-Forcing DMD with the history term, and an
+optional adversarial term (the step, the networks and the optimiser: docs/notes/code.md; runs: docs/notes/dmd.md,
+docs/notes/adversarial.md).
 """
 
 from __future__ import annotations

@@ -1,26 +1,5 @@
-"""Stage ``generator`` (MAG stage 2): learn to generate the next block from the frozen memory model's cache.
-
-One training step, all blocks of a clip in one parallel pass:
-
-1. render ``batch_size`` long clips (mostly leave-and-return) of ``blocks`` blocks, encode them with the
-   frozen autoencoder;
-2. draw a memory policy per batch (``policies``: mag / full / window / mag-ring / mag-recall) and run the frozen
-   memory model's clean pass over the whole clip with :func:`~magworld.model.generator.writer_mask` (block i sees the
-   kept frames of the earlier blocks the policy holds): the key/values a run-time cache would hold. A ``mag-recall``
-   batch reads, per clip and block, the sink, the last block and the K frames the run-time store would recall for that
-   block's poses (:func:`~magworld.model.masks.held_by`; K drawn from ``recall_k`` per batch, since a 10-block clip
-   holds at most 8 candidates): non-contiguous, pose-retrieved frames at their own positions, as at run time;
-3. noise every block to its own flow time and let the generator predict the velocity of each noisy
-   block through :func:`~magworld.model.generator.reader_mask` — block i reads the cached clean frames of
-   earlier blocks the policy holds and its own noisy frames; loss on blocks 1.. (block 0 has no history);
-4. with probability ``history_drop`` (the paper's lambda) a clip's prompt is empty, so its blocks must
-   come from the history alone (history-consistency term); otherwise the prompt is caption + the
-   clip's dominant action phrase, as at run time.
-
-Optionally (``self_forcing`` > 0) part of the batches replace the history blocks after a random number of
-ground-truth blocks by the generator's own few-step rollout (no gradient), keeping ground-truth targets: the
-generator learns to trust the (ground-truth) memory over its own blurrier recent blocks. Evaluation rolls held-out clips out
-through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time (:func:`~magworld.train.common.evaluate_rollouts`).
+"""Stage ``generator`` (MAG stage 2): learn to generate the next block from the frozen memory model's cache, all
+blocks of a clip in one parallel pass (the step, the history term and self-forcing: docs/notes/code.md).
 """
 
 from __future__ import annotations

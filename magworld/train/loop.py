@@ -1,24 +1,5 @@
-"""The one training loop every stage runs, and what it needs: seeding, device and precision, the run folder.
-
-A stage module (:mod:`~magworld.train.autoencoder`, :mod:`~magworld.train.memory`,
-:mod:`~magworld.train.generator`) builds a :class:`Stage` — the module it trains, its optimizer, its
-data (endless batches from a start step), a step function ``(model, batch) -> losses`` and a held-out
-evaluation — and :func:`run_stage` does the rest: learning-rate schedule, progress bar, JSON-lines log,
-periodic evaluation, resumable safetensors checkpoints, the time budget and the final export. Two-network
-stages (the DMD stage's generator and critic) give one optimizer with a parameter group per network (``lr_scale``
-per group; a group whose loss is absent on a step has no gradients and is not updated), gradients clipped per
-network (``clip_groups``) and an ``after_step`` hook (EMA).
-
-Device and precision are decided once, by :func:`setup_device` from :class:`RunConfig` (``device``:
-auto | cpu | cuda, ``precision``: fp32 | bf16 autocast); stages create their models, data, noise and
-timesteps on ``Placement.device``.
-
-Under ``torchrun`` (see :mod:`~magworld.train.parallel`) :func:`setup_device` also joins the process group and
-gives each process its rank and local device; ``run.parallel`` picks DDP replicas or FSDP shards and
-:func:`wrap_model` builds them around the stage's step. ``run.batch_size`` is the global batch: each rank draws
-``Placement.local_batch`` samples from streams seeded by ``Placement.rank_seed`` (rank 0's streams are a
-one-process run's), only rank 0 logs, shows progress and writes checkpoints (gathered whole, the one-process
-format), so a run resumes on any number of processes.
+"""The one training loop every stage runs (:func:`run_stage` on a :class:`Stage`), and what it needs: seeding, device
+and precision (:func:`setup_device`), the run folder (:class:`Run`); docs/notes/code.md.
 """
 
 from __future__ import annotations

@@ -1,25 +1,5 @@
-"""Training on several processes with PyTorch's own engine: torchrun's process group, DDP or FSDP, gathered state.
-
-``torchrun --nproc_per_node=N -m magworld.apps.cli train stage=...`` starts N copies of a stage; each finds its
-rank in torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and :func:`join_process_group` connects
-them (``nccl`` on CUDA, ``gloo`` on the CPU). :class:`ParallelModel` is the trained model as the training loop
-sees it:
-
-- ``ddp`` — every process holds the whole model; :class:`~torch.nn.parallel.DistributedDataParallel` averages the
-  gradients in the backward pass;
-- ``fsdp`` — FSDP2 (:func:`torch.distributed.fsdp.fully_shard`): parameters, gradients and optimizer state are
-  sharded across the processes; each repeated block (every child of an ``nn.ModuleList``, e.g. the transformer's
-  layers) is one unit gathered just before it runs, the rest is the root unit;
-- ``none`` — one process: the model itself.
-
-Both wrappers only see work done inside the wrapped module's forward, but stages compute their loss through
-methods (``MemoryModel.loss``, ``Autoencoder.encode_raw``) and helper functions. So the stage's step function
-itself becomes the forward of a small :class:`StepModule` holding the model, and that module is what DDP wraps
-and FSDP shards: every stage's step goes through the wrapper.
-
-Checkpoints stay single-process files: :meth:`ParallelModel.model_state` and :meth:`~ParallelModel.optimizer_state`
-gather full tensors to rank 0 (the same names and optimizer ids as an unwrapped model), so a run resumes on any
-number of processes and inference loads the export unchanged.
+"""Training on several processes with PyTorch's own engine: torchrun's process group, DDP or FSDP2 around the
+stage's step (:class:`StepModule`), state gathered to rank 0 as one-process files (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -119,7 +99,7 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
 
 
 class ParallelModel:
-    """The trained model as the training loop sees it (see the module docstring): call it with a batch to run the
+    """The trained model as the training loop sees it (docs/notes/code.md): call it with a batch to run the
     stage's step; ``optimizer`` is the stage's optimizer, now holding the parameters the wrapper trains."""
 
     def __init__(self, model: nn.Module, step: Callable[[nn.Module, Any], dict[str, Any]],

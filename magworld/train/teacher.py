@@ -1,13 +1,5 @@
-"""Stage ``teacher``: the DMD stage's real score, a many-step flow model of short clips (no history).
-
-Each step renders ``batch_size`` clips of ``model.clip_blocks`` blocks (leave-and-return heavy, as the
-generator's), encodes them with the frozen autoencoder and minimises :meth:`Teacher.loss` (one flow time per
-clip, every frame sees every other). The prompt is the clip's caption + its dominant motion phrase, empty with
-probability ``text_drop`` (so the teacher also has an unconditional score for guidance). Evaluation: the
-flow-matching loss of fixed held-out clips at fixed times and noise (lower is better; comparable across runs).
-
-The network starts from a trained block denoiser of the same shape (``init``: the bundled or a given stage-2
-generator's network, the memory model's, or random).
+"""Stage ``teacher``: the DMD stage's real score, a many-step flow model of short clips (no history), trained on
+rendered clips with their caption + motion phrase (empty with probability ``text_drop``); docs/notes/code.md.
 """
 
 from __future__ import annotations
