@@ -126,7 +126,3 @@ def accuracy(real: torch.Tensor, fake: torch.Tensor, real_weights: torch.Tensor 
         return (x * w).sum() / w.sum() if float(w.sum()) > 0 else x.new_tensor(float("nan"))
 
     return right((real > 0).float(), real_weights), right((fake < 0).float(), fake_weights)
-
-
-__all__ = ["Discriminator", "DiscriminatorConfig", "INPUTS", "LOSSES", "accuracy", "discriminator_loss",
-           "generator_loss", "invented_patches", "r1_penalty", "scores", "weighted_mean"]

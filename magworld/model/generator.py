@@ -12,7 +12,7 @@ from torch import nn
 from .cache import POLICIES, CacheConfig, KVCache
 from .config import TransformerConfig
 from .flow import FlowConfig
-from .masks import cache_writer_mask, held_by, held_frames, reader_mask, writer_mask
+from .masks import cache_writer_mask, held_by, writer_mask
 from .transformer import BlockTransformer, Output
 
 
@@ -108,7 +108,3 @@ class Generator(nn.Module):
 
     def new_cache(self, policy: str) -> KVCache:
         return self.net.new_cache(self.cfg.cache_config(policy))
-
-
-__all__ = ["Generator", "GeneratorConfig", "cache_writer_mask", "clean_pass", "held_by", "held_frames", "reader_mask", "write_block",
-           "write_clip", "writer_mask"]

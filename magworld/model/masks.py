@@ -120,7 +120,3 @@ def memory_attention_mask(blocks: int, block_frames: int, kept: int, tokens_per_
     frame_mask = torch.cat([torch.cat([history | same, torch.zeros_like(same)], 1),
                             torch.cat([history | own_kept, same], 1)], 0)  # (2F, 2F)
     return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)
-
-
-__all__ = ["cache_writer_mask", "held_by", "held_frames", "kept_frames", "memory_attention_mask", "reader_mask", "same_block",
-           "writer_mask"]

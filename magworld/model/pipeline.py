@@ -21,9 +21,8 @@ from magworld.protocol import BlockPoses, block_poses_array
 
 from .autoencoder import Autoencoder
 from .cache import CacheSnapshot
-from .checkpoint import CheckpointError, load_into, read_meta
+from .checkpoint import CheckpointError, load_model, read_meta
 from .config import TransformerConfig
-from .flow import FlowConfig
 from .generator import Generator, GeneratorConfig, write_block
 from .memory_model import MemoryModel
 from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
@@ -67,26 +66,10 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def generator_config_from_dict(d: dict) -> GeneratorConfig:
-    return GeneratorConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
-                           kept=d["kept"], window=d["window"], sink=d["sink"], reproject=d.get("reproject", False),
-                           **{k: d[k] for k in ("ring", "recall", "recall_rays", "fov_cell") if k in d})
-
-
 def load_generator(path: str | Path) -> Generator:
     """A generator checkpoint (safetensors + JSON sidecar of kind ``generator``), in eval mode."""
-    meta = read_meta(path)
-    if meta["kind"] != "generator":
-        raise CheckpointError(f"checkpoint {path} holds a {meta['kind']!r}, not a 'generator'; pass the generator's "
-                              f"checkpoint (magworld train stage=generator writes <run>/generator.safetensors)")
-    try:
-        cfg = generator_config_from_dict(meta["config"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} has a generator config this version cannot read ({err}); "
-                              f"retrain it with magworld train stage=generator") from err
-    model = Generator(cfg)
-    load_into(model, path, "generator")
-    return model.eval()
+    return load_model(path, "generator", Generator, GeneratorConfig, "pass a generator checkpoint (magworld train "
+                      "stage=generator writes <run>/generator.safetensors) or retrain it")
 
 
 @dataclass
@@ -416,8 +399,3 @@ def read_manifest(path: str | Path | None = None) -> dict:
     if not path.exists():
         raise CheckpointError(f"weights manifest {path} is missing; it is written with the bundled generator")
     return json.loads(path.read_text())
-
-
-__all__ = ["CarriedBlock", "WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame",
-           "load_generator", "read_manifest",
-           "resolve_device", "sha256"]

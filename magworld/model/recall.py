@@ -156,6 +156,3 @@ def recall_held(poses: torch.Tensor, block_frames: int, kept: int, sink: int, k:
             for f in range(start + block_frames - kept, start + block_frames):  # the block's kept frames
                 store.place(f, cpu[b, f])
     return held.to(poses.device)
-
-
-__all__ = ["CAMERA_FOV", "CAMERA_PITCH", "ViewStore", "recall_held", "store_bound", "view_keys", "view_overlap"]

@@ -94,6 +94,3 @@ def keep_seen_pixels(autoencoder, latents: torch.Tensor, warp: Warp) -> tuple[to
     composite = torch.where(warp.valid > 0, warp.frames, made)
     encoded = autoencoder.encode_float(rearrange(composite, "b t c h w -> (b t) c h w"))
     return rearrange(encoded, "(b t) c h w -> b t c h w", t=latents.shape[1]).to(latents.dtype), composite
-
-
-__all__ = ["Warp", "carry_condition", "keep_seen_pixels", "reproject", "rotation", "sample_grid", "warp_block"]

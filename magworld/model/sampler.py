@@ -95,6 +95,3 @@ class Known(NamedTuple):
         where = self.mask(shape).to(noise.device)
         x0 = self.x0.to(noise.device, noise.dtype)
         return lambda x, t: torch.where(where, (1 - t) * x0 + t * noise, x)
-
-
-__all__ = ["BlockSampler", "Known", "Velocity"]

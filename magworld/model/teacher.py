@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import CheckpointError, load_into, read_meta
+from .checkpoint import load_model
 from .config import TransformerConfig
 from .flow import FlowConfig, add_noise, sample_train_time, velocity_target, x0_from_velocity
 from .sampler import BlockSampler
@@ -69,19 +69,7 @@ class Teacher(nn.Module):
         return BlockSampler(self.cfg.flow).sample(lambda x, t: self(x, t, pose, text), shape, generators, pose.device)
 
 
-def teacher_config_from_dict(d: dict) -> TeacherConfig:
-    return TeacherConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
-                         clip_blocks=d["clip_blocks"])
-
-
 def load_teacher(path) -> Teacher:
     """A teacher checkpoint (kind ``teacher``, written by ``magworld train stage=teacher``), in eval mode."""
-    meta = read_meta(path)
-    if meta["kind"] != "teacher":
-        raise CheckpointError(f"checkpoint {path} holds a {meta['kind']!r}, not a 'teacher'; train one with "
-                              f"magworld train stage=teacher (it writes <run>/teacher.safetensors)")
-    model = Teacher(teacher_config_from_dict(meta["config"]))
-    load_into(model, path, "teacher")
-    return model.eval()
-
-__all__ = ["Teacher", "TeacherConfig", "load_teacher", "teacher_config_from_dict"]
+    return load_model(path, "teacher", Teacher, TeacherConfig, "train one with magworld train stage=teacher (it writes "
+                      "<run>/teacher.safetensors)")

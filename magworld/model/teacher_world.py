@@ -81,6 +81,3 @@ class TeacherWorld(LatentWorld):
     def cache_bytes(self) -> int:
         """Bytes of the latent blocks the next step continues (its whole memory)."""
         return sum(latents.numel() * latents.element_size() for latents, _ in self._window())
-
-
-__all__ = ["TeacherWorld"]

@@ -16,7 +16,8 @@ from torch.nn import functional as F
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.flow import FlowConfig, add_noise, sample_train_time, velocity_target
 from magworld.model.cache import CacheConfig, KVCache
-from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
+from magworld.model.generator import Generator, GeneratorConfig, write_clip
+from magworld.model.masks import held_by, reader_mask
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
@@ -354,9 +355,3 @@ def real_flow_loss(gen: Generator, memory: MemoryModel, ae: Autoencoder, frames:
         cond = training_condition(ae, latents, pose, bf, frames, given=latents.shape[1] // bf) \
             if gen.cfg.reproject else None
     return generator_loss(gen, memory, latents, pose, text, memory_text, policy, 0, generator, cond=cond)["loss"]
-
-
-__all__ = ["RecordingWorld", "as_blocks", "bundled_generator_config", "carried_truth", "clip_prompts", "decode_clip",
-           "encode_clip", "evaluate_rollouts", "frozen_autoencoder", "frozen_memory", "initial_generator",
-           "attended_frames", "flow_error", "generator_loss", "invented_mask", "memory_config", "memory_only_of_context", "memory_kv", "motion_phrase",
-           "real_flow_loss", "revisits_of_context", "rollout", "training_condition"]

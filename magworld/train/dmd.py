@@ -488,8 +488,3 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
     if placement.is_main:  # rank 0 writes (run_stage's final export is on disk: it waits for every rank)
         print(f"wrote {export_generator(stage, cfg, metrics)} (EMA generator)")
     return metrics
-
-
-__all__ = ["DMDBatch", "DMDModels", "DMDParts", "DMDStageConfig", "adversarial_terms", "batches", "build_parts",
-           "Replay", "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "flow_anchor", "most_invented",
-           "rollout_window", "score_times", "train"]

@@ -158,6 +158,3 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
 def train(cfg: GeneratorStageConfig) -> dict[str, float]:
     placement = setup_device(cfg.run)
     return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
-
-
-__all__ = ["GeneratorBatch", "GeneratorStageConfig", "build_stage", "self_forced_history", "train"]

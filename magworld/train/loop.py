@@ -310,7 +310,3 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
         print(f"{stage.kind}: held-out {metrics}\nwrote {path}")
     model.barrier()  # the files are written before any process returns
     return metrics
-
-
-__all__ = ["Placement", "Run", "RunConfig", "Stage", "every", "lr_at", "optimizer_step", "run_stage", "seed_everything",
-           "set_lr", "setup_device", "wrap_model"]

@@ -230,7 +230,3 @@ class ParallelModel:
 
     def _comm_device(self) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-
-
-__all__ = ["PARALLEL_MODES", "ParallelModel", "StepModule", "full_state_dict", "join_process_group",
-           "leave_process_group", "plain_copy", "rank_seed", "shard_units", "torchrun_ranks"]

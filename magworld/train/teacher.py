@@ -121,6 +121,3 @@ def build_stage(cfg: TeacherStageConfig, placement: Placement) -> Stage:
 def train(cfg: TeacherStageConfig) -> dict[str, float]:
     placement = setup_device(cfg.run)
     return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
-
-
-__all__ = ["EVAL_TIMES", "TeacherStageConfig", "build_stage", "clip_text", "evaluate", "initial_teacher", "train"]

@@ -113,6 +113,3 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
                           for n in names}}
     (weights_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-__all__ = ["blend", "bundle", "copy_weights", "export_generator", "split_evals"]
