@@ -12,7 +12,7 @@ from torch import nn
 from .cache import POLICIES, CacheConfig, KVCache
 from .config import TransformerConfig
 from .flow import FlowConfig
-from .masks import cache_writer_mask, held_by, writer_mask
+from .masks import cache_writer_mask, held_frames, writer_mask
 from .transformer import BlockTransformer, Output
 
 
@@ -73,9 +73,8 @@ def write_clip(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: to
         raise ValueError(f"a clip of {x0.shape[1]} frames shows ages up to {oldest} frames, but the model sees cached "
                          f"frames at most max_age_frames={tc.max_age_frames} old at run time; use clips of at most "
                          f"{tc.max_age_frames + tc.block_frames} frames or raise TransformerConfig.max_age_frames")
-    held = held_by(policy, x0.shape[1], tc.block_frames, pose, x0.device)  # (F, F), mag-recall (B, F, F)
-    mask = writer_mask(policy.policy, x0.shape[1], tc.block_frames, policy.kept, policy.window, policy.sink,
-                       tc.tokens_per_frame, x0.device, held=held)
+    held = held_frames(policy, x0.shape[1], tc.block_frames, pose, x0.device)  # (F, F), mag-recall (B, F, F)
+    mask = writer_mask(held, tc.block_frames, policy.kept, tc.tokens_per_frame)
     out = clean_pass(memory, x0, pose, text, frame_index, mask=mask)
     cache = KVCache(CacheConfig(policy="full"), tc.depth)
     cache.append(out.keys, out.values, frame_index.tolist())

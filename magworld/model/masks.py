@@ -5,43 +5,32 @@ from __future__ import annotations
 
 import torch
 
-from .cache import POLICIES, CacheConfig, KVCache
+from .cache import CacheConfig, KVCache
 from .recall import recall_held
 
 
-def held_frames(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                device: torch.device | str = "cpu", ring: int = 21) -> torch.Tensor:
-    """Bool (F, F): may a query in frame q's block read cached frame k, under ``policy``? Only earlier blocks.
-
-    Row q, column k is True when frame k belongs to a block before q's block and the policy's cache still
-    holds it when q's block is generated.
-    """
+def held_frames(config: CacheConfig, frames: int, block_frames: int, poses: torch.Tensor | None = None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Bool (F, F): may a query in frame q's block read frame k of an earlier block, i.e. does ``config``'s cache
+    still hold k when q's block is generated? ``mag-recall`` depends on the clip's poses (B, F, 3): (B, F, F), the
+    run-time store replayed (:func:`~magworld.model.recall.recall_held`)."""
+    if config.policy == "mag-recall":
+        if poses is None or poses.shape[1] != frames:
+            raise ValueError(f"mag-recall recalls by view: held_frames needs the clip's poses (B, {frames}, 3)")
+        return recall_held(poses, block_frames, config.kept, config.sink, config.recall, config.fov_cell,
+                           config.rays).to(device)
     f = torch.arange(frames, device=device)
     start = (f // block_frames * block_frames)[:, None]  # (F, 1) first frame of the query's block
     key = f[None, :]  # (1, F)
     earlier = key < start
-    if policy == "mag":
-        return earlier & kept_frames(key, block_frames, kept)
-    if policy == "mag-ring":
-        return earlier & kept_frames(key, block_frames, kept) & ((key < sink) | (key >= start - ring * block_frames))
-    if policy == "mag-recall":
-        raise ValueError("mag-recall's held frames depend on the clip's poses; use held_by(config, frames, block_frames, poses)")
-    if policy == "window":
-        return earlier & ((key < sink) | (key >= start - window))
-    if policy == "full":
-        return earlier
-    raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
-
-
-def held_by(config: CacheConfig, frames: int, block_frames: int, poses: torch.Tensor | None = None,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """:func:`held_frames` of a cache config, (F, F); for ``mag-recall`` per clip of poses (B, F, 3), (B, F, F)."""
-    if config.policy != "mag-recall":
-        return held_frames(config.policy, frames, block_frames, config.kept, config.window, config.sink, device, config.ring)
-    if poses is None or poses.shape[1] != frames:
-        raise ValueError(f"mag-recall recalls by view: held_by needs the clip's poses (B, {frames}, 3)")
-    return recall_held(poses, block_frames, config.kept, config.sink, config.recall, config.fov_cell,
-                       config.rays).to(device)
+    compressed = earlier & kept_frames(key, block_frames, config.kept)
+    if config.policy == "mag":
+        return compressed
+    if config.policy == "mag-ring":
+        return compressed & ((key < config.sink) | (key >= start - config.ring * block_frames))
+    if config.policy == "window":
+        return earlier & ((key < config.sink) | (key >= start - config.window))
+    return earlier  # full
 
 
 def same_block(frames: int, block_frames: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -55,31 +44,27 @@ def kept_frames(frames: torch.Tensor, block_frames: int, kept: int) -> torch.Ten
     return frames % block_frames >= block_frames - kept
 
 
-def writer_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu", held: torch.Tensor | None = None) -> torch.Tensor:
-    """Training mask (L, L) of the memory model's clean pass over a whole clip of ``frames`` frames.
-
-    Block i's clean queries see all of block i and the kept frames of the earlier blocks ``policy`` holds.
-    ``held`` (F, F) or per clip (B, F, F) replaces :func:`held_frames` (:func:`held_by`); then the mask is (B, L, L).
-    """
-    visible = kept_frames(torch.arange(frames, device=device), block_frames, kept)[None]  # (1, F)
-    if held is None:
-        held = held_frames(policy, frames, block_frames, kept, window, sink, device)
-    frame_mask = (held.to(device) & visible) | same_block(frames, block_frames, device)  # (F, F) or (B, F, F)
+def to_tokens(frame_mask: torch.Tensor, tokens_per_frame: int) -> torch.Tensor:
+    """A frame mask (..., Fq, Fk) expanded to tokens (..., Fq*N, Fk*N)."""
     return frame_mask.repeat_interleave(tokens_per_frame, -2).repeat_interleave(tokens_per_frame, -1)
 
 
-def reader_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu", held: torch.Tensor | None = None) -> torch.Tensor:
-    """Training mask (L, 2L) of the generator's noisy clip over [clean key/values of the clip ; noisy clip].
+def writer_mask(held: torch.Tensor, block_frames: int, kept: int, tokens_per_frame: int) -> torch.Tensor:
+    """Training mask (L, L) of the memory model's clean pass over a whole clip, (B, L, L) for a per-clip ``held``:
+    block i's clean queries see all of block i and the kept frames of the earlier blocks ``held`` holds
+    (:func:`held_frames`)."""
+    frames = held.shape[-1]
+    visible = kept_frames(torch.arange(frames, device=held.device), block_frames, kept)[None]  # (1, F)
+    return to_tokens((held & visible) | same_block(frames, block_frames, held.device), tokens_per_frame)
 
-    Noisy block i sees the clean frames of earlier blocks that ``policy`` holds and every noisy frame of
-    block i (never its own clean frames, never a later block). ``held``: as in :func:`writer_mask`.
-    """
-    history = held_frames(policy, frames, block_frames, kept, window, sink, device) if held is None else held.to(device)
-    same = same_block(frames, block_frames, device).expand(*history.shape[:-2], frames, frames)
-    frame_mask = torch.cat([history, same], -1)  # (F, 2F) or (B, F, 2F)
-    return frame_mask.repeat_interleave(tokens_per_frame, -2).repeat_interleave(tokens_per_frame, -1)
+
+def reader_mask(held: torch.Tensor, block_frames: int, tokens_per_frame: int) -> torch.Tensor:
+    """Training mask (L, 2L) of the generator's noisy clip over [clean key/values of the clip ; noisy clip], (B, L, 2L)
+    for a per-clip ``held``: noisy block i sees the clean frames of earlier blocks ``held`` holds and every noisy frame
+    of block i (never its own clean frames, never a later block)."""
+    frames = held.shape[-1]
+    same = same_block(frames, block_frames, held.device).expand(*held.shape[:-2], frames, frames)
+    return to_tokens(torch.cat([held, same], -1), tokens_per_frame)  # frames (F, 2F) or (B, F, 2F)
 
 
 def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int, tokens_per_frame: int,
@@ -114,9 +99,9 @@ def memory_attention_mask(blocks: int, block_frames: int, kept: int, tokens_per_
     - nobody sees a later block, and clean queries never see noisy keys.
     """
     frames = blocks * block_frames
-    history = held_frames("mag", frames, block_frames, kept, 0, 0, device)  # kept frames of earlier blocks
+    history = held_frames(CacheConfig("mag", kept=kept), frames, block_frames, device=device)  # kept, earlier blocks
     same = same_block(frames, block_frames, device)
     own_kept = same & kept_frames(torch.arange(frames, device=device), block_frames, kept)[None]
     frame_mask = torch.cat([torch.cat([history | same, torch.zeros_like(same)], 1),
                             torch.cat([history | own_kept, same], 1)], 0)  # (2F, 2F)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)
+    return to_tokens(frame_mask, tokens_per_frame)  # (L, L)

@@ -15,9 +15,9 @@ from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.flow import FlowConfig, add_noise, sample_train_time, velocity_target
-from magworld.model.cache import CacheConfig, KVCache
+from magworld.model.cache import CacheConfig
 from magworld.model.generator import Generator, GeneratorConfig, write_clip
-from magworld.model.masks import held_by, reader_mask
+from magworld.model.masks import held_frames, reader_mask
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
@@ -261,16 +261,9 @@ def memory_config(cfg: GeneratorConfig, policy: str, recall: int | None = None) 
 
 def attended_frames(cfg: GeneratorConfig, policy: str, pose: torch.Tensor, recall: int | None = None) -> torch.Tensor:
     """Bool (F, F), or (B, F, F) per clip for mag-recall: the earlier frames each frame's block attends to in training
-    (:func:`~magworld.model.masks.held_by` on the clip's poses (B, F, 3)): what the run-time cache holds for it."""
-    return held_by(memory_config(cfg, policy, recall), pose.shape[1], cfg.transformer.block_frames, pose, pose.device)
-
-
-@torch.no_grad()
-def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
-              index: torch.Tensor, policy: str, cfg: GeneratorConfig, recall: int | None = None) -> KVCache:
-    """The clean key/values of every frame of the clip, as the memory model writes them under ``policy``
-    (:func:`~magworld.model.generator.write_clip`: the run-time writer's clean pass over the whole clip)."""
-    return write_clip(memory, latents, pose, text, memory_config(cfg, policy, recall), index)
+    (:func:`~magworld.model.masks.held_frames` on the clip's poses (B, F, 3)): what the run-time cache holds for it."""
+    return held_frames(memory_config(cfg, policy, recall), pose.shape[1], cfg.transformer.block_frames, pose,
+                       pose.device)
 
 
 def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,
@@ -289,15 +282,16 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
     index = torch.arange(offset, offset + frames, device=latents.device)
-    cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg, recall)
+    with torch.no_grad():  # the clean key/values of every frame, as the run-time writer writes them
+        cache = write_clip(memory, latents if history is None else history, pose, memory_text,
+                           memory_config(cfg, policy, recall), index)
     t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator, latents.device)  # (B, blocks)
     if pure_noise:
         at_one = torch.rand(t.shape, generator=generator, device=t.device) < pure_noise
         t = torch.where(at_one, torch.ones_like(t), t)
     t = t.repeat_interleave(bf, 1)  # (B, T)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-    mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device,
-                       held=attended_frames(cfg, policy, pose, recall))
+    mask = reader_mask(attended_frames(cfg, policy, pose, recall), bf, tc.tokens_per_frame)
     pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
     flow = flow_error(pred[:, bf:], velocity_target(latents, noise)[:, bf:], cond, uncovered_weight)
     return {"loss": flow, "flow": flow}
