@@ -49,11 +49,35 @@ def frozen_autoencoder(spec: str, device: torch.device | str | None = None) -> A
     return model.requires_grad_(False).eval().to(device)
 
 
-def frozen_memory(spec: str) -> tuple[MemoryModel, str]:
-    """(frozen memory model named by ``spec`` ("bundled" or a path), sha256 of its file)."""
+def frozen_memory(spec: str, generator: GeneratorConfig | None = None, stage: str = "") -> tuple[MemoryModel, str]:
+    """(frozen memory model named by ``spec`` ("bundled" or a path), sha256 of its file); with ``generator``, the
+    config of the generator that reads it (``magworld train stage=<stage>`` exits unless the shapes agree)."""
     model = load_bundled("memory") if spec == "bundled" else load_memory(spec)
     path = bundled_path("memory") if spec == "bundled" else spec
+    if generator is not None and (model.cfg.transformer != generator.transformer or model.cfg.kept != generator.kept):
+        raise SystemExit(f"magworld train stage={stage}: the generator's transformer/kept must equal the memory model's "
+                         f"({model.cfg.transformer}, kept={model.cfg.kept}); use the same size preset")
     return model.requires_grad_(False).eval(), sha256(path)
+
+
+def check_init(init: str) -> None:
+    """A stage's ``init`` names a generator's starting weights: "bundled", "memory", "random" or a .safetensors."""
+    if init not in ("bundled", "memory", "random") and not init.endswith(".safetensors"):
+        raise ValueError(f"init must be 'bundled', 'memory', 'random' or a generator .safetensors, got {init!r}")
+
+
+def check_policies(policies: dict[str, float], model: GeneratorConfig) -> None:
+    """Memory policies a stage draws from, with their weights: known names, some positive weight."""
+    if not policies or sum(policies.values()) <= 0:
+        raise ValueError(f"policies needs positive weights for some of mag/full/window, got {policies}")
+    for name in policies:
+        model.cache_config(name)
+
+
+def draw_policy(policies: dict[str, float], rng: np.random.Generator) -> str:
+    """One of ``policies``, drawn with their weights."""
+    weights = np.array(list(policies.values()), dtype=np.float64)
+    return str(rng.choice(list(policies), p=weights / weights.sum()))
 
 
 def initial_generator(cfg: GeneratorConfig, init: str, memory: MemoryModel) -> Generator:

@@ -28,9 +28,9 @@ from magworld.model.teacher import Teacher, load_teacher
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
-from .common import (RecordingWorld, as_blocks, bundled_generator_config, carried_truth, clip_prompts,
-                     evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator, motion_phrase,
-                     real_flow_loss)
+from .common import (RecordingWorld, as_blocks, bundled_generator_config, carried_truth, check_init, check_policies,
+                     clip_prompts, draw_policy, evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator,
+                     motion_phrase, real_flow_loss)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -92,9 +92,8 @@ class DMDStageConfig:
             raise ValueError("generator_every must be >= 1, critic_lr_scale > 0 and generator_start >= 0")
         if not 1 <= self.context_blocks < self.blocks or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need 1 <= context_blocks < blocks and 1 <= eval_context_blocks < blocks")
-        if not self.policies or sum(self.policies.values()) <= 0:
-            raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
-        for name in [*self.policies, *self.eval_policies]:
+        check_policies(self.policies, self.model)
+        for name in self.eval_policies:
             self.model.cache_config(name)
         if self.dmd_weight < 0 or self.gan_weight < 0 or self.r1_weight < 0 or self.disc_lr_scale <= 0:
             raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
@@ -108,8 +107,7 @@ class DMDStageConfig:
             raise ValueError(f"gan_loss must be 'nonsat' or 'hinge', got {self.gan_loss!r}")
         if self.dmd_weight == 0 and not 1 <= self.window_blocks <= self.blocks - self.context_blocks:
             raise ValueError(f"window_blocks must be in 1..blocks - context_blocks, got {self.window_blocks}")
-        if self.init not in ("bundled", "memory", "random") and not self.init.endswith(".safetensors"):
-            raise ValueError(f"init must be 'bundled', 'memory', 'random' or a generator .safetensors, got {self.init!r}")
+        check_init(self.init)
 
 
 class DMDModels(nn.Module):
@@ -349,10 +347,7 @@ def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfi
 def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, DMDParts, dict]:
     """(trainable models, frozen parts, provenance hashes) on ``device``."""
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
-    memory, memory_hash = frozen_memory(cfg.memory_model)
-    if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
-        raise SystemExit("magworld train stage=dmd: the generator's transformer/kept must equal the memory model's "
-                         f"({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
+    memory, memory_hash = frozen_memory(cfg.memory_model, cfg.model, "dmd")
     teacher, hashes = None, {"memory_sha256": memory_hash}
     if cfg.dmd_weight > 0:  # the DMD term's real score; without it no teacher file is read
         teacher = load_teacher(cfg.teacher).requires_grad_(False).to(device)
@@ -387,10 +382,8 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
     device, bf = placement.device, cfg.model.transformer.block_frames
     tc, width = cfg.model.transformer, parts.window_blocks
     stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
-    rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
-    noise = placement.generator(cfg.run.seed * 100_003 + start)
+    rng, noise = placement.streams(cfg.run.seed, start)
     flow_noise = placement.generator(cfg.run.seed * 100_003 + start + 7_919) if cfg.flow_weight > 0 else None
-    names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
     n, steps = placement.local_batch(cfg.run.batch_size), cfg.model.flow.steps
     for step in count(start):
         clip = stream.clips(n, cfg.blocks * bf)
@@ -403,7 +396,7 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
         teacher_prompts = [f"{c}, {motion_phrase(p, bf)}" for c, p in zip(clip.captions, window_poses.cpu())]
         shape = (n, width * bf, tc.latent_channels, tc.latent_size, tc.latent_size)
         yield DMDBatch(truth, poses, clip.captions, clip_prompts(clip, bf, cfg.history_drop, rng),
-                       str(rng.choice(names, p=weights / weights.sum())), given, window, exits,
+                       draw_policy(cfg.policies, rng), given, window, exits,
                        rng.integers(0, 2 ** 31, size=n).tolist(), window_poses,
                        parts.text_encoder.encode(teacher_prompts).to(device),
                        parts.text_encoder.encode([""] * n).to(device),

@@ -5,11 +5,10 @@ blocks of a clip in one parallel pass (the step, the history term and self-forci
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Iterator, NamedTuple
 
-import numpy as np
 import torch
 
 from magworld.model.generator import Generator, GeneratorConfig
@@ -18,11 +17,11 @@ from magworld.model.pipeline import WorldModel
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
-from .common import (RecordingWorld, as_blocks, bundled_generator_config, clip_prompts, encode_clip,
-                     evaluate_rollouts, frozen_autoencoder, frozen_memory, generator_loss, initial_generator,
-                     training_condition)
+from .common import (RecordingWorld, as_blocks, bundled_generator_config, check_init, check_policies, clip_prompts,
+                     draw_policy, encode_clip, evaluate_rollouts, frozen_autoencoder, frozen_memory, generator_loss,
+                     initial_generator, training_condition)
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
-from .loop import Placement, RunConfig, Stage, run_stage, setup_device
+from .loop import Placement, RunConfig, Stage, train_stage
 
 
 @dataclass
@@ -55,12 +54,8 @@ class GeneratorStageConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
             raise ValueError("history_drop and self_forcing are probabilities in [0, 1]")
-        if self.init not in ("memory", "random", "bundled") and not self.init.endswith(".safetensors"):
-            raise ValueError(f"init must be 'memory', 'random', 'bundled' or a generator .safetensors, got {self.init!r}")
-        if not self.policies or sum(self.policies.values()) <= 0:
-            raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
-        for name in self.policies:
-            self.model.cache_config(name)
+        check_init(self.init)
+        check_policies(self.policies, self.model)
         if len(self.recall_k) != 2 or not 0 <= self.recall_k[0] <= self.recall_k[1]:
             raise ValueError(f"recall_k is an inclusive range [lo, hi] with 0 <= lo <= hi, got {self.recall_k}")
         if self.uncovered_weight < 0 or (self.uncovered_weight and not self.model.reproject):
@@ -106,28 +101,23 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
         raise ValueError("generator.self_forcing > 0 rolls the generator out on each rank's own schedule, which a "
                          "sharded (FSDP) generator cannot do; use run.parallel=ddp or self_forcing=0")
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
-    memory, memory_hash = frozen_memory(cfg.memory_model)
-    if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
-        raise SystemExit("magworld train stage=generator: the generator's transformer/kept must equal the memory "
-                         f"model's ({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
+    memory, memory_hash = frozen_memory(cfg.memory_model, cfg.model, "generator")
     memory = memory.to(device)
     gen = initial_generator(cfg.model, cfg.init, memory).to(device).train()
     bf = cfg.model.transformer.block_frames
     frames = cfg.blocks * bf
     heldout = heldout_clips(cfg.data, cfg.eval_clips, frames)
-    names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
 
     def data(start: int) -> Iterator[GeneratorBatch]:
         stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
-        rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
-        noise = placement.generator(cfg.run.seed * 100_003 + start)
+        rng, noise = placement.streams(cfg.run.seed, start)
         for step in count(start):
             clip = stream.clips(placement.local_batch(cfg.run.batch_size), frames)
             latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
             prompts = clip_prompts(clip, bf, cfg.history_drop, rng)
             text = text_encoder.encode(prompts).to(device)  # (B, 1, D)
             memory_text = text_encoder.encode(clip.captions).to(device)  # (B, 1, D)
-            policy = str(rng.choice(names, p=weights / weights.sum()))
+            policy = draw_policy(cfg.policies, rng)
             offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
             recall = int(rng.integers(cfg.recall_k[0], cfg.recall_k[1] + 1)) if policy == "mag-recall" else None
             history, given = None, cfg.blocks  # given: ground-truth blocks (their real frames were shown)
@@ -156,5 +146,4 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
 
 
 def train(cfg: GeneratorStageConfig) -> dict[str, float]:
-    placement = setup_device(cfg.run)
-    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
+    return train_stage(build_stage, cfg)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Sequence
 
@@ -96,11 +96,10 @@ class Placement:
         """A random stream on the run's device (noise and timesteps are drawn where they are used), this rank's own."""
         return torch.Generator(device=self.device).manual_seed(self.rank_seed(seed))
 
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    def streams(self, seed: int, start: int) -> tuple[np.random.Generator, torch.Generator]:
+        """A stage's random streams from step ``start`` on (a resumed run draws anew from there), this rank's own:
+        numpy for its choices, the device's for noise and times."""
+        return np.random.default_rng([self.rank_seed(seed), start]), self.generator(seed * 100_003 + start)
 
 
 def setup_device(cfg: RunConfig) -> Placement:
@@ -108,7 +107,9 @@ def setup_device(cfg: RunConfig) -> Placement:
     process group the caller set up) the process also joins the group and computes on its local device
     (``cuda:LOCAL_RANK`` when CUDA is used). Every rank seeds torch alike, so all start from the same weights."""
     torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     ranks = torchrun_ranks()
     if ranks is None and not torch.distributed.is_initialized():
         return Placement(resolve_device(cfg.device), cfg.precision)
@@ -121,13 +122,6 @@ def setup_device(cfg: RunConfig) -> Placement:
         device = torch.device("cuda", local)
     rank, world = join_process_group(device)
     return Placement(device, cfg.precision, rank, world, cfg.parallel)
-
-
-def wrap_model(stage: Stage, placement: Placement) -> ParallelModel:
-    """What the training loop calls with a batch: the stage's step around its model, as DDP replicas, FSDP shards
-    or (one process) the model itself."""
-    return ParallelModel(stage.model, stage.step, stage.optimizer, placement.parallel, placement.device,
-                         find_unused=stage.partial_steps)
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
@@ -207,12 +201,6 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module:
     return norms
 
 
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """The schedule's ``lr`` on every parameter group, times the group's ``lr_scale`` where it has one."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
-
-
 @dataclass
 class Stage:
     """What a training stage gives :func:`run_stage`."""
@@ -246,7 +234,8 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
     held-out metrics (on the processes that evaluate: all of them under FSDP, rank 0 otherwise; {} elsewhere)."""
     run = Run(cfg, stage.kind, stage_config, main=placement.is_main)
     start = run.resume(stage.model, stage.model_config, stage.optimizer)
-    model = wrap_model(stage, placement)
+    model = ParallelModel(stage.model, stage.step, stage.optimizer, placement.parallel, placement.device,
+                          find_unused=stage.partial_steps)  # the step around the model: DDP, FSDP or itself
     model.check_same(start, "the step to resume from")
     optimizer = model.optimizer
     batches = stage.data(start)
@@ -272,7 +261,8 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
     grad_norms: dict[str, torch.Tensor] = {}  # per clip group, the norm before clipping of its latest step with gradients
     norm_names = [f"grad_norm_{n}" for n in stage.clip_names] if stage.clip_names else ["grad_norm"]
     for step in bar:
-        set_lr(optimizer, lr_at(step, cfg))
+        for group in optimizer.param_groups:  # the schedule's lr, times the group's lr_scale where it has one
+            group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)
         with placement.autocast():
             losses = model(next(batches))
         norms = optimizer_step(optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
@@ -310,3 +300,9 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
         print(f"{stage.kind}: held-out {metrics}\nwrote {path}")
     model.barrier()  # the files are written before any process returns
     return metrics
+
+
+def train_stage(build: Callable[[Any, Placement], Stage], cfg: Any) -> dict[str, float]:
+    """Run the stage ``build(cfg, placement)`` makes, on the device and processes ``cfg.run`` asks for."""
+    placement = setup_device(cfg.run)
+    return run_stage(build(cfg, placement), cfg.run, placement, asdict(cfg))

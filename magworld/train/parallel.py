@@ -110,17 +110,14 @@ class ParallelModel:
             raise RuntimeError(f"parallel mode {mode!r} needs a process group: launch with torchrun")
         self.model, self.optimizer, self.mode = model, optimizer, mode
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if mode != "none" else (0, 1)
-        self.root = StepModule(model, step)
+        self.root = self.call = StepModule(model, step)
         if mode == "ddp":
             from torch.nn.parallel import DistributedDataParallel
 
-            self.call: nn.Module = DistributedDataParallel(
+            self.call = DistributedDataParallel(
                 self.root, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=find_unused)
         elif mode == "fsdp":
             self._shard(device)
-            self.call = self.root
-        else:
-            self.call = self.root
 
     @property
     def is_main(self) -> bool:
@@ -170,7 +167,7 @@ class ParallelModel:
             return self.model.state_dict() if self.is_main else None
         out = {}
         for k, v in self.model.state_dict().items():
-            full = _full(v)
+            full = _full(v)  # a collective: every rank gathers, rank 0 keeps
             if self.is_main:
                 out[k] = full.detach().cpu()
         return out if self.is_main else None
