@@ -25,19 +25,14 @@ from .checkpoint import CheckpointError, load_model, read_meta
 from .config import TransformerConfig
 from .generator import Generator, GeneratorConfig, write_block
 from .memory_model import MemoryModel
-from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
+from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_memory
 from .reproject import carry_condition, keep_seen_pixels, warp_block
 from .sampler import BlockSampler, Known
 from .text import TextConfig, make_text_encoder
 
 GENERATOR_FILE = "generator.safetensors"
-# How a reproject world uses the last frame shown, reprojected to the new poses (WorldModel ``carry``): ``sharp`` (the
-# default) keeps the latent cells it covers whole (inpainting: the generator fills the rest, reading it and the compressed
-# memory), then puts back every pixel it saw (its reprojection, not only whole cells) and shows that composite, so what
-# was just seen stays put and reaches the screen as it was shown (memory takes the composite encoded again:
-# :func:`~magworld.model.reproject.keep_seen_pixels`); ``condition`` only gives it to the generator as an input: a
-# softer world that repeats itself more closely on revisits. (``paste`` and ``pixels``, ablations of sessions 4–6, were
-# removed; their numbers and the commit that reproduces them are in docs/notes/world.md.)
+# How a reproject world uses the last frame shown, reprojected to the new poses (``carry``): ``sharp`` keeps the cells
+# and pixels it saw and shows them as shown, ``condition`` only gives it to the generator (docs/notes/code.md)
 CARRY_MODES = ("sharp", "condition")
 MANIFEST_FILE = "generator.manifest.json"
 
@@ -97,22 +92,12 @@ def resolve_carry(carry: str | None, reproject: bool) -> str | None:
     return carry
 
 
-def carried_cells(cond: torch.Tensor) -> Known:
-    """The latent cells of a block that the last shown frame covers whole, with its reprojected latents: what a
-    ``sharp`` world keeps while it samples (``cond`` (N, T, C + 1, h, w) from :func:`~magworld.model.reproject.carry_condition`)."""
-    return Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0)  # mask (N, T, 1, h, w)
-
-
 class CarriedBlock(NamedTuple):
     """A sampled block: the latents memory takes (N, F, C, h, w), and the frames shown when they are not those latents
     decoded (``carry="sharp"``: float (N, F, 3, H, W) in [-1, 1]; None otherwise)."""
 
     latents: torch.Tensor
     shown: torch.Tensor | None = None
-
-    def last_shown(self) -> torch.Tensor | None:
-        """The block's last frame as shown (N, 3, H, W) when it is not the latents decoded; None otherwise."""
-        return None if self.shown is None else self.shown[:, -1]
 
     def shown_frames(self) -> np.ndarray | None:
         """The frames as shown, uint8 (N, F, H, W, 3), when they are not the latents decoded; None otherwise."""
@@ -255,23 +240,14 @@ class WorldModel(LatentWorld):
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, memory: str = "mag", memory_model: str | Path = "bundled",
                         autoencoder: str | Path = "bundled", check_hashes: bool = True, **kwargs) -> "WorldModel":
-        """A world model from a generator checkpoint; memory model and autoencoder default to the bundled ones.
-        ``path`` may also be a weights folder laid out like the bundled one (``generator.safetensors``,
-        ``memory.safetensors``, ``autoencoder.safetensors``, as ``magworld weights bundle`` writes it):
-        then the memory model and autoencoder default to that folder's.
-
-        The checkpoint records the sha256 of the memory model it was trained against; a different one
-        triggers a warning (the generator would read key/values it never saw).
-        """
-        if Path(path).is_dir():
-            folder, path = Path(path), Path(path) / GENERATOR_FILE
-            memory_model = bundled_path("memory", folder) if memory_model == "bundled" else memory_model
-            autoencoder = bundled_path("autoencoder", folder) if autoencoder == "bundled" else autoencoder
-        generator = load_generator(path)
-        mem_path = bundled_path("memory") if memory_model == "bundled" else Path(memory_model)
-        ae_path = bundled_path("autoencoder") if autoencoder == "bundled" else Path(autoencoder)
-        mem = load_bundled("memory") if memory_model == "bundled" else load_memory(mem_path)
-        ae = load_bundled("autoencoder") if autoencoder == "bundled" else load_autoencoder(ae_path)
+        """A world model from a generator checkpoint, or a weights folder laid out like the bundled one (as ``magworld
+        weights bundle`` writes it); memory model and autoencoder default to the bundled ones (a folder's: its own).
+        A memory model other than the one the generator was trained against (its recorded sha256) warns."""
+        folder = Path(path) if Path(path).is_dir() else WEIGHTS_DIR
+        path = folder / GENERATOR_FILE if Path(path).is_dir() else path
+        mem_path = bundled_path("memory", folder) if memory_model == "bundled" else Path(memory_model)
+        ae_path = bundled_path("autoencoder", folder) if autoencoder == "bundled" else Path(autoencoder)
+        generator, mem, ae = load_generator(path), load_memory(mem_path), load_autoencoder(ae_path)
         wanted = read_meta(path)["extra"].get("memory_sha256")
         if check_hashes and wanted and sha256(mem_path) != wanted:
             warnings.warn(f"generator {path} was trained against a memory model with sha256 {wanted[:12]}..., but "
@@ -283,17 +259,11 @@ class WorldModel(LatentWorld):
     def from_bundled(cls, memory: str = "mag", sampling_steps: int | None = None,
                      device: str | torch.device = "auto", **kwargs) -> "WorldModel":
         """The world model shipped in ``magworld/assets/weights`` (no download)."""
-        path = WEIGHTS_DIR / GENERATOR_FILE
-        if not path.exists():
-            raise CheckpointError(f"bundled generator weights {path} are missing from this install; reinstall magworld "
-                                  f"or train them with `magworld train stage=generator` and copy the export there")
-        return cls.from_checkpoint(path, memory=memory, sampling_steps=sampling_steps, device=device, **kwargs)
+        return cls.from_checkpoint(WEIGHTS_DIR, memory=memory, sampling_steps=sampling_steps, device=device, **kwargs)
 
     def _write(self, x0: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
-        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
-        block's last frame as shown — ``last`` for a given block (the frame itself) or a ``sharp`` one (the composite
-        shown), else x0's last frame decoded — is kept with its pose as the next block's geometric input (training
-        builds it the same way, from the decoded frame after a generated block, as ``pixels`` does)."""
+        """Memory-model clean pass over a final block x0 (N, F, C, h, w). The block's last frame as shown (``last``:
+        given or ``sharp``; else x0's last frame decoded) is kept with its pose as the next block's geometric input."""
         write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
         if self.generator.cfg.reproject:
             shown = last if last is not None else self.autoencoder.decode_float(x0[:, -1])
@@ -344,7 +314,7 @@ class WorldModel(LatentWorld):
                 cond = carry_condition(self.autoencoder, warp)
             with torch.set_grad_enabled(grad):
                 block = self._sample(pose, text, cond, warp, exit_step)
-            self._write(block.latents.detach(), pose, block.last_shown())
+            self._write(block.latents.detach(), pose, None if block.shown is None else block.shown[:, -1])
         return block
 
     def _sample(self, pose: torch.Tensor, text: torch.Tensor, cond: torch.Tensor | None, warp, exit_step: int | None
@@ -357,7 +327,8 @@ class WorldModel(LatentWorld):
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
-        known = carried_cells(cond) if self.carry == "sharp" else None
+        # sharp: keep the latent cells the last shown frame covers whole (its reprojected latents; mask (N, T, 1, h, w))
+        known = Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0) if self.carry == "sharp" else None
         x0 = self.sampler.sample(velocity, shape, self._rng, self.device, exit_step=exit_step, known=known)
         if self.carry != "sharp":
             return CarriedBlock(x0)
