@@ -115,14 +115,8 @@ def _blur_same(x: np.ndarray) -> np.ndarray:
 
 
 def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """SSIM over the pixels where ``mask`` is true; ``nan`` for an empty mask.
-
-    Pixels outside the mask take no part at all: the local means, variances and covariance are
-    mask-weighted Gaussian averages (normalised convolution, zero outside the frame), and the SSIM map
-    is averaged over the masked pixels. So frames that agree inside the mask score exactly 1 whatever
-    lies outside it. With an all-true mask this is SSIM with border pixels included (close to, but not
-    bit-equal to, :func:`ssim`, which uses the valid region only).
-    """
+    """SSIM over the pixels where ``mask`` is true (normalised convolution: pixels outside it take no part); ``nan`` for
+    an empty mask. Not bit-equal to :func:`ssim` with an all-true mask (docs/notes/code.md)."""
     _check_pair(a, b)
     mask = _check_mask(a, mask)
     if not mask.any():

@@ -39,12 +39,8 @@ def pose_vector(pose: Pose | Sequence[float] | np.ndarray) -> np.ndarray:
 
 def revisit_reference(seen: np.ndarray, pose: np.ndarray, tolerance: float, eligible: int | None = None,
                       away: float | None = None) -> int | None:
-    """Index into ``seen`` of the frame that ``pose`` revisits, or None (the earliest match; docs/notes/code.md).
-
-    ``seen``: poses shown before this one, in order, ``(K, 3)``; ``pose``: ``(3,)``. Matches are
-    frames ``< eligible`` within ``tolerance`` (inclusive); with ``away`` set, some frame after the
-    last match must be farther than ``tolerance`` and at least ``away`` degrees from ``pose``.
-    """
+    """Index into ``seen`` (K, 3) of the earliest frame < ``eligible`` within ``tolerance`` of ``pose`` (3,), or None;
+    with ``away``, some later frame must be farther than ``tolerance`` and at least ``away`` degrees from ``pose``."""
     seen = np.asarray(seen, dtype=np.float64).reshape(-1, 3)  # (K, 3)
     if not len(seen):
         return None

@@ -89,10 +89,8 @@ def load_checkpoint(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor
 
 def load_into(module: nn.Module, path: str | Path, kind: str, config: Any | None = None,
               optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """Load a checkpoint into ``module`` (strict: same keys, same shapes); returns the sidecar meta.
-
-    ``config``, when given, must equal the saved config (e.g. the same size preset).
-    """
+    """Load a checkpoint into ``module`` (strict: same keys, same shapes; ``config``, when given, must equal the saved
+    one); returns the sidecar meta."""
     state, meta = load_checkpoint(path, kind)
     if config is not None:
         wanted = asdict(config) if is_dataclass(config) else config

@@ -69,10 +69,8 @@ def reader_mask(held: torch.Tensor, block_frames: int, tokens_per_frame: int) ->
 
 def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int, tokens_per_frame: int,
                       device: torch.device | str) -> torch.Tensor | None:
-    """Run-time mask (T*N, F*N + T*N) of the memory model's clean pass of a new block over ``cache``.
-
-    None (no mask) when every cached frame is a kept frame (the compressed policies or an empty cache).
-    """
+    """Run-time mask (T*N, F*N + T*N) of the memory model's clean pass of a new block over ``cache``; None when every
+    cached frame is a kept frame (the compressed policies or an empty cache)."""
     if cache.recalls:  # a mag-recall store holds kept frames only
         return None
     held = torch.tensor(cache.frame_index, device=device, dtype=torch.long)
@@ -86,18 +84,9 @@ def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int,
 
 def memory_attention_mask(blocks: int, block_frames: int, kept: int, tokens_per_frame: int,
                           device: torch.device | str = "cpu") -> torch.Tensor:
-    """Boolean (L, L) mask, True = may attend, for the sequence ``[clean frames | noisy frames]``.
-
-    Both halves hold ``blocks * block_frames`` frames of ``tokens_per_frame`` tokens, clean frame f and
-    noisy frame f being the same frame. Frame f is in block ``f // block_frames`` and is *kept* when it
-    is one of its block's last ``kept`` frames. With query in block i:
-
-    - a clean query sees the kept clean frames of blocks < i (the compressed history) and every clean
-      frame of block i (full intra-block attention: the encoder);
-    - a noisy query sees the kept clean frames of blocks <= i (history + this block's compressed
-      frame) and every noisy frame of block i; the other clean frames of block i are masked out;
-    - nobody sees a later block, and clean queries never see noisy keys.
-    """
+    """Boolean (L, L) mask for the memory model's training sequence ``[clean frames | noisy frames]``: a clean query of
+    block i sees the kept clean frames of earlier blocks and all of block i's clean frames, a noisy one the kept clean
+    frames of blocks <= i and block i's noisy frames (the full definition: docs/notes/code.md)."""
     frames = blocks * block_frames
     history = held_frames(CacheConfig("mag", kept=kept), frames, block_frames, device=device)  # kept, earlier blocks
     same = same_block(frames, block_frames, device)

@@ -85,9 +85,8 @@ class MemoryModel(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, KVCache]:
-        """Write each block of x0 (B, T, ...) into a fresh cache and decode it back; returns (latents, cache).
-
-        The noise of all worlds comes from ``generator`` in turn (default: torch's global generator)."""
+        """Write each block of x0 (B, T, ...) into a fresh cache and decode it back (noise from ``generator``, default
+        torch's global one); returns (latents, cache)."""
         cache, bf, out = self.new_cache(), self.cfg.transformer.block_frames, []
         streams = [torch.default_generator if generator is None else generator] * x0.shape[0]
         for s in range(0, x0.shape[1], bf):

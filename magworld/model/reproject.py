@@ -22,12 +22,8 @@ def rotation(yaw: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
 
 
 def sample_grid(target: torch.Tensor, source: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each target pixel's ray lands in the source image.
-
-    target, source: poses (B, 3) yaw/pitch/fov degrees. Returns ``grid`` (B, H, W, 2) in
-    :func:`torch.nn.functional.grid_sample` coordinates (``align_corners=False``) and ``valid`` (B, H, W)
-    bool: the ray is in front of the source camera and inside its image.
-    """
+    """Where each target pixel's ray lands in the source image, for poses (B, 3): ``grid`` (B, H, W, 2) in
+    ``grid_sample`` coordinates (``align_corners=False``) and ``valid`` (B, H, W), in front of the camera and inside."""
     target, source = target.double(), source.double()
     half_t = torch.tan(torch.deg2rad(target[:, 2]) / 2)  # (B,)
     xs = ((torch.arange(width, device=target.device, dtype=torch.float64) + 0.5) / width * 2 - 1)
@@ -48,11 +44,8 @@ def sample_grid(target: torch.Tensor, source: torch.Tensor, height: int, width: 
 
 
 def reproject(frames: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Re-render ``frames`` (B, C, H, W) float, seen from poses ``source`` (B, 3), from poses ``target`` (B, 3).
-
-    Returns (warped (B, C, H, W), valid (B, 1, H, W) float in {0, 1}); pixels the source never saw are
-    filled from its nearest edge (bilinear sampling, border padding) and marked invalid.
-    """
+    """``frames`` (B, C, H, W) seen from ``source`` (B, 3) re-rendered from ``target`` (B, 3): (warped, valid (B, 1, H,
+    W) in {0, 1}); pixels the source never saw take its nearest edge (bilinear, border padding) and are invalid."""
     height, width = frames.shape[-2:]
     grid, valid = sample_grid(target, source, height, width)
     warped = F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)

@@ -33,12 +33,8 @@ def time_positions(frames: torch.Tensor | Sequence[int], reference: int, max_age
 
 
 class Rope3D(torch.nn.Module):
-    """Rotation angles, (B, L, head_dim/2) with channel pairs ordered (time | row | column); apply with :func:`rotate`.
-
-    :meth:`forward` gives a block's tokens two sets: at their own time position (queries and the keys they
-    attend with) and at ``-max_age_frames`` (the keys a cache stores); :meth:`correct_history` moves cached
-    keys of young frames to their time positions.
-    """
+    """Rotation angles (B, L, head_dim/2), channel pairs (time | row | column): a block's own and the cache's (at
+    ``-max_age_frames``); :meth:`correct_history` moves young cached keys to their time positions."""
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()

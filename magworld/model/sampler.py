@@ -31,16 +31,9 @@ class BlockSampler:
     def sample(self, velocity: Velocity, shape: tuple[int, ...], generators: Sequence[torch.Generator],
                device: torch.device | str = "cpu", exit_step: int | None = None,
                known: Known | None = None) -> torch.Tensor:
-        """Denoise a block (N, T, C, h, w) from pure noise to x_0.
-
-        ``exit_step`` (training): stop at step ``exit_step`` (0-based, < steps) and return that step's x_0
-        prediction; the earlier steps run under ``torch.no_grad``, so gradients (where enabled) flow through the
-        exit step's ``velocity`` call only. ``exit_step = steps - 1`` gives the same block as the full loop.
-
-        ``known`` (inpainting: a clip model continuing given frames, a world keeping the latent cells it carries):
-        before every network call the known part is set to its clean values noised to the current level with noise
-        fixed for the whole loop (drawn from the worlds' streams after the initial noise), so only the rest is
-        generated; the result holds the known part exactly."""
+        """Denoise a block (N, T, C, h, w) from pure noise to x_0. ``exit_step`` (training): return that step's x_0
+        prediction, with gradients through its network call only; ``known``: keep the given part (noised to each level
+        with fixed noise), so the result holds it exactly (docs/notes/code.md)."""
         device = torch.device(device)
         steps = len(self.levels) - 1
         if exit_step is not None and not 0 <= exit_step < steps:

@@ -180,14 +180,10 @@ class BlockTransformer(nn.Module):
                 cache: KVCache | None = None, *, frame_index: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, return_kv: bool = False,
                 token_bias: torch.Tensor | None = None) -> Output:
-        """Predict the velocity of frames x_t (B, T, C, h, w) at per-frame times t (B, T) in [0, 1].
-
-        pose (B, T, 3) yaw/pitch/fov degrees; text (B, S, text_dim) (zeros = empty prompt); the frames sit
-        at absolute ``frame_index`` (T,) (default: right after the cache); ``mask`` (T*N, F*N + T*N) bool,
-        True = may attend, over [cached frames ; these frames]; keys/values of these frames are returned
-        per layer as (B, heads, T, N, hd) when ``return_kv``. ``token_bias`` (B, T, N, D) is added to the embedded
-        tokens (the generator's embedded geometric condition).
-        """
+        """Velocity of frames x_t (B, T, C, h, w) at per-frame times t (B, T), poses (B, T, 3), text (B, S, text_dim),
+        at absolute ``frame_index`` (T,) (default: right after the cache); ``mask`` (T*N, F*N + T*N) over [cache ;
+        frames]; ``return_kv``: keys/values per layer (B, heads, T, N, hd); ``token_bias`` (B, T, N, D) adds to the
+        tokens."""
         batch, frames = x_t.shape[:2]
         if frame_index is None:
             reference = 0 if cache is None else cache.next_frame

@@ -92,11 +92,8 @@ class Scene:
 
 @functools.lru_cache(maxsize=256)
 def _view_lookup(height: int, width: int, pitch: float, fov: float, pano_h: int, pano_w: int) -> tuple[np.ndarray, ...]:
-    """Everything about a view that does not depend on yaw (turning only adds yaw to every azimuth).
-
-    Returns the per-pixel panorama column at yaw 0 (float, texels), the flat offsets of the two
-    bilinear rows and the row weight, each (H*W,).
-    """
+    """What a view needs that does not depend on yaw: each pixel's panorama column at yaw 0 (texels), the flat offsets
+    of its two bilinear rows and the row weight, each (H*W,)."""
     azimuth, elevation = view_angles(Pose(0.0, pitch, fov), height, width)
     col0 = azimuth * (pano_w / 360.0) - 0.5
     row = np.clip((90.0 - elevation) * (pano_h / 180.0) - 0.5, 0.0, pano_h - 1.0)
