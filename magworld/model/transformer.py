@@ -9,6 +9,7 @@ import math
 from typing import NamedTuple
 
 import torch
+from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
@@ -80,7 +81,7 @@ class SelfAttention(nn.Module):
                 mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, L, D) -> (out (B, L, D), this call's keys and values as a cache stores them (keys None without stored
         angles), each (B, H, L, hd)); ``past``: the cached keys (in pieces) placed for this call."""
-        q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
+        q, k, v = rearrange(self.qkv(x), "b l (k h d) -> k b h l d", k=3, h=self.heads)  # each (B, H, L, hd)
         own, stored = angles
         q, k = rotate(self.q_norm(q), own), self.k_norm(k)
         k_now = rotate(k, own)
@@ -95,7 +96,7 @@ class SelfAttention(nn.Module):
                     mask = mask.unsqueeze(1)  # (B, 1, Lq, Lk)
                 mask = real if mask is None else real & mask
         out = attention(q, keys, values, mask)  # (B, H, L, hd)
-        return self.out(out.transpose(1, 2).flatten(2)), None if stored is None else rotate(k, stored), v
+        return self.out(rearrange(out, "b h l d -> b l (h d)")), None if stored is None else rotate(k, stored), v
 
 
 class CrossAttention(nn.Module):
@@ -108,9 +109,9 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x (B, L, D) attends to context (B, S, D)."""
-        q = self.q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, L, hd)
-        k, v = self.kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, S, hd)
-        return self.out(attention(q, k, v).transpose(1, 2).flatten(2))
+        q = rearrange(self.q(x), "b l (h d) -> b h l d", h=self.heads)
+        k, v = rearrange(self.kv(context), "b s (k h d) -> k b h s d", k=2, h=self.heads)
+        return self.out(rearrange(attention(q, k, v), "b h l d -> b l (h d)"))
 
 
 class Block(nn.Module):
@@ -166,15 +167,12 @@ class BlockTransformer(nn.Module):
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, h, w) -> (B, T, N, C*p*p)."""
-        p, g = self.cfg.patch_size, self.cfg.grid
-        x = x.unflatten(3, (g, p)).unflatten(5, (g, p))  # (B, T, C, g, p, g, p)
-        return x.permute(0, 1, 3, 5, 2, 4, 6).flatten(2, 3).flatten(3)  # (B, T, N, C*p*p)
+        return rearrange(x, "b t c (gh p) (gw q) -> b t (gh gw) (c p q)", p=self.cfg.patch_size, q=self.cfg.patch_size)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, N, C*p*p) -> (B, T, C, h, w)."""
-        p, g, c = self.cfg.patch_size, self.cfg.grid, self.cfg.latent_channels
-        x = x.unflatten(2, (g, g)).unflatten(4, (c, p, p))  # (B, T, g, g, C, p, p)
-        return x.permute(0, 1, 4, 2, 5, 3, 6).flatten(5, 6).flatten(3, 4)  # (B, T, C, h, w)
+        return rearrange(x, "b t (gh gw) (c p q) -> b t c (gh p) (gw q)", gh=self.cfg.grid, p=self.cfg.patch_size,
+                         q=self.cfg.patch_size)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                 cache: KVCache | None = None, *, frame_index: torch.Tensor | None = None,
