@@ -67,10 +67,9 @@ def scores(logits: torch.Tensor) -> torch.Tensor:
 
 
 def invented_patches(invented: torch.Tensor, logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Per-patch weights (N, h', w') for ``logits`` (N, h', w'): 1 where at least ``threshold`` of the patch's cell of
-    the block was invented (``invented`` (N, F, 1, H, W) in [0, 1], averaged over the block's frames and pooled to the
-    logits' grid), else 0. The cell is the patch's stride-sized footprint, not its whole receptive field (which
-    overlaps its neighbours'). ``threshold`` 0 weighs every patch (the plain mean)."""
+    """Per-patch weights (N, h', w') for ``logits``: 1 where at least ``threshold`` of the patch's stride-sized cell was
+    invented (``invented`` (N, F, 1, H, W) averaged over the frames, pooled to the logits' grid), else 0; 0 weighs every
+    patch."""
     if threshold <= 0:
         return torch.ones_like(logits)
     cell = F.adaptive_avg_pool2d(invented.float().mean(1), logits.shape[-2:])[:, 0]  # (N, h', w')

@@ -44,10 +44,9 @@ class GeneratorConfig:
 def clean_pass(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                frame_index: torch.Tensor | None = None, cache: KVCache | None = None,
                mask: torch.Tensor | None = None) -> Output:
-    """The memory model's clean pass (t = 0) over final frames x0 (B, T, C, h, w) at absolute ``frame_index`` (T,)
-    (default: right after the cache), reading ``cache`` (history) under ``mask``; returns their key/values.
-    The one writer behind :func:`write_block` (run time, block by block) and :func:`write_clip` (training,
-    whole clips). ``memory`` is a MemoryModel."""
+    """The memory model's clean pass (t = 0) over final frames x0 (B, T, C, h, w) at ``frame_index`` (default: right
+    after ``cache``) under ``mask``; returns their key/values (the one writer of :func:`write_block` and
+    :func:`write_clip`)."""
     t = torch.zeros(x0.shape[:2], device=x0.device, dtype=x0.dtype)
     return memory.net(x0, t, pose, text, cache, frame_index=frame_index, mask=mask, return_kv=True)
 

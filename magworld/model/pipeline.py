@@ -297,10 +297,9 @@ class WorldModel(LatentWorld):
 
     def generate(self, poses: BlockPoses, prompts: Sequence[str], *, exit_step: int | None = None,
                  grad: bool = False) -> CarriedBlock:
-        """Sample the next block of every world reading the cache, carry what the last shown frame saw
-        (:data:`CARRY_MODES`), write the block to memory and return it. ``exit_step``: stop the sampler at that step
-        (training; None: every step). ``grad``: keep the graph of that step's network call (and of the carry) in the
-        returned latents — only for a world built with ``frozen=False``; memory always takes the block detached."""
+        """Sample the next block of every world reading the cache, carry what the last shown frame saw, write the block
+        to memory and return it. ``exit_step``/``grad`` (training, ``frozen=False`` only): stop at that sampler step and
+        keep its graph in the returned latents; memory always takes the block detached."""
         self._require_started()
         if len(prompts) != self.worlds:
             raise ValueError(f"expected {self.worlds} prompts, got {len(prompts)}")

@@ -19,10 +19,8 @@ CAMERA_FOV = (30.0, 90.0)  # as arrays and never imports the simulator
 
 
 def view_overlap(targets: torch.Tensor | np.ndarray, sources: torch.Tensor | np.ndarray, rays: int = 16) -> np.ndarray:
-    """float64 (S,): for each source pose (S, 3), the fraction of the target views' rays it saw, averaged over the
-    target poses (T, 3) (yaw, pitch, fov degrees): exact on a ``rays`` x ``rays`` grid of pixel centres. The pinhole
-    geometry of :func:`~magworld.model.reproject.sample_grid` (a test checks they agree), with the target rays turned
-    to world directions once instead of once per pair."""
+    """float64 (S,): for each source pose (S, 3), the fraction of the target poses' (T, 3) rays it saw, on a ``rays`` x
+    ``rays`` grid of pixel centres: the pinhole of :func:`~magworld.model.reproject.sample_grid` (a test checks)."""
     t = torch.as_tensor(np.asarray(targets, dtype=np.float64)).reshape(-1, 3)
     s = torch.as_tensor(np.asarray(sources, dtype=np.float64)).reshape(-1, 3)
     if len(s) == 0:

@@ -78,10 +78,9 @@ def carry_condition(autoencoder, warp: Warp) -> torch.Tensor:
 
 
 def keep_seen_pixels(autoencoder, latents: torch.Tensor, warp: Warp) -> tuple[torch.Tensor, torch.Tensor]:
-    """A generated block with the pixels the last frame saw put back: ``latents`` (B, T, C, h, w) are decoded and every
-    pixel ``warp`` marks valid takes the warped frame's value. Returns (the composite encoded again (B, T, C, h, w), the
-    composite itself float (B, T, 3, H, W) in [-1, 1]). Decoding the latents blends the seam; the kept pixels have been
-    through the autoencoder as often as carried latent cells have."""
+    """A generated block with the pixels the last frame saw put back: ``latents`` decoded, every pixel ``warp`` marks
+    valid taken from it. Returns (the composite encoded again (B, T, C, h, w), the composite (B, T, 3, H, W) in [-1,
+    1])."""
     made = autoencoder.decode_float(rearrange(latents, "b t c h w -> (b t) c h w").to(warp.frames.dtype))
     made = rearrange(made, "(b t) c h w -> b t c h w", t=latents.shape[1])  # (B, T, 3, H, W)
     composite = torch.where(warp.valid > 0, warp.frames, made)

@@ -208,10 +208,9 @@ class BlockTransformer(nn.Module):
         return Output(self.unpatchify(out), keys if return_kv else None, values if return_kv else None)
 
     def read_cache(self, cache: KVCache | None, reference: int, pose: torch.Tensor | None = None) -> list[History] | None:
-        """Per layer, the cache as a call whose first frame is ``reference`` reads it (None for no or an empty cache):
-        frames at least ``max_age_frames`` older are used as stored, the younger ones (at most ``max_age_frames``
-        of them) are corrected to their time positions, once per (cache contents, reference). A ``mag-recall`` cache
-        gives each world the frames it recalls for the call's poses (B, T, 3), at their own (bounded) ages."""
+        """Per layer, the cache as a call whose first frame is ``reference`` reads it (None if empty): frames older than
+        ``max_age_frames`` as stored, younger ones moved to their time positions once per (contents, reference); a
+        ``mag-recall`` cache gives each world its recalled frames for the poses (B, T, 3)."""
         if cache is None or cache.frames() == 0:
             return None
         cfg = self.cfg

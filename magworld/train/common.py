@@ -349,10 +349,9 @@ def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames
 def real_flow_loss(gen: Generator, memory: MemoryModel, ae: Autoencoder, frames: torch.Tensor, pose: torch.Tensor,
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """:func:`generator_loss` on real clips (``frames`` uint8 (B, T, 3, H, W), ``pose`` (B, T, 3)), every block given:
-    the cache is written from the clip's own latents and a reproject generator reads each real previous frame
-    reprojected (:func:`training_condition` with every block given). ``text``: the generator's prompts (B, 1, D),
-    ``memory_text`` the captions the memory model writes with; times and noise from ``generator``."""
+    """:func:`generator_loss` on real clips (``frames`` uint8 (B, T, 3, H, W), ``pose`` (B, T, 3)), every block given (a
+    reproject generator reads each real previous frame reprojected); ``text`` the prompts, ``memory_text`` the
+    captions."""
     bf, device = gen.cfg.transformer.block_frames, pose.device
     with torch.no_grad():
         latents = encode_clip(ae, frames.to(device))  # (B, T, C, h, w)

@@ -171,10 +171,8 @@ def expand_time(t: torch.Tensor, frames: int) -> torch.Tensor:
 def dmd_loss(x: torch.Tensor, teacher: Teacher, critic: Teacher, pose: torch.Tensor, text: torch.Tensor,
              t: torch.Tensor, noise: torch.Tensor, guidance: float = 0.0,
              empty_text: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DMD on generated windows x (N, T, C, h, w): re-noise to x_t at times t (N,), compare the critic's and the
-    teacher's x0 (teacher with classifier-free ``guidance`` against ``empty_text`` when > 0), normalise by
-    mean |x - x0_real| per window, and return the surrogate 0.5 * mean((x - sg(x - grad))^2), whose gradient
-    w.r.t. x is grad / x.numel() (the DMD direction), with logged values."""
+    """DMD on generated windows x (N, T, C, h, w) at times t (N,): the surrogate 0.5 * mean((x - sg(x - grad))^2) of
+    grad = (x0_critic - x0_teacher) / mean|x - x0_teacher| (teacher with CFG ``guidance`` > 0), with logged values."""
     x_det = x.detach().float()
     times = expand_time(t, x.shape[1])
     with torch.no_grad():
@@ -263,10 +261,9 @@ def most_invented(latents: torch.Tensor, seen: torch.Tensor, count: int, frames:
 
 def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
                       ) -> tuple[torch.Tensor, dict]:
-    """The judge's loss (its logistic/hinge loss on real vs the window detached, + r1_weight / 2 x R1 on real) and,
-    on generator steps, gan_weight x the generator's loss through the window (judge weights held fixed there). Real
-    blocks: the window's (``real_batch`` 0) or the ``real_batch`` most invented of the clips' blocks 1..; each loss
-    averages the patches at least ``invented_threshold`` invented."""
+    """The judge's loss (nonsat/hinge on real vs the detached window, + r1_weight / 2 x R1 on real) and, on generator
+    steps, gan_weight x the generator's loss through the fixed judge; real blocks: the window's or the ``real_batch``
+    most invented; losses average the patches at least ``invented_threshold`` invented."""
     disc, ae, width, f = models.discriminator, parts.autoencoder, parts.window_blocks, models.discriminator.cfg.frames
     carry = models.generator.cfg.reproject
     if cfg.real_batch:

@@ -186,10 +186,8 @@ class Run:
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module | Sequence[nn.Module],
                    max_grad_norm: float | None = 1.0) -> list[torch.Tensor | None]:
-    """Backpropagate ``loss`` and update (gradients clipped to ``max_grad_norm`` when given, over ``module`` as a
-    whole, or per module when a sequence of modules is given, e.g. a generator and its critic). Returns each part's
-    gradient norm before clipping (a 0-d tensor, left on the device: no host sync per step), None for a part that got
-    no gradient this step (a DMD critic-only step)."""
+    """Backpropagate ``loss`` and update, gradients clipped to ``max_grad_norm`` over ``module`` or per module of a
+    sequence; returns each part's norm before clipping (0-d, on the device), None for a part without gradients."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norms: list[torch.Tensor | None] = []

@@ -41,9 +41,8 @@ class MemoryStageConfig:
 
 @torch.no_grad()
 def evaluate(model: MemoryModel, ae: Autoencoder, clip: Clip, text: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """Reconstruct held-out clips through the mag cache; PSNR/SSIM per style, the autoencoder ceiling, cache bytes.
-
-    Runs on the model's device (``ae`` must be there too); the clip and text may live anywhere."""
+    """Reconstruct held-out clips through the mag cache on the model's device: PSNR/SSIM per style, the autoencoder
+    ceiling, cache bytes."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
