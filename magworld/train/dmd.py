@@ -409,15 +409,12 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
                          "sharded (FSDP) networks cannot do; use run.parallel=ddp")
     models, parts, hashes = build_parts(cfg, placement.device)
     heldout = heldout_clips(cfg.data, cfg.eval_clips, cfg.blocks * cfg.model.transformer.block_frames)
-    betas = (cfg.beta1, 0.999)
-    groups: list[tuple[str, nn.Module, float]] = [("generator", models.generator, 1.0)]
-    if models.critic is not None:
-        groups.append(("critic", models.critic, cfg.critic_lr_scale))
-    if models.discriminator is not None:
-        groups.append(("discriminator", models.discriminator, cfg.disc_lr_scale))
-    optimizer = torch.optim.AdamW([{"params": m.parameters(), **({"lr_scale": s} if s != 1.0 or i else {})}
+    groups = [(name, m, scale) for name, m, scale in (("generator", models.generator, 1.0),
+              ("critic", models.critic, cfg.critic_lr_scale), ("discriminator", models.discriminator, cfg.disc_lr_scale))
+              if m is not None]  # one parameter group each; the generator's keeps the run's lr
+    optimizer = torch.optim.AdamW([{"params": m.parameters(), **({"lr_scale": s} if i else {})}
                                    for i, (_, m, s) in enumerate(groups)],
-                                  lr=cfg.run.lr, betas=betas, weight_decay=cfg.run.weight_decay)
+                                  lr=cfg.run.lr, betas=(cfg.beta1, 0.999), weight_decay=cfg.run.weight_decay)
 
     def after_step(done: int) -> None:  # the EMA follows each generator update
         if (done - 1) % cfg.generator_every == 0:
