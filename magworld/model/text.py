@@ -8,7 +8,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -21,18 +20,6 @@ class TextConfig:
     encoder: str = "minilm"  # or "hashing"
     cache_dir: str = "~/.cache/magworld/text"  # "" disables the on-disk cache
     dim: int = TEXT_DIM
-
-
-class TextEncoder(Protocol):
-    name: str
-    dim: int
-
-    def encode(self, prompts: list[str]) -> torch.Tensor:
-        """Prompts -> float32 (B, 1, dim)."""
-
-
-def is_empty(prompt: str) -> bool:
-    return not prompt.strip()
 
 
 class HashingTextEncoder:
@@ -93,7 +80,7 @@ class MiniLMTextEncoder:
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> torch.Tensor:
         out = torch.zeros(len(prompts), 1, self.dim)
-        todo = [i for i, p in enumerate(prompts) if not is_empty(p)]
+        todo = [i for i, p in enumerate(prompts) if p.strip()]  # empty or blank prompts stay zero
         if todo:
             if self._model is None:
                 self._load()
@@ -108,7 +95,7 @@ class MiniLMTextEncoder:
 class CachedTextEncoder:
     """Wraps an encoder with an in-memory and on-disk (safetensors per prompt) embedding cache."""
 
-    def __init__(self, inner: TextEncoder, cache_dir: str) -> None:
+    def __init__(self, inner: HashingTextEncoder | MiniLMTextEncoder, cache_dir: str) -> None:
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
         self.dir = Path(cache_dir).expanduser() / inner.name if cache_dir else None
         self.memory: dict[str, torch.Tensor] = {}
