@@ -4,7 +4,7 @@ and ``mag-recall`` (docs/notes/code.md); the network never mutates it, the write
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 import torch
@@ -48,31 +48,22 @@ class CacheSnapshot:
     block_frames: int = 0  # frames per appended block
 
 
-@dataclass
 class KVCache:
     """Per-layer cached keys/values for ``depth`` layers; empty until the first :meth:`append`."""
 
-    config: CacheConfig
-    depth: int
-    keys: list[torch.Tensor | None] = field(init=False)
-    values: list[torch.Tensor | None] = field(init=False)
-    frame_index: list[int] = field(init=False)  # absolute frame index of each cached frame (not mag-recall)
-    next_frame: int = field(init=False)  # absolute index the next block starts at
-    stores: list[ViewStore] | None = field(init=False)  # mag-recall: one store per world (None before the first block)
-    slots: list[list[tuple[torch.Tensor, torch.Tensor]]] = field(init=False)  # mag-recall: per world, per store slot,
-    # its keys and values (depth, heads, N, hd)
-    _block_frames: int = field(init=False, default=0)  # frames per appended block (the last append's)
-    _view: tuple[Hashable, Any] | None = field(init=False, default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, config: CacheConfig, depth: int) -> None:
+        self.config, self.depth = config, depth
         self.reset()
 
     def reset(self) -> None:
-        self.keys, self.values = [None] * self.depth, [None] * self.depth
-        self.frame_index, self.next_frame = [], 0
-        self.stores, self.slots = None, []
-        self._block_frames = 0
-        self._view = None
+        self.keys: list[torch.Tensor | None] = [None] * self.depth  # per layer (B, heads, F, N, hd)
+        self.values: list[torch.Tensor | None] = [None] * self.depth
+        self.frame_index: list[int] = []  # absolute frame index of each cached frame (not mag-recall)
+        self.next_frame = 0  # absolute index the next block starts at
+        self.stores: list[ViewStore] | None = None  # mag-recall: one store per world (None before the first block)
+        self.slots: list[list[tuple[torch.Tensor, torch.Tensor]]] = []  # mag-recall: per world, per slot: k, v
+        self._block_frames = 0  # frames per appended block (the last append's)
+        self._view: tuple[Hashable, Any] | None = None  # what view() built last, and for which key
 
     @property
     def recalls(self) -> bool:
