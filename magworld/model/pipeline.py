@@ -5,7 +5,6 @@ and writes a block (docs/notes/code.md).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import warnings
@@ -39,18 +38,15 @@ MANIFEST_FILE = "generator.manifest.json"
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; asking for CUDA without it is an error."""
-    if isinstance(device, torch.device):
-        device = str(device)
+    device = str(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here "
-                               f"(torch.cuda.is_available() is False); use device='cpu' or device='auto'")
-        return torch.device(device)
-    if device == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here "
+                           f"(torch.cuda.is_available() is False); use device='cpu' or device='auto'")
+    return torch.device(device)
 
 
 def sha256(path: str | Path) -> str:
@@ -144,9 +140,7 @@ class LatentWorld:
 
     # --- helpers --------------------------------------------------------------------------------
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
         """Prompts -> (N, 1, text_dim) on the device, each prompt encoded once per WorldModel."""
