@@ -110,18 +110,6 @@ class KVCache:
             counts.append(always + min(self.config.recall, len(frames) - always))
         return counts
 
-    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Layer ``i``'s cache flattened for attention, keys and values (B, heads, F*N, hd), or None if empty."""
-        if self.keys[i] is None:
-            return None
-        return self.keys[i].flatten(2, 3), self.values[i].flatten(2, 3)  # (B, H, F*N, hd)
-
-    def select(self, block_frames: int) -> list[int]:
-        """Which frames (positions within a block of ``block_frames``) the policy stores."""
-        if self.config.policy in COMPRESSED:
-            return list(range(max(0, block_frames - self.config.kept), block_frames))
-        return list(range(block_frames))
-
     def append(self, keys: list[torch.Tensor], values: list[torch.Tensor], frame_index: list[int],
                poses: torch.Tensor | None = None) -> None:
         """Store one block: per layer keys/values (B, heads, T, N, hd) of frames ``frame_index`` (T,) at camera poses
@@ -132,7 +120,8 @@ class KVCache:
         if last is not None and min(frame_index) <= last:
             raise ValueError(f"frames {frame_index} do not follow the cached frame {last}; append "
                              f"blocks in order (a new block starts at next_frame)")
-        chosen = self.select(len(frame_index))
+        count = len(frame_index)  # the compressed policies store each block's last `kept` frames, the others all
+        chosen = list(range(max(0, count - self.config.kept) if self.config.policy in COMPRESSED else 0, count))
         if self.recalls:
             self._store(keys, values, frame_index, chosen, poses)
             return

@@ -62,15 +62,11 @@ class Scene:
             self._panoramas[width] = [level0, (box + 0.5).astype(np.uint8)]
         return self._panoramas[width]
 
-    def panorama_width(self, height: int, width: int) -> int:
-        """Texel size of level 0 matches a pixel at the narrowest field of view (capped, even-sized)."""
-        needed = max(width, height) * 360.0 / FOV_MIN
-        return int(min(MAX_PANORAMA_WIDTH, 4 * np.ceil(needed / 4)))
-
     def render(self, pose: Pose, resolution: int | Sequence[int] = 64) -> np.ndarray:
         """The view from ``pose`` as ``uint8 (H, W, 3)``."""
         height, width = parse_resolution(resolution)
-        pano_width = self.panorama_width(height, width)
+        # level 0's texel matches a pixel at the narrowest field of view (capped, a multiple of 4)
+        pano_width = int(min(MAX_PANORAMA_WIDTH, 4 * np.ceil(max(width, height) * 360.0 / FOV_MIN / 4)))
         levels = self.panorama(pano_width)
         pixel_deg = pose.fov / width
         texel_deg = 360.0 / pano_width
