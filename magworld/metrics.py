@@ -119,14 +119,8 @@ def _blur_same(x: np.ndarray) -> np.ndarray:
 
 
 def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
-    """SSIM over the pixels where ``mask`` is true; ``nan`` for an empty mask.
-
-    Pixels outside the mask take no part at all: the local means, variances and covariance are
-    mask-weighted Gaussian averages (normalised convolution, zero outside the frame), and the SSIM map
-    is averaged over the masked pixels. So frames that agree inside the mask score exactly 1 whatever
-    lies outside it. With an all-true mask this is SSIM with border pixels included (close to, but not
-    bit-equal to, :func:`ssim`, which uses the valid region only).
-    """
+    """SSIM over the pixels where ``mask`` is true (normalised convolution: pixels outside it take no part); ``nan`` for
+    an empty mask. Not bit-equal to :func:`ssim` with an all-true mask (docs/notes/code.md)."""
     _check_pair(a, b)
     mask = _check_mask(a, mask)
     if not mask.any():
@@ -155,22 +149,15 @@ def luminance(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
 
 
-def gradient_sums(frames: np.ndarray, masks: np.ndarray | None = None) -> tuple[float, int]:
-    """(sum of luminance gradient magnitudes, pixel count) over pixels whose right and lower neighbours are in the
-    mask too (forward differences; None: whole frames). Frames (N, H, W, 3), masks (N, H, W)."""
+def detail(frames: np.ndarray, masks: np.ndarray | None = None) -> float:
+    """Mean luminance gradient magnitude (grey levels per pixel, forward differences) of frames (N, H, W, 3) over the
+    pixels whose right and lower neighbours are in ``masks`` (N, H, W) too (None: whole frames)."""
     y = luminance(frames)
     gx, gy = y[:, :-1, 1:] - y[:, :-1, :-1], y[:, 1:, :-1] - y[:, :-1, :-1]  # (N, H-1, W-1)
     magnitude = np.sqrt(gx**2 + gy**2)
-    if masks is None:
-        return float(magnitude.sum()), magnitude.size
-    valid = masks[:, :-1, :-1] & masks[:, :-1, 1:] & masks[:, 1:, :-1]
-    return float(magnitude[valid].sum()), int(valid.sum())
-
-
-def detail(frames: np.ndarray, masks: np.ndarray | None = None) -> float:
-    """Mean luminance gradient magnitude (grey levels per pixel) on the masked region."""
-    total, count = gradient_sums(frames, masks)
-    return total / max(count, 1)
+    if masks is not None:
+        magnitude = magnitude[masks[:, :-1, :-1] & masks[:, :-1, 1:] & masks[:, 1:, :-1]]
+    return float(magnitude.sum()) / max(magnitude.size, 1)
 
 
 def detail_ratio(frames: np.ndarray, reference: np.ndarray, masks: np.ndarray | None = None) -> float:

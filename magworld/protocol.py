@@ -1,16 +1,6 @@
-"""The block-world protocol: anything that shows a world one block of frames at a time.
-
-The MAG ``WorldModel`` pipeline, the benchmark's baselines (ground-truth oracle, shift-by-pan, no
-memory) and the environment's model backend all speak it, so a benchmark or an env can swap them.
-Everything is batched over ``N`` independent worlds; a single world is ``N = 1``.
-
-Shapes: frames are ``uint8 (N, F, H, W, 3)`` with ``F`` = frames per block (3); poses are plain
-arrays ``float32 (N, F, 3)`` of (yaw, pitch, fov) in degrees per frame — no simulator objects, so the
-model never imports the simulator; prompts are ``N`` strings (scene caption + action phrase, or ``""``
-for no text).
-
-:func:`play_blocks` is the one start / memorize / step loop (used by the benchmark and by training's
-evaluation and self-forcing rollouts).
+"""The block-world protocol: anything that shows N independent worlds one block of frames at a time (frames
+``uint8 (N, F, H, W, 3)``, poses ``float32 (N, F, 3)`` yaw/pitch/fov degrees, prompts N strings); :func:`play_blocks`
+is the one start / memorize / step loop. Details: docs/notes/code.md.
 """
 
 from __future__ import annotations
@@ -61,14 +51,9 @@ class BlockWorld(Protocol):
 def play_blocks(world: BlockWorld, truth: np.ndarray, poses: np.ndarray, captions: Sequence[str],
                 prompts: Sequence[Sequence[str]], given_blocks: int,
                 on_block: Callable[[int, str], None] | None = None) -> np.ndarray:
-    """Run N episodes of B blocks through ``world``: block 0 starts it, blocks ``1..given_blocks-1`` are
-    memorized from ``truth``, the rest are generated.
-
-    truth ``uint8 (N, B, F, H, W, 3)`` (only the given blocks are read); poses ``(N, B, F, 3)``; prompts
-    ``N`` lists of ``B`` strings (entry 0 unused). Returns the frames the world showed, ``(N, B, F, H, W, 3)``:
-    the ground truth for given blocks, the world's output for the others. ``on_block(b, phase)`` is called
-    after each block with phase ``"start" | "memorize" | "step"`` (for clocks and progress bars).
-    """
+    """Run N episodes of B blocks through ``world``: block 0 starts it, blocks ``1..given_blocks-1`` are memorized from
+    ``truth`` (N, B, F, H, W, 3), the rest generated with ``prompts`` (N lists of B; entry 0 unused); returns what it
+    showed (N, B, F, H, W, 3). ``on_block(b, phase)`` runs after each block (phase start | memorize | step)."""
     poses = np.asarray(poses, dtype=np.float32)
     n, blocks = poses.shape[:2]
     if not 1 <= given_blocks <= blocks:

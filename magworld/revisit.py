@@ -1,36 +1,7 @@
-"""Revisits: when does an observation show a view an earlier one showed, and what of it only memory can supply?
+"""Revisits: when an observation shows a view an earlier one showed, and which of its pixels only memory can supply.
 
-The one definition of the revisit score, used by the environment reward (``MAGWorld-v1``), the loop task, the
-revisit benchmark's memory-only region and (through :func:`revisit_reference`) training's evaluation.
-
-**Matcher.** :func:`revisit_reference`: given the poses shown so far, in order, and a new pose, the reference is
-the **earliest** eligible frame within ``tolerance`` degrees (largest per-axis difference, yaw around the circle):
-the first time the view was seen, so drift accumulated since then is what is measured. Options:
-
-* ``eligible`` — only the first ``eligible`` frames may be the reference (the frames of earlier
-  steps, or a benchmark's history part); the frames after them still count as "seen since";
-* ``away`` — the camera must have *left* since the last eligible match: some later frame is not the
-  same view (farther than ``tolerance``) and at least ``away`` degrees from the pose. ``away=0``: any
-  departure (the env reward); ``away=60``: a real return (the loop task). ``None``: no departure needed.
-
-**Memory-only region.** When the generator draws block ``t`` it sees some frames *directly*: the frames of the
-first ``SINK_BLOCKS`` block(s) (the sink every memory policy attends to, uncompressed) and of the
-``RECENT_BLOCKS`` block(s) before ``t`` (the last block, whose last frame the geometric input also reprojects to
-the new poses) — :func:`directly_seen_blocks`. The pixels of a view whose ray none of those frames showed
-(:func:`memory_only_mask`, exact camera geometry, :func:`magworld.world.camera.visible_mask`) are the ones only
-the compressed memory can supply; anything else a world without memory draws as well as MAG.
-
-**Score** (:func:`score_revisit`). An observation (a block's last frame) at step ``t >= 1`` is a *revisit* when
-it has a reference among earlier observations (``away=0``) **and** its memory-only region holds at least
-``ceil(min_memory_fraction x H x W)`` pixels (default 0.15: 615 of 4,096 at 64 x 64). The score is
-``0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 * max(SSIM, 0)`` with PSNR and SSIM taken **on the memory-only pixels
-only** (:func:`magworld.metrics.masked_psnr`, :func:`~magworld.metrics.masked_ssim`), against the reference.
-
-:class:`RevisitTracker` keeps an episode's observations: one record per distinct pose with its first frame's pixels
-**losslessly compressed** (zlib), so the reference store is bounded by the poses the camera can reach
-(:func:`reference_bound`); it also counts view-direction **cells** (15° of yaw x 10° of pitch) for coverage and
-exploration. Poses are float arrays ``(yaw, pitch, fov)`` in degrees (a :class:`~magworld.world.Pose` is accepted
-too). Numpy only: agents and the benchmark use it without the environment.
+The one definition of the revisit score (env reward, loop task, revisit bench, training's evaluation); the matcher,
+the memory-only region, the score and the bounded reference store are explained in docs/notes/code.md.
 """
 
 from __future__ import annotations
@@ -68,12 +39,8 @@ def pose_vector(pose: Pose | Sequence[float] | np.ndarray) -> np.ndarray:
 
 def revisit_reference(seen: np.ndarray, pose: np.ndarray, tolerance: float, eligible: int | None = None,
                       away: float | None = None) -> int | None:
-    """Index into ``seen`` of the frame that ``pose`` revisits, or None (see the module docstring).
-
-    ``seen``: poses shown before this one, in order, ``(K, 3)``; ``pose``: ``(3,)``. Matches are
-    frames ``< eligible`` within ``tolerance`` (inclusive); with ``away`` set, some frame after the
-    last match must be farther than ``tolerance`` and at least ``away`` degrees from ``pose``.
-    """
+    """Index into ``seen`` (K, 3) of the earliest frame < ``eligible`` within ``tolerance`` of ``pose`` (3,), or None;
+    with ``away``, some later frame must be farther than ``tolerance`` and at least ``away`` degrees from ``pose``."""
     seen = np.asarray(seen, dtype=np.float64).reshape(-1, 3)  # (K, 3)
     if not len(seen):
         return None
@@ -155,7 +122,7 @@ class RevisitScore:
 def score_revisit(frame: np.ndarray, reference: np.ndarray | None, mask: np.ndarray, min_pixels: int,
                   score: ScoreRange, reference_index: int | None = None, reference_step: int | None = None) -> RevisitScore:
     """The revisit score of ``frame`` against ``reference`` on the memory-only ``mask``: scored when the mask holds at
-    least ``min_pixels`` pixels (see the module docstring); ``reference`` may be None below that (not needed), and
+    least ``min_pixels`` pixels; ``reference`` may be None below that (not needed), and
     ``reference_index``/``reference_step`` (the reference frame's, None if the view is not a revisit) are reported."""
     pixels = int(np.count_nonzero(mask))
     if reference is None and reference_index is not None and pixels >= min_pixels:
@@ -201,42 +168,9 @@ FIRST, FIRST_STEP, LAST, LAST_STEP, PREVIOUS = range(5)
 
 
 class RevisitTracker:
-    """An episode's revisit history, bounded by the world: one record per distinct pose, not per frame.
-
-    Answers :func:`revisit_reference` queries over the frames recorded so far (the env records one frame per
-    step, the observation; references come from earlier steps only) and counts view cells. Steps must be recorded
-    in non-decreasing order. Frames are numbered in the order recorded (``count`` so far).
-
-    **What is kept.** For each distinct pose (exact float64 value): the pixels of its *first* frame, **zlib
-    compressed** (lossless: :meth:`frame` returns them bit for bit), that frame's index and step, the index and
-    step of its *last* frame, and ``PREVIOUS``, the index of its last frame of a step before that last step (-1
-    if none); plus the poses and (raw) frames of the current step. Nothing else: not every frame, not every pose.
-
-    **Why queries stay exact** (equal to :func:`revisit_reference` on the full history, checked on
-    long random walks in ``tests/world/test_revisit.py``). A query at step ``t`` (no earlier than any
-    recorded step) over the frames before index ``b`` (later ones all belong to step ``t``) is
-    ``revisit_reference(poses[:b], q, tolerance, eligible=E, away)`` with ``E`` = frames of steps
-    before ``t``, a prefix because steps are ordered. All frames of one record share one pose, so
-    one distance ``d_r`` to ``q``, and every condition splits by record:
-
-    * eligible matches: frames of records with ``d_r <= tolerance`` and step ``< t``; the earliest
-      is the smallest ``FIRST`` among such records whose first frame is of a step ``< t`` (if the
-      first is not, no frame of the record is); this is the reference, so only first frames' pixels
-      are ever needed;
-    * the last eligible match: the largest, over those records, of their last frame of a step
-      ``< t``: ``LAST`` if ``LAST_STEP < t``, else ``PREVIOUS``;
-    * a departure after it: a frame with ``d > tolerance`` and ``d >= away`` after the last match.
-      Among frames of steps ``< t`` one exists iff some record with such ``d_r`` has its last frame
-      of a step ``< t`` after the match; frames of step ``t`` before ``b`` are the kept current step.
-
-    **Bound.** The camera moves on the action table's grid: from the env's start poses (yaw a
-    multiple of 15°, pitch 0°, fov 60°), pans of ±15°, tilts of ±10° clamped to ±30°, zooms of ±10°
-    clamped to 30°-90°. Recording block ends only (the env's observations), that is 24 x 7 x 7 = **1,176
-    records** (:func:`reachable_poses` with ``block_ends=True``; every frame of every block: 9,576), each at most
-    ``compressed_bound(H x W x 3)`` bytes: :func:`reference_bound` = 1,176 x 12,304 B = 13.8 MiB at 64 x 64,
-    whatever the episode length. A start pose off that grid (reset option ``pose``) has its own grid, at most
-    24 x 13 x 13 block ends (pitch and fov reach both their own grid and the one of the limits).
-    """
+    """An episode's revisit history, bounded by the world: one record per distinct pose (its first frame zlib
+    compressed, first/last frame index and step, ``PREVIOUS``), not per frame; queries equal :func:`revisit_reference`
+    on the full history (why, and the 1,176-record bound: docs/notes/code.md). Steps are recorded in order."""
 
     def __init__(self, tolerance: float = 1.0) -> None:
         self.tolerance = tolerance
@@ -300,9 +234,6 @@ class RevisitTracker:
     def first_step(self, index: int) -> int:
         """Step of frame ``index``, a record's first frame (every reference is one)."""
         return int(self._indices[self._by_first[index], FIRST_STEP])
-
-    def cell(self, pose: Pose | Sequence[float] | np.ndarray) -> tuple[int, int]:
-        return view_cell(pose)
 
     @property
     def coverage(self) -> float:
@@ -467,9 +398,3 @@ def reference_bound(height: int, width: int, start: tuple[float, ...] | None = N
     records = len(reachable_poses(None if start is None else tuple(float(v) for v in start), block_ends=True))
     return records, records * compressed_bound(height * width * 3)
 
-
-__all__ = ["MAX_MEMORY_FRACTION", "MIN_MEMORY_FRACTION", "PITCH_CELL", "PITCH_CELLS", "RECENT_BLOCKS",
-           "SINK_BLOCKS", "YAW_CELL", "YAW_CELLS", "RevisitScore", "RevisitTracker", "ScoreRange", "check_memory_fraction",
-           "compress_frame", "compressed_bound", "decompress_frame", "directly_seen_blocks", "memory_only_mask",
-           "min_memory_pixels", "pose_vector", "reachable_poses", "reference_bound", "revisit_reference", "score_revisit",
-           "view_cell"]

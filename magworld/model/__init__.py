@@ -1,16 +1,5 @@
-"""The MAG model core: autoencoder, text encoder, causal block transformer, KV cache, memory model.
-
-Public API (see each module's docstring for shapes):
-
-- :class:`Autoencoder` frames uint8 (B, 3, 64, 64) <-> latents (B, 8, 16, 16) (the bundled autoencoder)
-- :func:`make_text_encoder` prompts -> (B, 1, 384); the empty prompt is the zero vector
-- :class:`BlockTransformer` ``(x_t, t, pose, text, cache) -> Output(prediction=velocity, ...)``;
-  :func:`~magworld.model.generator.write_block` puts a clean block's key/values in a cache (the memory
-  model's clean pass), :func:`~magworld.model.generator.write_clip` a whole training clip's
-- :class:`KVCache` / :class:`CacheConfig` with policies full, window, mag
-- :class:`MemoryModel` (stage 1); every attention mask in :mod:`magworld.model.masks`
-- :func:`transformer_preset` size registry (wide16 = the bundled shape and the default, tiny, small, base, wan1.3b)
-- :func:`save_checkpoint` / :func:`load_into` (safetensors + JSON), :func:`load_bundled`
+"""The MAG model core: autoencoder, text encoder, causal block transformer, KV cache, memory model (public API:
+docs/notes/model-core.md).
 """
 
 from .autoencoder import Autoencoder, AutoencoderConfig

@@ -1,10 +1,5 @@
-"""Convolutional autoencoder: frames ``uint8 (B, 3, H, W)`` <-> latents ``float (B, C, H/f, W/f)`` (f = ``AutoencoderConfig.downsample``: 4 for the bundled one, 64x64x3 <-> 16x16x8).
-
-A deterministic autoencoder (no KL term). Its latents are standardised per channel with statistics
-measured on training frames after training (buffers ``latent_mean`` / ``latent_std``), so the
-flow-matching models downstream see roughly unit-variance latents. The first stage is a 2x
-space-to-depth (pixel unshuffle) and the last a pixel shuffle, so no convolution runs at full
-resolution: the network is cheap enough to train on two CPU cores.
+"""Convolutional autoencoder: frames ``uint8 (B, 3, H, W)`` <-> standardised latents ``float (B, C, H/f, W/f)``
+(f = ``AutoencoderConfig.downsample``: 4 for the bundled one, 64x64x3 <-> 16x16x8); deterministic (docs/notes/code.md).
 """
 
 from __future__ import annotations

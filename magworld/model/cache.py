@@ -1,30 +1,10 @@
-"""The typed key/value cache of the block transformer, with its eviction policies.
-
-One :class:`KVCache` serves a whole layer stack and a batch of ``B`` independent worlds. Keys are
-stored as the network returns them (rotated in space and at the oldest time position, see
-:mod:`magworld.model.rope`), per layer as ``(B, heads, F, N, hd)`` (F cached frames of N tokens), with the
-absolute index of each frame (ascending: blocks are appended in order). Policies (``CacheConfig.policy``):
-
-- ``full``   — every frame of every block (the uncompressed upper bound);
-- ``window`` — the first ``sink`` frames ever appended plus the last ``window`` frames;
-- ``mag``    — per block only its last ``kept`` frames (the memory model's compressed frame): with
-  3-frame blocks and ``kept=1`` it holds 1/3 of ``full``, with the whole history;
-- ``mag-ring`` — the compressed frames of the sink (the first ``sink`` frames) and of the last ``ring`` blocks (the
-  paper's inference code: a ring of 21 compressed frames plus a sink); forgets older blocks;
-- ``mag-recall`` — a per-world *store* of compressed frames bounded by the world (one frame per view key, newer
-  replaces older, the sink kept; :class:`~magworld.model.recall.ViewStore`); a block reads the sink, the last block
-  and the ``recall`` stored frames whose views overlap its own the most (:meth:`KVCache.recalled`).
-
-What a block attends to (:meth:`KVCache.frames`, :meth:`KVCache.bytes`) is the whole cache for every policy but
-``mag-recall``, where it is the recalled subset of the store (:meth:`KVCache.stored_frames`, :meth:`KVCache.stored_bytes`).
-
-The network never mutates the cache: it reads :meth:`KVCache.layer` and returns the block's keys
-and values; the caller (:func:`~magworld.model.generator.write_block`) hands them to :meth:`KVCache.append`.
+"""The typed key/value cache of the block transformer, with its policies ``full``, ``window``, ``mag``, ``mag-ring``
+and ``mag-recall`` (docs/notes/code.md); the network never mutates it, the writer appends.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Hashable
 
 import torch
@@ -68,31 +48,22 @@ class CacheSnapshot:
     block_frames: int = 0  # frames per appended block
 
 
-@dataclass
 class KVCache:
     """Per-layer cached keys/values for ``depth`` layers; empty until the first :meth:`append`."""
 
-    config: CacheConfig
-    depth: int
-    keys: list[torch.Tensor | None] = field(init=False)
-    values: list[torch.Tensor | None] = field(init=False)
-    frame_index: list[int] = field(init=False)  # absolute frame index of each cached frame (not mag-recall)
-    next_frame: int = field(init=False)  # absolute index the next block starts at
-    stores: list[ViewStore] | None = field(init=False)  # mag-recall: one store per world (None before the first block)
-    slots: list[list[tuple[torch.Tensor, torch.Tensor]]] = field(init=False)  # mag-recall: per world, per store slot,
-    # its keys and values (depth, heads, N, hd)
-    _block_frames: int = field(init=False, default=0)  # frames per appended block (the last append's)
-    _view: tuple[Hashable, Any] | None = field(init=False, default=None, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
+    def __init__(self, config: CacheConfig, depth: int) -> None:
+        self.config, self.depth = config, depth
         self.reset()
 
     def reset(self) -> None:
-        self.keys, self.values = [None] * self.depth, [None] * self.depth
-        self.frame_index, self.next_frame = [], 0
-        self.stores, self.slots = None, []
-        self._block_frames = 0
-        self._view = None
+        self.keys: list[torch.Tensor | None] = [None] * self.depth  # per layer (B, heads, F, N, hd)
+        self.values: list[torch.Tensor | None] = [None] * self.depth
+        self.frame_index: list[int] = []  # absolute frame index of each cached frame (not mag-recall)
+        self.next_frame = 0  # absolute index the next block starts at
+        self.stores: list[ViewStore] | None = None  # mag-recall: one store per world (None before the first block)
+        self.slots: list[list[tuple[torch.Tensor, torch.Tensor]]] = []  # mag-recall: per world, per slot: k, v
+        self._block_frames = 0  # frames per appended block (the last append's)
+        self._view: tuple[Hashable, Any] | None = None  # what view() built last, and for which key
 
     @property
     def recalls(self) -> bool:
@@ -139,18 +110,6 @@ class KVCache:
             counts.append(always + min(self.config.recall, len(frames) - always))
         return counts
 
-    def layer(self, i: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """Layer ``i``'s cache flattened for attention, keys and values (B, heads, F*N, hd), or None if empty."""
-        if self.keys[i] is None:
-            return None
-        return self.keys[i].flatten(2, 3), self.values[i].flatten(2, 3)  # (B, H, F*N, hd)
-
-    def select(self, block_frames: int) -> list[int]:
-        """Which frames (positions within a block of ``block_frames``) the policy stores."""
-        if self.config.policy in COMPRESSED:
-            return list(range(max(0, block_frames - self.config.kept), block_frames))
-        return list(range(block_frames))
-
     def append(self, keys: list[torch.Tensor], values: list[torch.Tensor], frame_index: list[int],
                poses: torch.Tensor | None = None) -> None:
         """Store one block: per layer keys/values (B, heads, T, N, hd) of frames ``frame_index`` (T,) at camera poses
@@ -161,7 +120,8 @@ class KVCache:
         if last is not None and min(frame_index) <= last:
             raise ValueError(f"frames {frame_index} do not follow the cached frame {last}; append "
                              f"blocks in order (a new block starts at next_frame)")
-        chosen = self.select(len(frame_index))
+        count = len(frame_index)  # the compressed policies store each block's last `kept` frames, the others all
+        chosen = list(range(max(0, count - self.config.kept) if self.config.policy in COMPRESSED else 0, count))
         if self.recalls:
             self._store(keys, values, frame_index, chosen, poses)
             return

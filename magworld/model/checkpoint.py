@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, get_type_hints
 
 import torch
 from safetensors import SafetensorError
@@ -89,10 +89,8 @@ def load_checkpoint(path: str | Path, kind: str) -> tuple[dict[str, torch.Tensor
 
 def load_into(module: nn.Module, path: str | Path, kind: str, config: Any | None = None,
               optimizer: torch.optim.Optimizer | None = None) -> dict:
-    """Load a checkpoint into ``module`` (strict: same keys, same shapes); returns the sidecar meta.
-
-    ``config``, when given, must equal the saved config (e.g. the same size preset).
-    """
+    """Load a checkpoint into ``module`` (strict: same keys, same shapes; ``config``, when given, must equal the saved
+    one); returns the sidecar meta."""
     state, meta = load_checkpoint(path, kind)
     if config is not None:
         wanted = asdict(config) if is_dataclass(config) else config
@@ -106,6 +104,27 @@ def load_into(module: nn.Module, path: str | Path, kind: str, config: Any | None
     if optimizer is not None and "optimizer" in meta:
         _restore_optimizer(optimizer, load_tensors(path), meta["optimizer"])
     return meta
+
+
+def config_from_dict(cls: type, d: dict) -> Any:
+    """The config dataclass ``cls`` from its saved ``asdict`` form (nested configs rebuilt; absent fields default)."""
+    hints = get_type_hints(cls)
+    return cls(**{k: config_from_dict(hints[k], v) if is_dataclass(hints[k]) else v for k, v in d.items()})
+
+
+def load_model(path: str | Path, kind: str, build: Callable[[Any], nn.Module], config: type, fix: str) -> nn.Module:
+    """The ``kind`` checkpoint at ``path`` as ``build(its saved config)`` with its weights, in eval mode; ``fix`` ends
+    the error for a checkpoint of another kind or with a config this version cannot read."""
+    meta = read_meta(path)
+    if meta["kind"] != kind:
+        raise CheckpointError(f"checkpoint {path} holds a {meta['kind']!r}, not a {kind!r}; {fix}")
+    try:
+        cfg = config_from_dict(config, meta["config"])
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"checkpoint {path} has a {kind} config this version cannot read ({err}); {fix}") from err
+    model = build(cfg)
+    load_into(model, path, kind)
+    return model.eval()
 
 
 def _check_shapes(module: nn.Module, state: dict[str, torch.Tensor], path: str | Path) -> None:

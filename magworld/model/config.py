@@ -1,11 +1,5 @@
-"""The size registry: one :class:`TransformerConfig` per named preset, shared by memory model and generator.
-
-The defaults of :class:`TransformerConfig` are the bundled model's shape (preset ``wide16``: dim 256, 4 layers, 16 tokens
-per frame on the bundled autoencoder's 16x16x8 latents, 5.0 M parameters), trained on two CPU cores; ``tiny`` is the
-first round's narrower shape on 8x8x16 latents; ``wan1.3b`` is the paper's backbone shape
-(Wan2.1-1.3B: dim 1536, 30 layers, 12 heads, FFN 8960) and is meant for GPUs. Every architecture
-constant (tokens per frame, frames per block, head split of the rotary dimensions) derives from
-these fields; nothing is hard-coded in the network, the cache or the samplers.
+"""The size registry: one :class:`TransformerConfig` per named preset, shared by memory model and generator; the
+defaults are the bundled shape (``wide16``); every architecture constant derives from these fields.
 """
 
 from __future__ import annotations

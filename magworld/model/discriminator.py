@@ -1,18 +1,5 @@
-"""The adversarial judge of stage 2: a small convolutional net that tells real blocks from generated ones.
-
-It judges one block at a time (its ``frames`` frames stacked as channels, so it sees the block's motion), either on
-the standardised latents (``input="latents"``: (N, F, C, h, w), the default, cheap) or on frames decoded from them
-(``input="frames"``: (N, F, 3, H, W) in [-1, 1]). With ``coverage`` it also reads, per frame, which part of the view the
-last shown frame covered (what the world carried, not what it invented) — the same mask for a real and a generated
-block at the same poses, so it tells the judge where to look without telling it which is which.
-
-It returns a map of logits (N, h', w') (a PatchGAN: each logit sees a patch of the block); the losses average it,
-or, given per-patch ``weights`` (:func:`invented_patches`: 1 where the patch is mostly invented), average only the
-weighted patches, so carried patches (the same in a real and a generated block) do not dilute them. A stride-2 stem
-(``stem=2``: first conv 4x4 stride 2) halves decoded 64x64 frames before the first width, which makes the frames judge
-about as cheap as the latents one. The losses (non-saturating logistic or hinge) and the R1 penalty are functions here
-too, so the training stage only wires them: :func:`discriminator_loss` (the judge's), :func:`generator_loss` (the
-generator's) and :func:`r1_penalty`.
+"""The adversarial judge of stage 2: a small PatchGAN that tells real blocks from generated ones (on latents or
+decoded frames, optionally reading the carried coverage), with its losses and R1 penalty (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -80,10 +67,9 @@ def scores(logits: torch.Tensor) -> torch.Tensor:
 
 
 def invented_patches(invented: torch.Tensor, logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Per-patch weights (N, h', w') for ``logits`` (N, h', w'): 1 where at least ``threshold`` of the patch's cell of
-    the block was invented (``invented`` (N, F, 1, H, W) in [0, 1], averaged over the block's frames and pooled to the
-    logits' grid), else 0. The cell is the patch's stride-sized footprint, not its whole receptive field (which
-    overlaps its neighbours'). ``threshold`` 0 weighs every patch (the plain mean)."""
+    """Per-patch weights (N, h', w') for ``logits``: 1 where at least ``threshold`` of the patch's stride-sized cell was
+    invented (``invented`` (N, F, 1, H, W) averaged over the frames, pooled to the logits' grid), else 0; 0 weighs every
+    patch."""
     if threshold <= 0:
         return torch.ones_like(logits)
     cell = F.adaptive_avg_pool2d(invented.float().mean(1), logits.shape[-2:])[:, 0]  # (N, h', w')
@@ -162,7 +148,3 @@ def accuracy(real: torch.Tensor, fake: torch.Tensor, real_weights: torch.Tensor 
         return (x * w).sum() / w.sum() if float(w.sum()) > 0 else x.new_tensor(float("nan"))
 
     return right((real > 0).float(), real_weights), right((fake < 0).float(), fake_weights)
-
-
-__all__ = ["Discriminator", "DiscriminatorConfig", "INPUTS", "LOSSES", "accuracy", "discriminator_loss",
-           "generator_loss", "invented_patches", "pair_accuracy", "r1_penalty", "scores", "weighted_mean"]

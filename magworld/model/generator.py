@@ -1,23 +1,5 @@
-"""The generator (MAG stage 2): denoises the next block while reading the history cache.
-
-The generator is a :class:`~magworld.model.transformer.BlockTransformer` of the same shape as the
-memory model (it is initialised from the memory model's weights), so it reads the key/values the
-frozen memory model wrote. Who writes what, for each cache policy (one rule, used at training and at
-run time; the masks are defined in :mod:`magworld.model.masks`):
-
-- the **writer** is always the memory model's clean pass (t = 0) over a finished block; its queries
-  see every frame of their own block and the *kept* (compressed) frames of the earlier blocks the
-  policy still holds — exactly what it saw in stage-1 training, so its key/values are in distribution;
-- the **cache** stores the frames the policy selects: ``mag`` the kept frame of each block, ``full``
-  every frame of every block, ``window`` every frame of the first (sink) block and the last ``window``
-  frames;
-- the **reader** (the generator's noisy block) sees every frame the cache holds and its own block.
-
-So ``full`` is a strict superset of ``mag`` (same writer, 3x the frames) and ``window`` drops old
-blocks: no query, writer or reader, ever reads a frame its policy no longer holds. The generator is trained on all three
-(mixed per batch) so each is a fair baseline. ``mag-ring`` keeps the sink's and the last ``ring`` blocks' compressed
-frames (equal to ``mag`` on clips shorter than the ring); ``mag-recall``'s writer and reader of a block both read the
-frames the store recalls for that block's poses (:mod:`magworld.model.recall`; per clip in training, :func:`held_by`).
+"""The generator (MAG stage 2): denoises the next block while reading the history cache the memory model writes;
+who writes and reads what under each policy: docs/notes/code.md.
 """
 
 from __future__ import annotations
@@ -30,7 +12,7 @@ from torch import nn
 from .cache import POLICIES, CacheConfig, KVCache
 from .config import TransformerConfig
 from .flow import FlowConfig
-from .masks import cache_writer_mask, held_by, held_frames, reader_mask, writer_mask
+from .masks import cache_writer_mask, held_frames, writer_mask
 from .transformer import BlockTransformer, Output
 
 
@@ -62,10 +44,9 @@ class GeneratorConfig:
 def clean_pass(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                frame_index: torch.Tensor | None = None, cache: KVCache | None = None,
                mask: torch.Tensor | None = None) -> Output:
-    """The memory model's clean pass (t = 0) over final frames x0 (B, T, C, h, w) at absolute ``frame_index`` (T,)
-    (default: right after the cache), reading ``cache`` (history) under ``mask``; returns their key/values.
-    The one writer behind :func:`write_block` (run time, block by block) and :func:`write_clip` (training,
-    whole clips). ``memory`` is a MemoryModel."""
+    """The memory model's clean pass (t = 0) over final frames x0 (B, T, C, h, w) at ``frame_index`` (default: right
+    after ``cache``) under ``mask``; returns their key/values (the one writer of :func:`write_block` and
+    :func:`write_clip`)."""
     t = torch.zeros(x0.shape[:2], device=x0.device, dtype=x0.dtype)
     return memory.net(x0, t, pose, text, cache, frame_index=frame_index, mask=mask, return_kv=True)
 
@@ -91,9 +72,8 @@ def write_clip(memory: nn.Module, x0: torch.Tensor, pose: torch.Tensor, text: to
         raise ValueError(f"a clip of {x0.shape[1]} frames shows ages up to {oldest} frames, but the model sees cached "
                          f"frames at most max_age_frames={tc.max_age_frames} old at run time; use clips of at most "
                          f"{tc.max_age_frames + tc.block_frames} frames or raise TransformerConfig.max_age_frames")
-    held = held_by(policy, x0.shape[1], tc.block_frames, pose, x0.device)  # (F, F), mag-recall (B, F, F)
-    mask = writer_mask(policy.policy, x0.shape[1], tc.block_frames, policy.kept, policy.window, policy.sink,
-                       tc.tokens_per_frame, x0.device, held=held)
+    held = held_frames(policy, x0.shape[1], tc.block_frames, pose, x0.device)  # (F, F), mag-recall (B, F, F)
+    mask = writer_mask(held, tc.block_frames, policy.kept, tc.tokens_per_frame)
     out = clean_pass(memory, x0, pose, text, frame_index, mask=mask)
     cache = KVCache(CacheConfig(policy="full"), tc.depth)
     cache.append(out.keys, out.values, frame_index.tolist())
@@ -126,7 +106,3 @@ class Generator(nn.Module):
 
     def new_cache(self, policy: str) -> KVCache:
         return self.net.new_cache(self.cfg.cache_config(policy))
-
-
-__all__ = ["Generator", "GeneratorConfig", "cache_writer_mask", "clean_pass", "held_by", "held_frames", "reader_mask", "write_block",
-           "write_clip", "writer_mask"]

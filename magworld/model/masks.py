@@ -1,56 +1,36 @@
 """Attention masks (bool, True = may attend), each defined once, in frames, then expanded to tokens.
-
-- :func:`held_frames` — the cache policies (``mag`` / ``mag-ring`` / ``window`` / ``full``): which earlier frames a
-  block may read; the run-time :class:`~magworld.model.cache.KVCache` evicts to exactly this; :func:`held_by` adds
-  ``mag-recall``, whose held frames depend on the clip's poses (per clip, (B, F, F): the run-time store replayed,
-  :func:`~magworld.model.recall.recall_held`);
-- :func:`writer_mask` / :func:`reader_mask` — the generator stage's parallel training passes (memory
-  model's clean pass over a clip; the generator's noisy clip over [clean key/values ; noisy frames]);
-- :func:`cache_writer_mask` — the run-time clean pass of one new block over a cache;
-- :func:`memory_attention_mask` — the memory model's own training sequence [clean frames | noisy frames].
 """
 
 from __future__ import annotations
 
 import torch
 
-from .cache import POLICIES, CacheConfig, KVCache
+from .cache import CacheConfig, KVCache
 from .recall import recall_held
 
 
-def held_frames(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                device: torch.device | str = "cpu", ring: int = 21) -> torch.Tensor:
-    """Bool (F, F): may a query in frame q's block read cached frame k, under ``policy``? Only earlier blocks.
-
-    Row q, column k is True when frame k belongs to a block before q's block and the policy's cache still
-    holds it when q's block is generated.
-    """
+def held_frames(config: CacheConfig, frames: int, block_frames: int, poses: torch.Tensor | None = None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """Bool (F, F): may a query in frame q's block read frame k of an earlier block, i.e. does ``config``'s cache
+    still hold k when q's block is generated? ``mag-recall`` depends on the clip's poses (B, F, 3): (B, F, F), the
+    run-time store replayed (:func:`~magworld.model.recall.recall_held`)."""
+    if config.policy == "mag-recall":
+        if poses is None or poses.shape[1] != frames:
+            raise ValueError(f"mag-recall recalls by view: held_frames needs the clip's poses (B, {frames}, 3)")
+        return recall_held(poses, block_frames, config.kept, config.sink, config.recall, config.fov_cell,
+                           config.rays).to(device)
     f = torch.arange(frames, device=device)
     start = (f // block_frames * block_frames)[:, None]  # (F, 1) first frame of the query's block
     key = f[None, :]  # (1, F)
     earlier = key < start
-    if policy == "mag":
-        return earlier & kept_frames(key, block_frames, kept)
-    if policy == "mag-ring":
-        return earlier & kept_frames(key, block_frames, kept) & ((key < sink) | (key >= start - ring * block_frames))
-    if policy == "mag-recall":
-        raise ValueError("mag-recall's held frames depend on the clip's poses; use held_by(config, frames, block_frames, poses)")
-    if policy == "window":
-        return earlier & ((key < sink) | (key >= start - window))
-    if policy == "full":
-        return earlier
-    raise ValueError(f"unknown memory policy {policy!r}; choose one of {', '.join(POLICIES)}")
-
-
-def held_by(config: CacheConfig, frames: int, block_frames: int, poses: torch.Tensor | None = None,
-            device: torch.device | str = "cpu") -> torch.Tensor:
-    """:func:`held_frames` of a cache config, (F, F); for ``mag-recall`` per clip of poses (B, F, 3), (B, F, F)."""
-    if config.policy != "mag-recall":
-        return held_frames(config.policy, frames, block_frames, config.kept, config.window, config.sink, device, config.ring)
-    if poses is None or poses.shape[1] != frames:
-        raise ValueError(f"mag-recall recalls by view: held_by needs the clip's poses (B, {frames}, 3)")
-    return recall_held(poses, block_frames, config.kept, config.sink, config.recall, config.fov_cell,
-                       config.rays).to(device)
+    compressed = earlier & kept_frames(key, block_frames, config.kept)
+    if config.policy == "mag":
+        return compressed
+    if config.policy == "mag-ring":
+        return compressed & ((key < config.sink) | (key >= start - config.ring * block_frames))
+    if config.policy == "window":
+        return earlier & ((key < config.sink) | (key >= start - config.window))
+    return earlier  # full
 
 
 def same_block(frames: int, block_frames: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -64,39 +44,33 @@ def kept_frames(frames: torch.Tensor, block_frames: int, kept: int) -> torch.Ten
     return frames % block_frames >= block_frames - kept
 
 
-def writer_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu", held: torch.Tensor | None = None) -> torch.Tensor:
-    """Training mask (L, L) of the memory model's clean pass over a whole clip of ``frames`` frames.
-
-    Block i's clean queries see all of block i and the kept frames of the earlier blocks ``policy`` holds.
-    ``held`` (F, F) or per clip (B, F, F) replaces :func:`held_frames` (:func:`held_by`); then the mask is (B, L, L).
-    """
-    visible = kept_frames(torch.arange(frames, device=device), block_frames, kept)[None]  # (1, F)
-    if held is None:
-        held = held_frames(policy, frames, block_frames, kept, window, sink, device)
-    frame_mask = (held.to(device) & visible) | same_block(frames, block_frames, device)  # (F, F) or (B, F, F)
+def to_tokens(frame_mask: torch.Tensor, tokens_per_frame: int) -> torch.Tensor:
+    """A frame mask (..., Fq, Fk) expanded to tokens (..., Fq*N, Fk*N)."""
     return frame_mask.repeat_interleave(tokens_per_frame, -2).repeat_interleave(tokens_per_frame, -1)
 
 
-def reader_mask(policy: str, frames: int, block_frames: int, kept: int, window: int, sink: int,
-                tokens_per_frame: int, device: torch.device | str = "cpu", held: torch.Tensor | None = None) -> torch.Tensor:
-    """Training mask (L, 2L) of the generator's noisy clip over [clean key/values of the clip ; noisy clip].
+def writer_mask(held: torch.Tensor, block_frames: int, kept: int, tokens_per_frame: int) -> torch.Tensor:
+    """Training mask (L, L) of the memory model's clean pass over a whole clip, (B, L, L) for a per-clip ``held``:
+    block i's clean queries see all of block i and the kept frames of the earlier blocks ``held`` holds
+    (:func:`held_frames`)."""
+    frames = held.shape[-1]
+    visible = kept_frames(torch.arange(frames, device=held.device), block_frames, kept)[None]  # (1, F)
+    return to_tokens((held & visible) | same_block(frames, block_frames, held.device), tokens_per_frame)
 
-    Noisy block i sees the clean frames of earlier blocks that ``policy`` holds and every noisy frame of
-    block i (never its own clean frames, never a later block). ``held``: as in :func:`writer_mask`.
-    """
-    history = held_frames(policy, frames, block_frames, kept, window, sink, device) if held is None else held.to(device)
-    same = same_block(frames, block_frames, device).expand(*history.shape[:-2], frames, frames)
-    frame_mask = torch.cat([history, same], -1)  # (F, 2F) or (B, F, 2F)
-    return frame_mask.repeat_interleave(tokens_per_frame, -2).repeat_interleave(tokens_per_frame, -1)
+
+def reader_mask(held: torch.Tensor, block_frames: int, tokens_per_frame: int) -> torch.Tensor:
+    """Training mask (L, 2L) of the generator's noisy clip over [clean key/values of the clip ; noisy clip], (B, L, 2L)
+    for a per-clip ``held``: noisy block i sees the clean frames of earlier blocks ``held`` holds and every noisy frame
+    of block i (never its own clean frames, never a later block)."""
+    frames = held.shape[-1]
+    same = same_block(frames, block_frames, held.device).expand(*held.shape[:-2], frames, frames)
+    return to_tokens(torch.cat([held, same], -1), tokens_per_frame)  # frames (F, 2F) or (B, F, 2F)
 
 
 def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int, tokens_per_frame: int,
                       device: torch.device | str) -> torch.Tensor | None:
-    """Run-time mask (T*N, F*N + T*N) of the memory model's clean pass of a new block over ``cache``.
-
-    None (no mask) when every cached frame is a kept frame (the compressed policies or an empty cache).
-    """
+    """Run-time mask (T*N, F*N + T*N) of the memory model's clean pass of a new block over ``cache``; None when every
+    cached frame is a kept frame (the compressed policies or an empty cache)."""
     if cache.recalls:  # a mag-recall store holds kept frames only
         return None
     held = torch.tensor(cache.frame_index, device=device, dtype=torch.long)
@@ -110,26 +84,13 @@ def cache_writer_mask(cache: KVCache, frames: int, block_frames: int, kept: int,
 
 def memory_attention_mask(blocks: int, block_frames: int, kept: int, tokens_per_frame: int,
                           device: torch.device | str = "cpu") -> torch.Tensor:
-    """Boolean (L, L) mask, True = may attend, for the sequence ``[clean frames | noisy frames]``.
-
-    Both halves hold ``blocks * block_frames`` frames of ``tokens_per_frame`` tokens, clean frame f and
-    noisy frame f being the same frame. Frame f is in block ``f // block_frames`` and is *kept* when it
-    is one of its block's last ``kept`` frames. With query in block i:
-
-    - a clean query sees the kept clean frames of blocks < i (the compressed history) and every clean
-      frame of block i (full intra-block attention: the encoder);
-    - a noisy query sees the kept clean frames of blocks <= i (history + this block's compressed
-      frame) and every noisy frame of block i; the other clean frames of block i are masked out;
-    - nobody sees a later block, and clean queries never see noisy keys.
-    """
+    """Boolean (L, L) mask for the memory model's training sequence ``[clean frames | noisy frames]``: a clean query of
+    block i sees the kept clean frames of earlier blocks and all of block i's clean frames, a noisy one the kept clean
+    frames of blocks <= i and block i's noisy frames (the full definition: docs/notes/code.md)."""
     frames = blocks * block_frames
-    history = held_frames("mag", frames, block_frames, kept, 0, 0, device)  # kept frames of earlier blocks
+    history = held_frames(CacheConfig("mag", kept=kept), frames, block_frames, device=device)  # kept, earlier blocks
     same = same_block(frames, block_frames, device)
     own_kept = same & kept_frames(torch.arange(frames, device=device), block_frames, kept)[None]
     frame_mask = torch.cat([torch.cat([history | same, torch.zeros_like(same)], 1),
                             torch.cat([history | own_kept, same], 1)], 0)  # (2F, 2F)
-    return frame_mask.repeat_interleave(tokens_per_frame, 0).repeat_interleave(tokens_per_frame, 1)  # (L, L)
-
-
-__all__ = ["cache_writer_mask", "held_by", "held_frames", "kept_frames", "memory_attention_mask", "reader_mask", "same_block",
-           "writer_mask"]
+    return to_tokens(frame_mask, tokens_per_frame)  # (L, L)

@@ -1,11 +1,5 @@
-"""The memory model (stage 1): compresses each clean block into the key/values of its kept frame(s).
-
-At run time, :func:`~magworld.model.generator.write_block` runs its clean pass (t = 0) over a finished
-block with full intra-block attention and the compressed history in the cache, and the ``mag`` cache
-policy keeps only the block's last ``kept`` frames. Training reproduces this in one parallel pass over
-``[clean frames | noisy frames]`` with :func:`memory_attention_mask`, and asks the noisy frames to
-reconstruct *all* frames of their block (flow-matching velocity loss), which forces the block's
-content into the kept frames' key/values.
+"""The memory model (stage 1): compresses each clean block into the key/values of its kept frame(s), trained in one
+parallel pass over ``[clean frames | noisy frames]`` (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -91,9 +85,8 @@ class MemoryModel(nn.Module):
     @torch.no_grad()
     def reconstruct(self, x0: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                     generator: torch.Generator | None = None) -> tuple[torch.Tensor, KVCache]:
-        """Write each block of x0 (B, T, ...) into a fresh cache and decode it back; returns (latents, cache).
-
-        The noise of all worlds comes from ``generator`` in turn (default: torch's global generator)."""
+        """Write each block of x0 (B, T, ...) into a fresh cache and decode it back (noise from ``generator``, default
+        torch's global one); returns (latents, cache)."""
         cache, bf, out = self.new_cache(), self.cfg.transformer.block_frames, []
         streams = [torch.default_generator if generator is None else generator] * x0.shape[0]
         for s in range(0, x0.shape[1], bf):

@@ -1,35 +1,10 @@
-"""``WorldModel``: the MAG runtime — autoencoder, text encoder, generator, memory model and cache together.
-
-It speaks :class:`magworld.protocol.BlockWorld` for N independent worlds at once (one forward pass); poses
-are plain arrays ``float32 (N, F, 3)`` of (yaw, pitch, fov) degrees, frames ``uint8 (N, F, H, W, 3)``:
-
-- ``start(frames, poses, captions)`` encodes the ground-truth first blocks and writes them to a fresh
-  cache (memory model clean pass);
-- ``memorize(frames, poses)`` writes more ground-truth blocks;
-- ``step(poses, prompts)`` samples the next block with the generator reading the cache (few-step
-  flow matching, :class:`~magworld.model.sampler.BlockSampler`), writes it to the cache through the
-  memory model, decodes it and returns ``uint8 (N, F, H, W, 3)``;
-- ``snapshot()/restore()`` branch and replay (cache + random streams), ``cache_bytes()``,
-  ``cache_frames()`` (what a block attends to), ``stored_bytes()``, ``stored_frames()`` (what is held).
-
-Memory policies (``memory=``): ``mag`` (compressed, the whole history), ``window`` (first block as a sink
-+ the last block), ``full`` (every frame), ``mag-ring`` (the sink + the last 21 blocks, compressed: the paper's
-inference) and ``mag-recall`` (a compressed store bounded by the world's views; each block reads the sink, the
-last block and the K stored frames that saw its view the most, :mod:`magworld.model.recall`); how each cache is
-written is in :mod:`magworld.model.generator`. A generator trained with the geometric input (``reproject``) also
-reads the last frame shown (for a given block: the frame itself), reprojected to the new poses; ``carry="sharp"``
-(its default) keeps the latent cells that frame covers whole, samples only the rest, then puts back every pixel it saw
-and shows that composite (:data:`CARRY_MODES`).
-
-:meth:`WorldModel.generate` is the one code path that samples, carries and writes a block: the env steps through it, and
-training's self-forced rollouts are uses of it (``frozen=False`` keeps the generator trainable; ``exit_step`` and
-``grad`` give DMD's gradient through one sampler step). CPU runs float32; CUDA runs bf16 autocast. Text embeddings are cached
-per prompt, so a step does not run the text encoder for a prompt it has seen.
+"""``WorldModel``: the MAG runtime (autoencoder, text encoder, generator, memory model and cache) as a
+:class:`~magworld.protocol.BlockWorld` of N worlds; :meth:`WorldModel.generate` is the one path that samples, carries
+and writes a block (docs/notes/code.md).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import warnings
@@ -45,42 +20,33 @@ from magworld.protocol import BlockPoses, block_poses_array
 
 from .autoencoder import Autoencoder
 from .cache import CacheSnapshot
-from .checkpoint import CheckpointError, load_into, read_meta
+from .checkpoint import CheckpointError, load_model, read_meta
 from .config import TransformerConfig
-from .flow import FlowConfig
 from .generator import Generator, GeneratorConfig, write_block
 from .memory_model import MemoryModel
-from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
+from .pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_memory
 from .reproject import carry_condition, keep_seen_pixels, warp_block
 from .sampler import BlockSampler, Known
 from .text import TextConfig, make_text_encoder
 
 GENERATOR_FILE = "generator.safetensors"
-# How a reproject world uses the last frame shown, reprojected to the new poses (WorldModel ``carry``): ``sharp`` (the
-# default) keeps the latent cells it covers whole (inpainting: the generator fills the rest, reading it and the compressed
-# memory), then puts back every pixel it saw (its reprojection, not only whole cells) and shows that composite, so what
-# was just seen stays put and reaches the screen as it was shown (memory takes the composite encoded again:
-# :func:`~magworld.model.reproject.keep_seen_pixels`); ``condition`` only gives it to the generator as an input: a
-# softer world that repeats itself more closely on revisits. (``paste`` and ``pixels``, ablations of sessions 4–6, were
-# removed; their numbers and the commit that reproduces them are in docs/notes/world.md.)
+# How a reproject world uses the last frame shown, reprojected to the new poses (``carry``): ``sharp`` keeps the cells
+# and pixels it saw and shows them as shown, ``condition`` only gives it to the generator (docs/notes/code.md)
 CARRY_MODES = ("sharp", "condition")
 MANIFEST_FILE = "generator.manifest.json"
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; asking for CUDA without it is an error."""
-    if isinstance(device, torch.device):
-        device = str(device)
+    device = str(device)
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here "
-                               f"(torch.cuda.is_available() is False); use device='cpu' or device='auto'")
-        return torch.device(device)
-    if device == "cpu":
-        return torch.device("cpu")
-    raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ValueError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={device!r} was asked for but CUDA is not available here "
+                           f"(torch.cuda.is_available() is False); use device='cpu' or device='auto'")
+    return torch.device(device)
 
 
 def sha256(path: str | Path) -> str:
@@ -91,26 +57,10 @@ def sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def generator_config_from_dict(d: dict) -> GeneratorConfig:
-    return GeneratorConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
-                           kept=d["kept"], window=d["window"], sink=d["sink"], reproject=d.get("reproject", False),
-                           **{k: d[k] for k in ("ring", "recall", "recall_rays", "fov_cell") if k in d})
-
-
 def load_generator(path: str | Path) -> Generator:
     """A generator checkpoint (safetensors + JSON sidecar of kind ``generator``), in eval mode."""
-    meta = read_meta(path)
-    if meta["kind"] != "generator":
-        raise CheckpointError(f"checkpoint {path} holds a {meta['kind']!r}, not a 'generator'; pass the generator's "
-                              f"checkpoint (magworld train stage=generator writes <run>/generator.safetensors)")
-    try:
-        cfg = generator_config_from_dict(meta["config"])
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"checkpoint {path} has a generator config this version cannot read ({err}); "
-                              f"retrain it with magworld train stage=generator") from err
-    model = Generator(cfg)
-    load_into(model, path, "generator")
-    return model.eval()
+    return load_model(path, "generator", Generator, GeneratorConfig, "pass a generator checkpoint (magworld train "
+                      "stage=generator writes <run>/generator.safetensors) or retrain it")
 
 
 @dataclass
@@ -138,22 +88,12 @@ def resolve_carry(carry: str | None, reproject: bool) -> str | None:
     return carry
 
 
-def carried_cells(cond: torch.Tensor) -> Known:
-    """The latent cells of a block that the last shown frame covers whole, with its reprojected latents: what a
-    ``sharp`` world keeps while it samples (``cond`` (N, T, C + 1, h, w) from :func:`~magworld.model.reproject.carry_condition`)."""
-    return Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0)  # mask (N, T, 1, h, w)
-
-
 class CarriedBlock(NamedTuple):
     """A sampled block: the latents memory takes (N, F, C, h, w), and the frames shown when they are not those latents
     decoded (``carry="sharp"``: float (N, F, 3, H, W) in [-1, 1]; None otherwise)."""
 
     latents: torch.Tensor
     shown: torch.Tensor | None = None
-
-    def last_shown(self) -> torch.Tensor | None:
-        """The block's last frame as shown (N, 3, H, W) when it is not the latents decoded; None otherwise."""
-        return None if self.shown is None else self.shown[:, -1]
 
     def shown_frames(self) -> np.ndarray | None:
         """The frames as shown, uint8 (N, F, H, W, 3), when they are not the latents decoded; None otherwise."""
@@ -200,9 +140,7 @@ class LatentWorld:
 
     # --- helpers --------------------------------------------------------------------------------
     def _autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
 
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
         """Prompts -> (N, 1, text_dim) on the device, each prompt encoded once per WorldModel."""
@@ -261,7 +199,7 @@ class LatentWorld:
 
 
 class WorldModel(LatentWorld):
-    """N MAG worlds stepping together. See the module docstring; build with :meth:`from_bundled`."""
+    """N MAG worlds stepping together (docs/notes/code.md); build with :meth:`from_bundled`."""
 
     def __init__(self, generator: Generator, memory_model: MemoryModel, autoencoder: Autoencoder, text_encoder=None,
                  *, memory: str = "mag", sampling_steps: int | None = None, device: str | torch.device = "auto",
@@ -296,23 +234,14 @@ class WorldModel(LatentWorld):
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, memory: str = "mag", memory_model: str | Path = "bundled",
                         autoencoder: str | Path = "bundled", check_hashes: bool = True, **kwargs) -> "WorldModel":
-        """A world model from a generator checkpoint; memory model and autoencoder default to the bundled ones.
-        ``path`` may also be a weights folder laid out like the bundled one (``generator.safetensors``,
-        ``memory.safetensors``, ``autoencoder.safetensors``, as ``magworld weights bundle`` writes it):
-        then the memory model and autoencoder default to that folder's.
-
-        The checkpoint records the sha256 of the memory model it was trained against; a different one
-        triggers a warning (the generator would read key/values it never saw).
-        """
-        if Path(path).is_dir():
-            folder, path = Path(path), Path(path) / GENERATOR_FILE
-            memory_model = bundled_path("memory", folder) if memory_model == "bundled" else memory_model
-            autoencoder = bundled_path("autoencoder", folder) if autoencoder == "bundled" else autoencoder
-        generator = load_generator(path)
-        mem_path = bundled_path("memory") if memory_model == "bundled" else Path(memory_model)
-        ae_path = bundled_path("autoencoder") if autoencoder == "bundled" else Path(autoencoder)
-        mem = load_bundled("memory") if memory_model == "bundled" else load_memory(mem_path)
-        ae = load_bundled("autoencoder") if autoencoder == "bundled" else load_autoencoder(ae_path)
+        """A world model from a generator checkpoint, or a weights folder laid out like the bundled one (as ``magworld
+        weights bundle`` writes it); memory model and autoencoder default to the bundled ones (a folder's: its own).
+        A memory model other than the one the generator was trained against (its recorded sha256) warns."""
+        folder = Path(path) if Path(path).is_dir() else WEIGHTS_DIR
+        path = folder / GENERATOR_FILE if Path(path).is_dir() else path
+        mem_path = bundled_path("memory", folder) if memory_model == "bundled" else Path(memory_model)
+        ae_path = bundled_path("autoencoder", folder) if autoencoder == "bundled" else Path(autoencoder)
+        generator, mem, ae = load_generator(path), load_memory(mem_path), load_autoencoder(ae_path)
         wanted = read_meta(path)["extra"].get("memory_sha256")
         if check_hashes and wanted and sha256(mem_path) != wanted:
             warnings.warn(f"generator {path} was trained against a memory model with sha256 {wanted[:12]}..., but "
@@ -324,17 +253,11 @@ class WorldModel(LatentWorld):
     def from_bundled(cls, memory: str = "mag", sampling_steps: int | None = None,
                      device: str | torch.device = "auto", **kwargs) -> "WorldModel":
         """The world model shipped in ``magworld/assets/weights`` (no download)."""
-        path = WEIGHTS_DIR / GENERATOR_FILE
-        if not path.exists():
-            raise CheckpointError(f"bundled generator weights {path} are missing from this install; reinstall magworld "
-                                  f"or train them with `magworld train stage=generator` and copy the export there")
-        return cls.from_checkpoint(path, memory=memory, sampling_steps=sampling_steps, device=device, **kwargs)
+        return cls.from_checkpoint(WEIGHTS_DIR, memory=memory, sampling_steps=sampling_steps, device=device, **kwargs)
 
     def _write(self, x0: torch.Tensor, pose: torch.Tensor, last: torch.Tensor | None = None) -> None:
-        """Memory-model clean pass over a final block x0 (N, F, C, h, w); the policy picks the frames kept. The
-        block's last frame as shown — ``last`` for a given block (the frame itself) or a ``sharp`` one (the composite
-        shown), else x0's last frame decoded — is kept with its pose as the next block's geometric input (training
-        builds it the same way, from the decoded frame after a generated block, as ``pixels`` does)."""
+        """Memory-model clean pass over a final block x0 (N, F, C, h, w). The block's last frame as shown (``last``:
+        given or ``sharp``; else x0's last frame decoded) is kept with its pose as the next block's geometric input."""
         write_block(self.memory_model, x0, pose, self._caption_text, self.cache)
         if self.generator.cfg.reproject:
             shown = last if last is not None else self.autoencoder.decode_float(x0[:, -1])
@@ -368,10 +291,9 @@ class WorldModel(LatentWorld):
 
     def generate(self, poses: BlockPoses, prompts: Sequence[str], *, exit_step: int | None = None,
                  grad: bool = False) -> CarriedBlock:
-        """Sample the next block of every world reading the cache, carry what the last shown frame saw
-        (:data:`CARRY_MODES`), write the block to memory and return it. ``exit_step``: stop the sampler at that step
-        (training; None: every step). ``grad``: keep the graph of that step's network call (and of the carry) in the
-        returned latents — only for a world built with ``frozen=False``; memory always takes the block detached."""
+        """Sample the next block of every world reading the cache, carry what the last shown frame saw, write the block
+        to memory and return it. ``exit_step``/``grad`` (training, ``frozen=False`` only): stop at that sampler step and
+        keep its graph in the returned latents; memory always takes the block detached."""
         self._require_started()
         if len(prompts) != self.worlds:
             raise ValueError(f"expected {self.worlds} prompts, got {len(prompts)}")
@@ -385,7 +307,7 @@ class WorldModel(LatentWorld):
                 cond = carry_condition(self.autoencoder, warp)
             with torch.set_grad_enabled(grad):
                 block = self._sample(pose, text, cond, warp, exit_step)
-            self._write(block.latents.detach(), pose, block.last_shown())
+            self._write(block.latents.detach(), pose, None if block.shown is None else block.shown[:, -1])
         return block
 
     def _sample(self, pose: torch.Tensor, text: torch.Tensor, cond: torch.Tensor | None, warp, exit_step: int | None
@@ -398,7 +320,8 @@ class WorldModel(LatentWorld):
         def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
             return self.generator(x, t, pose, text, self.cache, cond=cond).prediction
 
-        known = carried_cells(cond) if self.carry == "sharp" else None
+        # sharp: keep the latent cells the last shown frame covers whole (its reprojected latents; mask (N, T, 1, h, w))
+        known = Known(cond[:, :, :-1], cond[:, :, -1:] >= 1.0) if self.carry == "sharp" else None
         x0 = self.sampler.sample(velocity, shape, self._rng, self.device, exit_step=exit_step, known=known)
         if self.carry != "sharp":
             return CarriedBlock(x0)
@@ -440,8 +363,3 @@ def read_manifest(path: str | Path | None = None) -> dict:
     if not path.exists():
         raise CheckpointError(f"weights manifest {path} is missing; it is written with the bundled generator")
     return json.loads(path.read_text())
-
-
-__all__ = ["CarriedBlock", "WorldModel", "WorldSnapshot", "generator_config_from_dict", "given_last_frame",
-           "load_generator", "read_manifest",
-           "resolve_device", "sha256"]

@@ -9,29 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 from .autoencoder import Autoencoder, AutoencoderConfig
-from .checkpoint import CheckpointError, load_into, read_meta
-from .config import TransformerConfig
-from .flow import FlowConfig
+from .checkpoint import CheckpointError, load_model
 from .memory_model import MemoryConfig, MemoryModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "assets" / "weights"
 BUNDLED = {"autoencoder": "autoencoder.safetensors", "memory": "memory.safetensors"}
 
 
-def memory_config_from_dict(d: dict) -> MemoryConfig:
-    return MemoryConfig(transformer=TransformerConfig(**d["transformer"]), kept=d["kept"], flow=FlowConfig(**d["flow"]))
-
-
 def load_autoencoder(path: str | Path) -> Autoencoder:
-    model = Autoencoder(AutoencoderConfig(**read_meta(path)["config"]))
-    load_into(model, path, "autoencoder")
-    return model.eval()
+    return load_model(path, "autoencoder", Autoencoder, AutoencoderConfig, "pass an autoencoder checkpoint")
 
 
 def load_memory(path: str | Path) -> MemoryModel:
-    model = MemoryModel(memory_config_from_dict(read_meta(path)["config"]))
-    load_into(model, path, "memory")
-    return model.eval()
+    return load_model(path, "memory", MemoryModel, MemoryConfig, "pass a memory checkpoint")
 
 
 def bundled_path(name: str, folder: str | Path = WEIGHTS_DIR) -> Path:

@@ -1,30 +1,5 @@
-"""Pose-indexed recall: which compressed frames a block reads under ``mag-recall``, and the store they live in.
-
-The camera only rotates and zooms, so how much of a view a stored frame saw is exact geometry on the poses:
-:func:`view_overlap` is the fraction of the target view's rays (a ``rays`` x ``rays`` grid of pixel centres,
-:func:`~magworld.model.reproject.sample_grid`) that land inside a stored frame's image, averaged over the
-block's frames.
-
-:class:`ViewStore` is one world's store, bookkeeping only (frame index, pose and view key per slot; the
-key/values live in :class:`~magworld.model.cache.KVCache`, which asks the store where to write and what to read;
-training builds its masks from the same class, so the two cannot disagree):
-
-- **bounded by the world, not by time**: a stored frame's *view key* is its view-direction cell
-  (:func:`magworld.protocol.view_cells`: 15° of yaw x 10° of pitch) and its field-of-view cell (``fov_cell``
-  degrees); a newer frame with the key of a stored one replaces it (the newer one was generated reading the
-  older, which covers its whole view, so it carries it forward, and the last block is always stored). Frames of
-  the first ``sink`` frames are kept forever (the sink) and never replaced. So a world stores at most
-  ``sink frames + number of view keys`` frames: for MAGWorld's camera (pitch ±30°, fov 30°–90°) and the default
-  cells, 24 x 7 x 4 = 672 keys (:func:`store_bound`);
-- **what a block reads** (:meth:`ViewStore.attended`): the sink, the last block's frame(s), and the ``k`` other
-  stored frames with the largest :func:`view_overlap` with the block's poses (ties: the newer frame), in frame
-  order. Fewer than ``k`` others: all of them. The count is fixed once the store holds ``k`` others, so the
-  attended cache and the step cost do not grow with the episode.
-
-Time positions: a recalled frame keeps its own frame index; RoPE sees it at its own age, bounded by
-``max_age_frames`` like every cached frame (:mod:`magworld.model.rope`), so a frame from 1,000 blocks ago is read
-exactly as ``mag`` reads it at that age. Positions are never renumbered to look contiguous: the parallel
-training pass gives each key one position, so only own positions make training and run time the same.
+"""Pose-indexed recall: which compressed frames a block reads under ``mag-recall`` (:func:`view_overlap`), and
+:class:`ViewStore`, one world's store bounded by its view keys (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -44,10 +19,8 @@ CAMERA_FOV = (30.0, 90.0)  # as arrays and never imports the simulator
 
 
 def view_overlap(targets: torch.Tensor | np.ndarray, sources: torch.Tensor | np.ndarray, rays: int = 16) -> np.ndarray:
-    """float64 (S,): for each source pose (S, 3), the fraction of the target views' rays it saw, averaged over the
-    target poses (T, 3) (yaw, pitch, fov degrees): exact on a ``rays`` x ``rays`` grid of pixel centres. The pinhole
-    geometry of :func:`~magworld.model.reproject.sample_grid` (a test checks they agree), with the target rays turned
-    to world directions once instead of once per pair."""
+    """float64 (S,): for each source pose (S, 3), the fraction of the target poses' (T, 3) rays it saw, on a ``rays`` x
+    ``rays`` grid of pixel centres: the pinhole of :func:`~magworld.model.reproject.sample_grid` (a test checks)."""
     t = torch.as_tensor(np.asarray(targets, dtype=np.float64)).reshape(-1, 3)
     s = torch.as_tensor(np.asarray(sources, dtype=np.float64)).reshape(-1, 3)
     if len(s) == 0:
@@ -91,7 +64,7 @@ def store_bound(fov_cell: float, sink_frames: int = 1, pitch: tuple[float, float
 
 
 class ViewStore:
-    """One world's ``mag-recall`` store (see the module docstring): slot -> frame index, pose and view key, kept in
+    """One world's ``mag-recall`` store (docs/notes/code.md): slot -> frame index, pose and view key, kept in
     arrays (with each slot's viewing direction and reach, :func:`view_reach`) so that recall is vectorised."""
 
     def __init__(self, sink: int, fov_cell: float) -> None:
@@ -181,6 +154,3 @@ def recall_held(poses: torch.Tensor, block_frames: int, kept: int, sink: int, k:
             for f in range(start + block_frames - kept, start + block_frames):  # the block's kept frames
                 store.place(f, cpu[b, f])
     return held.to(poses.device)
-
-
-__all__ = ["CAMERA_FOV", "CAMERA_PITCH", "ViewStore", "recall_held", "store_bound", "view_keys", "view_overlap"]

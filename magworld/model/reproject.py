@@ -1,14 +1,5 @@
-"""Geometric conditioning: the last shown frame re-rendered from the camera pose of the block to generate.
-
-Every MAGWorld camera turns about one centre (yaw, pitch) and zooms (fov), so a view seen from one pose
-is related to any other pose by a homography: re-rendering it is exact for the pixels both views share.
-The generator receives this reprojection of the *previous block's last frame* (with a validity mask) as
-an input, the way camera-controlled world models keep the carried pixels in place; everything older
-than the last block still reaches it only through the memory model's compressed cache.
-
-The pinhole convention is the simulator's (yaw turns right, pitch looks up, ``fov`` horizontal, square
-pixels, pixel centres at half-integers), written here in torch so the model does not import the simulator;
-a test checks it against the simulator's own ray geometry.
+"""Geometric conditioning: the last shown frame re-rendered (a homography: the camera only turns and zooms) at the
+poses of the block to generate, with a validity mask; the simulator's pinhole convention (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -31,12 +22,8 @@ def rotation(yaw: torch.Tensor, pitch: torch.Tensor) -> torch.Tensor:
 
 
 def sample_grid(target: torch.Tensor, source: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each target pixel's ray lands in the source image.
-
-    target, source: poses (B, 3) yaw/pitch/fov degrees. Returns ``grid`` (B, H, W, 2) in
-    :func:`torch.nn.functional.grid_sample` coordinates (``align_corners=False``) and ``valid`` (B, H, W)
-    bool: the ray is in front of the source camera and inside its image.
-    """
+    """Where each target pixel's ray lands in the source image, for poses (B, 3): ``grid`` (B, H, W, 2) in
+    ``grid_sample`` coordinates (``align_corners=False``) and ``valid`` (B, H, W), in front of the camera and inside."""
     target, source = target.double(), source.double()
     half_t = torch.tan(torch.deg2rad(target[:, 2]) / 2)  # (B,)
     xs = ((torch.arange(width, device=target.device, dtype=torch.float64) + 0.5) / width * 2 - 1)
@@ -57,11 +44,8 @@ def sample_grid(target: torch.Tensor, source: torch.Tensor, height: int, width: 
 
 
 def reproject(frames: torch.Tensor, source: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Re-render ``frames`` (B, C, H, W) float, seen from poses ``source`` (B, 3), from poses ``target`` (B, 3).
-
-    Returns (warped (B, C, H, W), valid (B, 1, H, W) float in {0, 1}); pixels the source never saw are
-    filled from its nearest edge (bilinear sampling, border padding) and marked invalid.
-    """
+    """``frames`` (B, C, H, W) seen from ``source`` (B, 3) re-rendered from ``target`` (B, 3): (warped, valid (B, 1, H,
+    W) in {0, 1}); pixels the source never saw take its nearest edge (bilinear, border padding) and are invalid."""
     height, width = frames.shape[-2:]
     grid, valid = sample_grid(target, source, height, width)
     warped = F.grid_sample(frames, grid.to(frames.dtype), mode="bilinear", padding_mode="border", align_corners=False)
@@ -94,15 +78,11 @@ def carry_condition(autoencoder, warp: Warp) -> torch.Tensor:
 
 
 def keep_seen_pixels(autoencoder, latents: torch.Tensor, warp: Warp) -> tuple[torch.Tensor, torch.Tensor]:
-    """A generated block with the pixels the last frame saw put back: ``latents`` (B, T, C, h, w) are decoded and every
-    pixel ``warp`` marks valid takes the warped frame's value. Returns (the composite encoded again (B, T, C, h, w), the
-    composite itself float (B, T, 3, H, W) in [-1, 1]). Decoding the latents blends the seam; the kept pixels have been
-    through the autoencoder as often as carried latent cells have."""
+    """A generated block with the pixels the last frame saw put back: ``latents`` decoded, every pixel ``warp`` marks
+    valid taken from it. Returns (the composite encoded again (B, T, C, h, w), the composite (B, T, 3, H, W) in [-1,
+    1])."""
     made = autoencoder.decode_float(rearrange(latents, "b t c h w -> (b t) c h w").to(warp.frames.dtype))
     made = rearrange(made, "(b t) c h w -> b t c h w", t=latents.shape[1])  # (B, T, 3, H, W)
     composite = torch.where(warp.valid > 0, warp.frames, made)
     encoded = autoencoder.encode_float(rearrange(composite, "b t c h w -> (b t) c h w"))
     return rearrange(encoded, "(b t) c h w -> b t c h w", t=latents.shape[1]).to(latents.dtype), composite
-
-
-__all__ = ["Warp", "carry_condition", "keep_seen_pixels", "reproject", "rotation", "sample_grid", "warp_block"]

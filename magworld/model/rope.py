@@ -1,24 +1,5 @@
-"""3D rotary positions over (time, row, column), optionally pose-aware, with time relative to the current block.
-
-Plain mode: a token's position is (time, patch row, patch column).
-Pose-aware mode (the design notes' "positions that know the camera": an absolute in-frame column index
-showed no memory in a probe, a world-azimuth index did): the column position is the token's world azimuth in
-degrees, ``yaw + (col - (g-1)/2) * fov / g``, rotated with *integer* harmonics of one turn (angle =
-azimuth * 2*pi*k / 360), so it is periodic over 360°; the row position is the token's elevation in
-reference-patch units, ``(row - (g-1)/2) * fov / reference_fov - pitch / (reference_fov / g)``, so tilting
-shifts it and zooming scales it.
-
-**Time is relative and bounded.** Attention scores depend only on differences of rotary positions, so
-what the network knows about time is the *age* of a cached frame. A forward pass places its own frames at
-``frame - reference`` (the reference is its first frame) and a cached frame at
-``max(frame - reference, -max_age_frames)`` (:func:`time_positions`): the ages it sees never exceed
-``max_age_frames`` (set to what training showed), however long the episode. (Without the bound a
-200-step episode reaches ages of ~600 frames against <= ~30 in training, and float32 angles of absolute
-frame indices lose precision.)
-
-Keys leave a forward pass (and sit in the cache) rotated in space and at time position ``-max_age_frames``,
-where every frame ends up; a block reading the cache corrects only the frames younger than that
-(:meth:`Rope3D.correct_history`, once per block), so the per-block cost does not grow with the history.
+"""3D rotary positions over (time, row, column), optionally pose-aware, with time relative to the current block and
+bounded by ``max_age_frames`` (the design: docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -52,12 +33,8 @@ def time_positions(frames: torch.Tensor | Sequence[int], reference: int, max_age
 
 
 class Rope3D(torch.nn.Module):
-    """Rotation angles, (B, L, head_dim/2) with channel pairs ordered (time | row | column); apply with :func:`rotate`.
-
-    :meth:`forward` gives a block's tokens two sets: at their own time position (queries and the keys they
-    attend with) and at ``-max_age_frames`` (the keys a cache stores); :meth:`correct_history` moves cached
-    keys of young frames to their time positions.
-    """
+    """Rotation angles (B, L, head_dim/2), channel pairs (time | row | column): a block's own and the cache's (at
+    ``-max_age_frames``); :meth:`correct_history` moves young cached keys to their time positions."""
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()

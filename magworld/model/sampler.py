@@ -1,14 +1,5 @@
-"""Block sampler: few-step flow matching for one block of N worlds, with per-world random streams.
-
-The sampler owns the timestep list (shifted toward noise, ``FlowConfig.steps`` levels, 4 by default)
-and knows no network: it calls ``velocity(x_t, t)`` with per-frame times ``t`` (N, T). In
-``renoise`` mode (the default for the generator) each step predicts x_0 from the velocity and
-re-injects *fresh* noise at the next level; ``euler`` integrates the ODE. Noise is drawn per world
-from that world's own ``torch.Generator`` (on the generator's device, then moved: the world model's CPU
-generators give the same block on any device), so a world's block depends only on its own seed: a batch
-of N worlds equals N single worlds. This is the only denoising loop (run time, memory-model evaluation,
-the DMD stage's self-forced rollouts: ``exit_step`` stops at a chosen step and returns its x_0 prediction,
-recording gradients through that step's network call only, as Self Forcing trains its few-step generator).
+"""Block sampler: few-step flow matching for one block of N worlds, each with its own random stream (a batch of N
+worlds equals N single worlds); the only denoising loop (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -40,16 +31,9 @@ class BlockSampler:
     def sample(self, velocity: Velocity, shape: tuple[int, ...], generators: Sequence[torch.Generator],
                device: torch.device | str = "cpu", exit_step: int | None = None,
                known: Known | None = None) -> torch.Tensor:
-        """Denoise a block (N, T, C, h, w) from pure noise to x_0.
-
-        ``exit_step`` (training): stop at step ``exit_step`` (0-based, < steps) and return that step's x_0
-        prediction; the earlier steps run under ``torch.no_grad``, so gradients (where enabled) flow through the
-        exit step's ``velocity`` call only. ``exit_step = steps - 1`` gives the same block as the full loop.
-
-        ``known`` (inpainting: a clip model continuing given frames, a world keeping the latent cells it carries):
-        before every network call the known part is set to its clean values noised to the current level with noise
-        fixed for the whole loop (drawn from the worlds' streams after the initial noise), so only the rest is
-        generated; the result holds the known part exactly."""
+        """Denoise a block (N, T, C, h, w) from pure noise to x_0. ``exit_step`` (training): return that step's x_0
+        prediction, with gradients through its network call only; ``known``: keep the given part (noised to each level
+        with fixed noise), so the result holds it exactly (docs/notes/code.md)."""
         device = torch.device(device)
         steps = len(self.levels) - 1
         if exit_step is not None and not 0 <= exit_step < steps:
@@ -104,6 +88,3 @@ class Known(NamedTuple):
         where = self.mask(shape).to(noise.device)
         x0 = self.x0.to(noise.device, noise.dtype)
         return lambda x, t: torch.where(where, (1 - t) * x0 + t * noise, x)
-
-
-__all__ = ["BlockSampler", "Known", "Velocity"]

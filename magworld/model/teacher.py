@@ -1,12 +1,5 @@
-"""The DMD teacher (real score): a many-step flow model of short clips, bidirectional within the clip.
-
-It is the :class:`~magworld.model.transformer.BlockTransformer` without a cache and without a mask: every
-frame of a ``clip_blocks``-block clip sees every other (as the paper's teacher, Wan2.1, sees its 5 s clip),
-conditioned on the per-frame camera poses and the prompt (scene caption + motion phrase; zeros = empty).
-All frames of a clip share one flow time. It knows nothing of the history: the DMD stage scores windows of
-the generator's long rollouts with it (:mod:`magworld.train.dmd`); its copy, the critic (fake score), is
-trained on the generator's samples. Many-step sampling goes through the one sampler,
-:class:`~magworld.model.sampler.BlockSampler`, with the whole clip as one block.
+"""The DMD teacher (real score): a many-step flow model of short clips, the block transformer without cache or mask,
+one flow time per clip (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -18,7 +11,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .checkpoint import CheckpointError, load_into, read_meta
+from .checkpoint import load_model
 from .config import TransformerConfig
 from .flow import FlowConfig, add_noise, sample_train_time, velocity_target, x0_from_velocity
 from .sampler import BlockSampler
@@ -41,7 +34,7 @@ class TeacherConfig:
 
 
 class Teacher(nn.Module):
-    """(x_t, t, pose, text) -> velocity of a whole clip; see the module docstring."""
+    """(x_t, t, pose, text) -> velocity of a whole clip; docs/notes/code.md."""
 
     def __init__(self, cfg: TeacherConfig) -> None:
         super().__init__()
@@ -76,19 +69,7 @@ class Teacher(nn.Module):
         return BlockSampler(self.cfg.flow).sample(lambda x, t: self(x, t, pose, text), shape, generators, pose.device)
 
 
-def teacher_config_from_dict(d: dict) -> TeacherConfig:
-    return TeacherConfig(transformer=TransformerConfig(**d["transformer"]), flow=FlowConfig(**d["flow"]),
-                         clip_blocks=d["clip_blocks"])
-
-
 def load_teacher(path) -> Teacher:
     """A teacher checkpoint (kind ``teacher``, written by ``magworld train stage=teacher``), in eval mode."""
-    meta = read_meta(path)
-    if meta["kind"] != "teacher":
-        raise CheckpointError(f"checkpoint {path} holds a {meta['kind']!r}, not a 'teacher'; train one with "
-                              f"magworld train stage=teacher (it writes <run>/teacher.safetensors)")
-    model = Teacher(teacher_config_from_dict(meta["config"]))
-    load_into(model, path, "teacher")
-    return model.eval()
-
-__all__ = ["Teacher", "TeacherConfig", "load_teacher", "teacher_config_from_dict"]
+    return load_model(path, "teacher", Teacher, TeacherConfig, "train one with magworld train stage=teacher (it writes "
+                      "<run>/teacher.safetensors)")

@@ -1,11 +1,5 @@
-"""``TeacherWorld``: the DMD teacher (a many-step clip model without memory) run as a world, for the benchmarks.
-
-The teacher (:mod:`magworld.model.teacher`) denoises whole clips of ``clip_blocks`` blocks, bidirectional
-within the clip. As a :class:`~magworld.protocol.BlockWorld` it continues the last ``clip_blocks - 1`` blocks
-it showed: each step samples a clip whose first blocks are those (kept by the one sampler's inpainting,
-:class:`~magworld.model.sampler.Known`) and whose last block, at the new poses and prompt, is the output. Before
-enough blocks exist the oldest one is repeated (a camera at rest). It remembers nothing older than its clip: the
-"teacher with many steps" row the DMD student is compared with (issue 12), not a memory policy.
+"""``TeacherWorld``: the DMD teacher (a many-step clip model without memory) run as a block world for the
+benchmarks: each step samples a clip whose first blocks are the last ones shown (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -28,7 +22,7 @@ from .teacher import Teacher, load_teacher
 
 
 class TeacherWorld(LatentWorld):
-    """N worlds sampled by a :class:`Teacher` over a sliding window of its clip; see the module docstring."""
+    """N worlds sampled by a :class:`Teacher` over a sliding window of its clip; docs/notes/code.md."""
 
     def __init__(self, teacher: Teacher, autoencoder: Autoencoder, text_encoder=None, *, steps: int | None = None,
                  device: str | torch.device = "auto", seed: int = 0, name: str = "teacher") -> None:
@@ -87,6 +81,3 @@ class TeacherWorld(LatentWorld):
     def cache_bytes(self) -> int:
         """Bytes of the latent blocks the next step continues (its whole memory)."""
         return sum(latents.numel() * latents.element_size() for latents, _ in self._window())
-
-
-__all__ = ["TeacherWorld"]

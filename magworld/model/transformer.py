@@ -1,23 +1,5 @@
-"""The causal block transformer shared by the memory model and the generator.
-
-``BlockTransformer(x_t, t, pose, text, cache) -> velocity`` on latent frames:
-
-- latents (B, T, C, h, w) are patchified into N = (h/p)*(w/p) tokens per frame;
-- 3D RoPE over (time, row, column), pose-aware if configured, time relative to the call's first frame and
-  cached frames seen at most ``max_age_frames`` old (see :mod:`magworld.model.rope`); the camera pose
-  (yaw, pitch, fov) per frame is an input (B, T, 3);
-- per-frame timestep modulation (adaLN: 6 vectors per layer: shift/scale/gate for attention and MLP,
-  from one shared projection plus a learned per-layer table, as in Wan);
-- self-attention over [cached history ; current frames]; the current frames see each other fully
-  unless an explicit boolean ``mask`` (True = may attend) is given (training on whole sequences);
-- cross-attention to text tokens (a learned null token is always prepended, so the empty prompt,
-  a zero embedding, is well defined);
-- flow-matching head predicting the **velocity** ``v = noise - x_0`` (see :mod:`magworld.model.flow`).
-
-The network keeps no state between calls; it returns the block's keys/values when asked (``return_kv=True``)
-and the caller stores them in a :class:`~magworld.model.cache.KVCache`; reading a cache it corrects the
-young frames' keys to their time positions once per block (memoised on the cache: the sampler's steps and
-the writer of one block share it).
+"""The causal block transformer shared by the memory model and the generator: ``(x_t, t, pose, text, cache) ->
+velocity`` on latent frames (the architecture: docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -27,6 +9,7 @@ import math
 from typing import NamedTuple
 
 import torch
+from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
@@ -98,7 +81,7 @@ class SelfAttention(nn.Module):
                 mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """x (B, L, D) -> (out (B, L, D), this call's keys and values as a cache stores them (keys None without stored
         angles), each (B, H, L, hd)); ``past``: the cached keys (in pieces) placed for this call."""
-        q, k, v = self.qkv(x).unflatten(-1, (3, self.heads, -1)).permute(2, 0, 3, 1, 4)  # each (B, H, L, hd)
+        q, k, v = rearrange(self.qkv(x), "b l (k h d) -> k b h l d", k=3, h=self.heads)  # each (B, H, L, hd)
         own, stored = angles
         q, k = rotate(self.q_norm(q), own), self.k_norm(k)
         k_now = rotate(k, own)
@@ -113,7 +96,7 @@ class SelfAttention(nn.Module):
                     mask = mask.unsqueeze(1)  # (B, 1, Lq, Lk)
                 mask = real if mask is None else real & mask
         out = attention(q, keys, values, mask)  # (B, H, L, hd)
-        return self.out(out.transpose(1, 2).flatten(2)), None if stored is None else rotate(k, stored), v
+        return self.out(rearrange(out, "b h l d -> b l (h d)")), None if stored is None else rotate(k, stored), v
 
 
 class CrossAttention(nn.Module):
@@ -126,9 +109,9 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         """x (B, L, D) attends to context (B, S, D)."""
-        q = self.q(x).unflatten(-1, (self.heads, -1)).transpose(1, 2)  # (B, H, L, hd)
-        k, v = self.kv(context).unflatten(-1, (2, self.heads, -1)).permute(2, 0, 3, 1, 4)  # (B, H, S, hd)
-        return self.out(attention(q, k, v).transpose(1, 2).flatten(2))
+        q = rearrange(self.q(x), "b l (h d) -> b h l d", h=self.heads)
+        k, v = rearrange(self.kv(context), "b s (k h d) -> k b h s d", k=2, h=self.heads)
+        return self.out(rearrange(attention(q, k, v), "b h l d -> b l (h d)"))
 
 
 class Block(nn.Module):
@@ -156,7 +139,7 @@ class Block(nn.Module):
 
 
 class BlockTransformer(nn.Module):
-    """The network: (x_t, t, pose, text, cache) -> velocity. See the module docstring."""
+    """The network: (x_t, t, pose, text, cache) -> velocity (docs/notes/code.md)."""
 
     def __init__(self, cfg: TransformerConfig) -> None:
         super().__init__()
@@ -184,28 +167,21 @@ class BlockTransformer(nn.Module):
 
     def patchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, C, h, w) -> (B, T, N, C*p*p)."""
-        p, g = self.cfg.patch_size, self.cfg.grid
-        x = x.unflatten(3, (g, p)).unflatten(5, (g, p))  # (B, T, C, g, p, g, p)
-        return x.permute(0, 1, 3, 5, 2, 4, 6).flatten(2, 3).flatten(3)  # (B, T, N, C*p*p)
+        return rearrange(x, "b t c (gh p) (gw q) -> b t (gh gw) (c p q)", p=self.cfg.patch_size, q=self.cfg.patch_size)
 
     def unpatchify(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, N, C*p*p) -> (B, T, C, h, w)."""
-        p, g, c = self.cfg.patch_size, self.cfg.grid, self.cfg.latent_channels
-        x = x.unflatten(2, (g, g)).unflatten(4, (c, p, p))  # (B, T, g, g, C, p, p)
-        return x.permute(0, 1, 4, 2, 5, 3, 6).flatten(5, 6).flatten(3, 4)  # (B, T, C, h, w)
+        return rearrange(x, "b t (gh gw) (c p q) -> b t c (gh p) (gw q)", gh=self.cfg.grid, p=self.cfg.patch_size,
+                         q=self.cfg.patch_size)
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
                 cache: KVCache | None = None, *, frame_index: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, return_kv: bool = False,
                 token_bias: torch.Tensor | None = None) -> Output:
-        """Predict the velocity of frames x_t (B, T, C, h, w) at per-frame times t (B, T) in [0, 1].
-
-        pose (B, T, 3) yaw/pitch/fov degrees; text (B, S, text_dim) (zeros = empty prompt); the frames sit
-        at absolute ``frame_index`` (T,) (default: right after the cache); ``mask`` (T*N, F*N + T*N) bool,
-        True = may attend, over [cached frames ; these frames]; keys/values of these frames are returned
-        per layer as (B, heads, T, N, hd) when ``return_kv``. ``token_bias`` (B, T, N, D) is added to the embedded
-        tokens (the generator's embedded geometric condition).
-        """
+        """Velocity of frames x_t (B, T, C, h, w) at per-frame times t (B, T), poses (B, T, 3), text (B, S, text_dim),
+        at absolute ``frame_index`` (T,) (default: right after the cache); ``mask`` (T*N, F*N + T*N) over [cache ;
+        frames]; ``return_kv``: keys/values per layer (B, heads, T, N, hd); ``token_bias`` (B, T, N, D) adds to the
+        tokens."""
         batch, frames = x_t.shape[:2]
         if frame_index is None:
             reference = 0 if cache is None else cache.next_frame
@@ -232,10 +208,9 @@ class BlockTransformer(nn.Module):
         return Output(self.unpatchify(out), keys if return_kv else None, values if return_kv else None)
 
     def read_cache(self, cache: KVCache | None, reference: int, pose: torch.Tensor | None = None) -> list[History] | None:
-        """Per layer, the cache as a call whose first frame is ``reference`` reads it (None for no or an empty cache):
-        frames at least ``max_age_frames`` older are used as stored, the younger ones (at most ``max_age_frames``
-        of them) are corrected to their time positions, once per (cache contents, reference). A ``mag-recall`` cache
-        gives each world the frames it recalls for the call's poses (B, T, 3), at their own (bounded) ages."""
+        """Per layer, the cache as a call whose first frame is ``reference`` reads it (None if empty): frames older than
+        ``max_age_frames`` as stored, younger ones moved to their time positions once per (contents, reference); a
+        ``mag-recall`` cache gives each world its recalled frames for the poses (B, T, 3)."""
         if cache is None or cache.frames() == 0:
             return None
         cfg = self.cfg

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Iterator
 
@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 
-from .loop import Placement, RunConfig, Stage, run_stage, setup_device
+from .loop import Placement, RunConfig, Stage, train_stage
 from .data import WorldDataConfig, WorldStream, heldout_frames
 from .metrics import psnr
 
@@ -66,5 +66,4 @@ def build_stage(cfg: AutoencoderStageConfig, placement: Placement) -> Stage:
 
 
 def train(cfg: AutoencoderStageConfig) -> dict[str, float]:
-    placement = setup_device(cfg.run)
-    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
+    return train_stage(build_stage, cfg)

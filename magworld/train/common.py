@@ -1,21 +1,5 @@
-"""What the training stages share (no stage imports another; each imports this and :mod:`~magworld.train.loop`).
-
-- the frozen parts a stage reads: :func:`frozen_autoencoder`, :func:`frozen_memory`, and :func:`initial_generator`
-  (a generator's starting weights);
-- clips: :func:`encode_clip` / :func:`decode_clip` (uint8 frames <-> latents), :func:`as_blocks` (a clip in blocks as
-  :func:`~magworld.protocol.play_blocks` takes it), :func:`clip_prompts` and :func:`motion_phrase` (the run-time
-  prompt of a clip);
-- rollouts through the world's own runtime: :class:`RecordingWorld` (a
-  :class:`~magworld.model.pipeline.WorldModel` that keeps the latents of the blocks it generates, with DMD's exit step
-  and gradient per block: self-forcing and DMD roll out exactly as the env steps) and :func:`evaluate_rollouts`
-  (held-out clips, PSNR per memory policy and on revisits of the given blocks; optionally the detail ratio of the
-  invented pixels);
-- real blocks made the way the runtime makes its own: :func:`carried_truth` (ground truth with the pixels the previous
-  frame saw replaced by its reprojection, as a ``sharp`` world shows a block) and :func:`invented_mask` (which pixels
-  of a block the previous block's last frame did not see);
-- the flow-matching loss on real clips as a shared function, :func:`real_flow_loss` (a generator's loss on a clip whose
-  every block is ground truth, read from the memory model's cache of the earlier blocks; stage ``dmd`` uses it as an
-  anchor beside its adversarial term).
+"""What the training stages share (no stage imports another): the frozen parts, clip helpers, rollouts through the
+world's own runtime and their evaluation, real blocks made as the runtime makes them, the flow-matching loss.
 """
 
 from __future__ import annotations
@@ -31,8 +15,9 @@ from torch.nn import functional as F
 
 from magworld.model.autoencoder import Autoencoder
 from magworld.model.flow import FlowConfig, add_noise, sample_train_time, velocity_target
-from magworld.model.cache import CacheConfig, KVCache
-from magworld.model.generator import Generator, GeneratorConfig, held_by, reader_mask, write_clip
+from magworld.model.cache import CacheConfig
+from magworld.model.generator import Generator, GeneratorConfig, write_clip
+from magworld.model.masks import held_frames, reader_mask
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
@@ -64,11 +49,35 @@ def frozen_autoencoder(spec: str, device: torch.device | str | None = None) -> A
     return model.requires_grad_(False).eval().to(device)
 
 
-def frozen_memory(spec: str) -> tuple[MemoryModel, str]:
-    """(frozen memory model named by ``spec`` ("bundled" or a path), sha256 of its file)."""
+def frozen_memory(spec: str, generator: GeneratorConfig | None = None, stage: str = "") -> tuple[MemoryModel, str]:
+    """(frozen memory model named by ``spec`` ("bundled" or a path), sha256 of its file); with ``generator``, the
+    config of the generator that reads it (``magworld train stage=<stage>`` exits unless the shapes agree)."""
     model = load_bundled("memory") if spec == "bundled" else load_memory(spec)
     path = bundled_path("memory") if spec == "bundled" else spec
+    if generator is not None and (model.cfg.transformer != generator.transformer or model.cfg.kept != generator.kept):
+        raise SystemExit(f"magworld train stage={stage}: the generator's transformer/kept must equal the memory model's "
+                         f"({model.cfg.transformer}, kept={model.cfg.kept}); use the same size preset")
     return model.requires_grad_(False).eval(), sha256(path)
+
+
+def check_init(init: str) -> None:
+    """A stage's ``init`` names a generator's starting weights: "bundled", "memory", "random" or a .safetensors."""
+    if init not in ("bundled", "memory", "random") and not init.endswith(".safetensors"):
+        raise ValueError(f"init must be 'bundled', 'memory', 'random' or a generator .safetensors, got {init!r}")
+
+
+def check_policies(policies: dict[str, float], model: GeneratorConfig) -> None:
+    """Memory policies a stage draws from, with their weights: known names, some positive weight."""
+    if not policies or sum(policies.values()) <= 0:
+        raise ValueError(f"policies needs positive weights for some of mag/full/window, got {policies}")
+    for name in policies:
+        model.cache_config(name)
+
+
+def draw_policy(policies: dict[str, float], rng: np.random.Generator) -> str:
+    """One of ``policies``, drawn with their weights."""
+    weights = np.array(list(policies.values()), dtype=np.float64)
+    return str(rng.choice(list(policies), p=weights / weights.sum()))
 
 
 def initial_generator(cfg: GeneratorConfig, init: str, memory: MemoryModel) -> Generator:
@@ -129,11 +138,9 @@ def clip_prompts(clip: Clip, block_frames: int, drop: float, rng: np.random.Gene
 
 # --- rollouts through the world's runtime -----------------------------------------------------------
 class RecordingWorld:
-    """A :class:`~magworld.protocol.BlockWorld` over a :class:`~magworld.model.pipeline.WorldModel` that keeps the
-    latents of every block it generates (self-forcing and DMD need latents, not pixels), each generated by the world's
-    own :meth:`~magworld.model.pipeline.WorldModel.generate`. ``exits``: per block of the episode (start = block 0),
-    the sampler step that block stops at (None: every step); ``grad_blocks``: the blocks whose latents keep the graph
-    of that step (the world must be built with ``frozen=False``); ``seeds``: the worlds' noise streams."""
+    """A block world over :meth:`WorldModel.generate` that keeps every generated block's latents (self-forcing, DMD):
+    ``exits`` per block the sampler step it stops at, ``grad_blocks`` the blocks that keep their graph
+    (``frozen=False``), ``seeds`` the worlds' noise streams."""
 
     def __init__(self, world: WorldModel, exits: Sequence[int] | None = None, grad_blocks: Sequence[int] = (),
                  seeds: Sequence[int] | None = None) -> None:
@@ -207,13 +214,9 @@ def invented_mask(poses: torch.Tensor, block_frames: int, size: int) -> torch.Te
 
 def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, context_blocks: int,
                       policies: Sequence[str] = ("mag", "window", "full"), details: bool = False) -> dict[str, float]:
-    """Held-out rollouts (first ``context_blocks`` blocks given): PSNR of generated frames per policy, on the frames
-    whose pose revisits a given frame, and on those frames' pixels only memory can supply
-    (``psnr_memory_only_<policy>``, the reward's definition: :func:`memory_only_of_context`). ``details``: also
-    ``detail_<policy>``, the detail ratio of the invented pixels (:func:`invented_mask`;
-    :func:`~magworld.metrics.detail_ratio`, the invention bench's ratio: mean luminance gradient of the generated frames
-    over the simulator's at the same poses; 1 = as much detail as the world has, < 1 smeared). Runs on the generator's
-    device, where ``memory`` and ``ae`` must already be."""
+    """Held-out rollouts (first ``context_blocks`` given): PSNR per policy, on revisits of a given frame and on their
+    memory-only pixels (the reward's definition); ``details``: also ``detail_<policy>``, the invented pixels'
+    :func:`~magworld.metrics.detail_ratio`. Runs on the generator's device (``memory`` and ``ae`` there already)."""
     bf = gen.cfg.transformer.block_frames
     start = context_blocks * bf
     device = next(gen.parameters()).device
@@ -242,11 +245,9 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
 @torch.no_grad()
 def carried_truth(ae: Autoencoder, truth: np.ndarray, poses: np.ndarray, first: int, count: int,
                   carry: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ground-truth blocks ``first .. first + count - 1`` (``first`` >= 1) of clips (uint8 (N, B, F, H, W, 3), poses
-    (N, B, F, 3)) as a reproject world with ``carry`` shows its blocks: every pixel the previous block's last frame saw
-    is that frame reprojected (:func:`~magworld.model.reproject.warp_block`), the rest is the simulator's. Returns
-    (the blocks encoded (N, count * F, C, h, w), seen (N, count * F, 1, H, W) float {0, 1}: what was carried; zeros
-    without ``carry``). A judge then sees real and generated blocks made alike, differing only in the invented pixels."""
+    """Ground-truth blocks ``first .. first + count - 1`` (``first`` >= 1) of clips as a reproject world with ``carry``
+    shows them (seen pixels: the previous last frame reprojected): (latents (N, count * F, C, h, w), seen (N, count * F,
+    1, H, W) in {0, 1}, zeros without ``carry``), so a judge sees real and generated blocks made alike."""
     device = ae.latent_mean.device
     frames = Autoencoder.to_unit(rearrange(torch.from_numpy(np.ascontiguousarray(truth[:, first - 1:first + count])),
                                            "n b f h w c -> n b f c h w").to(device))  # (N, count + 1, F, 3, H, W)
@@ -276,16 +277,9 @@ def memory_config(cfg: GeneratorConfig, policy: str, recall: int | None = None) 
 
 def attended_frames(cfg: GeneratorConfig, policy: str, pose: torch.Tensor, recall: int | None = None) -> torch.Tensor:
     """Bool (F, F), or (B, F, F) per clip for mag-recall: the earlier frames each frame's block attends to in training
-    (:func:`~magworld.model.masks.held_by` on the clip's poses (B, F, 3)): what the run-time cache holds for it."""
-    return held_by(memory_config(cfg, policy, recall), pose.shape[1], cfg.transformer.block_frames, pose, pose.device)
-
-
-@torch.no_grad()
-def memory_kv(memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor, text: torch.Tensor,
-              index: torch.Tensor, policy: str, cfg: GeneratorConfig, recall: int | None = None) -> KVCache:
-    """The clean key/values of every frame of the clip, as the memory model writes them under ``policy``
-    (:func:`~magworld.model.generator.write_clip`: the run-time writer's clean pass over the whole clip)."""
-    return write_clip(memory, latents, pose, text, memory_config(cfg, policy, recall), index)
+    (:func:`~magworld.model.masks.held_frames` on the clip's poses (B, F, 3)): what the run-time cache holds for it."""
+    return held_frames(memory_config(cfg, policy, recall), pose.shape[1], cfg.transformer.block_frames, pose,
+                       pose.device)
 
 
 def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, pose: torch.Tensor,
@@ -293,26 +287,23 @@ def generator_loss(gen: Generator, memory: MemoryModel, latents: torch.Tensor, p
                    generator: torch.Generator | None = None, history: torch.Tensor | None = None,
                    cond: torch.Tensor | None = None, uncovered_weight: float = 0.0,
                    recall: int | None = None, pure_noise: float = 0.0) -> dict[str, torch.Tensor]:
-    """Flow-matching loss of every block but the first, each read from the memory model's cache of the earlier
-    blocks under ``policy`` (``recall``: mag-recall's K, default the model's). ``history`` (default: ``latents``) is
-    what the cache is written from. Times and noise are drawn on the latents' device (``generator`` must live
-    there). With ``uncovered_weight`` w > 0 each
-    latent cell's squared error is weighted by 1 + w * (1 - coverage) (``cond``'s last channel), normalised by the
-    mean weight. ``pure_noise``: the probability that a block's time is 1 instead of a draw (the level a 1-step
-    sampler asks for). Returns ``{"loss": ..., "flow": ...}`` (the same value: the loss is the flow loss)."""
+    """Flow-matching loss of every block but the first, read from the memory model's cache (written from ``history``,
+    default ``latents``) under ``policy`` (``recall``: mag-recall's K). ``uncovered_weight`` w weighs each cell's error
+    by 1 + w * (1 - coverage); ``pure_noise``: probability of a block at t = 1. Returns ``{"loss", "flow"}`` (equal)."""
     cfg, tc = gen.cfg, gen.cfg.transformer
     batch, frames = latents.shape[:2]
     bf = tc.block_frames
     index = torch.arange(offset, offset + frames, device=latents.device)
-    cache = memory_kv(memory, latents if history is None else history, pose, memory_text, index, policy, cfg, recall)
+    with torch.no_grad():  # the clean key/values of every frame, as the run-time writer writes them
+        cache = write_clip(memory, latents if history is None else history, pose, memory_text,
+                           memory_config(cfg, policy, recall), index)
     t = sample_train_time((batch, frames // bf), cfg.flow.shift, generator, latents.device)  # (B, blocks)
     if pure_noise:
         at_one = torch.rand(t.shape, generator=generator, device=t.device) < pure_noise
         t = torch.where(at_one, torch.ones_like(t), t)
     t = t.repeat_interleave(bf, 1)  # (B, T)
     noise = torch.randn(latents.shape, generator=generator, device=latents.device)
-    mask = reader_mask(policy, frames, bf, cfg.kept, cfg.window, cfg.sink, tc.tokens_per_frame, latents.device,
-                       held=attended_frames(cfg, policy, pose, recall))
+    mask = reader_mask(attended_frames(cfg, policy, pose, recall), bf, tc.tokens_per_frame)
     pred = gen(add_noise(latents, noise, t), t, pose, text, cache, frame_index=index, mask=mask, cond=cond).prediction
     flow = flow_error(pred[:, bf:], velocity_target(latents, noise)[:, bf:], cond, uncovered_weight)
     return {"loss": flow, "flow": flow}
@@ -333,11 +324,9 @@ def flow_error(pred: torch.Tensor, target: torch.Tensor, cond: torch.Tensor | No
 @torch.no_grad()
 def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames: int,
                        frames: torch.Tensor | None = None, given: int = 0) -> torch.Tensor:
-    """The geometric input of every block of a clip, as :class:`WorldModel` builds it at run time: block b reads the
-    last frame *shown* in block b - 1 — the real frame for the first ``given`` blocks (``frames`` (B, T, 3, H, W)
-    uint8: ground truth the world was given), else decoded from ``shown`` (B, T, C, h, w), the latents of the clip
-    or of a self-forced history — reprojected to block b's poses ``pose`` (B, T, 3). Block 0 has none (zeros: no
-    latents, coverage 0). Returns (B, T, C + 1, h, w)."""
+    """The geometric input of every block of a clip as the runtime builds it: block b reads the last frame shown in
+    block b - 1 (real for the first ``given`` blocks, else ``shown``'s latents decoded) reprojected to its poses; block
+    0 zeros. Returns (B, T, C + 1, h, w)."""
     batch, total = shown.shape[:2]
     blocks = total // block_frames
     ends = slice(block_frames - 1, total - 1, block_frames)  # the last frame of blocks 0 .. blocks - 2
@@ -360,19 +349,12 @@ def training_condition(ae, shown: torch.Tensor, pose: torch.Tensor, block_frames
 def real_flow_loss(gen: Generator, memory: MemoryModel, ae: Autoencoder, frames: torch.Tensor, pose: torch.Tensor,
                    text: torch.Tensor, memory_text: torch.Tensor, policy: str,
                    generator: torch.Generator | None = None) -> torch.Tensor:
-    """:func:`generator_loss` on real clips (``frames`` uint8 (B, T, 3, H, W), ``pose`` (B, T, 3)), every block given:
-    the cache is written from the clip's own latents and a reproject generator reads each real previous frame
-    reprojected (:func:`training_condition` with every block given). ``text``: the generator's prompts (B, 1, D),
-    ``memory_text`` the captions the memory model writes with; times and noise from ``generator``."""
+    """:func:`generator_loss` on real clips (``frames`` uint8 (B, T, 3, H, W), ``pose`` (B, T, 3)), every block given (a
+    reproject generator reads each real previous frame reprojected); ``text`` the prompts, ``memory_text`` the
+    captions."""
     bf, device = gen.cfg.transformer.block_frames, pose.device
     with torch.no_grad():
         latents = encode_clip(ae, frames.to(device))  # (B, T, C, h, w)
         cond = training_condition(ae, latents, pose, bf, frames, given=latents.shape[1] // bf) \
             if gen.cfg.reproject else None
     return generator_loss(gen, memory, latents, pose, text, memory_text, policy, 0, generator, cond=cond)["loss"]
-
-
-__all__ = ["RecordingWorld", "as_blocks", "bundled_generator_config", "carried_truth", "clip_prompts", "decode_clip",
-           "encode_clip", "evaluate_rollouts", "frozen_autoencoder", "frozen_memory", "initial_generator",
-           "attended_frames", "flow_error", "generator_loss", "invented_mask", "memory_config", "memory_only_of_context", "memory_kv", "motion_phrase",
-           "real_flow_loss", "revisits_of_context", "rollout", "training_condition"]

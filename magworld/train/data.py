@@ -123,6 +123,3 @@ def heldout_clips(cfg: WorldDataConfig, count: int, frames: int, seed: int = 0) 
     scenes = [make_scene(cfg.heldout_start + 20_000 + i, cfg.styles[i % len(cfg.styles)]) for i in range(count)]
     poses = [trajectory_frames(rng, frames, cfg.leave_and_return_prob) for _ in scenes]
     return render_clips(scenes, poses, cfg.resolution)
-
-
-__all__ = ["Clip", "HELDOUT_START", "WorldDataConfig", "WorldStream", "heldout_clips", "heldout_frames", "trajectory_frames"]

@@ -1,40 +1,6 @@
-"""Stage ``dmd`` (MAG stage 2 as the paper trains it): long-video Self-Forcing DMD with the history term.
-
-Three networks: the **generator** (the causal few-step model, reading the frozen memory model's cache), the
-frozen **teacher** (real score, :class:`~magworld.model.teacher.Teacher`: a many-step flow model of short clips,
-``magworld train stage=teacher``) and the **critic** (fake score: a copy of the teacher trained on the
-generator's samples). One step:
-
-1. **self-forced rollout** (the world's own runtime, :meth:`~magworld.model.pipeline.WorldModel.generate`, through
-   :class:`~magworld.train.common.RecordingWorld` driven by :func:`~magworld.protocol.play_blocks`): a clip of
-   ``blocks`` blocks; its first 1..``context_blocks`` ground-truth blocks are written to the memory model's cache,
-   the rest are generated reading the cache and carried as the env carries them, each block stopping at its own
-   random sampler step (``exit_step``; gradients through that network call only) and written back to the cache
-   detached, so training sees the history inference sees. With probability ``history_drop`` (lambda) a clip's generator
-   prompt is empty: its blocks must come from the history (the paper's history-consistency term);
-2. a random **window** x_i of ``teacher.clip_blocks`` generated blocks is scored with the teacher's prompt
-   (caption + the window's motion phrase);
-3. **critic** (every step): flow-matching loss on the window (detached) at a shifted random time;
-4. **generator** (every ``generator_every``-th step): the DMD gradient at a re-noised window x_t (shifted
-   time in [min_t, max_t]), ``(x0_fake - x0_real) / mean|x - x0_real|``, applied through the surrogate
-   ``0.5 * ||x - sg(x - grad)||^2`` (its gradient w.r.t. x is the DMD gradient);
-5. EMA of the generator (``ema_decay`` from step ``ema_start``), exported as ``<run>/generator.safetensors``
-   (kind ``generator``: :class:`~magworld.model.pipeline.WorldModel` and ``bundle`` load it).
-
-Critic and generator share one AdamW with a parameter group each (the critic's lr is ``critic_lr_scale`` x
-the run's; the generator's group has no gradients on critic-only steps, so AdamW leaves it alone). On
-generator steps the critic trains on the same (detached) rollout. Details and the paper's settings:
-docs/notes/dmd.md.
-
-**Adversarial term** (``gan_weight`` > 0; DMD2's GAN term, AAPT's adversarial post-training with student forcing): a
-small :class:`~magworld.model.discriminator.Discriminator` judges each block of the window against the ground-truth
-block at the same poses, made as the world makes its blocks (:func:`~magworld.train.common.carried_truth`: the pixels
-the previous frame saw are its reprojection), so real and generated blocks differ only where the world invents. The
-judge learns every step (non-saturating or hinge loss + ``r1_weight`` x R1 on real, its own lr ``disc_lr_scale``); on
-generator steps the generator's loss adds ``gan_weight`` x the judge's generator loss, whose gradient reaches the
-generator only through the pixels it invented (``sharp`` carry: carried cells and seen pixels are constants).
-``dmd_weight`` scales the DMD term; at 0 no teacher is loaded and no critic trained (a GAN + history-term stage that
-needs no teacher). Notes: docs/notes/adversarial.md.
+"""Stage ``dmd`` (MAG stage 2 as the paper trains it): long-video Self-Forcing DMD with the history term, and an
+optional adversarial term (the step, the networks and the optimiser: docs/notes/code.md; runs: docs/notes/dmd.md,
+docs/notes/adversarial.md).
 """
 
 from __future__ import annotations
@@ -62,9 +28,9 @@ from magworld.model.teacher import Teacher, load_teacher
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
-from .common import (RecordingWorld, as_blocks, bundled_generator_config, carried_truth, clip_prompts,
-                     evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator, motion_phrase,
-                     real_flow_loss)
+from .common import (RecordingWorld, as_blocks, bundled_generator_config, carried_truth, check_init, check_policies,
+                     clip_prompts, draw_policy, evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator,
+                     motion_phrase, real_flow_loss)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -128,9 +94,8 @@ class DMDStageConfig:
             raise ValueError("generator_every must be >= 1, critic_lr_scale > 0 and generator_start >= 0")
         if not 1 <= self.context_blocks < self.blocks or not 1 <= self.eval_context_blocks < self.blocks:
             raise ValueError("need 1 <= context_blocks < blocks and 1 <= eval_context_blocks < blocks")
-        if not self.policies or sum(self.policies.values()) <= 0:
-            raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
-        for name in [*self.policies, *self.eval_policies]:
+        check_policies(self.policies, self.model)
+        for name in self.eval_policies:
             self.model.cache_config(name)
         if self.dmd_weight < 0 or self.gan_weight < 0 or self.r1_weight < 0 or self.disc_lr_scale <= 0:
             raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
@@ -149,8 +114,7 @@ class DMDStageConfig:
             raise ValueError("r2_weight must be >= 0 and is used only with gan_loss=relativistic")
         if self.dmd_weight == 0 and not 1 <= self.window_blocks <= self.blocks - self.context_blocks:
             raise ValueError(f"window_blocks must be in 1..blocks - context_blocks, got {self.window_blocks}")
-        if self.init not in ("bundled", "memory", "random") and not self.init.endswith(".safetensors"):
-            raise ValueError(f"init must be 'bundled', 'memory', 'random' or a generator .safetensors, got {self.init!r}")
+        check_init(self.init)
 
 
 class DMDModels(nn.Module):
@@ -214,10 +178,8 @@ def expand_time(t: torch.Tensor, frames: int) -> torch.Tensor:
 def dmd_loss(x: torch.Tensor, teacher: Teacher, critic: Teacher, pose: torch.Tensor, text: torch.Tensor,
              t: torch.Tensor, noise: torch.Tensor, guidance: float = 0.0,
              empty_text: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """DMD on generated windows x (N, T, C, h, w): re-noise to x_t at times t (N,), compare the critic's and the
-    teacher's x0 (teacher with classifier-free ``guidance`` against ``empty_text`` when > 0), normalise by
-    mean |x - x0_real| per window, and return the surrogate 0.5 * mean((x - sg(x - grad))^2), whose gradient
-    w.r.t. x is grad / x.numel() (the DMD direction), with logged values."""
+    """DMD on generated windows x (N, T, C, h, w) at times t (N,): the surrogate 0.5 * mean((x - sg(x - grad))^2) of
+    grad = (x0_critic - x0_teacher) / mean|x - x0_teacher| (teacher with CFG ``guidance`` > 0), with logged values."""
     x_det = x.detach().float()
     times = expand_time(t, x.shape[1])
     with torch.no_grad():
@@ -306,10 +268,9 @@ def most_invented(latents: torch.Tensor, seen: torch.Tensor, count: int, frames:
 
 def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
                       ) -> tuple[torch.Tensor, dict]:
-    """The judge's loss (its logistic/hinge loss on real vs the window detached, + r1_weight / 2 x R1 on real) and,
-    on generator steps, gan_weight x the generator's loss through the window (judge weights held fixed there). Real
-    blocks: the window's (``real_batch`` 0) or the ``real_batch`` most invented of the clips' blocks 1..; each loss
-    averages the patches at least ``invented_threshold`` invented."""
+    """The judge's loss (nonsat/hinge on real vs the detached window, + r1_weight / 2 x R1 on real) and, on generator
+    steps, gan_weight x the generator's loss through the fixed judge; real blocks: the window's or the ``real_batch``
+    most invented; losses average the patches at least ``invented_threshold`` invented."""
     disc, ae, width, f = models.discriminator, parts.autoencoder, parts.window_blocks, models.discriminator.cfg.frames
     carry = models.generator.cfg.reproject
     if cfg.real_batch:
@@ -397,10 +358,7 @@ def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfi
 def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, DMDParts, dict]:
     """(trainable models, frozen parts, provenance hashes) on ``device``."""
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
-    memory, memory_hash = frozen_memory(cfg.memory_model)
-    if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
-        raise SystemExit("magworld train stage=dmd: the generator's transformer/kept must equal the memory model's "
-                         f"({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
+    memory, memory_hash = frozen_memory(cfg.memory_model, cfg.model, "dmd")
     teacher, hashes = None, {"memory_sha256": memory_hash}
     if cfg.dmd_weight > 0:  # the DMD term's real score; without it no teacher file is read
         teacher = load_teacher(cfg.teacher).requires_grad_(False).to(device)
@@ -435,10 +393,8 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
     device, bf = placement.device, cfg.model.transformer.block_frames
     tc, width = cfg.model.transformer, parts.window_blocks
     stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
-    rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
-    noise = placement.generator(cfg.run.seed * 100_003 + start)
+    rng, noise = placement.streams(cfg.run.seed, start)
     flow_noise = placement.generator(cfg.run.seed * 100_003 + start + 7_919) if cfg.flow_weight > 0 else None
-    names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
     n, steps = placement.local_batch(cfg.run.batch_size), cfg.model.flow.steps
     for step in count(start):
         clip = stream.clips(n, cfg.blocks * bf)
@@ -451,7 +407,7 @@ def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: i
         teacher_prompts = [f"{c}, {motion_phrase(p, bf)}" for c, p in zip(clip.captions, window_poses.cpu())]
         shape = (n, width * bf, tc.latent_channels, tc.latent_size, tc.latent_size)
         yield DMDBatch(truth, poses, clip.captions, clip_prompts(clip, bf, cfg.history_drop, rng),
-                       str(rng.choice(names, p=weights / weights.sum())), given, window, exits,
+                       draw_policy(cfg.policies, rng), given, window, exits,
                        rng.integers(0, 2 ** 31, size=n).tolist(), window_poses,
                        parts.text_encoder.encode(teacher_prompts).to(device),
                        parts.text_encoder.encode([""] * n).to(device),
@@ -467,15 +423,12 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
                          "sharded (FSDP) networks cannot do; use run.parallel=ddp")
     models, parts, hashes = build_parts(cfg, placement.device)
     heldout = heldout_clips(cfg.data, cfg.eval_clips, cfg.blocks * cfg.model.transformer.block_frames)
-    betas = (cfg.beta1, 0.999)
-    groups: list[tuple[str, nn.Module, float]] = [("generator", models.generator, 1.0)]
-    if models.critic is not None:
-        groups.append(("critic", models.critic, cfg.critic_lr_scale))
-    if models.discriminator is not None:
-        groups.append(("discriminator", models.discriminator, cfg.disc_lr_scale))
-    optimizer = torch.optim.AdamW([{"params": m.parameters(), **({"lr_scale": s} if s != 1.0 or i else {})}
+    groups = [(name, m, scale) for name, m, scale in (("generator", models.generator, 1.0),
+              ("critic", models.critic, cfg.critic_lr_scale), ("discriminator", models.discriminator, cfg.disc_lr_scale))
+              if m is not None]  # one parameter group each; the generator's keeps the run's lr
+    optimizer = torch.optim.AdamW([{"params": m.parameters(), **({"lr_scale": s} if i else {})}
                                    for i, (_, m, s) in enumerate(groups)],
-                                  lr=cfg.run.lr, betas=betas, weight_decay=cfg.run.weight_decay)
+                                  lr=cfg.run.lr, betas=(cfg.beta1, 0.999), weight_decay=cfg.run.weight_decay)
 
     def after_step(done: int) -> None:  # the EMA follows each generator update
         if (done - 1) % cfg.generator_every == 0:
@@ -536,8 +489,3 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
     if placement.is_main:  # rank 0 writes (run_stage's final export is on disk: it waits for every rank)
         print(f"wrote {export_generator(stage, cfg, metrics)} (EMA generator)")
     return metrics
-
-
-__all__ = ["DMDBatch", "DMDModels", "DMDParts", "DMDStageConfig", "adversarial_terms", "batches", "build_parts",
-           "Replay", "build_stage", "critic_loss", "dmd_loss", "dmd_step", "export_generator", "flow_anchor", "most_invented",
-           "rollout_window", "score_times", "train"]

@@ -1,36 +1,14 @@
-"""Stage ``generator`` (MAG stage 2): learn to generate the next block from the frozen memory model's cache.
-
-One training step, all blocks of a clip in one parallel pass:
-
-1. render ``batch_size`` long clips (mostly leave-and-return) of ``blocks`` blocks, encode them with the
-   frozen autoencoder;
-2. draw a memory policy per batch (``policies``: mag / full / window / mag-ring / mag-recall) and run the frozen
-   memory model's clean pass over the whole clip with :func:`~magworld.model.generator.writer_mask` (block i sees the
-   kept frames of the earlier blocks the policy holds): the key/values a run-time cache would hold. A ``mag-recall``
-   batch reads, per clip and block, the sink, the last block and the K frames the run-time store would recall for that
-   block's poses (:func:`~magworld.model.masks.held_by`; K drawn from ``recall_k`` per batch, since a 10-block clip
-   holds at most 8 candidates): non-contiguous, pose-retrieved frames at their own positions, as at run time;
-3. noise every block to its own flow time and let the generator predict the velocity of each noisy
-   block through :func:`~magworld.model.generator.reader_mask` — block i reads the cached clean frames of
-   earlier blocks the policy holds and its own noisy frames; loss on blocks 1.. (block 0 has no history);
-4. with probability ``history_drop`` (the paper's lambda) a clip's prompt is empty, so its blocks must
-   come from the history alone (history-consistency term); otherwise the prompt is caption + the
-   clip's dominant action phrase, as at run time.
-
-Optionally (``self_forcing`` > 0) part of the batches replace the history blocks after a random number of
-ground-truth blocks by the generator's own few-step rollout (no gradient), keeping ground-truth targets: the
-generator learns to trust the (ground-truth) memory over its own blurrier recent blocks. Evaluation rolls held-out clips out
-through :class:`~magworld.model.pipeline.WorldModel` exactly as at run time (:func:`~magworld.train.common.evaluate_rollouts`).
+"""Stage ``generator`` (MAG stage 2): learn to generate the next block from the frozen memory model's cache, all
+blocks of a clip in one parallel pass (the step, the history term and self-forcing: docs/notes/code.md).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from itertools import count
 from typing import Iterator, NamedTuple
 
-import numpy as np
 import torch
 
 from magworld.model.generator import Generator, GeneratorConfig
@@ -39,11 +17,11 @@ from magworld.model.pipeline import WorldModel
 from magworld.model.text import TextConfig, make_text_encoder
 from magworld.protocol import play_blocks
 
-from .common import (RecordingWorld, as_blocks, bundled_generator_config, clip_prompts, encode_clip,
-                     evaluate_rollouts, frozen_autoencoder, frozen_memory, generator_loss, initial_generator,
-                     training_condition)
+from .common import (RecordingWorld, as_blocks, bundled_generator_config, check_init, check_policies, clip_prompts,
+                     draw_policy, encode_clip, evaluate_rollouts, frozen_autoencoder, frozen_memory, generator_loss,
+                     initial_generator, training_condition)
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
-from .loop import Placement, RunConfig, Stage, run_stage, setup_device
+from .loop import Placement, RunConfig, Stage, train_stage
 
 
 @dataclass
@@ -76,12 +54,8 @@ class GeneratorStageConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.history_drop <= 1.0 or not 0.0 <= self.self_forcing <= 1.0:
             raise ValueError("history_drop and self_forcing are probabilities in [0, 1]")
-        if self.init not in ("memory", "random", "bundled") and not self.init.endswith(".safetensors"):
-            raise ValueError(f"init must be 'memory', 'random', 'bundled' or a generator .safetensors, got {self.init!r}")
-        if not self.policies or sum(self.policies.values()) <= 0:
-            raise ValueError(f"policies needs positive weights for some of mag/full/window, got {self.policies}")
-        for name in self.policies:
-            self.model.cache_config(name)
+        check_init(self.init)
+        check_policies(self.policies, self.model)
         if len(self.recall_k) != 2 or not 0 <= self.recall_k[0] <= self.recall_k[1]:
             raise ValueError(f"recall_k is an inclusive range [lo, hi] with 0 <= lo <= hi, got {self.recall_k}")
         if self.uncovered_weight < 0 or (self.uncovered_weight and not self.model.reproject):
@@ -127,28 +101,23 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
         raise ValueError("generator.self_forcing > 0 rolls the generator out on each rank's own schedule, which a "
                          "sharded (FSDP) generator cannot do; use run.parallel=ddp or self_forcing=0")
     ae, text_encoder = frozen_autoencoder(cfg.autoencoder, device), make_text_encoder(cfg.text)
-    memory, memory_hash = frozen_memory(cfg.memory_model)
-    if memory.cfg.transformer != cfg.model.transformer or memory.cfg.kept != cfg.model.kept:
-        raise SystemExit("magworld train stage=generator: the generator's transformer/kept must equal the memory "
-                         f"model's ({memory.cfg.transformer}, kept={memory.cfg.kept}); use the same size preset")
+    memory, memory_hash = frozen_memory(cfg.memory_model, cfg.model, "generator")
     memory = memory.to(device)
     gen = initial_generator(cfg.model, cfg.init, memory).to(device).train()
     bf = cfg.model.transformer.block_frames
     frames = cfg.blocks * bf
     heldout = heldout_clips(cfg.data, cfg.eval_clips, frames)
-    names, weights = list(cfg.policies), np.array(list(cfg.policies.values()), dtype=np.float64)
 
     def data(start: int) -> Iterator[GeneratorBatch]:
         stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
-        rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
-        noise = placement.generator(cfg.run.seed * 100_003 + start)
+        rng, noise = placement.streams(cfg.run.seed, start)
         for step in count(start):
             clip = stream.clips(placement.local_batch(cfg.run.batch_size), frames)
             latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
             prompts = clip_prompts(clip, bf, cfg.history_drop, rng)
             text = text_encoder.encode(prompts).to(device)  # (B, 1, D)
             memory_text = text_encoder.encode(clip.captions).to(device)  # (B, 1, D)
-            policy = str(rng.choice(names, p=weights / weights.sum()))
+            policy = draw_policy(cfg.policies, rng)
             offset = int(rng.integers(0, cfg.max_offset_blocks + 1)) * bf
             recall = int(rng.integers(cfg.recall_k[0], cfg.recall_k[1] + 1)) if policy == "mag-recall" else None
             history, given = None, cfg.blocks  # given: ground-truth blocks (their real frames were shown)
@@ -177,8 +146,4 @@ def build_stage(cfg: GeneratorStageConfig, placement: Placement) -> Stage:
 
 
 def train(cfg: GeneratorStageConfig) -> dict[str, float]:
-    placement = setup_device(cfg.run)
-    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
-
-
-__all__ = ["GeneratorBatch", "GeneratorStageConfig", "build_stage", "self_forced_history", "train"]
+    return train_stage(build_stage, cfg)

@@ -1,24 +1,5 @@
-"""The one training loop every stage runs, and what it needs: seeding, device and precision, the run folder.
-
-A stage module (:mod:`~magworld.train.autoencoder`, :mod:`~magworld.train.memory`,
-:mod:`~magworld.train.generator`) builds a :class:`Stage` — the module it trains, its optimizer, its
-data (endless batches from a start step), a step function ``(model, batch) -> losses`` and a held-out
-evaluation — and :func:`run_stage` does the rest: learning-rate schedule, progress bar, JSON-lines log,
-periodic evaluation, resumable safetensors checkpoints, the time budget and the final export. Two-network
-stages (the DMD stage's generator and critic) give one optimizer with a parameter group per network (``lr_scale``
-per group; a group whose loss is absent on a step has no gradients and is not updated), gradients clipped per
-network (``clip_groups``) and an ``after_step`` hook (EMA).
-
-Device and precision are decided once, by :func:`setup_device` from :class:`RunConfig` (``device``:
-auto | cpu | cuda, ``precision``: fp32 | bf16 autocast); stages create their models, data, noise and
-timesteps on ``Placement.device``.
-
-Under ``torchrun`` (see :mod:`~magworld.train.parallel`) :func:`setup_device` also joins the process group and
-gives each process its rank and local device; ``run.parallel`` picks DDP replicas or FSDP shards and
-:func:`wrap_model` builds them around the stage's step. ``run.batch_size`` is the global batch: each rank draws
-``Placement.local_batch`` samples from streams seeded by ``Placement.rank_seed`` (rank 0's streams are a
-one-process run's), only rank 0 logs, shows progress and writes checkpoints (gathered whole, the one-process
-format), so a run resumes on any number of processes.
+"""The one training loop every stage runs (:func:`run_stage` on a :class:`Stage`), and what it needs: seeding, device
+and precision (:func:`setup_device`), the run folder (:class:`Run`); docs/notes/code.md.
 """
 
 from __future__ import annotations
@@ -26,7 +7,7 @@ from __future__ import annotations
 import json
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ContextManager, Iterator, Sequence
 
@@ -115,11 +96,10 @@ class Placement:
         """A random stream on the run's device (noise and timesteps are drawn where they are used), this rank's own."""
         return torch.Generator(device=self.device).manual_seed(self.rank_seed(seed))
 
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
+    def streams(self, seed: int, start: int) -> tuple[np.random.Generator, torch.Generator]:
+        """A stage's random streams from step ``start`` on (a resumed run draws anew from there), this rank's own:
+        numpy for its choices, the device's for noise and times."""
+        return np.random.default_rng([self.rank_seed(seed), start]), self.generator(seed * 100_003 + start)
 
 
 def setup_device(cfg: RunConfig) -> Placement:
@@ -127,7 +107,9 @@ def setup_device(cfg: RunConfig) -> Placement:
     process group the caller set up) the process also joins the group and computes on its local device
     (``cuda:LOCAL_RANK`` when CUDA is used). Every rank seeds torch alike, so all start from the same weights."""
     torch.set_num_threads(cfg.threads)
-    seed_everything(cfg.seed)
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
     ranks = torchrun_ranks()
     if ranks is None and not torch.distributed.is_initialized():
         return Placement(resolve_device(cfg.device), cfg.precision)
@@ -140,13 +122,6 @@ def setup_device(cfg: RunConfig) -> Placement:
         device = torch.device("cuda", local)
     rank, world = join_process_group(device)
     return Placement(device, cfg.precision, rank, world, cfg.parallel)
-
-
-def wrap_model(stage: Stage, placement: Placement) -> ParallelModel:
-    """What the training loop calls with a batch: the stage's step around its model, as DDP replicas, FSDP shards
-    or (one process) the model itself."""
-    return ParallelModel(stage.model, stage.step, stage.optimizer, placement.parallel, placement.device,
-                         find_unused=stage.partial_steps)
 
 
 def lr_at(step: int, cfg: RunConfig) -> float:
@@ -211,10 +186,8 @@ class Run:
 
 def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module: nn.Module | Sequence[nn.Module],
                    max_grad_norm: float | None = 1.0) -> list[torch.Tensor | None]:
-    """Backpropagate ``loss`` and update (gradients clipped to ``max_grad_norm`` when given, over ``module`` as a
-    whole, or per module when a sequence of modules is given, e.g. a generator and its critic). Returns each part's
-    gradient norm before clipping (a 0-d tensor, left on the device: no host sync per step), None for a part that got
-    no gradient this step (a DMD critic-only step)."""
+    """Backpropagate ``loss`` and update, gradients clipped to ``max_grad_norm`` over ``module`` or per module of a
+    sequence; returns each part's norm before clipping (0-d, on the device), None for a part without gradients."""
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     norms: list[torch.Tensor | None] = []
@@ -224,12 +197,6 @@ def optimizer_step(optimizer: torch.optim.Optimizer, loss: torch.Tensor, module:
         norms.append(torch.nn.utils.clip_grad_norm_(params, limit).detach() if params else None)
     optimizer.step()
     return norms
-
-
-def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
-    """The schedule's ``lr`` on every parameter group, times the group's ``lr_scale`` where it has one."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 @dataclass
@@ -265,7 +232,8 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
     held-out metrics (on the processes that evaluate: all of them under FSDP, rank 0 otherwise; {} elsewhere)."""
     run = Run(cfg, stage.kind, stage_config, main=placement.is_main)
     start = run.resume(stage.model, stage.model_config, stage.optimizer)
-    model = wrap_model(stage, placement)
+    model = ParallelModel(stage.model, stage.step, stage.optimizer, placement.parallel, placement.device,
+                          find_unused=stage.partial_steps)  # the step around the model: DDP, FSDP or itself
     model.check_same(start, "the step to resume from")
     optimizer = model.optimizer
     batches = stage.data(start)
@@ -291,7 +259,8 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
     grad_norms: dict[str, torch.Tensor] = {}  # per clip group, the norm before clipping of its latest step with gradients
     norm_names = [f"grad_norm_{n}" for n in stage.clip_names] if stage.clip_names else ["grad_norm"]
     for step in bar:
-        set_lr(optimizer, lr_at(step, cfg))
+        for group in optimizer.param_groups:  # the schedule's lr, times the group's lr_scale where it has one
+            group["lr"] = lr_at(step, cfg) * group.get("lr_scale", 1.0)
         with placement.autocast():
             losses = model(next(batches))
         norms = optimizer_step(optimizer, losses["loss"], stage.clip_groups or stage.model, stage.max_grad_norm)
@@ -331,5 +300,7 @@ def run_stage(stage: Stage, cfg: RunConfig, placement: Placement, stage_config: 
     return metrics
 
 
-__all__ = ["Placement", "Run", "RunConfig", "Stage", "every", "lr_at", "optimizer_step", "run_stage", "seed_everything",
-           "set_lr", "setup_device", "wrap_model"]
+def train_stage(build: Callable[[Any, Placement], Stage], cfg: Any) -> dict[str, float]:
+    """Run the stage ``build(cfg, placement)`` makes, on the device and processes ``cfg.run`` asks for."""
+    placement = setup_device(cfg.run)
+    return run_stage(build(cfg, placement), cfg.run, placement, asdict(cfg))

@@ -8,7 +8,7 @@ history plus its own kept frame). Evaluation reconstructs held-out clips block b
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Iterator, NamedTuple
 
@@ -21,7 +21,7 @@ from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.text import TextConfig, make_text_encoder
 
 from .common import decode_clip, encode_clip, frozen_autoencoder
-from .loop import Placement, RunConfig, Stage, run_stage, setup_device
+from .loop import Placement, RunConfig, Stage, train_stage
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 from .metrics import psnr, ssim
 
@@ -41,9 +41,8 @@ class MemoryStageConfig:
 
 @torch.no_grad()
 def evaluate(model: MemoryModel, ae: Autoencoder, clip: Clip, text: torch.Tensor, seed: int = 0) -> dict[str, float]:
-    """Reconstruct held-out clips through the mag cache; PSNR/SSIM per style, the autoencoder ceiling, cache bytes.
-
-    Runs on the model's device (``ae`` must be there too); the clip and text may live anywhere."""
+    """Reconstruct held-out clips through the mag cache on the model's device: PSNR/SSIM per style, the autoencoder
+    ceiling, cache bytes."""
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -97,8 +96,7 @@ def build_stage(cfg: MemoryStageConfig, placement: Placement) -> Stage:
 
     def data(start: int) -> Iterator[MemoryBatch]:
         stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
-        rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
-        noise = placement.generator(cfg.run.seed * 100_003 + start)
+        rng, noise = placement.streams(cfg.run.seed, start)
         for _ in count():
             clip = stream.clips(placement.local_batch(cfg.run.batch_size), frames)
             latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
@@ -115,5 +113,4 @@ def build_stage(cfg: MemoryStageConfig, placement: Placement) -> Stage:
 
 
 def train(cfg: MemoryStageConfig) -> dict[str, float]:
-    placement = setup_device(cfg.run)
-    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
+    return train_stage(build_stage, cfg)

@@ -1,25 +1,5 @@
-"""Training on several processes with PyTorch's own engine: torchrun's process group, DDP or FSDP, gathered state.
-
-``torchrun --nproc_per_node=N -m magworld.apps.cli train stage=...`` starts N copies of a stage; each finds its
-rank in torchrun's environment (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``) and :func:`join_process_group` connects
-them (``nccl`` on CUDA, ``gloo`` on the CPU). :class:`ParallelModel` is the trained model as the training loop
-sees it:
-
-- ``ddp`` — every process holds the whole model; :class:`~torch.nn.parallel.DistributedDataParallel` averages the
-  gradients in the backward pass;
-- ``fsdp`` — FSDP2 (:func:`torch.distributed.fsdp.fully_shard`): parameters, gradients and optimizer state are
-  sharded across the processes; each repeated block (every child of an ``nn.ModuleList``, e.g. the transformer's
-  layers) is one unit gathered just before it runs, the rest is the root unit;
-- ``none`` — one process: the model itself.
-
-Both wrappers only see work done inside the wrapped module's forward, but stages compute their loss through
-methods (``MemoryModel.loss``, ``Autoencoder.encode_raw``) and helper functions. So the stage's step function
-itself becomes the forward of a small :class:`StepModule` holding the model, and that module is what DDP wraps
-and FSDP shards: every stage's step goes through the wrapper.
-
-Checkpoints stay single-process files: :meth:`ParallelModel.model_state` and :meth:`~ParallelModel.optimizer_state`
-gather full tensors to rank 0 (the same names and optimizer ids as an unwrapped model), so a run resumes on any
-number of processes and inference loads the export unchanged.
+"""Training on several processes with PyTorch's own engine: torchrun's process group, DDP or FSDP2 around the
+stage's step (:class:`StepModule`), state gathered to rank 0 as one-process files (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -119,7 +99,7 @@ def shard_units(model: nn.Module) -> list[nn.Module]:
 
 
 class ParallelModel:
-    """The trained model as the training loop sees it (see the module docstring): call it with a batch to run the
+    """The trained model as the training loop sees it (docs/notes/code.md): call it with a batch to run the
     stage's step; ``optimizer`` is the stage's optimizer, now holding the parameters the wrapper trains."""
 
     def __init__(self, model: nn.Module, step: Callable[[nn.Module, Any], dict[str, Any]],
@@ -130,17 +110,14 @@ class ParallelModel:
             raise RuntimeError(f"parallel mode {mode!r} needs a process group: launch with torchrun")
         self.model, self.optimizer, self.mode = model, optimizer, mode
         self.rank, self.world_size = (dist.get_rank(), dist.get_world_size()) if mode != "none" else (0, 1)
-        self.root = StepModule(model, step)
+        self.root = self.call = StepModule(model, step)
         if mode == "ddp":
             from torch.nn.parallel import DistributedDataParallel
 
-            self.call: nn.Module = DistributedDataParallel(
+            self.call = DistributedDataParallel(
                 self.root, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=find_unused)
         elif mode == "fsdp":
             self._shard(device)
-            self.call = self.root
-        else:
-            self.call = self.root
 
     @property
     def is_main(self) -> bool:
@@ -190,7 +167,7 @@ class ParallelModel:
             return self.model.state_dict() if self.is_main else None
         out = {}
         for k, v in self.model.state_dict().items():
-            full = _full(v)
+            full = _full(v)  # a collective: every rank gathers, rank 0 keeps
             if self.is_main:
                 out[k] = full.detach().cpu()
         return out if self.is_main else None
@@ -250,7 +227,3 @@ class ParallelModel:
 
     def _comm_device(self) -> torch.device:
         return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
-
-
-__all__ = ["PARALLEL_MODES", "ParallelModel", "StepModule", "full_state_dict", "join_process_group",
-           "leave_process_group", "plain_copy", "rank_seed", "shard_units", "torchrun_ranks"]

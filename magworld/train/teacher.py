@@ -1,18 +1,10 @@
-"""Stage ``teacher``: the DMD stage's real score, a many-step flow model of short clips (no history).
-
-Each step renders ``batch_size`` clips of ``model.clip_blocks`` blocks (leave-and-return heavy, as the
-generator's), encodes them with the frozen autoencoder and minimises :meth:`Teacher.loss` (one flow time per
-clip, every frame sees every other). The prompt is the clip's caption + its dominant motion phrase, empty with
-probability ``text_drop`` (so the teacher also has an unconditional score for guidance). Evaluation: the
-flow-matching loss of fixed held-out clips at fixed times and noise (lower is better; comparable across runs).
-
-The network starts from a trained block denoiser of the same shape (``init``: the bundled or a given stage-2
-generator's network, the memory model's, or random).
+"""Stage ``teacher``: the DMD stage's real score, a many-step flow model of short clips (no history), trained on
+rendered clips with their caption + motion phrase (empty with probability ``text_drop``); docs/notes/code.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import count
 from typing import Iterator, NamedTuple
 
@@ -26,8 +18,8 @@ from magworld.model.pretrained import WEIGHTS_DIR, bundled_path
 from magworld.model.teacher import Teacher, TeacherConfig
 from magworld.model.text import TextConfig, make_text_encoder
 
-from .common import clip_prompts, encode_clip, frozen_autoencoder, frozen_memory
-from .loop import Placement, RunConfig, Stage, run_stage, setup_device
+from .common import check_init, clip_prompts, encode_clip, frozen_autoencoder, frozen_memory
+from .loop import Placement, RunConfig, Stage, train_stage
 from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
 
 EVAL_TIMES = (0.2, 0.5, 0.8)  # held-out loss at these (unshifted) flow times
@@ -49,8 +41,7 @@ class TeacherStageConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.text_drop <= 1.0:
             raise ValueError(f"text_drop is a probability in [0, 1], got {self.text_drop}")
-        if self.init not in ("bundled", "memory", "random") and not self.init.endswith(".safetensors"):
-            raise ValueError(f"init must be 'bundled', 'memory', 'random' or a generator .safetensors, got {self.init!r}")
+        check_init(self.init)
 
 
 def initial_teacher(cfg: TeacherStageConfig) -> tuple[Teacher, str]:
@@ -108,8 +99,7 @@ def build_stage(cfg: TeacherStageConfig, placement: Placement) -> Stage:
 
     def data(start: int) -> Iterator[TeacherBatch]:
         stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
-        rng = np.random.default_rng([placement.rank_seed(cfg.run.seed), start])
-        noise = placement.generator(cfg.run.seed * 100_003 + start)
+        rng, noise = placement.streams(cfg.run.seed, start)
         for _ in count(start):
             clip = stream.clips(placement.local_batch(cfg.run.batch_size), cfg.model.frames)
             yield TeacherBatch(encode_clip(ae, clip.frames.to(device)), clip.poses.to(device),
@@ -127,8 +117,4 @@ def build_stage(cfg: TeacherStageConfig, placement: Placement) -> Stage:
 
 
 def train(cfg: TeacherStageConfig) -> dict[str, float]:
-    placement = setup_device(cfg.run)
-    return run_stage(build_stage(cfg, placement), cfg.run, placement, asdict(cfg))
-
-
-__all__ = ["EVAL_TIMES", "TeacherStageConfig", "build_stage", "clip_text", "evaluate", "initial_teacher", "train"]
+    return train_stage(build_stage, cfg)

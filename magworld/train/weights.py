@@ -72,12 +72,9 @@ def split_evals(extra: dict) -> tuple[dict, dict]:
 def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Path = WEIGHTS_DIR,
            autoencoder: str | Path | None = None, memory: str | Path | None = None, half: bool = False,
            steps: int | None = None) -> dict:
-    """Copy a run's export (``<export>.safetensors`` + ``.json``, default the final one) and its training log into
-    a weights folder (default the package's) and write the manifest: sha256 and size of every bundled file the world
-    model loads. ``autoencoder`` / ``memory``: run folders whose final exports (with their logs) are bundled too —
-    the set a generator was trained against; otherwise the folder must already hold them. ``half``: the memory model
-    and generator are stored in float16 (the autoencoder stays float32). ``steps``: the denoising steps the bundled
-    world samples with by default (written into the generator's config; None keeps the run's)."""
+    """Copy a run's export and training log (and optionally the ``autoencoder``/``memory`` runs') into a weights folder
+    (default the package's) and write its manifest (sha256, sizes); ``half``: memory model and generator in float16;
+    ``steps``: the bundled world's default denoising steps (None keeps the run's)."""
     if steps is not None and steps < 1:
         raise ValueError(f"steps must be a positive number of denoising steps, got {steps}")
     run_dir, weights_dir = Path(run_dir), Path(weights_dir)
@@ -113,6 +110,3 @@ def bundle(run_dir: str | Path, export: str = "generator", weights_dir: str | Pa
                           for n in names}}
     (weights_dir / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2) + "\n")
     return manifest
-
-
-__all__ = ["blend", "bundle", "copy_weights", "export_generator", "split_evals"]

@@ -106,13 +106,9 @@ def view_angles(pose: Pose, height: int, width: int) -> tuple[np.ndarray, np.nda
 
 
 def visible_mask(target, sources, height: int, width: int) -> np.ndarray:
-    """Boolean (H, W): pixels of the ``target`` view whose ray at least one of the ``sources`` views shows.
-
-    ``target``: a :class:`Pose` or 3 numbers; ``sources``: :class:`Pose` objects or an ``(K, 3)`` array of (yaw, pitch, fov). Every camera turns about one
-    centre, so a ray is shown by a source view when it lies in front of that camera and inside its image borders
-    (the renderer's pinhole: pixel centres, ``fov`` horizontal, square pixels). Numpy; the model's torch
-    reprojection (:func:`magworld.model.reproject.sample_grid`) is the same geometry, checked by a test.
-    """
+    """Boolean (H, W): pixels of the ``target`` view (a :class:`Pose` or 3 numbers) whose ray at least one of the
+    ``sources`` (Poses or (K, 3)) shows: in front of it and inside its borders (the renderer's pinhole; the model's
+    :func:`~magworld.model.reproject.sample_grid` is the same geometry, checked by a test)."""
     t_yaw, t_pitch, t_fov = (float(v) for v in (target.as_array() if isinstance(target, Pose) else target))
     world = camera_rays(height, width, t_fov) @ rotation(t_yaw, t_pitch).T  # (H*W, 3)
     seen = np.zeros(height * width, dtype=bool)

@@ -85,10 +85,8 @@ class Canvas:
         return out / (2.0 - 2.0 ** (1 - octaves))
 
     def ground(self, eye_height: float = 1.6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Floor coordinates (x, z) in metres under each texel below the horizon, and the distance.
-
-        Texels above the horizon get an infinite distance; x/z are then meaningless (zero).
-        """
+        """Floor coordinates (x, z) in metres under each texel below the horizon and the distance (above it: infinite,
+        x/z zero)."""
         below = self.el < -0.05
         tan_down = np.tan(np.radians(np.where(below, -self.el, 1.0)))
         dist = np.where(below, eye_height / tan_down, np.inf).astype(np.float32)

@@ -62,15 +62,11 @@ class Scene:
             self._panoramas[width] = [level0, (box + 0.5).astype(np.uint8)]
         return self._panoramas[width]
 
-    def panorama_width(self, height: int, width: int) -> int:
-        """Texel size of level 0 matches a pixel at the narrowest field of view (capped, even-sized)."""
-        needed = max(width, height) * 360.0 / FOV_MIN
-        return int(min(MAX_PANORAMA_WIDTH, 4 * np.ceil(needed / 4)))
-
     def render(self, pose: Pose, resolution: int | Sequence[int] = 64) -> np.ndarray:
         """The view from ``pose`` as ``uint8 (H, W, 3)``."""
         height, width = parse_resolution(resolution)
-        pano_width = self.panorama_width(height, width)
+        # level 0's texel matches a pixel at the narrowest field of view (capped, a multiple of 4)
+        pano_width = int(min(MAX_PANORAMA_WIDTH, 4 * np.ceil(max(width, height) * 360.0 / FOV_MIN / 4)))
         levels = self.panorama(pano_width)
         pixel_deg = pose.fov / width
         texel_deg = 360.0 / pano_width
@@ -92,11 +88,8 @@ class Scene:
 
 @functools.lru_cache(maxsize=256)
 def _view_lookup(height: int, width: int, pitch: float, fov: float, pano_h: int, pano_w: int) -> tuple[np.ndarray, ...]:
-    """Everything about a view that does not depend on yaw (turning only adds yaw to every azimuth).
-
-    Returns the per-pixel panorama column at yaw 0 (float, texels), the flat offsets of the two
-    bilinear rows and the row weight, each (H*W,).
-    """
+    """What a view needs that does not depend on yaw: each pixel's panorama column at yaw 0 (texels), the flat offsets
+    of its two bilinear rows and the row weight, each (H*W,)."""
     azimuth, elevation = view_angles(Pose(0.0, pitch, fov), height, width)
     col0 = azimuth * (pano_w / 360.0) - 0.5
     row = np.clip((90.0 - elevation) * (pano_h / 180.0) - 0.5, 0.0, pano_h - 1.0)

@@ -57,9 +57,7 @@ def _sky(canvas: Canvas, horizon: tuple, zenith: tuple, cloud: tuple | None, clo
         canvas.blend(weight * 0.85, cloud)
 
 
-# ----------------------------------------------------------------------------------------------
-# outdoor: a mountain valley
-# ----------------------------------------------------------------------------------------------
+# --- outdoor: a mountain valley --------------------------------------------------------------------------------------
 _OUTDOOR_TIMES = {
     "dawn": ((250, 175, 140), (95, 120, 190), (255, 220, 180)),
     "noon": ((185, 215, 245), (60, 120, 215), (255, 250, 225)),
@@ -165,9 +163,7 @@ def _outdoor_object(c: Canvas, o: dict[str, Any], shade: float, season: str) -> 
             c.fill(c.box(az, ww, wlo, whi), np.array((40, 35, 40)))
 
 
-# ----------------------------------------------------------------------------------------------
-# indoor: a box-shaped room, ray-cast onto walls, floor and ceiling
-# ----------------------------------------------------------------------------------------------
+# --- indoor: a box-shaped room, ray-cast onto walls, floor and ceiling -----------------------------------------------
 _ROOMS = ("living room", "kitchen", "bedroom", "office", "gallery")
 _FLOORS = {"wooden": (150, 100, 60), "tiled": (200, 200, 195), "carpeted": (120, 50, 60)}
 _WALL_FEATURES = ("window", "door", "painting", "shelf", "poster", "painting")
@@ -277,9 +273,7 @@ def _wall_feature(c: Canvas, f: dict[str, Any], on_wall: np.ndarray, u: np.ndarr
         c.fill(rect(0.3, 1.3, 1.4), col2 * 0.8)
 
 
-# ----------------------------------------------------------------------------------------------
-# city: a street with a ring of building facades
-# ----------------------------------------------------------------------------------------------
+# --- city: a street with a ring of building facades ------------------------------------------------------------------
 _CITY_TIMES = {"morning": ((200, 215, 235), (110, 150, 210)), "dusk": ((240, 150, 100), (60, 55, 120)), "night": ((30, 35, 60), (5, 8, 20))}
 
 
@@ -356,9 +350,7 @@ def _building(c: Canvas, b: dict[str, Any], shade: float, night: bool) -> None:
     c.fill(door, col * 0.35)
 
 
-# ----------------------------------------------------------------------------------------------
-# game: a bright platformer level
-# ----------------------------------------------------------------------------------------------
+# --- game: a bright platformer level ---------------------------------------------------------------------------------
 _GAME_SKIES = {"blue": ((150, 210, 255), (70, 140, 250)), "sunset": ((255, 180, 120), (180, 90, 200)), "mint": ((190, 250, 220), (80, 200, 190))}
 
 

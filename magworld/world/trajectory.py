@@ -77,11 +77,8 @@ def leave_and_return(k: int, action: str = "pan_right", hold: int = 0, start: Po
 
 
 def abca(k: int, m: int, start: Pose = Pose()) -> Trajectory:
-    """A → B → C → A around a rectangle: pan right k, tilt up m, pan left k, tilt down m.
-
-    Returns to A along a different path than it left (unlike ABA). Tilts saturate at the pitch limit,
-    so choose ``m`` within it (``m * 10° <= 30°`` from a level start) to come back exactly.
-    """
+    """A → B → C → A around a rectangle (pan right k, tilt up m, pan left k, tilt down m); it comes back exactly when
+    ``m * 10°`` stays within the pitch limit."""
     return Trajectory("abca", start, _names(*["pan_right"] * k, *["tilt_up"] * m, *["pan_left"] * k, *["tilt_down"] * m))
 
 

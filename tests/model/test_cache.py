@@ -38,7 +38,7 @@ def test_snapshot_restore_round_trip():
     snap = cache.snapshot()
     before = cache.bytes()
     cache.reset()
-    assert cache.frames() == 0 and cache.bytes() == 0 and cache.layer(0) is None
+    assert cache.frames() == 0 and cache.bytes() == 0 and cache.keys[0] is None
     cache.restore(snap)
     assert cache.bytes() == before and cache.frame_index == [2, 5]
     snap.keys[0].zero_()  # the restored cache owns its tensors

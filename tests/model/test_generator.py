@@ -8,7 +8,7 @@ import torch
 from model_testing import micro_config, perturbed, random_inputs
 
 from magworld.model.generator import Generator, GeneratorConfig, write_block, write_clip
-from magworld.model.masks import cache_writer_mask, reader_mask
+from magworld.model.masks import cache_writer_mask, held_frames, reader_mask
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.train.common import motion_phrase
 from magworld.train.common import generator_loss
@@ -36,7 +36,7 @@ def test_parallel_training_pass_equals_block_by_block_runtime(policy, window, si
     index = torch.arange(21, 21 + 3 * blocks)  # the training offset: only position differences matter
     with torch.no_grad():
         clip = write_clip(mem, x0, pose, text, cfg.cache_config(policy), index)
-        mask = reader_mask(policy, 3 * blocks, 3, cfg.kept, window, sink, tc.tokens_per_frame)
+        mask = reader_mask(held_frames(cfg.cache_config(policy), 3 * blocks, 3), 3, tc.tokens_per_frame)
         parallel = gen(x_t, t, pose, text, clip, frame_index=index, mask=mask).prediction
         live = gen.new_cache(policy)
         for b in range(blocks):

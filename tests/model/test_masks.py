@@ -29,7 +29,7 @@ def cache_contents(policy: str, bf: int, kept: int, window: int, sink: int, bloc
 def test_held_frames_is_what_the_cache_holds(policy, bf, kept, window, sink):
     blocks = 5
     held = cache_contents(policy, bf, kept, window, sink, blocks)
-    mask = held_frames(policy, blocks * bf, bf, kept, window, sink)
+    mask = held_frames(CacheConfig(policy, window=window, sink=sink, kept=kept), blocks * bf, bf)
     for q, k in itertools.product(range(blocks * bf), repeat=2):
         assert bool(mask[q, k]) == (k in held[q // bf]), (q, k)
 
@@ -39,8 +39,8 @@ def test_writer_and_reader_masks_by_brute_force(policy, bf, kept, window, sink):
     blocks, n = 4, 2
     frames = blocks * bf
     held = cache_contents(policy, bf, kept, window, sink, blocks)
-    writer = writer_mask(policy, frames, bf, kept, window, sink, tokens_per_frame=n)
-    reader = reader_mask(policy, frames, bf, kept, window, sink, tokens_per_frame=n)
+    config = held_frames(CacheConfig(policy, window=window, sink=sink, kept=kept), frames, bf)
+    writer, reader = writer_mask(config, bf, kept, tokens_per_frame=n), reader_mask(config, bf, tokens_per_frame=n)
     assert writer.shape == (frames * n, frames * n) and reader.shape == (frames * n, 2 * frames * n)
     for q, k in itertools.product(range(frames * n), repeat=2):
         fq, fk = q // n, k // n
@@ -61,18 +61,13 @@ def test_run_time_writer_mask_is_the_training_writer_mask_of_the_last_block(poli
         kv = [torch.zeros(1, 1, bf, n, 1)]
         cache.append(kv, kv, list(range(b * bf, (b + 1) * bf)))
     run_time = cache_writer_mask(cache, bf, bf, kept, n, "cpu")
-    train = writer_mask(policy, blocks * bf, bf, kept, window, sink, n)[-bf * n:]  # rows of the last block
+    train = writer_mask(held_frames(cache.config, blocks * bf, bf), bf, kept, n)[-bf * n:]  # rows of the last block
     columns = [f * n + j for f in [*cache.frame_index, *range((blocks - 1) * bf, blocks * bf)] for j in range(n)]
     expected = train[:, columns]
     if run_time is None:
         assert bool(expected.all())
     else:
         assert torch.equal(run_time, expected)
-
-
-def test_unknown_policy_raises():
-    with pytest.raises(ValueError, match="unknown memory policy"):
-        held_frames("lru", 12, 3, 1, 3, 3)
 
 
 def test_memory_attention_mask_by_brute_force():

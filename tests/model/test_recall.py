@@ -12,7 +12,7 @@ from model_testing import micro_config, perturbed, random_inputs
 from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.cache import CacheConfig, KVCache
 from magworld.model.generator import Generator, GeneratorConfig, write_block, write_clip
-from magworld.model.masks import held_by, held_frames, reader_mask
+from magworld.model.masks import held_frames, reader_mask
 from magworld.model.memory_model import MemoryConfig, MemoryModel
 from magworld.model.pipeline import WorldModel
 from magworld.model.recall import ViewStore, recall_held, store_bound, view_keys, view_overlap
@@ -122,7 +122,7 @@ def recall_models(**cfg):
 @pytest.mark.parametrize("policy,cfg", [("mag-recall", {"recall": 1}), ("mag-recall", {"recall": 2}),
                                         ("mag-ring", {"ring": 1}), ("mag-ring", {"ring": 2})])
 def test_parallel_training_pass_equals_cached_generation(policy, cfg):
-    """write_clip + reader_mask over a whole clip (held_by: the store replayed on the clip's poses) equals generation
+    """write_clip + reader_mask over a whole clip (held_frames: the store replayed on the clip's poses) equals generation
     block by block from the run-time cache, with non-contiguous recalled frames and a padded world."""
     gen, mem = recall_models(**cfg)
     tc, blocks = gen.cfg.transformer, 6
@@ -132,9 +132,9 @@ def test_parallel_training_pass_equals_cached_generation(policy, cfg):
     index = torch.arange(21, 21 + 3 * blocks)
     config = gen.cfg.cache_config(policy)
     with torch.no_grad():
-        held = held_by(config, 3 * blocks, 3, pose)
+        held = held_frames(config, 3 * blocks, 3, pose)
         clip = write_clip(mem, x0, pose, text, config, index)
-        mask = reader_mask(policy, 3 * blocks, 3, 1, 3, 3, tc.tokens_per_frame, held=held)
+        mask = reader_mask(held, 3, tc.tokens_per_frame)
         parallel = gen(x_t, t, pose, text, clip, frame_index=index, mask=mask).prediction
         live = gen.new_cache(policy)
         for b in range(blocks):
@@ -229,8 +229,8 @@ def test_bad_policy_names_are_clear_errors(parts):
         world(parts, memory="mag_recall")
     with pytest.raises(ValueError, match="unknown cache policy 'recall'"):
         CacheConfig("recall")
-    with pytest.raises(ValueError, match="held_by"):
-        held_frames("mag-recall", 9, 3, 1, 3, 3)
+    with pytest.raises(ValueError, match="needs the clip's poses"):
+        held_frames(CacheConfig("mag-recall"), 9, 3)
     cache = KVCache(CacheConfig("mag-recall"), depth=1)
     with pytest.raises(ValueError, match="needs poses"):
         cache.append([torch.zeros(1, 1, 3, 1, 2)], [torch.zeros(1, 1, 3, 1, 2)], [0, 1, 2])

@@ -153,7 +153,7 @@ def sweep_actions() -> list[int]:
 @pytest.mark.slow
 def test_tracker_store_stops_growing_once_every_reachable_pose_is_seen():
     reachable = reachable_poses()
-    assert len(reachable) == 9576  # the bound the RevisitTracker docstring states
+    assert len(reachable) == 9576  # the bound docs/notes/code.md states (RevisitTracker)
     assert len({tuple(np.round(p, 6)) for p in reachable}) == 7560  # as views; the rest differ in the last bits
     t = RevisitTracker(tolerance=1.0)
     pixel = np.zeros((12, 12, 3), dtype=np.uint8)
@@ -172,7 +172,7 @@ def test_tracker_store_stops_growing_once_every_reachable_pose_is_seen():
 
 def test_block_end_store_is_bounded_by_the_stated_bound():
     ends = reachable_poses(block_ends=True)
-    assert len(ends) == 1176 == 24 * 7 * 7  # the bound the RevisitTracker docstring and the README state
+    assert len(ends) == 1176 == 24 * 7 * 7  # the bound docs/notes/code.md (RevisitTracker) and the README state
     assert reference_bound(64, 64) == (1176, 1176 * compressed_bound(64 * 64 * 3)) and reference_bound(64, 64)[1] < 40 * 2**20
     assert len(reachable_poses((0.0, 5.0, 55.0), block_ends=True)) == 24 * 13 * 13  # an off-grid start's own grid
     noise = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)  # incompressible
