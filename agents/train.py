@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from magworld.bench.common import refuse_overwrite
 from magworld.config import build
 
 from .evaluate import EnvConfig, evaluate
@@ -34,6 +35,7 @@ class TrainConfig:
     torch_threads: int = 1
     progress_bar: bool = True
     max_wall_s: float | None = None  # stop early (after the current step) once training has run this long
+    overwrite: bool = False  # replace an earlier run in <out_dir>/<name>/
 
     def __post_init__(self) -> None:
         self.name = self.name or self.policy.name
@@ -108,9 +110,11 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     import torch
     from stable_baselines3.common.utils import set_random_seed
 
+    run_dir = cfg.run_dir
+    refuse_overwrite([run_dir / "model.zip", run_dir / "curve.json"], cfg.overwrite, "agent.overwrite=true",
+                     "agent.name=<name>")
     torch.set_num_threads(cfg.torch_threads)
     set_random_seed(cfg.seed)
-    run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     venv = make_vec_env(cfg.env.make, cfg.policy.n_envs, cfg.seed)

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from magworld.bench.common import refuse_overwrite
 from magworld.world import ACTION_NAMES
 
 RENDER_FPS = 12
@@ -70,9 +71,6 @@ class StepRecord:
 class RecordingPaths:
     video: Path
     sidecar: Path
-
-    def existing(self) -> list[Path]:
-        return [path for path in (self.video, self.sidecar) if path.exists()]
 
 
 def recording_paths(out_dir: str | Path, name: str) -> RecordingPaths:
@@ -188,10 +186,8 @@ class EpisodeRecorder:
     def save(self, overwrite: bool = False) -> RecordingPaths:
         """Write ``<name>.mp4`` and ``<name>.json`` into ``out_dir`` (created if missing); an existing one is a
         ``FileExistsError`` unless ``overwrite``."""
-        payload = self.summary()
-        paths = self.paths
-        if paths.existing() and not overwrite:
-            raise FileExistsError(f"{' and '.join(map(str, paths.existing()))} already there; pick another name or save(overwrite=True)")
+        payload, paths = self.summary(), self.paths
+        refuse_overwrite([paths.video, paths.sidecar], overwrite, "save(overwrite=True)", "another name")
         get_writer = _import_video_writer()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with get_writer(str(paths.video), fps=self.fps, codec="libx264", macro_block_size=1) as writer:

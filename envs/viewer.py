@@ -26,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from magworld.bench.common import refuse_overwrite
 from magworld.world import ACTION_NAMES
 
 from .recording import EpisodeRecorder, RecordingPaths, free_name
@@ -227,8 +228,7 @@ class Viewer:
         if self.screen is None:
             raise RuntimeError("nothing shown yet: call show() before screenshot()")
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pick another name or pass overwrite=True")
+        refuse_overwrite([path], overwrite, "overwrite=True", "another name")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.pygame.image.save(self.screen, str(path))
         return path
