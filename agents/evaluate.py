@@ -1,9 +1,5 @@
-"""``magworld agent eval``: run N seeded episodes of a baseline or a trained PPO agent and report statistics.
-
-Episode ``i`` uses seed ``seed + i`` for both the env and the agent, so a seed fixes the whole result.
-Per episode: return (sum of rewards), revisit steps (``info["is_revisit"]``), far revisits and success
-(loop task only), final coverage, length. Reported as mean ± std (population) and standard error.
-"""
+"""``magworld agent eval``: N seeded episodes of a baseline or a trained PPO agent (episode ``i``: seed ``seed + i``
+for env and agent); per-episode metrics (:data:`METRICS`) as mean ± std and standard error."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""PPO (stable-baselines3) for MAGWorld: its typed config, the vectorised training env, and the agent wrapper.
-
-stable-baselines3 is imported lazily, so ``magworld.agents.baselines`` stays light; install it with
-``pip install "magworld[rl]"``.
-"""
+"""PPO (stable-baselines3, imported lazily: ``pip install "magworld[rl]"``) for MAGWorld: its typed config, the
+vectorised training env and the agent wrapper."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""``magworld agent train``: train PPO on a MAGWorld env; the run folder gets the model, config and eval curve.
-
-``<out_dir>/<name>/`` (``name`` None: the preset's, ``runs/agents/ppo`` or ``runs/agents/ppo_state``): ``model.zip`` (SB3), ``config.json``, ``curve.json`` (deterministic evaluation on
-fixed seeds every ``eval_freq`` timesteps, plus training wall time) and ``curve.png``.
-"""
+"""``magworld agent train``: PPO on a MAGWorld env. ``<out_dir>/<name>/`` (``name`` None: the preset's) gets
+``model.zip``, ``config.json``, ``curve.json`` (deterministic evaluation on fixed seeds every ``eval_freq`` timesteps,
+plus wall time) and ``curve.png``."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""World backends: what draws the frames of a block, for N worlds at once.
-
-``simulator`` renders the procedural world exactly (ground truth). ``model`` (the MAG generator) plugs
-in here with the same calls, so the environments' API does not change with the backend. The single
-env is a backend with ``num_worlds = 1``; the vector env advances all worlds in one ``step`` call.
-"""
+"""World backends: what draws the frames of a block, for N worlds at once. ``simulator`` renders the exact ground
+truth; ``model`` (MAG) takes the same calls, so the envs' API does not change with the backend."""
 
 from __future__ import annotations
 

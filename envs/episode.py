@@ -1,8 +1,5 @@
-"""One world's episode bookkeeping — scene, pose, revisits, reward, info — apart from who draws frames.
-
-The single env and the batched vector env both keep one :class:`Episode` per world and hand the
-frame drawing to a backend in one batched call, so their rewards and infos cannot drift apart.
-"""
+"""One world's episode bookkeeping — scene, pose, revisits, reward, info — apart from who draws the frames; the single
+and the vector env keep one per world, so their rewards and infos cannot drift apart."""
 
 from __future__ import annotations
 

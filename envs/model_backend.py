@@ -1,13 +1,8 @@
-"""The ``model`` backend: MAG draws every block — the generator reads the compressed memory of the world.
+"""The ``model`` backend: one :class:`magworld.model.pipeline.WorldModel` draws every world's block in one pass.
 
-A thin adapter from the env's per-world calls to one :class:`magworld.model.pipeline.WorldModel` that
-steps all N worlds in one forward pass. ``start`` shows the ground-truth first block and writes it
-into memory; ``step`` generates, compresses and decodes the next block.
-
-The world model's cache holds every world at the same history length, so worlds (re)start together:
-starts are collected until every world has one, then issued as one batched start. MAGWorld-v1's
-episodes all have the same length, so a vector env's autoresets always arrive together.
-"""
+``start`` shows the ground-truth first block and writes it into memory; ``step`` generates, compresses and decodes the
+next block. The cache holds every world at the same history length, so worlds (re)start together: starts are
+collected until every world has one (MAGWorld-v1 episodes have one length, so autoresets arrive together)."""
 
 from __future__ import annotations
 

@@ -1,10 +1,6 @@
-"""Batched MAGWorld: ``gymnasium.make_vec("MAGWorld-v1", num_envs=N)`` advances N worlds per backend call.
-
-Each world keeps its own :class:`~magworld.envs.episode.Episode` and RNG; the backend draws all N blocks in one
-call (one generator forward pass for the model backend). Autoreset mode is ``SAME_STEP``: a world
-that truncates is reset inside the same ``step``; its last observation and info are in
-``infos["final_obs"]`` / ``infos["final_info"]`` (masks ``_final_obs`` / ``_final_info``).
-"""
+"""Batched MAGWorld: ``gymnasium.make_vec("MAGWorld-v1", num_envs=N)`` advances N worlds per backend call, each with
+its own :class:`~magworld.envs.episode.Episode` and RNG. Autoreset is ``SAME_STEP``: a truncated world resets in the
+same ``step``; its last observation and info are in ``infos["final_obs"]`` / ``infos["final_info"]``."""
 
 from __future__ import annotations
 

@@ -1,25 +1,11 @@
 """A FLOP model of one env step (one block of latent frames) and the frames/s it implies.
 
-Counted are the multiply-adds of matrix products (2 FLOPs each), the operations that dominate on a GPU;
-norms, activations and RoPE are left out. One block costs ``steps`` sampler forwards of the generator plus
-``clean_passes`` forwards of the memory model writing the finished block into the cache, each over the
-block's ``block_frames * tokens_per_frame`` query tokens reading ``history_frames`` cached frames, then the
-decoder turning the block's latent frames into pixels.
-
-Per transformer layer, with L query tokens, K = L + history tokens keys, S text tokens (plus the null token),
-width D and MLP width F:
-
-- self-attention projections ``8 L D^2`` (q, k, v, out);
-- attention ``4 L K D`` (scores and the weighted sum; this is the part the history makes grow);
-- text cross-attention ``4 L D^2 + 4 (S+1) D^2 + 4 L (S+1) D``;
-- MLP ``4 L D F``;
-
-plus the embeddings and head once per forward (``other``). :func:`forward_flops` is checked against
-``torch.utils.flop_counter`` on the real network (tests/bench/test_flops.py); :func:`wan21_vae_decode_flops` is
-Wan2.1's causal 3D VAE decoder (dim 96, multipliers 1-2-4-4, 2 residual blocks) counted layer by layer.
-
-``python -m magworld.bench.flops [TFLOP/s]`` prints the table of ``docs/notes/scale.md``.
-"""
+Counted: matmul multiply-adds (2 FLOPs each) of ``steps`` sampler forwards and ``clean_passes`` memory-model forwards
+over the block's query tokens reading ``history_frames`` cached frames, plus the decoder. Per layer (L queries,
+K = L + history keys, S text tokens, width D, MLP width F): projections ``8 L D^2``, attention ``4 L K D``, text
+cross-attention ``4 L D^2 + 4 (S+1) D^2 + 4 L (S+1) D``, MLP ``4 L D F``; embeddings and head once per forward
+(``other``). Checked against ``torch.utils.flop_counter`` (tests/bench/test_flops.py). ``python -m
+magworld.bench.flops [TFLOP/s]`` prints the table of ``docs/notes/scale.md``."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The revisit benchmark's report: ``report.md`` (tables), ``results.json`` and PNG plots.
-
-Tables follow the paper's Table 3 layout (history context PSNR/SSIM/LPIPS | ground truth
-PSNR/SSIM/LPIPS), then the memory-only region, novel frames and cost columns, per-style and per-kind
-breakdowns, and timings. Means over episodes with 95% bootstrap intervals as ``mean [low, high]``.
-"""
+"""The revisit benchmark's report: ``report.md`` (paper Table 3 layout, then memory-only, novel and cost columns,
+per-style and per-kind breakdowns, timings; means with 95% bootstrap intervals), ``results.json`` and PNG plots."""
 
 from __future__ import annotations
 
