@@ -57,13 +57,6 @@ def build_ppo(cfg: PPOConfig, venv: Any, seed: int):
                    policy_kwargs=cfg.policy_kwargs(), seed=seed, device=cfg.device, verbose=0)
 
 
-def make_vec_env(make_env: Any, n_envs: int, seed: int):
-    """``n_envs`` Monitor-wrapped copies of ``make_env()`` in a DummyVecEnv, seeded ``seed, seed + 1, ...``."""
-    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-
-    return sb3_make_vec_env(make_env, n_envs=n_envs, seed=seed)
-
-
 class PPOAgent:
     """A trained PPO policy with the baselines' interface: ``reset(seed)``, ``act(obs, info) -> int``."""
 

@@ -10,11 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from magworld.bench.common import refuse_overwrite
+from magworld.bench.common import pyplot, refuse_overwrite
 from magworld.config import build
 
 from .evaluate import EnvConfig, evaluate
-from .ppo import PPOAgent, PPOConfig, build_ppo, make_vec_env
+from .ppo import PPOAgent, PPOConfig, build_ppo
 
 
 @dataclass
@@ -79,11 +79,7 @@ def _curve_callback(cfg: TrainConfig, curve: list[dict[str, Any]], start: float)
 
 
 def plot_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     t = [p["timesteps"] for p in curve]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, key, label in ((axes[0], "reward", "episode return"), (axes[1], "success", "success rate")):
@@ -106,6 +102,7 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def run(cfg: TrainConfig) -> dict[str, Any]:
     import torch
+    from stable_baselines3.common.env_util import make_vec_env  # Monitor-wrapped copies seeded seed, seed + 1, ...
     from stable_baselines3.common.utils import set_random_seed
 
     run_dir = cfg.run_dir
@@ -115,7 +112,7 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
     set_random_seed(cfg.seed)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    venv = make_vec_env(cfg.env.make, cfg.policy.n_envs, cfg.seed)
+    venv = make_vec_env(cfg.env.make, n_envs=cfg.policy.n_envs, seed=cfg.seed)
     model = build_ppo(cfg.policy, venv, cfg.seed)
     curve: list[dict[str, Any]] = []
     start = time.perf_counter()

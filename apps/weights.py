@@ -1,5 +1,4 @@
-"""``magworld weights bundle`` / ``blend`` / ``export``: the weight tooling of :mod:`magworld.train.weights` as commands
-(configs ``weights_bundle.yaml``, ``weights_blend.yaml``, ``weights_export.yaml``; every option is
+"""``magworld weights bundle`` / ``blend`` / ``export``: :mod:`magworld.train.weights` as commands (options
 ``weights.<key>=value``)."""
 
 from __future__ import annotations

@@ -17,10 +17,8 @@ MODEL_OPTIONS = ("memory", "checkpoint", "sampling_steps", "carry", "device", "t
 
 @dataclass
 class WorldSettings:
-    """Every ``MAGWorld-v1`` option a command passes on (the env's docstring is their spec). None: the env's default.
-
-    ``memory``, ``checkpoint``, ``sampling_steps``, ``carry``, ``device`` and ``threads`` apply to the model backend
-    only; setting one with ``backend="simulator"`` is an error."""
+    """Every ``MAGWorld-v1`` option a command passes on (None: the env's default); the model-only ones
+    (:data:`MODEL_OPTIONS`) with ``backend="simulator"`` are an error."""
 
     style: str | None = None  # None: drawn from the seed; outdoor | indoor | city | game
     backend: str = "model"  # the MAG world model (bundled weights); "simulator" = ground truth

@@ -106,25 +106,16 @@ class MAGWorldEnv(gym.Env):
     # --- gym API ------------------------------------------------------------------------------
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        poses, truth = self.episode.begin(self.np_random, self.style, options)
-        noise_seed = int(self.np_random.integers(0, 2**31 - 1))
-        start = time.perf_counter()
-        assert self.episode.scene is not None
-        frames = self.backend.start(0, self.episode.scene, poses, truth, noise_seed)
-        elapsed = (time.perf_counter() - start) * 1e3
-        obs, info = self.episode.started_info(frames, truth, elapsed if self.timing else None, self.backend.info(0))
+        obs, info = self.episode.start(self.backend, 0, self.np_random, self.style, options, self.timing)
         self._after_step(info, 0.0)
         return obs, info
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict]:
-        action = check_action(action, int(self.action_space.n))
-        target, poses, prompt = self.episode.plan(action)
+        plan = self.episode.plan(check_action(action, int(self.action_space.n)))
         start = time.perf_counter()
-        frames = self.backend.step([poses], [prompt])[0]
-        step_ms = (time.perf_counter() - start) * 1e3
-        truth = frames if self.backend.exact else self.episode.truth(poses)
-        obs, reward, info = self.episode.commit(target, poses, prompt, frames, truth, step_ms if self.timing else None,
-                                                self.backend.info(0))
+        frames = self.backend.step([plan[1]], [plan[2]])[0]
+        step_ms = (time.perf_counter() - start) * 1e3 if self.timing else None
+        obs, reward, info = self.episode.commit(plan, frames, step_ms, self.backend, 0)
         self._after_step(info, reward)
         return obs, reward, False, False, info
 
