@@ -86,11 +86,9 @@ RECTANGLE_DIRECTIONS: tuple[tuple[str, ...], ...] = (("pan_right", "tilt_up"), (
 
 
 class LoopExplorer:
-    """Leave-and-return loops around the home pose (the pose at ``reset``), to collect as many revisits as possible.
-
-    Each loop draws a direction from ``directions`` (one or two actions; ``RECTANGLE_DIRECTIONS`` adds ABCA loops) and
-    ``k`` in ``[k_min, k_max]``, takes ``k`` steps of each action (steps a limit would void are left out: a hold is no
-    revisit), then steps straight back home (yaw, then pitch, then fov). ``loops_completed`` counts loops back home."""
+    """Leave-and-return loops around the home pose (the pose at ``reset``): each loop draws a direction (one or two
+    actions) and ``k`` in ``[k_min, k_max]``, takes ``k`` steps of each (steps a limit voids are left out: a hold is no
+    revisit), then steps straight back home. ``loops_completed`` counts the loops back home."""
 
     def __init__(self, seed: int | None = None, k_min: int = 1, k_max: int = 4,
                  directions: tuple[tuple[str, ...], ...] = LOOP_DIRECTIONS) -> None:
@@ -142,9 +140,8 @@ class LoopExplorer:
 
 
 class CoverageAgent:
-    """Visits the 15° x 10° view cells it has not seen, nearest first (ties: stay on the pitch row, then keep the pan
-    direction), so it sweeps a row, tilts to the next, and starts over when all are seen. ``seed`` picks the first pan
-    direction only."""
+    """Visits the 15° x 10° view cells it has not seen, nearest first (ties: the pitch row, then the pan direction),
+    starting over when all are seen; ``seed`` picks the first pan direction only."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed

@@ -67,11 +67,11 @@ class SpeedBenchConfig:
             raise ValueError(f"bench speed needs steps >= 1, warmup >= 0, history_blocks >= 1, batch sizes >= 1; got {self}")
 
 
-def _env_kwargs(cfg: SpeedBenchConfig, memory: str | None) -> dict[str, Any]:
-    kwargs = {"backend": cfg.backend, **cfg.env_kwargs}
+def _env_kwargs(cfg: SpeedBenchConfig | SoakConfig, memory: str | None) -> dict[str, Any]:
+    kwargs = {"backend": getattr(cfg, "backend", "model"), **cfg.env_kwargs}  # the soak runs the model
     if memory is not None:
         kwargs["memory"] = memory
-    if cfg.backend == "model" and cfg.threads is not None:
+    if kwargs["backend"] == "model" and cfg.threads is not None:
         kwargs["threads"] = cfg.threads
     return kwargs
 
@@ -143,13 +143,9 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def history_blocks(cfg: SpeedBenchConfig, memory: str | None) -> int:
-    return min(cfg.history_blocks, cfg.history_limits.get(str(memory), cfg.history_blocks))
-
-
 def history_curve(cfg: SpeedBenchConfig, memory: str | None) -> dict[str, list[float]]:
     """One policy's long episode: per block step ms, attended and stored bytes (per world) and resident bytes."""
-    blocks = history_blocks(cfg, memory)
+    blocks = min(cfg.history_blocks, cfg.history_limits.get(str(memory), cfg.history_blocks))
     env = gym.make("MAGWorld-v1", max_episode_steps=blocks + 1, timing=True, **_env_kwargs(cfg, memory))
     env.reset(seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -304,10 +300,7 @@ def soak(cfg: SoakConfig) -> dict[str, Any]:
     """One env, no truncation, ``cfg.steps`` seeded random actions: resident memory at every ``cfg.every`` steps, a
     finite check of the world's cache and of the infos, and any error; written to ``<out_dir>/soak.json``."""
     refuse_overwrite([Path(cfg.out_dir) / "soak.json"], cfg.overwrite)
-    kwargs = {"backend": "model", "memory": cfg.memory, **cfg.env_kwargs}
-    if cfg.threads is not None:
-        kwargs["threads"] = cfg.threads
-    env = gym.make("MAGWorld-v1", max_episode_steps=-1, timing=True, **kwargs)
+    env = gym.make("MAGWorld-v1", max_episode_steps=-1, timing=True, **_env_kwargs(cfg, cfg.memory))
     env.reset(seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     points, window, info_finite, error = [], [], True, None

@@ -23,39 +23,11 @@ from .workers import exit_with_parent
 class MAGWorldEnv(gym.Env):
     """Look around a procedural 360° world; every step the world model draws the next block of 3 frames.
 
-    The full spec (arguments, actions, reward, info, CPU threads) is the README's "The environment"; the original long
-    form of this docstring, with the version history, is in ``docs/notes/design.md``.
-
-    ## Action Space
-    ``Discrete(7)``: stay, pan_left / pan_right (yaw ∓15°), tilt_up / tilt_down (pitch ±10°, within ±30°), zoom_in /
-    zoom_out (fov ∓10°, within 30°-90°); ``env.unwrapped.action_table`` has the deltas and prompt phrases.
-
-    ## Observation Space
-    ``Box(0, 255, (H, W, 3), uint8)``: the block's last frame (64 x 64 by default).
-
-    ## Rewards
-    ``w_revisit * R_revisit + w_explore * new_cells`` (defaults 1.0, 0.0): ``R_revisit`` in [0, 1] scores a revisit
-    observation's memory-only region against its first visit (:mod:`magworld.revisit`, 0 below ``min_memory_fraction``
-    of the frame); ``new_cells`` counts newly seen 15° x 10° view cells.
-
-    ## Starting State
-    ``reset(seed)`` draws a scene (style, scene seed) and a start yaw (multiple of 15°); pitch 0°, fov 60°; the first
-    block is ground truth. ``options`` may fix ``scene_seed``, ``style`` and ``pose`` (dict with yaw, pitch, fov).
-
-    ## Episode End
-    No termination; truncation after ``max_episode_steps`` (200 registered; -1: no limit).
-
-    ## Info
-    ``pose``, ``prompt``, ``frames``, ``is_revisit``, ``revisit``, ``reference_bytes``, ``reference_bound_bytes``, ``gt``,
-    ``coverage``, ``reward_terms``, ``caption``, ``style``, ``scene_seed``, ``backend``; the model backend adds ``memory``,
-    ``carry``, ``cache_bytes`` / ``cache_frames`` (attended), ``stored_bytes`` / ``stored_frames`` (held),
-    ``compression``; ``reset`` adds ``action_table``; ``timing=True`` adds ``step_ms`` (off by default, so that the info
-    is a function of the seed and the actions alone).
-
-    ## Arguments
-    ``backend``, ``style``, ``resolution``, ``reward``, ``render_mode``, ``timing``; the model backend adds ``memory``
-    (default ``mag-recall``), ``checkpoint``, ``sampling_steps``, ``device``, ``threads``, ``carry``, or a prebuilt
-    ``world_model`` (the others may then only repeat its settings). An option that would be ignored is a ``ValueError``."""
+    ``Discrete(7)`` camera actions (``env.unwrapped.action_table``), observation the block's last frame ``uint8 (H, W,
+    3)``, reward ``w_revisit * R_revisit + w_explore * new_cells`` (:mod:`magworld.revisit`), no termination,
+    truncation after ``max_episode_steps`` (200 registered). ``reset`` options: ``scene_seed``, ``style``, ``pose``. The
+    spec (arguments, info keys, rewards, threads) is the README's "The environment"; the long form of this docstring
+    with the version history is in ``docs/notes/design.md``."""
 
     metadata = {"render_modes": ["human", "rgb_array"], "render_fps": 12}
     action_names: tuple[str, ...] = ACTION_NAMES
@@ -130,11 +102,8 @@ class MAGWorldEnv(gym.Env):
 
     # --- world state: snapshot, branch, save -------------------------------------------------------
     def get_state(self) -> dict[str, Any]:
-        """A snapshot of the whole world state: scene, pose, revisit history, RNG and backend memory.
-
-        ``set_state(get_state())`` followed by the same actions gives identical observations, so
-        rollouts can branch from any step. Arrays in the snapshot are copies.
-        """
+        """A snapshot of the whole world state (scene, pose, revisit history, RNG, backend memory; arrays copied):
+        ``set_state(get_state())`` and the same actions give identical observations."""
         state = self.episode.snapshot()
         state["rng"] = self.np_random.bit_generator.state
         state["backend_name"] = self.backend.name

@@ -16,6 +16,8 @@ import numpy as np
 from magworld.bench.common import refuse_overwrite
 from magworld.world import ACTION_NAMES
 
+from .episode import check_action
+
 RENDER_FPS = 12
 
 
@@ -70,17 +72,6 @@ def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
     return np.pad(big, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else big
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _action_name(action: Any) -> str:
-    index = int(action)
-    if not 0 <= index < len(ACTION_NAMES):
-        raise ValueError(f"action {action!r} is not an index into the action table 0..{len(ACTION_NAMES) - 1}")
-    return ACTION_NAMES[index]
-
-
 class EpisodeRecorder:
     """Collects the frames and step records of one episode (or a stretch of it) and writes mp4 + JSON; frames are
     upscaled ``scale`` times (nearest neighbour), played at ``fps``."""
@@ -113,8 +104,9 @@ class EpisodeRecorder:
         if not self.started:
             raise RuntimeError("call start(info) before record(...)")
         self.records.append(StepRecord(
-            action=_action_name(action), pose=dict(info["pose"]), reward=float(reward), prompt=str(info["prompt"]),
-            is_revisit=bool(info["is_revisit"]), revisit=dict(info["revisit"]), step_ms=_optional_float(info.get("step_ms"))))
+            action=ACTION_NAMES[check_action(action)], pose=dict(info["pose"]), reward=float(reward),
+            prompt=str(info["prompt"]), is_revisit=bool(info["is_revisit"]), revisit=dict(info["revisit"]),
+            step_ms=None if info.get("step_ms") is None else float(info["step_ms"])))
         self._add_frames(info["frames"])
         self.records[-1].frames = list(self.step_frames[-1])
 

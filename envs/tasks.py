@@ -35,9 +35,8 @@ class LoopTaskConfig:
 
 @dataclass
 class LoopRewardConfig(RewardConfig):
-    """The loop task's reward (``reward=``): MAGWorld-v1's :class:`RewardConfig` (``w_revisit``, ``tolerance``, the
-    PSNR range and memory-only threshold of the score) with the task's own terms. New view cells pay through
-    ``w_direction`` (first K only), so MAGWorld-v1's uncapped ``w_explore`` must stay 0."""
+    """The loop task's reward (``reward=``): MAGWorld-v1's :class:`RewardConfig` plus the task's terms; new view cells
+    pay through ``w_direction`` (first K only), so ``w_explore`` must stay 0."""
 
     w_revisit: float = 1.0  # per far revisit (its memory-only score), once per remembered view
     w_direction: float = 0.1  # per newly seen view cell, for the first K cells

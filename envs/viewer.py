@@ -343,9 +343,8 @@ def play(env, *, seed: int | None = None, viewer: Viewer | None = None, action_k
          command_keys: Mapping[str, str] = COMMAND_KEYS, out_dir: str | Path = "recordings", video_scale: int = 4,
          window_scale: int | None = None, fps: int = 12, realtime: bool = False, max_steps: int | None = None,
          max_ticks: int | None = None) -> PlayResult:
-    """Play ``env`` from the keyboard until Esc, window close, ``max_steps`` or ``max_ticks``: one key press = one
-    step (``realtime``: idle frames step ``stay``); R records mp4 + JSON to ``out_dir`` (saved on quit and at episode end),
-    F12 saves a screenshot, P pauses. ``viewer`` (default: a new one) is closed at the end."""
+    """Play ``env`` from the keyboard until Esc, window close, ``max_steps`` or ``max_ticks`` (one key press = one step;
+    ``realtime``: idle frames step ``stay``); R records to ``out_dir``, F12 screenshots, P pauses."""
     viewer = viewer or Viewer(title="MAGWorld play", fps=fps, scale=window_scale)
     try:
         session = PlaySession(env, viewer, action_keys, command_keys, seed, out_dir, video_scale, realtime, max_steps)

@@ -110,11 +110,8 @@ class GroundTruthOracle:
 
 
 class ReprojectionMemory:
-    """Keeps frames (all, or a sink + a recent window) and re-renders new poses from them.
-
-    Each target pixel is taken from the kept frame nearest in pose that shows it (so an exact revisit
-    copies the earlier frame); pixels no kept frame shows get the shift fill from the last frame.
-    """
+    """Keeps frames (all, or a sink + a recent window) and re-renders new poses from them: each pixel from the kept
+    frame nearest in pose that shows it (an exact revisit copies), the rest the shift fill from the last frame."""
 
     WINDOW, SINK = 3, 3  # frames: the model's window cache (GeneratorConfig.window / sink), the last and first block
 

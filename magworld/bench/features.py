@@ -72,9 +72,8 @@ class FeatureNet(nn.Module):
 
     @torch.no_grad()
     def cells(self, frames: np.ndarray, masks: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
-        """float64 (K, dim) local descriptors of uint8 frames (N, H, W, 3): one per 4x4-pixel cell lying wholly inside
-        the bool masks (N, H, W) (None: every cell), from the frames centred on their mean colour: mean and standard
-        deviation over the cell of layer 1 (16 channels) and layer 2 (32), and layer 4 (64)."""
+        """float64 (K, dim) local descriptors of uint8 frames (N, H, W, 3): one per 4x4 cell wholly inside the bool
+        ``masks`` (N, H, W) (None: every cell), from the frames minus their mean colour."""
         out = []
         for i in range(0, len(frames), batch):
             x = to_input(frames[i:i + batch])
@@ -202,9 +201,8 @@ def sqrtm_psd(a: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Fréchet distance of Gaussians fitted to two feature sets (N, D) and (M, D):
-    ``|mu_x - mu_y|^2 + Tr(S_x + S_y - 2 (S_x S_y)^1/2)``, with ``Tr (S_x S_y)^1/2`` computed on the symmetric form
-    ``Tr (S_x^1/2 S_y S_x^1/2)^1/2`` (same eigenvalues), so only symmetric eigendecompositions are needed."""
+    """Fréchet distance of Gaussians fitted to feature sets (N, D) and (M, D), with ``Tr (S_x S_y)^1/2`` taken on the
+    symmetric form ``Tr (S_x^1/2 S_y S_x^1/2)^1/2`` (only symmetric eigendecompositions)."""
     if len(x) < 2 or len(y) < 2:
         raise ValueError(f"Fréchet distance needs at least 2 samples per set, got {len(x)} and {len(y)}")
     mu_x, mu_y = x.mean(0), y.mean(0)

@@ -91,10 +91,8 @@ def _res(c_in: int, c_out: int, positions: float) -> float:
 
 
 def wan21_vae_decode_flops(latent_h: int, latent_w: int) -> float:
-    """FLOPs of Wan2.1's VAE decoder per latent frame in steady streaming (each latent frame -> 4 video frames;
-    the first chunk's special case left out): conv_in, the 384-wide middle (two residual blocks around a per-frame
-    spatial attention), four up stages (widths 384, 384, 192, 96; 3 residual blocks each; x2 time and space,
-    x2 time and space, x2 space) and conv_out."""
+    """FLOPs of Wan2.1's VAE decoder per latent frame in steady streaming (4 video frames per latent frame; the first
+    chunk's special case left out), counted layer by layer."""
     p = float(latent_h * latent_w)  # positions per frame at latent resolution
     total = _conv(16, 384, 27, p)
     total += 2 * _res(384, 384, p) + _conv(384, 3 * 384, 1, p) + 4 * p * p * 384 + _conv(384, 384, 1, p)

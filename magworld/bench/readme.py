@@ -209,10 +209,8 @@ def reward(root: Path) -> str:
 
 
 def memory_costs(root: Path) -> str:
-    """What each memory policy costs per step and holds (the bundled generator): one env's frames/s and step time at
-    block 10 and at the last block of a short run, stored bytes there, and stored bytes at step 10,000 — measured for
-    ``mag-recall`` (the 20,000-step soak); ``mag`` keeps every block, so theirs is bytes per block x 10,001;
-    ``window``/``mag-ring`` stop growing once full."""
+    """What each memory policy costs per step and holds (bundled generator): frames/s, step time at block 10 and at the
+    last block, stored bytes there and at step 10,000 (``mag-recall``: the soak; ``mag``: bytes per block x 10,001)."""
     speed_rel, soak_rel = "docs/notes/reward/speed/results.json", "docs/notes/reward/soak-20000/soak.json"
     speed = _json(root, speed_rel)
     fps = {r["memory"]: r["frames_per_s"] for r in speed["throughput"] if r["num_envs"] == 1}

@@ -11,6 +11,7 @@ kinds, so the ``quick`` subset covers ``min(n, 5)`` kinds."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Sequence
 
 import numpy as np
@@ -71,11 +72,6 @@ class Episode:
     def return_steps(self) -> int:
         return len(self.trajectory) - self.prefix - self.outbound
 
-    @property
-    def signature(self) -> tuple[int, int, int]:
-        """(prefix, outbound, return) step counts: episodes with the same signature run as one batch."""
-        return self.prefix, self.outbound, self.return_steps
-
     def action_names(self) -> list[str]:
         return [ACTION_TABLE[a].name for a in self.trajectory.actions]
 
@@ -90,13 +86,7 @@ class Episode:
 
 def _runs(names: list[str]) -> str:
     """``["pan_right", "pan_right", "stay"]`` -> ``"pan_right*2 stay*1"``."""
-    runs: list[list] = []
-    for name in names:
-        if runs and runs[-1][0] == name:
-            runs[-1][1] += 1
-        else:
-            runs.append([name, 1])
-    return " ".join(f"{name}*{count}" for name, count in runs)
+    return " ".join(f"{name}*{len(list(run))}" for name, run in groupby(names))
 
 
 def _path(kind: str, rng: np.random.Generator, pan: str) -> tuple[list[str], list[str]]:
