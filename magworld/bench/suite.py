@@ -4,7 +4,7 @@ Each episode is one held-out scene (seed >= 1,000,000) and a path of actions in 
 pans to the view *A* (never the first block, which window memories keep as a sink), an **outbound** path leaving A
 (given in ``memorize``, generated in ``generate_all``) and a **return** to A (always generated; frames at an earlier
 frame's pose are the scored *revisits*). Kinds (:data:`KINDS`: ``pan``, ``aba``, ``abca``, ``tilt_pan``, ``zoom`` and
-the far revisits ``far50``/``far200``, preset ``bench/revisit=far``) are described in ``docs/notes/bench.md``. Same
+the far revisits ``far50``/``far200``, preset ``bench/revisit=far``) are described in ``docs/notes/design.md``. Same
 ``SuiteConfig`` -> same episodes (numpy seeded with ``[seed, style index]``); a style's episodes cycle through its
 kinds, so the ``quick`` subset covers ``min(n, 5)`` kinds."""
 
