@@ -140,5 +140,4 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def main(cfg) -> None:
-    """``magworld agent eval``: entry point for the composed hydra config (node ``agent``)."""
     run(build(cfg.agent))

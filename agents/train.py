@@ -135,5 +135,4 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def main(cfg) -> None:
-    """``magworld agent train``: entry point for the composed hydra config (node ``agent``)."""
     run(build(cfg.agent))

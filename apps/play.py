@@ -52,5 +52,4 @@ def run(cfg: PlayConfig) -> PlayResult:
 
 
 def main(cfg) -> None:
-    """``magworld play``: entry point for the composed hydra config (node ``play``)."""
     run(build(cfg.play))

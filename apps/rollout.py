@@ -146,5 +146,4 @@ def format_summary(cfg: RolloutConfig, result: RolloutResult, caption: str) -> s
 
 
 def main(cfg) -> None:
-    """``magworld rollout``: entry point for the composed hydra config (node ``rollout``)."""
     run(build(cfg.rollout))

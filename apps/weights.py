@@ -69,7 +69,6 @@ class ExportConfig:
 
 
 def bundle_main(cfg) -> dict:
-    """``magworld weights bundle``: entry point for the composed hydra config (node ``weights``)."""
     config: BundleConfig = build(cfg.weights)
     weights_dir = Path(config.weights_dir) if config.weights_dir is not None else WEIGHTS_DIR
     manifest = bundle(config.run_dir, config.export, weights_dir, autoencoder=config.autoencoder, memory=config.memory,
@@ -79,7 +78,6 @@ def bundle_main(cfg) -> dict:
 
 
 def blend_main(cfg) -> Path:
-    """``magworld weights blend``: entry point for the composed hydra config (node ``weights``)."""
     config: BlendConfig = build(cfg.weights)
     _refuse(config.out, config.overwrite)
     out = blend(config.base, config.tuned, config.out, config.weight)
@@ -88,7 +86,6 @@ def blend_main(cfg) -> Path:
 
 
 def export_main(cfg) -> Path:
-    """``magworld weights export``: entry point for the composed hydra config (node ``weights``)."""
     config: ExportConfig = build(cfg.weights)
     _refuse(config.out, config.overwrite)
     out = export_generator(config.checkpoint, config.out, config.weights)
