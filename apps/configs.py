@@ -37,8 +37,7 @@ def qualified_name(cls: type) -> str:
 
 @cache
 def field_comments(cls: type) -> dict[str, list[str]]:
-    """Field name -> its comment lines in the source of ``cls`` or the base class that declares it (the trailing
-    ``# ...`` and the ``#   ...`` lines under it)."""
+    """Field name -> its comment lines, from the source of ``cls`` or of the base class that declares it."""
     comments: dict[str, list[str]] = {}
     for base in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
         comments.update(own_field_comments(base))
@@ -134,8 +133,7 @@ def preset_paths(preamble: list[str], node: str | None) -> frozenset[str]:
 
 
 def generated(path: Path) -> str | None:
-    """What ``path`` should hold: its preamble, then its node(s) written from the dataclass defaults; None for a file
-    whose nodes name no dataclass (presets, hydra settings)."""
+    """What ``path`` should hold (preamble, then nodes from dataclass defaults); None if no node names a dataclass."""
     text = path.read_text()
     tree = yaml.safe_load(text) or {}
     lines = text.splitlines()

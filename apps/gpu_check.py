@@ -47,8 +47,7 @@ class CheckConfig:
 
 
 def check_tests(cfg: CheckConfig) -> dict[str, Any]:
-    """The test suite but this script's own dry-run test (dry run: only the cuda-marked tests of one file, which skip
-    on the CPU)."""
+    """The test suite but this script's own dry-run test (dry run: the cuda-marked tests of one file, which skip)."""
     args = ["-m", "cuda", "tests/train/test_distributed.py"] if cfg.dry_run else [
         "tests", "--deselect", "tests/apps/test_gpu_check.py::test_gpu_check_dry_run_writes_json_and_table"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,

@@ -241,8 +241,7 @@ HISTORY_POINTS = (1, 10, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
 def history_table(hist: dict[str, dict[str, list[float]]]) -> str:
-    """Latency at the history points each curve reaches, its last/10 ratio, attended and stored bytes and resident
-    memory at its last block."""
+    """Latency at the history points, the last/10 ratio, attended/stored bytes and resident memory at the last block."""
     longest = max(len(s["step_ms"]) for s in hist.values())
     points = [b for b in HISTORY_POINTS if b <= longest] or [longest]
     rows = []

@@ -44,8 +44,7 @@ class WorldSettings:
             raise ValueError(f"max_episode_steps must be >= 1, -1 (no limit) or None (the registered 200), got {self.max_episode_steps}")
 
     def gym_kwargs(self) -> dict[str, Any]:
-        """``gymnasium.make(ENV_ID, **kwargs)`` arguments; ``timing=True``: the HUD and the recordings show each step's
-        latency (``info["step_ms"]``)."""
+        """``gymnasium.make(ENV_ID, **kwargs)`` arguments (``timing``: HUD and recordings show each step's latency)."""
         resolution = self.resolution if self.resolution is None or isinstance(self.resolution, int) else tuple(self.resolution)
         kwargs: dict[str, Any] = {"backend": self.backend, "style": self.style, "resolution": resolution, "timing": True,
                                   "max_episode_steps": self.max_episode_steps}

@@ -147,8 +147,7 @@ class EpisodeRecorder:
         return recording_paths(self.out_dir, self.name)
 
     def save(self, overwrite: bool = False) -> RecordingPaths:
-        """Write ``<name>.mp4`` and ``<name>.json`` into ``out_dir`` (created if missing); an existing one is a
-        ``FileExistsError`` unless ``overwrite``."""
+        """Write ``<name>.mp4`` and ``.json`` to ``out_dir``; existing files are an error unless ``overwrite``."""
         payload, paths = self.summary(), self.paths
         refuse_overwrite([paths.video, paths.sidecar], overwrite, "save(overwrite=True)", "another name")
         get_writer = _import_video_writer()

@@ -22,8 +22,7 @@ from .reward import RewardConfig
 
 
 class MAGWorldVectorEnv(VectorEnv):
-    """N independent MAGWorld-v1 worlds stepped together; arguments as ``MAGWorld-v1`` plus ``num_envs`` and
-    ``max_episode_steps`` (``None`` or ``-1``: no time limit)."""
+    """N MAGWorld-v1 worlds stepped together; MAGWorld-v1's arguments, ``num_envs``, ``max_episode_steps``."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12, "autoreset_mode": AutoresetMode.SAME_STEP}
 

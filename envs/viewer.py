@@ -205,8 +205,7 @@ class Viewer:
                                  f"such as 'left', 'a', 'space', 'f12', 'escape'") from None
 
     def screenshot(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Save the window (frame and HUD) as an image; PNG by the file extension. An existing file is a
-        ``FileExistsError`` unless ``overwrite``."""
+        """Save the window (frame and HUD) as a PNG; an existing file is a ``FileExistsError`` unless ``overwrite``."""
         if self.screen is None:
             raise RuntimeError("nothing shown yet: call show() before screenshot()")
         path = Path(path)

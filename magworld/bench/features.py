@@ -217,8 +217,7 @@ class Moments(NamedTuple):
 
 
 def cell_moments(net: FeatureNet, frames: np.ndarray, masks: np.ndarray | None = None, batch: int = 256) -> Moments:
-    """Mean and covariance of :meth:`FeatureNet.cells` over all frames, accumulated batch by batch (a late-frame set
-    has ~10^6 cells)."""
+    """Mean and covariance of :meth:`FeatureNet.cells` over all frames, accumulated batch by batch (~10^6 cells)."""
     total, outer, count = np.zeros(net.dim), np.zeros((net.dim, net.dim)), 0
     for i in range(0, len(frames), batch):
         f = net.cells(frames[i:i + batch], None if masks is None else masks[i:i + batch])

@@ -51,8 +51,7 @@ class Workload:
 
 def forward_flops(cfg: TransformerConfig, tokens_per_frame: int, frames: int, history_frames: int,
                   text_tokens: int) -> dict[str, float]:
-    """Matmul FLOPs of one :class:`~magworld.model.transformer.BlockTransformer` forward over ``frames`` frames
-    reading ``history_frames`` cached frames, by part (see the module docstring)."""
+    """Matmul FLOPs by part of one ``BlockTransformer`` forward over ``frames`` frames reading ``history_frames``."""
     d, f, n = cfg.dim, cfg.mlp_dim, tokens_per_frame
     queries, keys, context = frames * n, (frames + history_frames) * n, 1 + text_tokens
     layer = {
@@ -68,8 +67,7 @@ def forward_flops(cfg: TransformerConfig, tokens_per_frame: int, frames: int, hi
 
 
 def autoencoder_decode_flops(cfg: AutoencoderConfig, latent_h: int, latent_w: int) -> float:
-    """Matmul/conv FLOPs of decoding one latent frame with this project's autoencoder (counted by torch on the
-    meta device: nothing is computed)."""
+    """Matmul/conv FLOPs of decoding one latent frame with this project's autoencoder (torch's counter, meta device)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
@@ -153,8 +151,7 @@ RESOLUTIONS = ((64, 64), (256, 256), (480, 832))
 
 
 def table(tflops: float = H100_SUSTAINED_TFLOPS, history_frames: int = 21, steps: int = 4) -> tuple[list[str], list[list]]:
-    """(header, rows): GFLOPs per block by part and implied frames/s, every preset x resolution with this project's
-    autoencoder and MiniLM prompt, then the paper's shape."""
+    """(header, rows): GFLOPs per block by part and implied frames/s, per preset and resolution, and the paper's."""
     estimates = [block_estimate(f"{preset} (ours)", transformer_preset(preset),
                                 Workload(h, w, history_frames=history_frames, steps=steps), ours_decoder)
                  for preset in ("tiny", "small", "base", "wan1.3b") for h, w in RESOLUTIONS]

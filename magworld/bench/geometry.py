@@ -24,8 +24,7 @@ def project(target: Pose, source: Pose, height: int, width: int) -> tuple[np.nda
 
 
 def warp(frame: np.ndarray, source: Pose, target: Pose) -> np.ndarray:
-    """Re-render ``frame`` (uint8 (H, W, 3), seen from ``source``) from ``target``: bilinear sampling with clamped
-    coordinates, so pixels the source never saw repeat its nearest edge."""
+    """Re-render ``frame`` (uint8, seen from ``source``) from ``target``; unseen pixels repeat its nearest edge."""
     height, width = frame.shape[:2]
     col, row, _ = project(target, source, height, width)
     col = np.clip(col, 0.0, width - 1.0)

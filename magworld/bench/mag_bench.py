@@ -279,8 +279,7 @@ def prepare_batch(episodes: list[Episode], cfg: RevisitBenchConfig) -> Batch:
 
 
 def rollout(world, mode: str, batch: Batch, clock: dict) -> np.ndarray:
-    """Drive one policy through a batch (:func:`magworld.protocol.play_blocks`); returns frames
-    (N, B, F, H, W, 3) as the policy saw/made them."""
+    """Drive one policy through a batch (``play_blocks``): the frames (N, B, F, H, W, 3) it saw or made."""
     if isinstance(world, SceneAware):
         world.bind_scenes(batch.scenes)
     given = batch.episodes[0].history_blocks if mode == "memorize" else 1  # the same for the whole batch

@@ -37,8 +37,7 @@ def _json(root: Path, rel: str) -> dict:
 
 
 def sidecar(root: Path, kind: str) -> tuple[str, dict]:
-    """The bundled weights' sidecar of ``kind`` (``autoencoder``, ``memory``, ``generator``), found by its ``kind``
-    field rather than its file name (bundled names may change); returns ``(relative path, content)``."""
+    """``(relative path, content)`` of the bundled weights' sidecar of ``kind``, found by its ``kind`` field."""
     found = []
     for path in sorted((root / WEIGHTS).glob("*.json")):
         data = json.loads(path.read_text())
