@@ -1,7 +1,5 @@
-"""Agents for MAGWorld-v1: scripted baselines (``magworld.agents.baselines``); light to import (no RL libraries).
-
-Layer: imports ``magworld.envs`` and the library only; the commands around them are ``magworld.apps``.
-"""
+"""Agents for MAGWorld-v1: the scripted baselines (light to import, no RL libraries); imports ``magworld.envs`` and
+the library only."""
 
 from .baselines import BASELINES, Agent, CoverageAgent, LoopExplorer, RandomAgent, SweepAgent, make_baseline
 

@@ -1,17 +1,7 @@
-"""Scripted baseline agents for MAGWorld-v1, all with one interface.
-
-Every baseline has ``reset(seed=None)`` (call it at the start of each episode) and
-``act(obs, info) -> int`` (an index into the action table; ``info`` is what ``reset``/``step`` just
-returned — the scripted agents steer by ``info["pose"]``, none of them looks at pixels).
-
-* ``random``   — uniform random actions from a seeded generator.
-* ``sweep``    — the same action forever (a constant pan by default).
-* ``loop``     — leave-and-return loops from the start pose: out ``k`` steps in a direction (or two),
-  back to the start pose, repeat with another direction and ``k``. Every return is a revisit.
-* ``coverage`` — visits view directions not seen yet, nearest first, to cover the yaw x pitch grid.
-
-``make_baseline(name, **kwargs)`` builds one from :data:`BASELINES`.
-"""
+"""Scripted baseline agents for MAGWorld-v1: ``reset(seed=None)`` at each episode start, ``act(obs, info) -> int``
+(they steer by ``info["pose"]``, never by pixels). ``random`` (seeded uniform), ``sweep`` (one action forever),
+``loop`` (leave-and-return loops from the start pose: every return is a revisit), ``coverage`` (unseen view cells,
+nearest first); ``make_baseline(name, **kwargs)`` builds one from :data:`BASELINES`."""
 
 from __future__ import annotations
 
@@ -96,16 +86,9 @@ RECTANGLE_DIRECTIONS: tuple[tuple[str, ...], ...] = (("pan_right", "tilt_up"), (
 
 
 class LoopExplorer:
-    """Leave-and-return loops around the start pose, to collect as many revisits as possible.
-
-    Each loop picks a direction from ``directions`` (one or two action names; e.g.
-    ``LOOP_DIRECTIONS + RECTANGLE_DIRECTIONS`` adds ABCA rectangles) and a length ``k`` in
-    ``[k_min, k_max]`` from its seeded generator, takes ``k`` steps of each action in turn, then steps
-    straight back to the home pose (the pose at ``reset``; yaw first, then pitch, then fov), so the
-    return passes views seen on the way out and ends exactly where it began. Steps that would not move
-    the camera (pitch or fov at its limit) are left out of the plan, since a hold is no revisit.
-    ``loops_completed`` counts the loops that ended back home.
-    """
+    """Leave-and-return loops around the home pose (the pose at ``reset``): each loop draws a direction (one or two
+    actions) and ``k`` in ``[k_min, k_max]``, takes ``k`` steps of each (steps a limit voids are left out: a hold is no
+    revisit), then steps straight back home. ``loops_completed`` counts the loops back home."""
 
     def __init__(self, seed: int | None = None, k_min: int = 1, k_max: int = 4,
                  directions: tuple[tuple[str, ...], ...] = LOOP_DIRECTIONS) -> None:
@@ -157,13 +140,8 @@ class LoopExplorer:
 
 
 class CoverageAgent:
-    """Visits the view-direction grid (15° yaw x 10° pitch cells) it has not seen yet, nearest first.
-
-    Each step it heads for the closest unvisited cell (in pan + tilt steps; ties prefer staying on
-    the current pitch row, then the current pan direction), so it sweeps a row around the world, tilts
-    to the next row, and so on. When every cell is seen it starts over. Deterministic; ``seed`` only
-    picks the initial pan direction.
-    """
+    """Visits the 15° x 10° view cells it has not seen, nearest first (ties: the pitch row, then the pan direction),
+    starting over when all are seen; ``seed`` picks the first pan direction only."""
 
     def __init__(self, seed: int | None = None) -> None:
         self.seed = seed

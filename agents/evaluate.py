@@ -1,9 +1,5 @@
-"""``magworld agent eval``: run N seeded episodes of a baseline or a trained PPO agent and report statistics.
-
-Episode ``i`` uses seed ``seed + i`` for both the env and the agent, so a seed fixes the whole result.
-Per episode: return (sum of rewards), revisit steps (``info["is_revisit"]``), far revisits and success
-(loop task only), final coverage, length. Reported as mean ± std (population) and standard error.
-"""
+"""``magworld agent eval``: N seeded episodes of a baseline or a trained PPO agent (episode ``i``: seed ``seed + i``
+for env and agent); per-episode metrics (:data:`METRICS`) as mean ± std and standard error."""
 
 from __future__ import annotations
 
@@ -15,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from magworld.bench.common import refuse_overwrite
 from magworld.config import build
 
 from .baselines import Agent, make_baseline
@@ -63,6 +60,7 @@ class EvalConfig:
     checkpoint: str | None = None  # PPO presets: the model zip; None: runs/agents/<preset name>/model.zip
     out_dir: str = "runs/agents/eval"
     torch_threads: int = 1
+    overwrite: bool = False  # replace an earlier <out_dir>/<label>.json
 
     def __post_init__(self) -> None:
         if self.episodes < 1:
@@ -127,13 +125,14 @@ def format_summary(label: str, summary: dict[str, dict[str, float]], n: int) -> 
 def run(cfg: EvalConfig) -> dict[str, Any]:
     import torch
 
+    path = Path(cfg.out_dir) / f"{cfg.label.replace(':', '_')}.json"
+    refuse_overwrite([path], cfg.overwrite, "agent.overwrite=true", "agent.out_dir=<folder>")
     torch.set_num_threads(cfg.torch_threads)
     start = time.perf_counter()
     result = evaluate(cfg.make_agent(), cfg.env, cfg.episodes, cfg.seed, progress=True)
     result.update(agent=cfg.label, seeds=[cfg.seed, cfg.seed + cfg.episodes - 1], wall_s=time.perf_counter() - start,
                   config=asdict(cfg))
     print(format_summary(cfg.label, result["summary"], cfg.episodes))
-    path = Path(cfg.out_dir) / f"{cfg.label.replace(':', '_')}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
@@ -141,5 +140,4 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
 
 
 def main(cfg) -> None:
-    """``magworld agent eval``: entry point for the composed hydra config (node ``agent``)."""
     run(build(cfg.agent))

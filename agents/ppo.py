@@ -1,8 +1,5 @@
-"""PPO (stable-baselines3) for MAGWorld: its typed config, the vectorised training env, and the agent wrapper.
-
-stable-baselines3 is imported lazily, so ``magworld.agents.baselines`` stays light; install it with
-``pip install "magworld[rl]"``.
-"""
+"""PPO (stable-baselines3, imported lazily: ``pip install "magworld[rl]"``) for MAGWorld: its typed config, the
+vectorised training env and the agent wrapper."""
 
 from __future__ import annotations
 
@@ -58,13 +55,6 @@ def build_ppo(cfg: PPOConfig, venv: Any, seed: int):
                    learning_rate=cfg.learning_rate, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda, clip_range=cfg.clip_range,
                    ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm,
                    policy_kwargs=cfg.policy_kwargs(), seed=seed, device=cfg.device, verbose=0)
-
-
-def make_vec_env(make_env: Any, n_envs: int, seed: int):
-    """``n_envs`` Monitor-wrapped copies of ``make_env()`` in a DummyVecEnv, seeded ``seed, seed + 1, ...``."""
-    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
-
-    return sb3_make_vec_env(make_env, n_envs=n_envs, seed=seed)
 
 
 class PPOAgent:

@@ -1,8 +1,6 @@
-"""``magworld agent train``: train PPO on a MAGWorld env; the run folder gets the model, config and eval curve.
-
-``<out_dir>/<name>/`` (``name`` None: the preset's, ``runs/agents/ppo`` or ``runs/agents/ppo_state``): ``model.zip`` (SB3), ``config.json``, ``curve.json`` (deterministic evaluation on
-fixed seeds every ``eval_freq`` timesteps, plus training wall time) and ``curve.png``.
-"""
+"""``magworld agent train``: PPO on a MAGWorld env. ``<out_dir>/<name>/`` (``name`` None: the preset's) gets
+``model.zip``, ``config.json``, ``curve.json`` (deterministic evaluation on fixed seeds every ``eval_freq`` timesteps,
+plus wall time) and ``curve.png``."""
 
 from __future__ import annotations
 
@@ -12,10 +10,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from magworld.bench.common import pyplot, refuse_overwrite
 from magworld.config import build
 
 from .evaluate import EnvConfig, evaluate
-from .ppo import PPOAgent, PPOConfig, build_ppo, make_vec_env
+from .ppo import PPOAgent, PPOConfig, build_ppo
 
 
 @dataclass
@@ -34,6 +33,7 @@ class TrainConfig:
     torch_threads: int = 1
     progress_bar: bool = True
     max_wall_s: float | None = None  # stop early (after the current step) once training has run this long
+    overwrite: bool = False  # replace an earlier run in <out_dir>/<name>/
 
     def __post_init__(self) -> None:
         self.name = self.name or self.policy.name
@@ -79,11 +79,7 @@ def _curve_callback(cfg: TrainConfig, curve: list[dict[str, Any]], start: float)
 
 
 def plot_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     t = [p["timesteps"] for p in curve]
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
     for ax, key, label in ((axes[0], "reward", "episode return"), (axes[1], "success", "success rate")):
@@ -106,14 +102,17 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
 
 def run(cfg: TrainConfig) -> dict[str, Any]:
     import torch
+    from stable_baselines3.common.env_util import make_vec_env  # Monitor-wrapped copies seeded seed, seed + 1, ...
     from stable_baselines3.common.utils import set_random_seed
 
+    run_dir = cfg.run_dir
+    refuse_overwrite([run_dir / "model.zip", run_dir / "curve.json"], cfg.overwrite, "agent.overwrite=true",
+                     "agent.name=<name>")
     torch.set_num_threads(cfg.torch_threads)
     set_random_seed(cfg.seed)
-    run_dir = cfg.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
-    venv = make_vec_env(cfg.env.make, cfg.policy.n_envs, cfg.seed)
+    venv = make_vec_env(cfg.env.make, n_envs=cfg.policy.n_envs, seed=cfg.seed)
     model = build_ppo(cfg.policy, venv, cfg.seed)
     curve: list[dict[str, Any]] = []
     start = time.perf_counter()
@@ -136,5 +135,4 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def main(cfg) -> None:
-    """``magworld agent train``: entry point for the composed hydra config (node ``agent``)."""
     run(build(cfg.agent))

@@ -1,12 +1,6 @@
-"""The ``magworld`` console script: ``magworld <command> [subcommand] [<section>.<key>=value ...]``.
-
-Every command is a thin hydra entry point: the table below maps it to a config in the installed
-``magworld.configs`` package, to the function that runs it and to its *section*, the config node that holds all
-its options (``rollout.policy=coverage``, ``bench.steps=3``, ``agent.total_timesteps=1000``). The function receives
-the composed config and builds its typed dataclass config from it (modules never keep a raw ``DictConfig``). This is
-the top floor (``magworld.apps``): its table may name any layer below; the targets are imported only when their
-command runs, so ``magworld --help`` stays instant.
-"""
+"""The ``magworld`` console script: ``magworld <command> [subcommand] [<section>.<key>=value ...]``. Each command is a
+hydra entry point: :data:`COMMANDS` maps it to its config in ``magworld.configs``, its function (imported only when
+it runs, so ``--help`` stays instant) and its *section*, the config node holding all its options."""
 
 from __future__ import annotations
 

@@ -1,15 +1,9 @@
 """The typed configs are the one source of truth; every command's YAML body is generated from them.
 
-A command's YAML (``configs/<command>.yaml``, ``configs/train/<stage>.yaml``) is a hand-written preamble — its help
-comment and hydra's defaults list — followed by a body written here from the dataclass its ``_target_`` names: every
-field with its default value and the comment beside the field in the dataclass's source. Fields a defaults-list preset
-fills (``/model@model.transformer: wide16``) are left to the preset; the tests check that composing each command's
-YAML and building it gives exactly the dataclass's defaults, so a preset cannot drift either.
-
-``python -m magworld.apps.configs`` rewrites the bodies after a dataclass changed; ``--check`` lists the YAMLs that
-differ from what it would write (exit 1), which is what the tests run. Presets (``configs/model``, ``configs/agent``,
-``configs/bench/revisit``) are option sets, not schemas, and stay hand-written.
-"""
+A schema YAML (``configs/<command>.yaml``, ``configs/train/<stage>.yaml``) is a hand-written preamble (help comment,
+hydra defaults list) and a body written here from the dataclass its ``_target_`` names: every field, its default and
+its source comment; fields a defaults-list preset fills are left to the preset. ``python -m magworld.apps.configs``
+rewrites the bodies, ``--check`` lists the stale ones (exit 1, the tests run it). Presets stay hand-written."""
 
 from __future__ import annotations
 
@@ -43,8 +37,7 @@ def qualified_name(cls: type) -> str:
 
 @cache
 def field_comments(cls: type) -> dict[str, list[str]]:
-    """Field name -> its comment lines in the source of ``cls`` or the base class that declares it (the trailing
-    ``# ...`` and the ``#   ...`` lines under it)."""
+    """Field name -> its comment lines, from the source of ``cls`` or of the base class that declares it."""
     comments: dict[str, list[str]] = {}
     for base in reversed([c for c in cls.__mro__ if dataclasses.is_dataclass(c)]):
         comments.update(own_field_comments(base))
@@ -52,8 +45,8 @@ def field_comments(cls: type) -> dict[str, list[str]]:
 
 
 def own_field_comments(cls: type) -> dict[str, list[str]]:
-    """``{field: lines}`` from ``cls``'s own source: comment lines right above a field (``# text``) become ``# text``
-    lines before it, its trailing comment and the ``#   text`` lines under it follow its value."""
+    """``{field: lines}`` from ``cls``'s own source: comment lines above a field become lines before it (marked ``^``),
+    its trailing comment and the ``#   ...`` lines under it follow its value."""
     comments: dict[str, list[str]] = {}
     current, leading = None, []
     for line in inspect.getsource(cls).splitlines():
@@ -140,8 +133,7 @@ def preset_paths(preamble: list[str], node: str | None) -> frozenset[str]:
 
 
 def generated(path: Path) -> str | None:
-    """What ``path`` should hold: its preamble, then its node(s) written from the dataclass defaults; None for a file
-    whose nodes name no dataclass (presets, hydra settings)."""
+    """What ``path`` should hold (preamble, then nodes from dataclass defaults); None if no node names a dataclass."""
     text = path.read_text()
     tree = yaml.safe_load(text) or {}
     lines = text.splitlines()

@@ -1,22 +1,8 @@
-"""The prepared GPU check (``scripts/gpu_check.sh OUT [--dry-run]``): what a GPU machine must show, in one run.
-
-Five checks, each timed and recorded even when another fails, written to ``OUT/gpu_check.json`` and
-``OUT/gpu_check.md`` (one table):
-
-1. **tests** — the test suite, where the tests marked ``cuda`` run instead of being skipped;
-2. **env** — ``MAGWorld-v1`` stepped on CUDA (bf16 autocast) and on the CPU (fp32) with the same seed and actions:
-   same shapes, the PSNR between the two (bounded difference), and snapshot/restore on CUDA replaying exactly;
-3. **wan** — the ``wan1.3b`` preset with random weights at the paper's token count (832x480 with Wan's patches:
-   1560 tokens per frame; our latents are square, so 40x40 = 1600), 4 sampler steps plus the memory clean pass,
-   reading a cache of 21 compressed frames and 512 text tokens: blocks/s and frames/s, beside the FLOP model's
-   prediction (:mod:`magworld.bench.flops`) and the TFLOP/s the run achieved;
-4. **ddp** — a 200-step ``magworld train stage=generator`` under ``torchrun`` (one process per GPU, DDP);
-5. **speed** — ``magworld bench speed``'s step timing for the tiny preset batched to N = 256 and 1024 worlds
-   (resetting N worlds paints N scenes on the CPU, ~0.2 s each: sizes past a 3-minute budget are skipped).
-
-``--dry-run`` runs the same code with tiny sizes on the CPU (2 processes for DDP, N = 2 and 4, the tiny preset
-for the FPS check, only the ``cuda``-marked tests, which skip) so the script is known to work before a GPU is lent.
-"""
+"""The prepared GPU check (``scripts/gpu_check.sh OUT [--dry-run]``): five checks, each timed and recorded even when
+another fails, to ``OUT/gpu_check.json`` and ``OUT/gpu_check.md``: **tests** (the suite with the ``cuda`` tests),
+**env** (CUDA bf16 vs CPU frames, snapshot/restore replay), **wan** (the ``wan1.3b`` preset at the paper's token
+count beside the FLOP model), **ddp** (a short ``stage=generator`` run under torchrun), **speed** (batched env
+steps at N = 256 and 1024 within a budget). ``--dry-run``: tiny sizes on the CPU. Details: ``docs/notes/scale.md``."""
 
 from __future__ import annotations
 
@@ -31,6 +17,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from magworld import metrics
 
 ROOT = Path(__file__).resolve().parents[1]  # the checkout (tests/ lives there)
 
@@ -50,7 +38,7 @@ class CheckConfig:
 
     @classmethod
     def dry(cls, out_dir: str, only: list[str]) -> "CheckConfig":
-        return cls(out_dir=out_dir, dry_run=True, only=only, env_steps=3, speed_sizes=[2, 4], speed_steps=2,
+        return cls(out_dir=out_dir, dry_run=True, only=only, env_steps=3, speed_sizes=[2], speed_steps=2,
                    ddp_steps=2, wan_blocks=2)
 
     @property
@@ -59,8 +47,7 @@ class CheckConfig:
 
 
 def check_tests(cfg: CheckConfig) -> dict[str, Any]:
-    """The test suite but this script's own dry-run test (dry run: only the cuda-marked tests of one file, which skip
-    on the CPU)."""
+    """The test suite but this script's own dry-run test (dry run: the cuda-marked tests of one file, which skip)."""
     args = ["-m", "cuda", "tests/train/test_distributed.py"] if cfg.dry_run else [
         "tests", "--deselect", "tests/apps/test_gpu_check.py::test_gpu_check_dry_run_writes_json_and_table"]
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=ROOT,
@@ -83,18 +70,13 @@ def _episode(device: str, actions: list[int]) -> tuple[list[np.ndarray], Any]:
     return frames, env
 
 
-def _psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else 10 * np.log10(255.0 ** 2 / mse)
-
-
 def check_env(cfg: CheckConfig) -> dict[str, Any]:
     """CUDA (bf16) vs CPU frames for the same seed and actions; snapshot/restore on CUDA replays exactly."""
     actions = [int(a) for a in np.random.default_rng(0).integers(0, 7, size=cfg.env_steps)]
     fast, env = _episode(cfg.device, actions)
     slow, cpu_env = _episode("cpu", actions)
     cpu_env.close()
-    psnr = [_psnr(a, b) for a, b in zip(fast[1:], slow[1:])]
+    psnr = [metrics.psnr(a, b) for a, b in zip(fast[1:], slow[1:])]
     state = env.unwrapped.get_state()
     tail = actions[: max(1, len(actions) // 2)]
     first = [env.step(a)[0] for a in tail]

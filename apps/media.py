@@ -1,11 +1,6 @@
-"""README media made by the project itself: ``python -m magworld.apps.media [--out-dir docs/media]``.
-
-* ``magworld.gif`` — one loop-explorer episode per style on the simulator backend, the 4 worlds side
-  by side, every frame of every block, 64 px frames upscaled x2 (kept under 2 MB).
-* ``styles.png`` — a grid screenshot: one row per style, one column per view direction.
-
-Seeds are fixed, so the files only change when the worlds or the agents do.
-"""
+"""README media made by the project itself: ``python -m magworld.apps.media [--out-dir docs/media]``:
+``magworld.gif`` (a loop-explorer episode per style on the simulator, side by side, under 2 MB) and ``styles.png``
+(one row per style, one column per view direction). Seeds are fixed."""
 
 from __future__ import annotations
 

@@ -1,20 +1,10 @@
-"""``magworld play``: steer the camera of a MAGWorld env with the keyboard (the viewer and its play loop are
-:mod:`magworld.envs.viewer`'s; this is the command around them).
+"""``magworld play``: steer a MAGWorld env's camera with the keyboard (viewer and loop: :mod:`magworld.envs.viewer`).
 
-Keys: arrows/WASD pan and tilt, Q/E zoom, space stays, R starts/stops an mp4 + JSON recording, P pauses, F12 saves a
-screenshot, Esc quits. Recordings and screenshots go to ``play.out_dir`` under fresh names (never over a file).
-
-Stopping and pacing, for demos, scripts and machines without a display:
-
-- ``play.max_ticks=N``: quit after N drawn frames (one frame per loop turn, ``play.fps`` per second; 0 = no waiting);
-- ``play.max_steps=N``: quit after N env steps (key presses, or idle frames under ``realtime``);
-- ``play.realtime=true``: a frame without a key press steps ``stay``, so the world moves on by itself.
-
-Without a display (Linux, no ``DISPLAY``/``WAYLAND_DISPLAY``) the command fails at once and says how to run headless:
-``SDL_VIDEODRIVER=dummy magworld play play.max_ticks=N`` (add ``play.realtime=true`` for N steps of a running world).
-Every env option (``play.backend``, ``play.style``, ``play.memory``, ``play.sampling_steps``, ...) is
-:class:`~magworld.apps.worlds.WorldSettings`'.
-"""
+Keys: arrows/WASD pan and tilt, Q/E zoom, space stays, R records mp4 + JSON, P pauses, F12 screenshots, Esc quits
+(files go to ``play.out_dir`` under fresh names). ``play.max_ticks=N`` / ``play.max_steps=N`` quit after N drawn
+frames / env steps; ``play.realtime=true`` steps ``stay`` on frames without a key. Without a display it fails at once
+and says how to run headless (``SDL_VIDEODRIVER=dummy magworld play play.max_ticks=N``). Env options:
+:class:`~magworld.apps.worlds.WorldSettings`."""
 
 from __future__ import annotations
 
@@ -62,5 +52,4 @@ def run(cfg: PlayConfig) -> PlayResult:
 
 
 def main(cfg) -> None:
-    """``magworld play``: entry point for the composed hydra config (node ``play``)."""
     run(build(cfg.play))

@@ -1,21 +1,10 @@
 """``magworld bench reward``: does MAGWorld-v1's revisit reward measure memory? Scripted policies, public env API.
 
-Three worlds — the default memory (``mag-recall``), ``window`` (the sink + the last block: no long memory) and the
-simulator (exact) — play the same scripted episodes on held-out seeds (``gym.make("MAGWorld-v1", ...)``,
-``reset(seed=s)``, default options otherwise). Every policy first pans right ``clear_steps`` times (90°), so what
-follows is clear of the first block (the sink every memory policy keeps), then:
-
-* **oscillations** — ``pan`` (left/right), ``tilt`` (up/down), ``zoom`` (in/out), ``oscillation_steps`` steps:
-  a reward that pays for them pays for what was on screen a moment ago;
-* **loops** — pan right ``d / 15`` steps (leaving the base view by ``d`` >= 90°) and back: only memory can redraw
-  the views of the way out.
-
-Reported per world and policy: reward per step over the policy's steps and total reward per episode (mean over seeds,
-95 % bootstrap interval over seeds), and for the loops the paired ratios ``default / simulator`` and
-``(default - window) / simulator`` of total reward (ratio of seed means, bootstrap over seeds). Writes
-``report.md`` (the targets table and the full table), ``results.json`` and ``example.png`` (the README's worked
-example: a loop's first scored revisit under the default memory — the observation, its first visit, the memory-only
-mask) to ``out_dir``.
+The default memory, ``window`` (no long memory) and the simulator play the same scripted episodes on held-out seeds,
+each after ``clear_steps`` pans right (clear of the first block): **oscillations** (pan, tilt, zoom back and forth)
+and **loops** (pan right ``d`` degrees and back). Reported per world and policy: reward per step and per episode with
+95 % bootstrap intervals over seeds, and for the loops the ratios ``default / simulator`` and ``(default - window) /
+simulator``. Writes ``report.md``, ``results.json`` and ``example.png`` to ``out_dir``. Figures: ``docs/notes/reward.md``.
 """
 
 from __future__ import annotations
@@ -29,7 +18,7 @@ import gymnasium as gym
 import numpy as np
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
-from magworld.bench.common import format_table, machine_info, write_json
+from magworld.bench.common import format_table, machine_info, refuse_overwrite, save_png, write_json
 from magworld.config import build
 from magworld.envs.model_backend import DEFAULT_MEMORY
 from magworld.revisit import directly_seen_blocks, memory_only_mask
@@ -48,6 +37,7 @@ class RewardBenchConfig:
     bootstrap: int = 2000  # resamples of the seeds for the 95 % intervals
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # extra gym.make kwargs of the model worlds (checkpoint, ...)
     out_dir: str = "runs/bench/reward"  # bench-results/reward holds the committed results
+    overwrite: bool = False  # replace an earlier results.json in out_dir
 
     def __post_init__(self) -> None:
         if not self.memories or len(self.seeds) < 2 or self.clear_steps < 6 or self.oscillation_steps < 2 \
@@ -94,6 +84,7 @@ def interval(values: np.ndarray, rng: np.random.Generator, n: int, stat=np.mean)
 
 def run(cfg: RewardBenchConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir)
+    refuse_overwrite([out_dir / "results.json", out_dir / "report.md"], cfg.overwrite)
     out_dir.mkdir(parents=True, exist_ok=True)
     worlds = {memory: {"backend": "model", "memory": memory, **cfg.env_kwargs} for memory in cfg.memories}
     worlds["simulator"] = {"backend": "simulator"}
@@ -179,16 +170,12 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
 
 def save_example(example: dict, path: Path, scale: int = 4) -> Path:
     """Three panels side by side: the revisit observation, its first visit, the memory-only mask over the observation."""
-    from PIL import Image
-
     frame, reference, mask = example["frame"], example["reference"], example["mask"]
     shade = frame.copy()
     shade[~mask] = (shade[~mask] * 0.25).astype(np.uint8)  # dim what the generator saw directly
     shade[mask] = (0.6 * shade[mask] + 0.4 * np.array([255, 64, 64])).astype(np.uint8)  # tint the memory-only region
     gap = np.full((frame.shape[0], 2, 3), 255, dtype=np.uint8)
-    strip = np.concatenate([frame, gap, reference, gap, shade], axis=1)
-    Image.fromarray(strip).resize((strip.shape[1] * scale, strip.shape[0] * scale), Image.NEAREST).save(path)
-    return path
+    return save_png(np.concatenate([frame, gap, reference, gap, shade], axis=1), path, scale)
 
 
 def main(cfg) -> None:

@@ -1,10 +1,8 @@
 """``magworld rollout``: one headless episode with a scripted baseline, written as mp4 + JSON sidecar.
 
-The files are named after what distinguishes runs (:func:`default_name`: policy and its arguments, backend, style,
-memory, checkpoint, sampling steps, carry, resolution, reward, episode steps, seed); an existing file is an error that
-names ``rollout.overwrite=true`` and ``rollout.name=...`` — checked before the episode runs. A deterministic name
-(not a fresh one per run) keeps the same run in the same file, so scripts and docs can point at it; replacing it
-is an explicit choice. Every env option is :class:`~magworld.apps.worlds.WorldSettings`'.
+Files are named after what distinguishes runs (:func:`default_name`), so the same run lands in the same file; an
+existing one is an error naming ``rollout.overwrite=true`` and ``rollout.name=...``, checked before the episode runs.
+Every env option is :class:`~magworld.apps.worlds.WorldSettings`'.
 """
 
 from __future__ import annotations
@@ -18,6 +16,7 @@ import numpy as np
 from tqdm import tqdm
 
 from magworld.agents import BASELINES, make_baseline
+from magworld.bench.common import refuse_overwrite
 from magworld.config import build
 from magworld.envs.recording import EpisodeRecorder, RecordingPaths, recording_paths
 
@@ -94,10 +93,7 @@ class RolloutResult:
 
 def run(cfg: RolloutConfig) -> RolloutResult:
     """Run ``cfg.steps`` steps of the policy from ``reset(seed=cfg.seed)``, record them, print a summary."""
-    existing = cfg.paths.existing()
-    if existing and not cfg.overwrite:
-        raise FileExistsError(f"{' and '.join(map(str, existing))} already there (an earlier rollout with these settings): pass "
-                              f"rollout.overwrite=true to replace it, or rollout.name=<name> to keep both")
+    refuse_overwrite([cfg.paths.video, cfg.paths.sidecar], cfg.overwrite, "rollout.overwrite=true", "rollout.name=<name>")
     agent = make_baseline(cfg.policy, **cfg.policy_kwargs)
     env = cfg.make_env()
     recorder = EpisodeRecorder(cfg.out_dir, cfg.name, seed=cfg.seed, scale=cfg.video_scale)
@@ -150,5 +146,4 @@ def format_summary(cfg: RolloutConfig, result: RolloutResult, caption: str) -> s
 
 
 def main(cfg) -> None:
-    """``magworld rollout``: entry point for the composed hydra config (node ``rollout``)."""
     run(build(cfg.rollout))

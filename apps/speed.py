@@ -1,25 +1,11 @@
 """``magworld bench speed``: how fast MAGWorld steps and how much memory its world state holds.
 
-Four measurements, printed as tables and written to ``<out_dir>/results.json`` + ``speed.png``
-(``out_dir`` defaults to ``runs/bench/speed``; the committed results are ``bench.out_dir=bench-results/speed``):
-
-1. **throughput** — frames/s of ``env.step`` for one env and for N batched worlds (``make_vec``);
-   median step time over ``steps`` steps after ``warmup`` untimed ones; frames/s = 3 N / median;
-2. **beside a busy process** — one env again while another process keeps every core busy (torch
-   matmuls on ``os.cpu_count()`` threads), as on a machine shared with a training run;
-3. **history** — per block index, blocks 1 .. ``history_blocks`` (``history_limits`` caps a policy): step latency,
-   attended cache bytes (``info["cache_bytes"]``), stored bytes (``info["stored_bytes"]``) and the process's resident
-   memory, for each memory policy (one long episode each, seeded random actions, each policy in a fresh process so
-   that its resident memory is its own);
-4. **startup** — seconds from ``gym.make`` to the first observation: *cold* in a fresh Python process
-   (imports, weights, text encoder) and *warm* (a second env in the same process).
-
-``magworld bench soak`` (:func:`soak`, :class:`SoakConfig`): one env, no truncation, ``steps`` seeded random actions;
-resident memory, latency and memory sizes every ``every`` steps, a finite check of the world's cache and of every
-info number, and any error, to ``<out_dir>/soak.json``.
-
-Torch threads follow the env's default policy (``threads: null``; see ``MAGWorldEnv``) unless
-``bench.threads`` is set.
+Four sections, printed and written to ``<out_dir>/results.json`` + ``speed.png``: **throughput** (median ``env.step``
+time, one env and N batched worlds), **beside a busy process** (one env while another process keeps every core
+busy), **history** (per block: latency, attended and stored bytes, resident memory; each memory policy in a fresh
+process) and **startup** (``gym.make`` to the first observation, cold and warm). ``magworld bench soak``
+(:func:`soak`): one env for ``steps`` random actions; resident memory, latency, sizes and finiteness every ``every``
+steps to ``<out_dir>/soak.json``. Details: ``docs/notes/code.md``.
 """
 
 from __future__ import annotations
@@ -43,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
-from magworld.bench.common import format_table, write_json
+from magworld.bench.common import format_table, pyplot, refuse_overwrite, write_json
 from magworld.config import build
 
 # The busy neighbour: torch matmuls on N threads until stopped, or until its parent (the bench) is gone.
@@ -74,17 +60,18 @@ class SpeedBenchConfig:
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # extra gym.make kwargs (e.g. checkpoint, steps, device)
     out_dir: str = "runs/bench/speed"  # bench-results/speed holds the committed results
+    overwrite: bool = False  # replace an earlier results.json in out_dir
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.warmup < 0 or self.history_blocks < 1 or any(n < 1 for n in self.batch_sizes):
             raise ValueError(f"bench speed needs steps >= 1, warmup >= 0, history_blocks >= 1, batch sizes >= 1; got {self}")
 
 
-def _env_kwargs(cfg: SpeedBenchConfig, memory: str | None) -> dict[str, Any]:
-    kwargs = {"backend": cfg.backend, **cfg.env_kwargs}
+def _env_kwargs(cfg: SpeedBenchConfig | SoakConfig, memory: str | None) -> dict[str, Any]:
+    kwargs = {"backend": getattr(cfg, "backend", "model"), **cfg.env_kwargs}  # the soak runs the model
     if memory is not None:
         kwargs["memory"] = memory
-    if cfg.backend == "model" and cfg.threads is not None:
+    if kwargs["backend"] == "model" and cfg.threads is not None:
         kwargs["threads"] = cfg.threads
     return kwargs
 
@@ -156,13 +143,9 @@ def rss_bytes() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
 
 
-def history_blocks(cfg: SpeedBenchConfig, memory: str | None) -> int:
-    return min(cfg.history_blocks, cfg.history_limits.get(str(memory), cfg.history_blocks))
-
-
 def history_curve(cfg: SpeedBenchConfig, memory: str | None) -> dict[str, list[float]]:
     """One policy's long episode: per block step ms, attended and stored bytes (per world) and resident bytes."""
-    blocks = history_blocks(cfg, memory)
+    blocks = min(cfg.history_blocks, cfg.history_limits.get(str(memory), cfg.history_blocks))
     env = gym.make("MAGWorld-v1", max_episode_steps=blocks + 1, timing=True, **_env_kwargs(cfg, memory))
     env.reset(seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -203,11 +186,7 @@ def latency_at(step_ms: list[float], block: int, half_width: int = 5) -> float:
 
 
 def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (ax1, ax2, ax3) = plt.subplots(1, 3, figsize=(15, 4))
     for name, series in hist.items():
         blocks = np.arange(1, len(series["step_ms"]) + 1)
@@ -231,6 +210,7 @@ def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
 
 
 def run(cfg: SpeedBenchConfig) -> dict[str, Any]:
+    refuse_overwrite([Path(cfg.out_dir) / "results.json"], cfg.overwrite)
     load_before = list(os.getloadavg())
     rows = throughput(cfg) if cfg.throughput else []
     if rows:
@@ -261,8 +241,7 @@ HISTORY_POINTS = (1, 10, 50, 100, 200, 500, 1000, 2000, 5000, 10000)
 
 
 def history_table(hist: dict[str, dict[str, list[float]]]) -> str:
-    """Latency at the history points each curve reaches, its last/10 ratio, attended and stored bytes and resident
-    memory at its last block."""
+    """Latency at the history points, the last/10 ratio, attended/stored bytes and resident memory at the last block."""
     longest = max(len(s["step_ms"]) for s in hist.values())
     points = [b for b in HISTORY_POINTS if b <= longest] or [longest]
     rows = []
@@ -290,6 +269,7 @@ class SoakConfig:
     threads: int | None = None  # torch threads of the model backend; None: the env's default policy
     env_kwargs: dict[str, Any] = field(default_factory=dict)  # extra gym.make kwargs (checkpoint, device, ...)
     out_dir: str = "runs/bench/soak"
+    overwrite: bool = False  # replace an earlier soak.json in out_dir
 
     def __post_init__(self) -> None:
         if self.steps < 1 or not 1 <= self.every <= self.steps:
@@ -306,29 +286,20 @@ def _finite_world(env) -> bool:
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
-def _finite_info(info: dict[str, Any]) -> bool:
-    numbers = [v for v in _leaves(info) if isinstance(v, float)]
-    return all(math.isfinite(v) for v in numbers)
-
-
-def _leaves(x: Any) -> Iterator[Any]:
+def _finite_info(x: Any) -> bool:
+    """Every float in an info (nested dicts and lists) is finite."""
     if isinstance(x, dict):
-        for v in x.values():
-            yield from _leaves(v)
-    elif isinstance(x, (list, tuple)):
-        for v in x:
-            yield from _leaves(v)
-    else:
-        yield x
+        return all(_finite_info(v) for v in x.values())
+    if isinstance(x, (list, tuple)):
+        return all(_finite_info(v) for v in x)
+    return not isinstance(x, float) or math.isfinite(x)
 
 
 def soak(cfg: SoakConfig) -> dict[str, Any]:
     """One env, no truncation, ``cfg.steps`` seeded random actions: resident memory at every ``cfg.every`` steps, a
     finite check of the world's cache and of the infos, and any error; written to ``<out_dir>/soak.json``."""
-    kwargs = {"backend": "model", "memory": cfg.memory, **cfg.env_kwargs}
-    if cfg.threads is not None:
-        kwargs["threads"] = cfg.threads
-    env = gym.make("MAGWorld-v1", max_episode_steps=-1, timing=True, **kwargs)
+    refuse_overwrite([Path(cfg.out_dir) / "soak.json"], cfg.overwrite)
+    env = gym.make("MAGWorld-v1", max_episode_steps=-1, timing=True, **_env_kwargs(cfg, cfg.memory))
     env.reset(seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     points, window, info_finite, error = [], [], True, None

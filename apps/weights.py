@@ -1,5 +1,4 @@
-"""``magworld weights bundle`` / ``blend`` / ``export``: the weight tooling of :mod:`magworld.train.weights` as commands
-(configs ``weights_bundle.yaml``, ``weights_blend.yaml``, ``weights_export.yaml``; every option is
+"""``magworld weights bundle`` / ``blend`` / ``export``: :mod:`magworld.train.weights` as commands (options
 ``weights.<key>=value``)."""
 
 from __future__ import annotations
@@ -7,9 +6,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from magworld.bench.common import refuse_overwrite
 from magworld.config import build
 from magworld.model.pretrained import WEIGHTS_DIR
 from magworld.train.weights import blend, bundle, export_generator
+
+
+def _require(cfg, keys: tuple[str, ...], example: str) -> None:
+    missing = [f"weights.{key}" for key in keys if not getattr(cfg, key)]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} required: magworld weights {example}")
+
+
+def _refuse(out: str, overwrite: bool) -> None:
+    tensors = Path(out).with_suffix(".safetensors")
+    refuse_overwrite([tensors], overwrite, "weights.overwrite=true", "weights.out=<path>")
 
 
 @dataclass
@@ -25,8 +36,7 @@ class BundleConfig:
     steps: int | None = None  # denoising steps the bundled world samples with (None: the run's)
 
     def __post_init__(self) -> None:
-        if not self.run_dir:
-            raise ValueError("weights.run_dir is required: the generator run folder to bundle, e.g. weights.run_dir=runs/generator")
+        _require(self, ("run_dir",), "bundle weights.run_dir=runs/generator (the generator run folder to bundle)")
 
 
 @dataclass
@@ -37,12 +47,11 @@ class BlendConfig:
     tuned: str = ""
     out: str = ""
     weight: float = 0.5
+    overwrite: bool = False  # replace an existing out
 
     def __post_init__(self) -> None:
-        missing = [f"weights.{key}" for key in ("base", "tuned", "out") if not getattr(self, key)]
-        if missing:
-            raise ValueError(f"{', '.join(missing)} required: magworld weights blend weights.base=A.safetensors "
-                             f"weights.tuned=B.safetensors weights.out=C.safetensors [weights.weight=0.5]")
+        _require(self, ("base", "tuned", "out"), "blend weights.base=A.safetensors weights.tuned=B.safetensors "
+                 "weights.out=C.safetensors [weights.weight=0.5]")
 
 
 @dataclass
@@ -52,16 +61,14 @@ class ExportConfig:
     checkpoint: str = ""  # e.g. runs/adv-2/last.safetensors (or a kept step_NNNNN.safetensors)
     out: str = ""  # the generator export to write (.safetensors + .json)
     weights: str = "ema"  # ema (what the stage exports at its end) | generator (the raw weights)
+    overwrite: bool = False  # replace an existing out
 
     def __post_init__(self) -> None:
-        missing = [f"weights.{key}" for key in ("checkpoint", "out") if not getattr(self, key)]
-        if missing:
-            raise ValueError(f"{', '.join(missing)} required: magworld weights export "
-                             f"weights.checkpoint=runs/dmd/last.safetensors weights.out=runs/dmd-now/generator")
+        _require(self, ("checkpoint", "out"), "export weights.checkpoint=runs/dmd/last.safetensors "
+                 "weights.out=runs/dmd-now/generator")
 
 
 def bundle_main(cfg) -> dict:
-    """``magworld weights bundle``: entry point for the composed hydra config (node ``weights``)."""
     config: BundleConfig = build(cfg.weights)
     weights_dir = Path(config.weights_dir) if config.weights_dir is not None else WEIGHTS_DIR
     manifest = bundle(config.run_dir, config.export, weights_dir, autoencoder=config.autoencoder, memory=config.memory,
@@ -71,16 +78,16 @@ def bundle_main(cfg) -> dict:
 
 
 def blend_main(cfg) -> Path:
-    """``magworld weights blend``: entry point for the composed hydra config (node ``weights``)."""
     config: BlendConfig = build(cfg.weights)
+    _refuse(config.out, config.overwrite)
     out = blend(config.base, config.tuned, config.out, config.weight)
     print(f"blended {config.base} and {config.tuned} (weight {config.weight}) into {out}")
     return out
 
 
 def export_main(cfg) -> Path:
-    """``magworld weights export``: entry point for the composed hydra config (node ``weights``)."""
     config: ExportConfig = build(cfg.weights)
+    _refuse(config.out, config.overwrite)
     out = export_generator(config.checkpoint, config.out, config.weights)
     print(f"exported the {config.weights} generator of {config.checkpoint} to {out}")
     return out

@@ -17,10 +17,8 @@ MODEL_OPTIONS = ("memory", "checkpoint", "sampling_steps", "carry", "device", "t
 
 @dataclass
 class WorldSettings:
-    """Every ``MAGWorld-v1`` option a command passes on (the env's docstring is their spec). None: the env's default.
-
-    ``memory``, ``checkpoint``, ``sampling_steps``, ``carry``, ``device`` and ``threads`` apply to the model backend
-    only; setting one with ``backend="simulator"`` is an error."""
+    """Every ``MAGWorld-v1`` option a command passes on (None: the env's default); the model-only ones
+    (:data:`MODEL_OPTIONS`) with ``backend="simulator"`` are an error."""
 
     style: str | None = None  # None: drawn from the seed; outdoor | indoor | city | game
     backend: str = "model"  # the MAG world model (bundled weights); "simulator" = ground truth
@@ -46,8 +44,7 @@ class WorldSettings:
             raise ValueError(f"max_episode_steps must be >= 1, -1 (no limit) or None (the registered 200), got {self.max_episode_steps}")
 
     def gym_kwargs(self) -> dict[str, Any]:
-        """``gymnasium.make(ENV_ID, **kwargs)`` arguments; ``timing=True``: the HUD and the recordings show each step's
-        latency (``info["step_ms"]``)."""
+        """``gymnasium.make(ENV_ID, **kwargs)`` arguments (``timing``: HUD and recordings show each step's latency)."""
         resolution = self.resolution if self.resolution is None or isinstance(self.resolution, int) else tuple(self.resolution)
         kwargs: dict[str, Any] = {"backend": self.backend, "style": self.style, "resolution": resolution, "timing": True,
                                   "max_episode_steps": self.max_episode_steps}

@@ -1,12 +1,7 @@
-"""Gymnasium environments of MAGWorld. ``import magworld.envs`` registers ``MAGWorld-v1`` and ``MAGWorld-Loop-v1``.
+"""Gymnasium environments of MAGWorld: ``import magworld.envs`` registers ``MAGWorld-v1`` and ``MAGWorld-Loop-v1``.
 
-The v0 ids are not registered: their reward paid for pixels a world without memory was just shown, and their
-default memory grew every step. ``gym.make("MAGWorld-v0")`` raises Gymnasium's ``DeprecatedEnv`` ("Environment
-version v0 for `MAGWorld` is deprecated. Please use `MAGWorld-v1` instead.").
-
-Layer: imports the library (``magworld.world``, ``magworld.model``, ``magworld.revisit``, ...) and never
-``magworld.agents`` or ``magworld.apps`` (the commands that need env and agents live there).
-"""
+The v0 ids are not registered (``gym.make("MAGWorld-v0")`` raises Gymnasium's ``DeprecatedEnv`` naming v1). Imports
+the library and never ``magworld.agents`` or ``magworld.apps``."""
 
 import gymnasium
 from gymnasium.envs.registration import WrapperSpec

@@ -1,9 +1,5 @@
-"""World backends: what draws the frames of a block, for N worlds at once.
-
-``simulator`` renders the procedural world exactly (ground truth). ``model`` (the MAG generator) plugs
-in here with the same calls, so the environments' API does not change with the backend. The single
-env is a backend with ``num_worlds = 1``; the vector env advances all worlds in one ``step`` call.
-"""
+"""World backends: what draws the frames of a block, for N worlds at once. ``simulator`` renders the exact ground
+truth; ``model`` (MAG) takes the same calls, so the envs' API does not change with the backend."""
 
 from __future__ import annotations
 
@@ -23,8 +19,7 @@ class Backend(Protocol):
     resolution: tuple[int, int]  # (H, W) of the frames it draws
 
     def start(self, world: int, scene: Scene, poses: list[Pose], truth: np.ndarray, seed: int = 0) -> np.ndarray:
-        """(Re)start world ``world`` from its ground-truth first block; ``seed`` seeds its sampling noise.
-        Returns the block it shows (F, H, W, 3)."""
+        """(Re)start world ``world`` from its ground-truth first block (``seed``: its noise); returns it."""
 
     def step(self, poses: Sequence[list[Pose]], prompts: Sequence[str]) -> np.ndarray:
         """Draw the next block of every world at ``poses`` given the prompts; returns uint8 (N, F, H, W, 3)."""

@@ -1,11 +1,9 @@
-"""One world's episode bookkeeping — scene, pose, revisits, reward, info — apart from who draws frames.
-
-The single env and the batched vector env both keep one :class:`Episode` per world and hand the
-frame drawing to a backend in one batched call, so their rewards and infos cannot drift apart.
-"""
+"""One world's episode bookkeeping — scene, pose, revisits, reward, info — apart from who draws the frames; the single
+and the vector env keep one per world, so their rewards and infos cannot drift apart."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import numpy as np
@@ -52,8 +50,10 @@ class Episode:
     def started(self) -> bool:
         return self.scene is not None and self.frames is not None
 
-    def begin(self, rng: np.random.Generator, style: str | None, options: dict[str, Any] | None) -> tuple[list[Pose], np.ndarray]:
-        """Pick the scene and start pose (from ``rng`` unless ``options`` fix them); returns the first block's poses and truth."""
+    def start(self, backend, world: int, rng: np.random.Generator, style: str | None, options: dict[str, Any] | None,
+              timing: bool) -> tuple[np.ndarray, dict]:
+        """Begin an episode of world ``world``: scene and start pose from ``rng`` unless ``options`` fix them, the
+        ground-truth first block through ``backend.start``; returns (observation, reset info)."""
         options = dict(options or {})
         unknown = set(options) - set(RESET_OPTIONS)
         if unknown:
@@ -70,18 +70,17 @@ class Episode:
         self.reference_bound = reference_bound(*self.resolution, (0.0, self.pose.pitch, self.pose.fov))[1]  # yaw-invariant
         poses = [self.pose] * BLOCK_FRAMES
         self.blocks = {0: np.stack([p.as_array() for p in poses])}
-        return poses, self.scene.render_many(poses, self.resolution)
-
-    def started_info(self, frames: np.ndarray, truth: np.ndarray, step_ms: float | None, backend_info: dict[str, Any]) -> tuple[np.ndarray, dict]:
-        """Record the first block; returns (observation, reset info)."""
-        assert self.scene is not None
-        self.frames = frames
-        new_cells = self.tracker.add_cells([self.pose] * BLOCK_FRAMES)
-        self.tracker.record(0, self.pose, frames[-1])
+        truth = self.scene.render_many(poses, self.resolution)
+        noise_seed = int(rng.integers(0, 2**31 - 1))
+        began = time.perf_counter()
+        self.frames = backend.start(world, self.scene, poses, truth, noise_seed)
+        step_ms = (time.perf_counter() - began) * 1e3 if timing else None
+        new_cells = self.tracker.add_cells(poses)
+        self.tracker.record(0, self.pose, self.frames[-1])
         found = self.last = RevisitScore(None, None, 0, self.min_pixels)
-        info = self._info(self.scene.caption, found, new_cells, truth, step_ms, backend_info)
+        info = self._info(self.scene.caption, found, new_cells, truth, step_ms, backend.info(world))
         info["action_table"] = [a.as_dict() for a in ACTION_TABLE]
-        return frames[-1].copy(), info
+        return self.frames[-1].copy(), info
 
     def plan(self, action: int) -> tuple[Pose, list[Pose], str]:
         """Target pose, per-frame poses and prompt of ``action`` (no state change)."""
@@ -91,14 +90,12 @@ class Episode:
         target = apply_action(self.pose, action)
         return target, block_poses(self.pose, target), f"{self.scene.caption}, {ACTION_TABLE[action].phrase}"
 
-    def truth(self, poses: list[Pose]) -> np.ndarray:
+    def commit(self, plan: tuple[Pose, list[Pose], str], frames: np.ndarray, step_ms: float | None, backend,
+               world: int) -> tuple[np.ndarray, float, dict]:
+        """Record the block ``backend`` drew for :meth:`plan`; returns (observation, reward, info). ``step_ms``: the
+        backend's wall-clock time, reported only when given (timing is the machine's, not the world's)."""
         assert self.scene is not None
-        return self.scene.render_many(poses, self.resolution)
-
-    def commit(self, target: Pose, poses: list[Pose], prompt: str, frames: np.ndarray, truth: np.ndarray,
-               step_ms: float | None, backend_info: dict[str, Any]) -> tuple[np.ndarray, float, dict]:
-        """Record the generated block; returns (observation, reward, info). ``step_ms``: the backend's
-        wall-clock time, reported in info only when given (timing is the machine's, not the world's)."""
+        (target, poses, prompt), truth = plan, frames if backend.exact else self.scene.render_many(plan[1], self.resolution)
         self.pose, self.frames, self.step_index = target, frames, self.step_index + 1
         found = self.last = self.score(target, frames[-1])
         new_cells = self.tracker.add_cells(poses)
@@ -107,7 +104,7 @@ class Episode:
         keep = set(directly_seen_blocks(self.step_index)) | set(directly_seen_blocks(self.step_index + 1))
         self.blocks = {b: v for b, v in self.blocks.items() if b in keep}
         reward = step_reward(found, new_cells, self.reward_cfg)
-        return frames[-1].copy(), reward, self._info(prompt, found, new_cells, truth, step_ms, backend_info)
+        return frames[-1].copy(), reward, self._info(prompt, found, new_cells, truth, step_ms, backend.info(world))
 
     def score(self, pose: Pose, frame: np.ndarray, away: float | None = 0.0, before: int | None = None) -> RevisitScore:
         """The revisit score of the observation ``frame`` at ``pose`` drawn this step (before it is recorded; the loop

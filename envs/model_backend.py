@@ -1,13 +1,8 @@
-"""The ``model`` backend: MAG draws every block — the generator reads the compressed memory of the world.
+"""The ``model`` backend: one :class:`magworld.model.pipeline.WorldModel` draws every world's block in one pass.
 
-A thin adapter from the env's per-world calls to one :class:`magworld.model.pipeline.WorldModel` that
-steps all N worlds in one forward pass. ``start`` shows the ground-truth first block and writes it
-into memory; ``step`` generates, compresses and decodes the next block.
-
-The world model's cache holds every world at the same history length, so worlds (re)start together:
-starts are collected until every world has one, then issued as one batched start. MAGWorld-v1's
-episodes all have the same length, so a vector env's autoresets always arrive together.
-"""
+``start`` shows the ground-truth first block and writes it into memory; ``step`` generates, compresses and decodes the
+next block. The cache holds every world at the same history length, so worlds (re)start together: starts are
+collected until every world has one (MAGWorld-v1 episodes have one length, so autoresets arrive together)."""
 
 from __future__ import annotations
 
@@ -38,9 +33,8 @@ def load_world_model(memory: str, checkpoint: str | None, sampling_steps: int | 
 
 def check_prebuilt(world: Any, memory: str | None, checkpoint: str | None, sampling_steps: int | None,
                    device: str | None, carry: str | None) -> None:
-    """A ``ValueError`` naming every option a prebuilt ``world`` would ignore: given (not None) and not what the
-    world model was built with. ``checkpoint`` always is (the weights are already loaded); the others may repeat
-    the world model's own setting."""
+    """A ``ValueError`` naming every option a prebuilt ``world`` would ignore: ``checkpoint`` always, the others when
+    given and not what the world model was built with."""
     import torch
 
     from magworld.model.pipeline import resolve_device
@@ -75,9 +69,8 @@ def check_threads(threads: int | None) -> None:
 
 
 def apply_thread_policy(threads: int | None, world: Any) -> None:
-    """torch's (process-wide) CPU threads for ``world``: ``threads`` if given (0: leave as is); by default one
-    thread for a small generator on the CPU unless OMP_NUM_THREADS / MKL_NUM_THREADS is set. One thread is
-    faster for the bundled model even when the machine is idle, and does not thrash beside another busy process."""
+    """torch's (process-wide) CPU threads: ``threads`` if given (0: leave as is); by default one thread for a small
+    generator on the CPU unless OMP_NUM_THREADS / MKL_NUM_THREADS is set (faster for the bundled model, no thrashing)."""
     import torch
 
     if threads:
@@ -98,11 +91,9 @@ class ModelBackend:
     def __init__(self, resolution: tuple[int, int] | None, num_worlds: int = 1, memory: str | None = None,
                  checkpoint: str | None = None, sampling_steps: int | None = None, device: str | None = None,
                  threads: int | None = None, world_model: Any = None, carry: str | None = None) -> None:
-        """``world_model``: a prebuilt WorldModel (custom parts); otherwise built from ``checkpoint`` (None = bundled),
-        ``memory`` (None: :data:`DEFAULT_MEMORY`, ``mag-recall``), ``sampling_steps`` (None: the checkpoint's), ``device`` (None: ``auto``) and
-        ``carry`` (None: the generator's default, see :data:`magworld.model.pipeline.CARRY_MODES`). With a prebuilt
-        world model those options may only repeat its settings (:func:`check_prebuilt`). ``threads``: see
-        :func:`apply_thread_policy`."""
+        """``world_model``: a prebuilt WorldModel (the other options may then only repeat its settings, :func:`check_prebuilt`);
+        otherwise built from ``checkpoint`` (None: bundled), ``memory`` (None: :data:`DEFAULT_MEMORY`), ``sampling_steps``,
+        ``device`` (None: auto) and ``carry``. ``threads``: :func:`apply_thread_policy`."""
         if world_model is not None:  # before any side effect (torch threads) or loading
             check_prebuilt(world_model, memory, checkpoint, sampling_steps, device, carry)
         check_threads(threads)
@@ -140,8 +131,7 @@ class ModelBackend:
 
     def info(self, world: int) -> dict[str, Any]:
         """``cache_*``: what the generator attends to; ``stored_*``: what the world holds (they differ for mag-recall);
-        ``compression``: frames shown per frame stored; ``carry``: how the last shown frame enters the next block
-        (``sharp`` / ``pixels`` / ``paste`` / ``condition``; None for a generator without the geometric input)."""
+        ``compression``: frames shown per frame stored; ``carry``: how the last shown frame enters the next block."""
         stored = self.world.stored_frames()
         return {"backend": self.name, "memory": self.memory, "carry": self.world.carry, "cache_bytes": int(self.world.cache_bytes() // self.num_worlds),
                 "cache_frames": int(self.world.cache_frames()),

@@ -1,30 +1,8 @@
-"""Episode recordings: every frame of every block as an mp4, plus a JSON sidecar of what happened.
-
-One implementation shared by the keyboard viewer (``magworld play``, key R) and ``magworld rollout``.
-
-Usage::
-
-    recorder = EpisodeRecorder("recordings", "my-episode", seed=0)
-    obs, info = env.reset(seed=0)
-    recorder.start(info)                       # the block on screen becomes the first 3 frames
-    obs, reward, terminated, truncated, info = env.step(action)
-    recorder.record(action, reward, info)      # adds the step's 3 frames and its record
-    paths = recorder.save()                    # -> recordings/my-episode.mp4 + .json (an existing file is an error
-                                               #    unless save(overwrite=True); free_name picks an unused name)
-
-Sidecar contract (``<name>.json``): ``seed`` (of ``reset``; null if unknown), ``scene_seed``,
-``style``, ``caption``, ``backend``, ``resolution``, ``fps``, ``scale``, ``video``, ``frames``
-(frames in the mp4 = 3 * (steps + 1)), ``frames_per_step`` (3, the frames of one block; null if blocks
-differed), ``step_frames`` (steps + 1 ``[first, end)`` mp4 frame ranges: entry 0 is the block on screen when
-recording began, entry i the block step i made), ``frame_steps`` (per mp4 frame, the step that made it; 0 =
-the starting block), ``steps``, ``actions`` (names, one per step), ``poses``
-(start pose then the pose after each step: steps + 1 dicts), ``rewards``, ``prompts`` (one per
-step), ``episode_return`` (sum of the recorded steps' rewards), ``revisit_steps`` (steps with at
-least one revisit frame), ``mean_revisit_psnr`` (mean over those steps of the step's mean revisit
-PSNR; ``null`` when there were none) and ``records`` (per step: action, pose, reward, prompt,
-is_revisit, revisit, step_ms — null unless the env was made with ``timing=True`` —, frames: its ``[first, end)``
-mp4 frame range).
-"""
+"""Episode recordings: every frame of every block as an mp4 plus a JSON sidecar (:meth:`EpisodeRecorder.summary`),
+shared by ``magworld play`` (key R) and ``magworld rollout``. ``start(info)`` takes the block on screen, ``record(action,
+reward, info)`` adds a step, ``save()`` writes ``<out_dir>/<name>.mp4`` and ``.json`` (never over existing files
+unless ``overwrite``). The sidecar maps mp4 frames to steps (``step_frames``, ``frame_steps``); its contract is in
+``docs/notes/code.md``."""
 
 from __future__ import annotations
 
@@ -35,15 +13,16 @@ from typing import Any
 
 import numpy as np
 
+from magworld.bench.common import refuse_overwrite
 from magworld.world import ACTION_NAMES
+
+from .episode import check_action
 
 RENDER_FPS = 12
 
 
 def _import_video_writer():
-    """imageio's ffmpeg writer (the ``video`` extra installs it with moviepy, which Gymnasium's ``RecordVideo`` needs).
-    It writes every frame it is given; moviepy's ImageSequenceClip dropped the last frame of some lengths (81 frames at
-    12 fps came back as 80), which broke the sidecar's frame-to-step map."""
+    """imageio's ffmpeg writer (the ``video`` extra); it writes every frame it is given (moviepy dropped some last frames)."""
     try:
         import imageio.v2 as imageio
         import imageio_ffmpeg  # noqa: F401  (the ffmpeg binary imageio writes mp4 with)
@@ -71,9 +50,6 @@ class RecordingPaths:
     video: Path
     sidecar: Path
 
-    def existing(self) -> list[Path]:
-        return [path for path in (self.video, self.sidecar) if path.exists()]
-
 
 def recording_paths(out_dir: str | Path, name: str) -> RecordingPaths:
     """Where a recording named ``name`` goes: ``<out_dir>/<name>.mp4`` and ``.json``."""
@@ -96,25 +72,9 @@ def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
     return np.pad(big, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_h or pad_w else big
 
 
-def _optional_float(value: Any) -> float | None:
-    return None if value is None else float(value)
-
-
-def _action_name(action: Any) -> str:
-    index = int(action)
-    if not 0 <= index < len(ACTION_NAMES):
-        raise ValueError(f"action {action!r} is not an index into the action table 0..{len(ACTION_NAMES) - 1}")
-    return ACTION_NAMES[index]
-
-
 class EpisodeRecorder:
-    """Collects the frames and step records of one episode (or a stretch of it) and writes mp4 + JSON.
-
-    ``start(info)`` takes the info of ``reset`` or of the step on screen when recording begins;
-    ``record(action, reward, info)`` appends one step; ``save()`` writes ``<out_dir>/<name>.mp4`` and
-    ``<out_dir>/<name>.json`` and returns their paths. Frames are upscaled ``scale`` times with nearest
-    neighbour so 64 px worlds stay watchable; the video plays at ``fps`` (the env's render fps).
-    """
+    """Collects the frames and step records of one episode (or a stretch of it) and writes mp4 + JSON; frames are
+    upscaled ``scale`` times (nearest neighbour), played at ``fps``."""
 
     def __init__(self, out_dir: str | Path, name: str, *, seed: int | None = None, fps: int = RENDER_FPS, scale: int = 4) -> None:
         if not name or "/" in name or "\\" in name:
@@ -144,8 +104,9 @@ class EpisodeRecorder:
         if not self.started:
             raise RuntimeError("call start(info) before record(...)")
         self.records.append(StepRecord(
-            action=_action_name(action), pose=dict(info["pose"]), reward=float(reward), prompt=str(info["prompt"]),
-            is_revisit=bool(info["is_revisit"]), revisit=dict(info["revisit"]), step_ms=_optional_float(info.get("step_ms"))))
+            action=ACTION_NAMES[check_action(action)], pose=dict(info["pose"]), reward=float(reward),
+            prompt=str(info["prompt"]), is_revisit=bool(info["is_revisit"]), revisit=dict(info["revisit"]),
+            step_ms=None if info.get("step_ms") is None else float(info["step_ms"])))
         self._add_frames(info["frames"])
         self.records[-1].frames = list(self.step_frames[-1])
 
@@ -186,12 +147,9 @@ class EpisodeRecorder:
         return recording_paths(self.out_dir, self.name)
 
     def save(self, overwrite: bool = False) -> RecordingPaths:
-        """Write ``<name>.mp4`` and ``<name>.json`` into ``out_dir`` (created if missing); an existing one is a
-        ``FileExistsError`` unless ``overwrite``."""
-        payload = self.summary()
-        paths = self.paths
-        if paths.existing() and not overwrite:
-            raise FileExistsError(f"{' and '.join(map(str, paths.existing()))} already there; pick another name or save(overwrite=True)")
+        """Write ``<name>.mp4`` and ``.json`` to ``out_dir``; existing files are an error unless ``overwrite``."""
+        payload, paths = self.summary(), self.paths
+        refuse_overwrite([paths.video, paths.sidecar], overwrite, "save(overwrite=True)", "another name")
         get_writer = _import_video_writer()
         self.out_dir.mkdir(parents=True, exist_ok=True)
         with get_writer(str(paths.video), fps=self.fps, codec="libx264", macro_block_size=1) as writer:

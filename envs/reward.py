@@ -1,21 +1,5 @@
-"""The env's reward: memory-only revisit score and coverage (:class:`RewardConfig`, :func:`step_reward`).
-
-Definitions (:mod:`magworld.revisit` holds the one implementation; this module holds the weights):
-
-* The step's **observation** (its block's last frame, pose ``p``, step ``t``) *revisits* a view when an earlier
-  step's observation has a pose within ``tolerance`` degrees of ``p`` (largest per-axis difference, yaw around the
-  circle) and the camera left since (:func:`magworld.revisit.revisit_reference`, ``away=0``). Its **reference** is
-  the *earliest* such observation — the first time the view was seen — so drift accumulated since is measured.
-* Its **memory-only region** is the pixels of view ``p`` that none of the frames the generator sees directly
-  showed: the first block (the sink every memory policy keeps) and the last block before ``t`` (whose last frame
-  is also reprojected to the new poses) — :func:`magworld.revisit.directly_seen_blocks`,
-  :func:`~magworld.revisit.memory_only_mask`. Only the compressed memory can supply those pixels.
-* The step **revisit reward** is ``score = 0.5 * clip((PSNR - psnr_low) / (psnr_high - psnr_low), 0, 1) +
-  0.5 * max(SSIM, 0)`` on the memory-only region vs the reference, when it holds at least
-  ``ceil(min_memory_fraction x H x W)`` pixels (615 at 64 x 64); otherwise 0 and the step is no revisit.
-* **Coverage** counts view-direction cells (15° of yaw x 10° of pitch) the block's frame centres have visited;
-  the exploration reward is the number of newly covered cells in the step.
-"""
+"""The env's reward weights (:class:`RewardConfig`, :func:`step_reward`); the revisit score and coverage they weigh
+are :mod:`magworld.revisit`'s one definition (spec: the README's "Reward", ``docs/notes/reward.md``)."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""stable-baselines3 adapter: SB3 rejects gymnasium ``VectorEnv`` objects, so wrap ours in SB3's ``VecEnv``.
-
-SB3 semantics match our ``SAME_STEP`` autoreset: a finished world is already reset when ``step_wait``
-returns; its last observation is in ``infos[i]["terminal_observation"]`` and a time-limit end sets
-``infos[i]["TimeLimit.truncated"]``.
-"""
+"""stable-baselines3 adapter (SB3 rejects gymnasium ``VectorEnv``s): a finished world is already reset when
+``step_wait`` returns, its last observation in ``infos[i]["terminal_observation"]``."""
 
 from __future__ import annotations
 

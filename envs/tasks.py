@@ -35,9 +35,8 @@ class LoopTaskConfig:
 
 @dataclass
 class LoopRewardConfig(RewardConfig):
-    """The loop task's reward (``reward=``): MAGWorld-v1's :class:`RewardConfig` (``w_revisit``, ``tolerance``, the
-    PSNR range and memory-only threshold of the score) with the task's own terms. New view cells pay through
-    ``w_direction`` (first K only), so MAGWorld-v1's uncapped ``w_explore`` must stay 0."""
+    """The loop task's reward (``reward=``): MAGWorld-v1's :class:`RewardConfig` plus the task's terms; new view cells
+    pay through ``w_direction`` (first K only), so ``w_explore`` must stay 0."""
 
     w_revisit: float = 1.0  # per far revisit (its memory-only score), once per remembered view
     w_direction: float = 0.1  # per newly seen view cell, for the first K cells
@@ -68,69 +67,34 @@ def loop_configs(task: LoopTaskConfig | dict | None, reward: RewardConfig | dict
 class MAGWorldLoopEnv(MAGWorldEnv):
     """Leave the start view, see ``K`` directions, come back: MAGWorld with a goal and an end.
 
-    ## Description
-    The world and the actions are those of ``MAGWorld-v1`` (3-frame blocks, 7 camera actions). The
-    task: get at least ``min_away`` (60°) away from the start view, see at least ``K`` (8) distinct
-    view cells, then return to the exact start view (pose within ``tolerance`` = 1°, pitch and fov
-    included). Returning to views is what the reward pays for, but only *real* returns: a view counts
-    after the camera has been at least 60° away from it since it last showed it, so jittering on the
-    spot (which the ``MAGWorld-v1`` reward pays) earns nothing here.
-
-    ## Action Space
-    ``Discrete(7)``: stay, pan_left, pan_right, tilt_up, tilt_down, zoom_in, zoom_out (see ``MAGWorld-v1``).
+    The world and the actions are ``MAGWorld-v1``'s. The task: get at least ``min_away`` (60°) from the start view, see at
+    least ``K`` (8) distinct view cells, then return to the exact start view (within ``tolerance``). A view pays only
+    after the camera has been ``min_away`` from it since it last showed it, so jittering on the spot earns nothing.
+    Worked examples of what each path earns, and the original long form of this docstring: ``docs/notes/code.md``.
 
     ## Observation Space
     ``observation="dict"`` (default): ``Dict(pixels=Box(0, 255, (H, W, 3), uint8), state=Box(-1, 1, (8,), float32))``;
-    ``observation="state"``: the state vector alone. ``state`` is, relative to the start view:
-    sin and cos of the yaw offset, pitch / 30°, (fov - 60°) / 30°, farthest distance from the start so
-    far / 180°, distinct cells seen / K (capped at 1), step / ``horizon`` (capped at 1; ``horizon`` is the
-    episode's time limit, ``max_episode_steps``, see Episode End), and ``ready`` (1 once the
-    farthest distance is >= ``min_away`` and K cells are seen, i.e. returning now closes the loop).
+    ``"state"``: the vector alone (:data:`STATE_NAMES`, relative to the start view: sin/cos of the yaw offset, pitch /
+    30°, (fov - 60°) / 30°, farthest distance / 180°, cells seen / K, step / ``horizon``, ``ready``).
 
-    ## Rewards
-    Per step, the sum of (weights from ``reward=``, a :class:`LoopRewardConfig`)
-    * **far revisits**: ``w_revisit`` (1.0) x the step's ``MAGWorld-v1`` revisit score (the observation's
-      memory-only region vs the first frame of its view, when large enough), when the camera has been at least
-      ``min_away`` from that view since it last showed it; each reference pays at most once, and at most
-      ``max_far_revisits`` (8) steps pay per episode. ``score = 0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 *
-      max(SSIM, 0)`` on that region (1.0 on the simulator backend).
-    * **directions**: ``w_direction`` (0.1) per newly seen 15° x 10° view cell, for the first K cells.
-    * **return bonus**: ``w_return`` (5.0) x ``score(last frame, start frame)`` (whole frame) on the step that closes
-      the loop: the goal, not a memory test (the start view is in the sink every memory policy keeps).
-
-    On the simulator a 180° pan out and back earns 0.7 + 5 + 5 = 10.7 (the start cell is seen at reset; the views
-    at 120°-60° pay, those within 45° of the start are in the sink, so nothing there is memory-only), a 105° one
-    0.7 + 0 + 5 = 5.7 (its return views were not 60° away, or are in the sink). The cap is there because circling
-    at a pose that is *not* the start view (one tilt, then pan) pays on the second lap without ever closing the
-    loop; capped it earns at most 0.7 + 8 = 8.7.
-
-    ## Starting State
-    As ``MAGWorld-v1``: a scene and a start yaw (multiple of 15°) from the env's RNG, pitch 0°, fov 60°.
+    ## Rewards (``reward=``, a :class:`LoopRewardConfig`)
+    ``w_revisit`` (1.0) x the ``MAGWorld-v1`` revisit score of a far revisit (each reference once, at most
+    ``max_far_revisits`` (8) per episode) + ``w_direction`` (0.1) per newly seen view cell, for the first K +
+    ``w_return`` (5.0) x ``score(last frame, start frame)`` on the step that closes the loop.
 
     ## Episode End
-    Terminated when the loop closes (the step's last frame is at the start view while ``ready``);
-    truncated after ``max_episode_steps`` (50 at registration; ``gym.make(..., max_episode_steps=N)`` for another).
-    ``gym.make`` tells the task that limit (:class:`LoopHorizon`, a registered wrapper above the time limit), which
-    becomes ``env.unwrapped.horizon``, the scale of the state's time entry. An env without a time limit
-    (``max_episode_steps=-1``, or built without ``gym.make``) has ``horizon = None`` and a time entry of 0.
+    Terminated when the loop closes (at the start view while ``ready``); truncated after ``max_episode_steps`` (50
+    registered). ``gym.make`` tells the task that limit (:class:`LoopHorizon`): it is ``env.unwrapped.horizon``, the
+    scale of the state's time entry (None without a limit: the entry is 0).
 
     ## Info
-    Everything ``MAGWorld-v1`` reports (``reward_terms`` replaced by the task's terms ``far_revisit``,
-    ``directions``, ``return``), plus ``task``: ``far_revisits`` (frames paid this episode),
-    ``farthest`` (degrees), ``directions`` (cells seen), ``ready``, ``success``.
+    ``MAGWorld-v1``'s, ``reward_terms`` replaced by ``far_revisit``, ``directions``, ``return``, plus ``task``:
+    ``far_revisits``, ``farthest``, ``directions``, ``ready``, ``success``.
 
     ## Arguments
-    ``gym.make("MAGWorld-Loop-v1", task=LoopTaskConfig | dict, reward=LoopRewardConfig | dict,
-    observation="dict" | "state", max_episode_steps=50, **MAGWorld-v1 arguments)``: ``task`` holds ``min_away``,
-    ``directions`` (K) and ``max_far_revisits``; ``reward`` holds ``w_revisit``, ``w_direction``, ``w_return`` and
-    MAGWorld-v1's ``tolerance``, ``psnr_low``, ``psnr_high``, ``min_memory_fraction`` (``w_explore`` must stay 0); a key in the wrong one is a
-    ``ValueError`` that names the right one.
-
-    ## Version History
-    * v1: far revisits are scored like MAGWorld-v1 (one observation per step, on its memory-only region), at most
-      ``max_far_revisits`` (8) per episode (was ``max_far_frames``, 24 frames).
-    * v0: initial release.
-    """
+    ``task=`` (``min_away``, ``directions``, ``max_far_revisits``), ``reward=`` (the weights and ``MAGWorld-v1``'s score
+    settings; ``w_explore`` must stay 0), ``observation=``, ``max_episode_steps=`` and ``MAGWorld-v1``'s; a key in the
+    wrong one is a ``ValueError`` naming the right one."""
 
     def __init__(self, render_mode: str | None = None, task: LoopTaskConfig | dict | None = None, observation: str = "dict",
                  reward: LoopRewardConfig | dict | None = None, **kwargs: Any) -> None:
@@ -219,9 +183,8 @@ class MAGWorldLoopEnv(MAGWorldEnv):
 
 
 class LoopHorizon(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Tells the loop task the time limit it runs under: registered with ``MAGWorld-Loop-v1`` as an additional
-    wrapper, so ``gym.make`` puts it above its ``TimeLimit`` and the task's ``horizon`` is that ``max_episode_steps``
-    (the registered 50, or the one given to ``gym.make``; None without a limit). Observations pass through."""
+    """Tells the loop task its time limit: registered with ``MAGWorld-Loop-v1`` as an additional wrapper (above
+    ``TimeLimit``), it sets ``horizon`` to ``max_episode_steps`` (None without a limit). Observations pass through."""
 
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)

@@ -1,10 +1,6 @@
-"""Batched MAGWorld: ``gymnasium.make_vec("MAGWorld-v1", num_envs=N)`` advances N worlds per backend call.
-
-Each world keeps its own :class:`~magworld.envs.episode.Episode` and RNG; the backend draws all N blocks in one
-call (one generator forward pass for the model backend). Autoreset mode is ``SAME_STEP``: a world
-that truncates is reset inside the same ``step``; its last observation and info are in
-``infos["final_obs"]`` / ``infos["final_info"]`` (masks ``_final_obs`` / ``_final_info``).
-"""
+"""Batched MAGWorld: ``gymnasium.make_vec("MAGWorld-v1", num_envs=N)`` advances N worlds per backend call, each with
+its own :class:`~magworld.envs.episode.Episode` and RNG. Autoreset is ``SAME_STEP``: a truncated world resets in the
+same ``step``; its last observation and info are in ``infos["final_obs"]`` / ``infos["final_info"]``."""
 
 from __future__ import annotations
 
@@ -26,8 +22,7 @@ from .reward import RewardConfig
 
 
 class MAGWorldVectorEnv(VectorEnv):
-    """N independent MAGWorld-v1 worlds stepped together; arguments as ``MAGWorld-v1`` plus ``num_envs`` and
-    ``max_episode_steps`` (``None`` or ``-1``: no time limit)."""
+    """N MAGWorld-v1 worlds stepped together; MAGWorld-v1's arguments, ``num_envs``, ``max_episode_steps``."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 12, "autoreset_mode": AutoresetMode.SAME_STEP}
 
@@ -80,9 +75,8 @@ class MAGWorldVectorEnv(VectorEnv):
         step_ms = (time.perf_counter() - start) * 1e3 if self.timing else None
         observations, rewards, infos = [], np.zeros(self.num_envs), {}
         truncated = np.zeros(self.num_envs, dtype=bool)
-        for world, (episode, (target, poses, prompt), frames) in enumerate(zip(self.episodes, plans, blocks)):
-            truth = frames if self.backend.exact else episode.truth(poses)
-            obs, rewards[world], info = episode.commit(target, poses, prompt, frames, truth, step_ms, self.backend.info(world))
+        for world, (episode, plan, frames) in enumerate(zip(self.episodes, plans, blocks)):
+            obs, rewards[world], info = episode.commit(plan, frames, step_ms, self.backend, world)
             truncated[world] = self.max_episode_steps is not None and episode.step_index >= self.max_episode_steps
             if truncated[world]:
                 infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, world)
@@ -100,12 +94,6 @@ class MAGWorldVectorEnv(VectorEnv):
     def _restart(self, world: int, options: dict[str, Any] | None) -> tuple[np.ndarray, dict]:
         episode, rng = self.episodes[world], self.world_rngs[world]
         assert rng is not None
-        poses, truth = episode.begin(rng, self.style, options)
-        noise_seed = int(rng.integers(0, 2**31 - 1))
-        start = time.perf_counter()
-        assert episode.scene is not None
-        frames = self.backend.start(world, episode.scene, poses, truth, noise_seed)
-        step_ms = (time.perf_counter() - start) * 1e3 if self.timing else None
-        obs, info = episode.started_info(frames, truth, step_ms, self.backend.info(world))
+        obs, info = episode.start(self.backend, world, rng, self.style, options, self.timing)
         self.world_infos[world] = info
         return obs, info

@@ -1,18 +1,8 @@
-"""A pygame viewer for RGB frames plus a HUD, and the keyboard play loop (``magworld play`` is
-:mod:`magworld.apps.play`).
+"""A pygame viewer for RGB frames plus a HUD, and the keyboard play loop behind ``magworld play``.
 
-:class:`Viewer` is a generic consumer of ``uint8 (H, W, 3)`` frames and a HUD dict; the env's
-``render_mode="human"`` uses it, and so does :func:`play`. The keyboard layout is data
-(:data:`ACTION_KEYS`, :data:`COMMAND_KEYS`: pygame key names -> action / command names).
-
-Actions are driven by KEYDOWN events (held keys repeat through ``pygame.key.set_repeat``), never by
-``pygame.key.get_pressed()``, so posted synthetic events drive the viewer headless in tests.
-
-Headless: on Linux without a display (no ``DISPLAY`` / ``WAYLAND_DISPLAY``) a window would be invisible, so
-:func:`check_display` fails fast unless ``SDL_VIDEODRIVER`` is ``dummy`` or ``offscreen`` (no window; stop the play
-loop with ``max_ticks`` / ``max_steps``). Files written (recordings, screenshots) never replace existing ones: the
-play loop picks an unused name (:func:`~magworld.envs.recording.free_name`).
-"""
+The keyboard layout is data (:data:`ACTION_KEYS`, :data:`COMMAND_KEYS`). Actions come from KEYDOWN events (held keys
+repeat), so posted synthetic events drive the viewer headless in tests. Without a display :func:`check_display`
+fails fast unless ``SDL_VIDEODRIVER`` is ``dummy``/``offscreen``; files written never replace existing ones."""
 
 from __future__ import annotations
 
@@ -26,6 +16,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from magworld.bench.common import refuse_overwrite
 from magworld.world import ACTION_NAMES
 
 from .recording import EpisodeRecorder, RecordingPaths, free_name
@@ -103,12 +94,8 @@ def _format_revisit(revisit: Mapping[str, Any], score: float | None) -> str:
 
 
 def format_hud(hud: Mapping[str, Any], fps: float | None = None, width_chars: int = 60) -> list[str]:
-    """HUD dict -> text lines. Known keys get a layout; any other key is shown as ``key: value``.
-
-    Known keys: ``step``, ``pose`` (yaw/pitch/fov dict), ``reward``, ``score`` (revisit term),
-    ``revisit`` (the env's info: psnr/ssim/memory_pixels/min_pixels), ``step_ms``, ``coverage``, ``prompt``, ``message``, and the
-    flags ``recording`` / ``paused`` (drawn as indicators, not text lines).
-    """
+    """HUD dict -> text lines: ``step``, ``pose``, ``reward``, ``score``, ``revisit``, ``step_ms``, ``coverage``,
+    ``prompt``, ``message`` get a layout (``recording``/``paused`` are drawn as indicators); other keys as ``key: value``."""
     hud = dict(hud)
     status = [f"{fps:4.1f} fps" if fps is not None else "", f"step {hud.pop('step')}" if "step" in hud else ""]
     if "step_ms" in hud:
@@ -135,12 +122,8 @@ def format_hud(hud: Mapping[str, Any], fps: float | None = None, width_chars: in
 
 # --- window ------------------------------------------------------------------------------------
 class Viewer:
-    """A pygame window showing one frame scaled up by an integer factor, with HUD text below it.
-
-    ``show(frame, hud)`` draws ``uint8 (H, W, 3)`` and the HUD (see :func:`format_hud`), then waits
-    to hold ``fps`` (``fps=0``: no waiting). ``poll()`` returns the names of keys pressed since the
-    last call, in order; closing the window sets ``closed``. ``scale=None`` fits the frame to ~512 px.
-    """
+    """A pygame window: one frame scaled up by an integer factor (``scale=None``: ~512 px), HUD text below it. ``show``
+    draws and holds ``fps`` (0: no waiting); ``poll`` returns the keys pressed since the last call; closing sets ``closed``."""
 
     def __init__(self, title: str = "MAGWorld", fps: int = 12, scale: int | None = None) -> None:
         if fps < 0 or (scale is not None and scale < 1):
@@ -222,13 +205,11 @@ class Viewer:
                                  f"such as 'left', 'a', 'space', 'f12', 'escape'") from None
 
     def screenshot(self, path: str | Path, overwrite: bool = False) -> Path:
-        """Save the window (frame and HUD) as an image; PNG by the file extension. An existing file is a
-        ``FileExistsError`` unless ``overwrite``."""
+        """Save the window (frame and HUD) as a PNG; an existing file is a ``FileExistsError`` unless ``overwrite``."""
         if self.screen is None:
             raise RuntimeError("nothing shown yet: call show() before screenshot()")
         path = Path(path)
-        if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pick another name or pass overwrite=True")
+        refuse_overwrite([path], overwrite, "overwrite=True", "another name")
         path.parent.mkdir(parents=True, exist_ok=True)
         self.pygame.image.save(self.screen, str(path))
         return path
@@ -361,13 +342,8 @@ def play(env, *, seed: int | None = None, viewer: Viewer | None = None, action_k
          command_keys: Mapping[str, str] = COMMAND_KEYS, out_dir: str | Path = "recordings", video_scale: int = 4,
          window_scale: int | None = None, fps: int = 12, realtime: bool = False, max_steps: int | None = None,
          max_ticks: int | None = None) -> PlayResult:
-    """Play ``env`` (a MAGWorld env) from the keyboard until Esc, window close, ``max_steps`` or ``max_ticks``.
-
-    One key press = one env step (``realtime=True``: idle frames step ``stay``). R starts/stops an
-    mp4 + JSON recording in ``out_dir``, F12 saves a PNG screenshot there, P pauses. A recording in
-    progress is saved on quit and when an episode ends. ``viewer`` defaults to a new :class:`Viewer`
-    and is closed at the end either way.
-    """
+    """Play ``env`` from the keyboard until Esc, window close, ``max_steps`` or ``max_ticks`` (one key press = one step;
+    ``realtime``: idle frames step ``stay``); R records to ``out_dir``, F12 screenshots, P pauses."""
     viewer = viewer or Viewer(title="MAGWorld play", fps=fps, scale=window_scale)
     try:
         session = PlaySession(env, viewer, action_keys, command_keys, seed, out_dir, video_scale, realtime, max_steps)

@@ -1,16 +1,7 @@
-"""Envs in worker processes (``gym.make_vec(..., vectorization_mode="async")``, SB3's ``SubprocVecEnv``).
-
-Two rules, applied by the env itself when it is built in a :mod:`multiprocessing` child:
-
-* **fork safety** — torch's CPU thread pool (OpenMP) does not survive ``fork``: a child forked from a
-  process that had imported torch deadlocks on its first multi-threaded op. :func:`forked_after_torch`
-  tells the model backend to run such a child on one torch thread (``spawn``/``forkserver`` workers are
-  fresh processes and keep the normal thread policy);
-* **lifetime** — :func:`exit_with_parent`: a worker never outlives its parent, even when it is busy or
-  stuck (Linux: the kernel kills it when the parent ends — strictly, when the parent *thread* that
-  started it ends, so build vector envs in a thread that lives as long as they do, normally the main
-  thread; elsewhere a watchdog thread ends it).
-"""
+"""Envs in worker processes (async vector envs, SB3's ``SubprocVecEnv``). **Fork safety**: torch's thread pool does
+not survive ``fork``, so :func:`forked_after_torch` tells the model backend to run such a child on one thread.
+**Lifetime**: :func:`exit_with_parent` — a worker never outlives its parent (Linux: the kernel kills it when the
+parent *thread* that started it ends, so build vector envs in a long-lived thread; elsewhere a watchdog thread)."""
 
 from __future__ import annotations
 

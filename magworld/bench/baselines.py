@@ -1,21 +1,7 @@
-"""Reference policies for the benchmarks, all speaking :class:`magworld.protocol.BlockWorld`.
-
-* :class:`GroundTruthOracle` (``oracle``) renders the true frames from the scenes. It must score the
-  PSNR cap and SSIM 1 everywhere — the check that the harness compares the right frames.
-* :class:`ShiftBaseline` (``shift``) re-renders the previous frame from the new pose: a shift by the
-  pan/tilt in pixels (a rescale for a zoom), the exposed strip filled by replicating the edge. It has
-  no memory beyond the last frame.
-* :class:`NoMemory` (``no_memory``) repeats the last frame.
-* :class:`ReprojectionMemory` (``reproject_full``, ``reproject_window``) keeps frames and re-renders
-  any pose from them (pixels no kept frame shows: the shift fill). ``full`` keeps every frame;
-  ``window`` keeps the first block (sink) and the last block (3 + 3 frames, as the model's window
-  cache) — the geometric counterparts of the model's ``full`` and ``window`` cache policies, with
-  perfect "generation". They show how far memory alone moves each metric.
-
-Shapes as in :mod:`magworld.protocol`: frames ``uint8 (N, F, H, W, 3)``, poses ``float32 (N, F, 3)``
-(yaw, pitch, fov); they become :class:`~magworld.world.Pose` only where the simulator geometry needs them.
-The policy factories (names -> instances) are in :mod:`magworld.bench.policies`.
-"""
+"""Reference policies for the benchmarks, all speaking :class:`magworld.protocol.BlockWorld` (frames ``uint8 (N, F, H,
+W, 3)``, poses ``float32 (N, F, 3)``): ``oracle`` (renders the truth: must score the PSNR cap), ``shift`` (warps the
+last frame to each new pose), ``no_memory`` (repeats the last frame) and ``reproject_full`` / ``reproject_window``
+(keep every frame, or the model's window, and re-render any pose from them). Table: ``docs/notes/bench.md``."""
 
 from __future__ import annotations
 
@@ -124,11 +110,8 @@ class GroundTruthOracle:
 
 
 class ReprojectionMemory:
-    """Keeps frames (all, or a sink + a recent window) and re-renders new poses from them.
-
-    Each target pixel is taken from the kept frame nearest in pose that shows it (so an exact revisit
-    copies the earlier frame); pixels no kept frame shows get the shift fill from the last frame.
-    """
+    """Keeps frames (all, or a sink + a recent window) and re-renders new poses from them: each pixel from the kept
+    frame nearest in pose that shows it (an exact revisit copies), the rest the shift fill from the last frame."""
 
     WINDOW, SINK = 3, 3  # frames: the model's window cache (GeneratorConfig.window / sink), the last and first block
 

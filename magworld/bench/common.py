@@ -1,4 +1,4 @@
-"""Shared benchmark helpers: timing with warm-up and medians, table printing, JSON output."""
+"""Shared benchmark helpers: timing, tables, JSON/PNG output, the overwrite check, the world model of a bench row."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 import platform
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -49,3 +49,39 @@ def write_json(path: str | Path, payload: dict[str, Any]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({**payload, "machine": machine_info()}, indent=2, default=float))
     return path
+
+
+def refuse_overwrite(paths: Iterable[str | Path], overwrite: bool, option: str = "bench.overwrite=true",
+                     other: str = "bench.out_dir=<folder>") -> None:
+    """The one check that no command silently replaces its own earlier output: a ``FileExistsError`` naming
+    ``option`` (replace) and ``other`` (keep both) when one of ``paths`` exists and ``overwrite`` is off."""
+    there = [str(p) for p in paths if Path(p).exists()]
+    if there and not overwrite:
+        raise FileExistsError(f"{' and '.join(there)} already there: pass {option} to replace it, or {other} to keep both")
+
+
+def save_png(image: np.ndarray, path: str | Path, scale: int = 1) -> Path:
+    """Write uint8 (H, W, 3) ``image`` upscaled ``scale`` times (nearest neighbour); folders are created."""
+    from PIL import Image
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST).save(path)
+    return path
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def load_world(checkpoint: str | None = None, **options):
+    """A :class:`~magworld.model.pipeline.WorldModel`: the bundled set, or ``checkpoint``; ``options`` go to it."""
+    from magworld.model.pipeline import WorldModel  # torch: imported only when a model row is built
+
+    return WorldModel.from_bundled(**options) if checkpoint is None else WorldModel.from_checkpoint(checkpoint, **options)

@@ -27,7 +27,7 @@ from magworld.train.common import frozen_autoencoder
 from magworld.train.loop import RunConfig
 from magworld.train.memory import MemoryStageConfig, evaluate, train
 
-from .common import format_table, write_json
+from .common import format_table, refuse_overwrite, write_json
 
 
 @dataclass
@@ -40,6 +40,7 @@ class CompressionBenchConfig:
     eval_clips: int = 16
     bundled: bool = True  # also evaluate the bundled ratio-3 memory model
     out_dir: str = "runs/bench/compression"  # git-ignored; the committed results: out_dir=bench-results/compression
+    overwrite: bool = False  # replace an earlier results file in out_dir
     train: MemoryStageConfig = field(default_factory=lambda: MemoryStageConfig(  # each ratio's memory model
         run=RunConfig(out_dir="runs/bench-compression", steps=800, lr=1e-3, eval_every=200, save_every=100,
                       max_minutes=40)))
@@ -65,6 +66,8 @@ def _row(label: str, ratio: int, steps: int | str, m: dict) -> list:
 
 
 def run(cfg: CompressionBenchConfig) -> dict:
+    path = f"{cfg.out_dir}/results{'-quick' if cfg.quick else ''}.json"
+    refuse_overwrite([path], cfg.overwrite)
     results, rows = [], []
     for ratio in cfg.ratios:
         stage = ratio_config(cfg, ratio)
@@ -83,9 +86,8 @@ def run(cfg: CompressionBenchConfig) -> dict:
     header = ["model", "ratio", "train steps", "PSNR dB", "SSIM", "AE ceiling PSNR", "cache KiB/block/world",
               "cache KiB/frame/world"]
     print(format_table(header, rows))
-    path = write_json(f"{cfg.out_dir}/results{'-quick' if cfg.quick else ''}.json",
-                      {"benchmark": "compression", "definition": __doc__, "quick": cfg.quick, "results": results})
-    print(f"wrote {path}")
+    payload = {"benchmark": "compression", "definition": __doc__, "quick": cfg.quick, "results": results}
+    print(f"wrote {write_json(path, payload)}")
     return {"results": results}
 
 

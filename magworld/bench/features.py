@@ -1,31 +1,9 @@
-"""The judge of :mod:`magworld.bench.invention`: a small CNN trained on simulator frames, its region features and
-the Fréchet distance between two feature sets.
-
-**The network.** Five 3x3 conv layers (3 → 16 → 32 → 48 → 64 → 64 channels, strides 1, 2, 1, 2, 1; 84 k
-parameters), global average pooling and one linear head, trained on simulator views of *training* scenes (seeds
-below :data:`~magworld.train.data.HELDOUT_START`) at random poses to tell what the world knows about each view:
-the style (4 classes), the pitch (6 bins of 10°), the field of view (6 bins of 10°) and which object kinds lie in
-view (multi-label; the kinds with an azimuth in the scene's parameters: outdoor and game objects, city cars and
-lamps — indoor views carry no object label). Training views get a random channel order, gain and offset, so the
-style must be told from structure, not palette. None of the labels asks for sharpness: the judge was not taught
-the reference rows.
-
-**Cell features.** The network is fully convolutional, so it describes any region: the features of a set of frames
-on masks are *local descriptors*, one per 4x4-pixel cell lying wholly inside the mask (:meth:`FeatureNet.cells`):
-mean and standard deviation over the cell of layer 1 (16 channels, receptive field 3 px) and layer 2 (32, 5 px),
-and layer 4 (64, 13 px) — 160 numbers, computed on the frame minus its mean colour. Why cells, not one pooled
-vector per frame: a 60-step walk gives a few hundred strips but tens of thousands of cells, so the 160x160
-covariance is well estimated; and with one vector per frame the scene palette dominated (two sets of 16 held-out
-scenes were further apart than the simulator and its blurred copy). Why these layers: the fifth layer's receptive
-field (21 px) is wider than a pan strip (16 px), it would mostly describe the carried pixels beside it. Cells at
-the seam still see up to 6 px of carried content — the simulator's in the simulator row, reprojected ones in a
-model row, so the seam is no free win. Whole frames: every cell.
-
-**Training** takes ~2 minutes on one CPU thread, so the weights are shipped
-(``magworld/assets/bench/invent-features.safetensors`` + JSON sidecar with the config and the training log)
-rather than retrained at bench start; :func:`train_feature_net` with the default :class:`FeatureNetConfig`
-reproduces them (seeded, one thread): ``python -m magworld.bench.features``.
-"""
+"""The judge of :mod:`magworld.bench.invention`: a small fully convolutional CNN trained on simulator views of
+training scenes (style, pitch and fov bins, object kinds in view; colour jitter so it reads structure, not palette),
+its local cell descriptors (one 160-number descriptor per 4x4 cell wholly inside a mask: mean and std of layers 1 and
+2, layer 4, on the frame minus its mean colour) and the Fréchet distance between two descriptor sets. The weights
+ship (``magworld/assets/bench/invent-features.safetensors``); ``python -m magworld.bench.features`` retrains them.
+Design and what did not work: ``docs/notes/invention.md``."""
 
 from __future__ import annotations
 
@@ -94,9 +72,8 @@ class FeatureNet(nn.Module):
 
     @torch.no_grad()
     def cells(self, frames: np.ndarray, masks: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
-        """float64 (K, dim) local descriptors of uint8 frames (N, H, W, 3): one per 4x4-pixel cell lying wholly inside
-        the bool masks (N, H, W) (None: every cell), from the frames centred on their mean colour: mean and standard
-        deviation over the cell of layer 1 (16 channels) and layer 2 (32), and layer 4 (64)."""
+        """float64 (K, dim) local descriptors of uint8 frames (N, H, W, 3): one per 4x4 cell wholly inside the bool
+        ``masks`` (N, H, W) (None: every cell), from the frames minus their mean colour."""
         out = []
         for i in range(0, len(frames), batch):
             x = to_input(frames[i:i + batch])
@@ -224,9 +201,8 @@ def sqrtm_psd(a: np.ndarray) -> np.ndarray:
 
 
 def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
-    """Fréchet distance of Gaussians fitted to two feature sets (N, D) and (M, D):
-    ``|mu_x - mu_y|^2 + Tr(S_x + S_y - 2 (S_x S_y)^1/2)``, with ``Tr (S_x S_y)^1/2`` computed on the symmetric form
-    ``Tr (S_x^1/2 S_y S_x^1/2)^1/2`` (same eigenvalues), so only symmetric eigendecompositions are needed."""
+    """Fréchet distance of Gaussians fitted to feature sets (N, D) and (M, D), with ``Tr (S_x S_y)^1/2`` taken on the
+    symmetric form ``Tr (S_x^1/2 S_y S_x^1/2)^1/2`` (only symmetric eigendecompositions)."""
     if len(x) < 2 or len(y) < 2:
         raise ValueError(f"Fréchet distance needs at least 2 samples per set, got {len(x)} and {len(y)}")
     mu_x, mu_y = x.mean(0), y.mean(0)
@@ -241,8 +217,7 @@ class Moments(NamedTuple):
 
 
 def cell_moments(net: FeatureNet, frames: np.ndarray, masks: np.ndarray | None = None, batch: int = 256) -> Moments:
-    """Mean and covariance of :meth:`FeatureNet.cells` over all frames, accumulated batch by batch (a late-frame set
-    has ~10^6 cells)."""
+    """Mean and covariance of :meth:`FeatureNet.cells` over all frames, accumulated batch by batch (~10^6 cells)."""
     total, outer, count = np.zeros(net.dim), np.zeros((net.dim, net.dim)), 0
     for i in range(0, len(frames), batch):
         f = net.cells(frames[i:i + batch], None if masks is None else masks[i:i + batch])

@@ -1,25 +1,11 @@
 """A FLOP model of one env step (one block of latent frames) and the frames/s it implies.
 
-Counted are the multiply-adds of matrix products (2 FLOPs each), the operations that dominate on a GPU;
-norms, activations and RoPE are left out. One block costs ``steps`` sampler forwards of the generator plus
-``clean_passes`` forwards of the memory model writing the finished block into the cache, each over the
-block's ``block_frames * tokens_per_frame`` query tokens reading ``history_frames`` cached frames, then the
-decoder turning the block's latent frames into pixels.
-
-Per transformer layer, with L query tokens, K = L + history tokens keys, S text tokens (plus the null token),
-width D and MLP width F:
-
-- self-attention projections ``8 L D^2`` (q, k, v, out);
-- attention ``4 L K D`` (scores and the weighted sum; this is the part the history makes grow);
-- text cross-attention ``4 L D^2 + 4 (S+1) D^2 + 4 L (S+1) D``;
-- MLP ``4 L D F``;
-
-plus the embeddings and head once per forward (``other``). :func:`forward_flops` is checked against
-``torch.utils.flop_counter`` on the real network (tests/bench/test_flops.py); :func:`wan21_vae_decode_flops` is
-Wan2.1's causal 3D VAE decoder (dim 96, multipliers 1-2-4-4, 2 residual blocks) counted layer by layer.
-
-``python -m magworld.bench.flops [TFLOP/s]`` prints the table of ``docs/notes/scale.md``.
-"""
+Counted: matmul multiply-adds (2 FLOPs each) of ``steps`` sampler forwards and ``clean_passes`` memory-model forwards
+over the block's query tokens reading ``history_frames`` cached frames, plus the decoder. Per layer (L queries,
+K = L + history keys, S text tokens, width D, MLP width F): projections ``8 L D^2``, attention ``4 L K D``, text
+cross-attention ``4 L D^2 + 4 (S+1) D^2 + 4 L (S+1) D``, MLP ``4 L D F``; embeddings and head once per forward
+(``other``). Checked against ``torch.utils.flop_counter`` (tests/bench/test_flops.py). ``python -m
+magworld.bench.flops [TFLOP/s]`` prints the table of ``docs/notes/scale.md``."""
 
 from __future__ import annotations
 
@@ -65,8 +51,7 @@ class Workload:
 
 def forward_flops(cfg: TransformerConfig, tokens_per_frame: int, frames: int, history_frames: int,
                   text_tokens: int) -> dict[str, float]:
-    """Matmul FLOPs of one :class:`~magworld.model.transformer.BlockTransformer` forward over ``frames`` frames
-    reading ``history_frames`` cached frames, by part (see the module docstring)."""
+    """Matmul FLOPs by part of one ``BlockTransformer`` forward over ``frames`` frames reading ``history_frames``."""
     d, f, n = cfg.dim, cfg.mlp_dim, tokens_per_frame
     queries, keys, context = frames * n, (frames + history_frames) * n, 1 + text_tokens
     layer = {
@@ -82,8 +67,7 @@ def forward_flops(cfg: TransformerConfig, tokens_per_frame: int, frames: int, hi
 
 
 def autoencoder_decode_flops(cfg: AutoencoderConfig, latent_h: int, latent_w: int) -> float:
-    """Matmul/conv FLOPs of decoding one latent frame with this project's autoencoder (counted by torch on the
-    meta device: nothing is computed)."""
+    """Matmul/conv FLOPs of decoding one latent frame with this project's autoencoder (torch's counter, meta device)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with torch.device("meta"):
@@ -105,10 +89,8 @@ def _res(c_in: int, c_out: int, positions: float) -> float:
 
 
 def wan21_vae_decode_flops(latent_h: int, latent_w: int) -> float:
-    """FLOPs of Wan2.1's VAE decoder per latent frame in steady streaming (each latent frame -> 4 video frames;
-    the first chunk's special case left out): conv_in, the 384-wide middle (two residual blocks around a per-frame
-    spatial attention), four up stages (widths 384, 384, 192, 96; 3 residual blocks each; x2 time and space,
-    x2 time and space, x2 space) and conv_out."""
+    """FLOPs of Wan2.1's VAE decoder per latent frame in steady streaming (4 video frames per latent frame; the first
+    chunk's special case left out), counted layer by layer."""
     p = float(latent_h * latent_w)  # positions per frame at latent resolution
     total = _conv(16, 384, 27, p)
     total += 2 * _res(384, 384, p) + _conv(384, 3 * 384, 1, p) + 4 * p * p * 384 + _conv(384, 384, 1, p)
@@ -169,8 +151,7 @@ RESOLUTIONS = ((64, 64), (256, 256), (480, 832))
 
 
 def table(tflops: float = H100_SUSTAINED_TFLOPS, history_frames: int = 21, steps: int = 4) -> tuple[list[str], list[list]]:
-    """(header, rows): GFLOPs per block by part and implied frames/s, every preset x resolution with this project's
-    autoencoder and MiniLM prompt, then the paper's shape."""
+    """(header, rows): GFLOPs per block by part and implied frames/s, per preset and resolution, and the paper's."""
     estimates = [block_estimate(f"{preset} (ours)", transformer_preset(preset),
                                 Workload(h, w, history_frames=history_frames, steps=steps), ours_decoder)
                  for preset in ("tiny", "small", "base", "wan1.3b") for h, w in RESOLUTIONS]

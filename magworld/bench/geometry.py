@@ -1,28 +1,16 @@
-"""Camera geometry for the revisit benchmark: where a view's pixels land in another view.
-
-All cameras share one centre (the worlds are panoramas), so two poses are related by a rotation and
-a zoom: :func:`project` maps every pixel of a target view into a source view's pixel grid. From it
-come the shift baseline's warp (:func:`warp`); the *memory-only region* (:func:`memory_only_mask`: the pixels of a
-view that none of the recent frames showed) is the library's (:mod:`magworld.revisit`), re-exported here.
-"""
+"""Camera geometry of the revisit benchmark: :func:`project` (where a view's pixels land in another view; every
+camera turns about one centre) and the shift baseline's :func:`warp`."""
 
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
-from magworld import revisit
-from magworld.world import Pose, camera
+from magworld.world import Pose
 
 
 def project(target: Pose, source: Pose, height: int, width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Source-image coordinates of each target pixel's ray: ``(col, row, in_view)``, each (H, W).
-
-    ``col``/``row`` are continuous pixel coordinates (pixel centres at integers); ``in_view`` is true
-    where the ray hits the source image (in front of the camera, inside its borders). The geometry is the
-    model's one reprojection (:func:`magworld.model.reproject.sample_grid`), tested against the simulator's.
-    """
+    """Source-image coordinates of each target pixel's ray: ``(col, row, in_view)``, each (H, W), pixel centres at
+    integers; the model's one reprojection (:func:`magworld.model.reproject.sample_grid`)."""
     import torch  # lazily: listing the bench's policies stays torch-free
 
     from magworld.model.reproject import sample_grid
@@ -36,12 +24,7 @@ def project(target: Pose, source: Pose, height: int, width: int) -> tuple[np.nda
 
 
 def warp(frame: np.ndarray, source: Pose, target: Pose) -> np.ndarray:
-    """Re-render ``frame`` (uint8 (H, W, 3), seen from ``source``) from ``target``.
-
-    For a pan or tilt this is a shift by the rotation in pixels; for a zoom a rescale about the centre.
-    Pixels the source never saw are filled by replicating its nearest edge pixel (bilinear sampling
-    with clamped coordinates).
-    """
+    """Re-render ``frame`` (uint8, seen from ``source``) from ``target``; unseen pixels repeat its nearest edge."""
     height, width = frame.shape[:2]
     col, row, _ = project(target, source, height, width)
     col = np.clip(col, 0.0, width - 1.0)
@@ -53,13 +36,3 @@ def warp(frame: np.ndarray, source: Pose, target: Pose) -> np.ndarray:
     top = img[r0, c0] * (1 - fc) + img[r0, c0 + 1] * fc
     bottom = img[r0 + 1, c0] * (1 - fc) + img[r0 + 1, c0 + 1] * fc
     return np.clip(top * (1 - fr) + bottom * fr + 0.5, 0, 255).astype(np.uint8)
-
-
-def visible_mask(target: Pose, sources: Sequence[Pose], height: int, width: int) -> np.ndarray:
-    """Boolean (H, W): pixels of the ``target`` view that at least one of the ``sources`` views shows
-    (:func:`magworld.world.camera.visible_mask`, the library's one implementation)."""
-    return camera.visible_mask(target, sources, height, width)
-
-
-# the memory-only region: the library's one definition (magworld.revisit), re-exported for the benchmark
-memory_only_mask = revisit.memory_only_mask

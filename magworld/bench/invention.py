@@ -1,41 +1,11 @@
 """``magworld bench invent``: is what the world *invents* drawn like the simulator draws it, or a soft smear?
 
-Generate-mode episodes: per style, ``episodes`` random walks of ``walk_steps`` steps (60) on held-out scenes; only
-block 0 is ground truth, every later block is the world's. Two sample sets, both scored against the simulator's
-frames at the same poses:
-
-- **invented strips**: the last (shown) frame of every step, on the pixels the previous shown frame did not see
-  (:func:`invented_mask`; the complement of :func:`~magworld.bench.geometry.visible_mask`) — what a ``sharp`` world
-  must generate. Steps whose strip is under ``min_invented`` of the frame (stay, zoom in, a tilt at the limit) are
-  skipped. Some strip pixels may have been seen earlier in the walk: "invented" here means "not carried".
-- **late frames**: every frame of steps ``late_from``..``walk_steps`` (31-60), whole frames — mostly invented by then.
-
-Two measures per set and row:
-
-- **FD**: Fréchet distance between Gaussians fitted to the judge's local descriptors of the row's samples and of
-  the simulator's (:mod:`magworld.bench.features`: a small CNN trained on simulator frames of training scenes; one
-  160-number descriptor per 4x4 cell wholly inside the strip, so only the strip — plus a few seam pixels — is
-  described). Same cells in every row, so the estimator's bias is common; the *simulator, other seeds* row shows
-  the floor (finite sample and the finite set of scenes).
-- **detail ratio**: mean luminance gradient magnitude (forward differences, pixel pairs inside the region) of the
-  row over the simulator's on the same pixels (:func:`detail`). 1 = as much detail as the world; < 1 smoother.
-
-Reference rows, all from the same run: the **simulator, other seeds** (same poses on other held-out scenes of the
-same styles: the noise floor), the **autoencoder round trip** of the simulator frames (the ceiling of anything
-decoded), the simulator **blurred** (Gaussian, ``blur_sigma`` px: what a person calls blur) and with **grain**
-(Gaussian noise of ``grain_sigma`` grey levels per channel: what a person calls grain), the **shift** baseline (the
-previous shown frame reprojected, unseen pixels filled from its nearest edge:
-:class:`~magworld.bench.baselines.ShiftBaseline`), and the **model** under test (bundled, or ``checkpoint``).
-
-**Seeds: validation vs test.** Every choice that picks a candidate (bundle or not, steps, blend weight, loss weights,
-λ) is made on ``split=val``; ``split=test`` is run once for the README. Scenes of style ``k``, episode ``e``:
-``SPLIT_SEEDS[split] + 1000 k + e`` (evaluated) and ``+ 500`` (the other-seeds row), i.e. val = 1,060,000-1,063,999,
-test = 1,070,000-1,073,999; disjoint from training (< 1,000,000), the revisit suite (1,000,000 + episode), the world
-bench (1,040,000-1,043,999) and the training evals (1,000,000 + 10,000 k, 1,020,000 + clip).
-
-Output in ``out_dir`` (default ``runs/bench/invent/<model>-<split>``; an existing ``results.json`` is an error naming
-``bench.overwrite=true``): ``table.md``, ``results.json``, ``invent.png`` (FD and detail bars per row) and
-``look-late.png`` (per style: simulator row over model row, last frames of late steps).
+Generate-mode random walks on held-out scenes (block 0 given). Two sample sets against the simulator's frames at the
+same poses: **invented strips** (the shown frame's pixels the previous shown frame did not see,
+:func:`~magworld.world.camera.invented_mask`) and **late frames** (steps ``late_from``..``walk_steps``). Per row: the
+Fréchet distance of the judge's cell descriptors (:mod:`magworld.bench.features`) and the detail ratio
+(:func:`~magworld.metrics.detail_ratio`). Reference rows, the val/test seed split and the figures:
+``docs/notes/invention.md``. Output: ``table.md``, ``results.json``, ``invent.png``, ``look-late.png``.
 """
 
 from __future__ import annotations
@@ -53,12 +23,12 @@ from magworld.metrics import detail, detail_ratio
 from magworld.model.pipeline import WorldModel
 from magworld.train.data import HELDOUT_START
 from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, poses_array
+from magworld.world.camera import invented_mask
 from magworld.world.trajectory import Trajectory, random_walk
 
 from .baselines import ShiftBaseline
-from .common import format_table, write_json
+from .common import format_table, load_world, pyplot, refuse_overwrite, save_png, write_json
 from .features import FEATURES_PATH, FeatureNet, cell_moments, file_sha256, frechet_from_moments, load_feature_net
-from .geometry import visible_mask
 from .world import round_trip
 
 SPLIT_SEEDS = {"val": HELDOUT_START + 60_000, "test": HELDOUT_START + 70_000}  # + 1000 * style + episode (+ 500)
@@ -115,11 +85,6 @@ def split_seeds(split: str, style_index: int, episode: int, other: bool = False)
     return SPLIT_SEEDS[split] + 1000 * style_index + episode + (OTHER_SEEDS if other else 0)
 
 
-def invented_mask(pose: Pose, shown: Pose, size: int) -> np.ndarray:
-    """Bool (H, W): pixels of the view from ``pose`` that the previous shown frame (at ``shown``) did not see."""
-    return ~visible_mask(pose, [shown], size, size)
-
-
 # --- image measures ---------------------------------------------------------------------------------------------
 def gaussian_blur(frames: np.ndarray, sigma: float) -> np.ndarray:
     """uint8 (N, H, W, 3) blurred by a separable Gaussian (radius 3 sigma, edges replicated)."""
@@ -172,9 +137,8 @@ def strip_samples(paths: list[Trajectory], size: int, min_invented: float) -> tu
     """The (episode, step) pairs scored on their invented strip and the strips, bool (K, H, W)."""
     keys, masks = [], []
     for e, path in enumerate(paths):
-        shown = [block[-1] for block in path.frame_poses()]
-        for b in range(1, len(shown)):
-            mask = invented_mask(shown[b], shown[b - 1], size)
+        shown = invented_mask([block[-1].as_array() for block in path.frame_poses()], 1, size)  # vs the step before
+        for b, mask in enumerate(shown[1:], start=1):
             if mask.mean() >= min_invented:
                 keys.append((e, b))
                 masks.append(mask)
@@ -182,11 +146,6 @@ def strip_samples(paths: list[Trajectory], size: int, min_invented: float) -> tu
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
-def _model(cfg: InventBenchConfig) -> WorldModel:
-    options = {"memory": cfg.memory, "sampling_steps": cfg.sampling_steps, "device": cfg.device, "seed": cfg.seed}
-    return WorldModel.from_bundled(**options) if cfg.checkpoint is None else WorldModel.from_checkpoint(cfg.checkpoint, **options)
-
-
 def row_names(cfg: InventBenchConfig) -> dict[str, str]:
     """Row key -> label in the table."""
     return {"other_seeds": "simulator, other seeds", "autoencoder": "autoencoder round trip",
@@ -259,11 +218,7 @@ def summarize(result: dict) -> str:
 
 
 def _plot(result: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     rows = list(result["rows"].values())
     labels = [r["label"] for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.5 * len(rows) + 1.8), sharey=True)
@@ -282,24 +237,14 @@ def _plot(result: dict, path: Path) -> None:
     plt.close(fig)
 
 
-def _look(looks: list[tuple[np.ndarray, np.ndarray]], path: Path, scale: int = 2) -> None:
-    """Per style: simulator row over model row (last frame of each late step)."""
-    from PIL import Image
-
-    rows = [np.concatenate(list(frames), axis=1) for pair in looks for frames in pair]
-    image = np.concatenate(rows, axis=0)
-    Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST).save(path)
-
-
 def run(cfg: InventBenchConfig) -> dict:
     out = Path(cfg.out_dir)
-    if (out / "results.json").exists() and not cfg.overwrite:
-        raise FileExistsError(f"{out / 'results.json'} already there: pass bench.overwrite=true to replace it, or "
-                              f"bench.out_dir=<folder> to keep both")
+    refuse_overwrite([out / "results.json"], cfg.overwrite)
     torch.set_num_threads(cfg.threads)
     started = time.perf_counter()
     judge = load_feature_net(cfg.features or FEATURES_PATH)
-    world = _model(cfg)
+    world = load_world(cfg.checkpoint, memory=cfg.memory, sampling_steps=cfg.sampling_steps, device=cfg.device,
+                       seed=cfg.seed)
     bar = tqdm(total=len(cfg.styles) * cfg.per_style, desc=f"invent bench ({cfg.split})", unit="episode")
     samples = collect(cfg, world, bar)
     bar.close()
@@ -308,7 +253,8 @@ def run(cfg: InventBenchConfig) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table + "\n")
     _plot(result, out / "invent.png")
-    _look(samples["looks"], out / "look-late.png")
+    looks = [np.concatenate(list(frames), axis=1) for pair in samples["looks"] for frames in pair]  # per style:
+    save_png(np.concatenate(looks, axis=0), out / "look-late.png", scale=2)  # simulator row over model row
     seeds = {s: [SPLIT_SEEDS[s], SPLIT_SEEDS[s] + SPLIT_SPAN - 1] for s in SPLIT_SEEDS}
     write_json(out / "results.json", {"benchmark": "invent", "config": asdict(cfg), **result, "seed_ranges": seeds,
                                       "features": {"path": str(cfg.features or FEATURES_PATH),
@@ -322,6 +268,3 @@ def run(cfg: InventBenchConfig) -> dict:
 def main(cfg) -> None:
     run(build(cfg.bench))
 
-
-__all__ = ["InventBenchConfig", "SPLIT_SEEDS", "add_grain", "gaussian_blur", "invented_mask",
-           "run", "split_seeds", "strip_samples", "walks"]

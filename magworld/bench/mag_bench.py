@@ -1,26 +1,12 @@
 """``magworld bench revisit``: MAG-Bench analogue — does the world come back the same after leaving?
 
-For every episode of the suite (:mod:`magworld.bench.suite`) and every policy (a
-:class:`~magworld.protocol.BlockWorld` looked up by name, :mod:`magworld.bench.policies`) and protocol:
-
-* ``memorize`` (MAG-Bench): the first block, the prefix and the outbound path are ground truth,
-  written with ``BlockWorld.memorize``; the return path is generated with ``BlockWorld.step``
-  (prompt = scene caption + action phrase).
-* ``generate_all``: only the first block is given; everything after it is generated.
-
-Scored frames (see :class:`EpisodePlan`): a **revisit** frame is a return-path frame whose pose matches
-a history frame's pose (within ``tolerance`` degrees); its reference is the earliest such frame.
-Per revisit frame: PSNR/SSIM vs the reference as the policy saw or made it (*history context*), vs
-the simulator's frame (*ground truth*), and both restricted to the *memory-only region* — the pixels
-not shown by any frame of the last ``recent_blocks`` blocks before the frame's block
-(:func:`magworld.revisit.memory_only_mask` of :func:`~magworld.revisit.directly_seen_blocks` without the sink). Generated frames
-that are not revisits are scored against ground truth as *novel* frames. In the ``memorize`` protocol
-the reference *is* the ground-truth frame at that pose (the worlds are static), so the history
-context and ground truth columns agree; they differ under ``generate_all``.
-
-Aggregation: per frame -> mean per episode -> mean over episodes, with seeded 95% bootstrap intervals
-over episodes; the same per style. The report (:mod:`magworld.bench.report`) goes to
-``<out_dir>/<name>/``: ``report.md``, ``results.json`` and PNG plots.
+Every policy (a :class:`~magworld.protocol.BlockWorld` named in :mod:`magworld.bench.policies`) plays the suite's
+episodes (:mod:`magworld.bench.suite`) under ``memorize`` (history given as ground truth through
+``BlockWorld.memorize``) and ``generate_all`` (only the first block given). Revisit frames are scored against the
+history as the policy saw or made it (HC) and against ground truth (GT), whole and on the memory-only region; other
+generated frames are *novel* (vs GT). Per frame -> episode mean -> mean over episodes with seeded 95% bootstrap
+intervals. Definitions and figures: ``docs/notes/bench.md``; the report (:mod:`magworld.bench.report`) goes to
+``<out_dir>/<name>/``.
 """
 
 from __future__ import annotations
@@ -44,6 +30,7 @@ from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import BLOCK_FRAMES
 
 from .baselines import SceneAware
+from .common import refuse_overwrite
 from .policies import PolicySpec, load_plugins, make_policy
 from .suite import Episode, SuiteConfig, build_suite, quick_subset
 
@@ -76,6 +63,7 @@ class RevisitBenchConfig:
     # [label a, label b] pairs: a - b per metric with paired bootstrap intervals over the same episodes (report
     # section "Paired differences"), e.g. [[mag-lambda0.3, mag-lambda0]] for the history-term ablation
     compare: list[list[str]] = field(default_factory=list)
+    overwrite: bool = False  # replace an earlier run's report in <out_dir>/<name>/
 
     def __post_init__(self) -> None:
         if isinstance(self.suite, dict):
@@ -124,10 +112,7 @@ def plan_episode(ep: Episode, recent_blocks: int, tolerance: float, height: int,
         ref = revisit_reference(vectors[:t], vectors[t], tolerance, eligible=start)  # history frames only
         if ref is None:
             continue
-        block = t // BLOCK_FRAMES
-        # the library's one definition (magworld.revisit); the bench keeps the window its figures were published with
-        # (the last recent_blocks = 2 blocks, no sink) so they stay comparable; the env's reward uses the defaults
-        # (the sink + the last block), which is what every memory policy attends to directly
+        block = t // BLOCK_FRAMES  # the library's definition with the bench's published window (docs/notes/reward.md)
         seen = [p for b in directly_seen_blocks(block, recent_blocks, sink_blocks=0) for p in poses[b * BLOCK_FRAMES:(b + 1) * BLOCK_FRAMES]]
         revisits.append(RevisitFrame(frame=t, reference=ref, mask=memory_only_mask(poses[t], seen, height, width),
                                      distance=float(travelled[t] - travelled[ref]), history=t - ref))
@@ -294,8 +279,7 @@ def prepare_batch(episodes: list[Episode], cfg: RevisitBenchConfig) -> Batch:
 
 
 def rollout(world, mode: str, batch: Batch, clock: dict) -> np.ndarray:
-    """Drive one policy through a batch (:func:`magworld.protocol.play_blocks`); returns frames
-    (N, B, F, H, W, 3) as the policy saw/made them."""
+    """Drive one policy through a batch (``play_blocks``): the frames (N, B, F, H, W, 3) it saw or made."""
     if isinstance(world, SceneAware):
         world.bind_scenes(batch.scenes)
     given = batch.episodes[0].history_blocks if mode == "memorize" else 1  # the same for the whole batch
@@ -327,6 +311,8 @@ def rollout(world, mode: str, batch: Batch, clock: dict) -> np.ndarray:
 def run(cfg: RevisitBenchConfig) -> dict:
     from .report import write_report
 
+    out = Path(cfg.out_dir) / cfg.name
+    refuse_overwrite([out / "results.json", out / "report.md"], cfg.overwrite, other="bench.name=<name>")
     t_start = time.perf_counter()
     load_plugins(cfg.plugins)
     suite = build_suite(cfg.suite)
@@ -370,7 +356,6 @@ def run(cfg: RevisitBenchConfig) -> dict:
     results = summarize(cfg, modes, episodes, rows, frames_out, clocks, lpips is not None)
     results.update({"lpips": lpips_note, "wall_s": total_s, "render_and_plan_s": render_s, "batches": len(batches),
                     "episodes": [ep.describe() for ep in episodes]})
-    out = Path(cfg.out_dir) / cfg.name
     write_report(out, cfg, results, frames_out, strip)
     print(f"wrote {out / 'report.md'} ({total_s:.0f} s)")
     return results
@@ -427,6 +412,7 @@ class CompareConfig:
     bootstrap: int = 1000
     seed: int = 0
     out: str | None = None  # also write the differences here as JSON
+    overwrite: bool = False  # replace an existing out file
 
 
 def rows_of(results_files: Sequence[str | Path]) -> list[dict]:
@@ -446,6 +432,7 @@ def compare(cfg: CompareConfig) -> list[dict]:
         raise ValueError("bench.results (results.json files) and bench.pairs ([[a, b], ...]) are both needed")
     from .report import differences_table
 
+    refuse_overwrite([cfg.out] if cfg.out else [], cfg.overwrite, other="bench.out=<file>")
     differences = compare_rows(rows_of(cfg.results), cfg.pairs, cfg.bootstrap, cfg.seed)
     print(differences_table(differences) if differences else "no protocol ran both rows of any pair")
     if cfg.out:

@@ -1,22 +1,9 @@
-"""The policy registry: benchmarks look up the world they drive by name.
+"""The policy registry: benchmarks look up the :class:`~magworld.protocol.BlockWorld` they drive by name.
 
-A *policy* is anything speaking :class:`magworld.protocol.BlockWorld`. A factory turns a
-:class:`PolicySpec` (name, optional checkpoint, free options) into one.
-
-The built-in policies are one table, :data:`BUILTIN_POLICIES`, in this module: the baselines of
-:mod:`magworld.bench.baselines` (``oracle``, ``shift``, ``no_memory``, ``reproject_full``,
-``reproject_window``) and the world model's memory policies (``mag``, ``window``, ``full``, ``mag-ring``,
-``mag-recall``; torch is
-imported only when one is built, :mod:`magworld.bench.world_model`) and the DMD teacher (``teacher``,
-with a checkpoint). This module imports downward
-only; nothing registers itself on import. Code outside the package adds policies in one line::
-
-    from magworld.bench import register_policy
-    register_policy("mine", lambda spec: MyWorld(**spec.options))
-    register_policy("lazy", "my_package.worlds:make_world")  # "module:function", imported on first use
-
-and a benchmark config lists the module that does it in ``plugins`` (imported before the lookup).
-"""
+The built-in policies are one table, :data:`BUILTIN_POLICIES` (baselines, the world model's memory policies, the DMD
+teacher; torch is imported only when a model row is built). Nothing registers itself on import; code outside the
+package adds policies with ``register_policy("mine", lambda spec: MyWorld(**spec.options))`` or a lazy
+``"module:function"`` string, and lists the module that does it in a bench config's ``plugins``."""
 
 from __future__ import annotations
 
@@ -28,6 +15,7 @@ from typing import Any, Callable, Union
 from magworld.protocol import BlockWorld
 
 from .baselines import GroundTruthOracle, NoMemory, ReprojectionMemory, ShiftBaseline
+from .common import load_world
 
 Factory = Callable[["PolicySpec"], BlockWorld]
 
@@ -36,11 +24,8 @@ _REGISTRY: dict[str, Union[Factory, str]] = {}  # policies registered from outsi
 
 @dataclass
 class PolicySpec:
-    """One row of a benchmark: which policy, which checkpoint, how it is labelled in tables.
-
-    ``label`` defaults to the name, plus the checkpoint's file stem when there is one, so several
-    checkpoints of one policy (compression ratio 1–5, history term λ = 0 vs trained λ) get distinct rows.
-    """
+    """One row of a benchmark: policy name, checkpoint, options and label (default: the name, plus ``@<checkpoint
+    stem>``, so several checkpoints of one policy are distinct rows)."""
 
     name: str
     checkpoint: str | None = None
@@ -67,20 +52,8 @@ class PolicySpec:
 
 
 # --- the built-in policies -------------------------------------------------------------------------
-def oracle(spec: PolicySpec) -> GroundTruthOracle:
-    return GroundTruthOracle()
-
-
 def shift(spec: PolicySpec) -> ShiftBaseline:
     return ShiftBaseline()
-
-
-def no_memory(spec: PolicySpec) -> NoMemory:
-    return NoMemory()
-
-
-def reproject_full(spec: PolicySpec) -> ReprojectionMemory:
-    return ReprojectionMemory(window=None, name="reproject_full")
 
 
 def reproject_window(spec: PolicySpec) -> ReprojectionMemory:
@@ -91,10 +64,9 @@ def reproject_window(spec: PolicySpec) -> ReprojectionMemory:
 
 
 def world_model(spec: PolicySpec) -> BlockWorld:
-    """The bundled (or ``spec.checkpoint``) MAG world model with memory policy ``spec.name``."""
-    from .world_model import world_model_policy  # torch: imported only when a model row is built
-
-    return world_model_policy(spec.name, checkpoint=spec.checkpoint, label=spec.label, **spec.options)
+    """The bundled (or ``spec.checkpoint``) MAG world model with memory policy ``spec.name``; ``spec.options`` go to
+    :class:`~magworld.model.pipeline.WorldModel` (``sampling_steps``, ``device``, ``seed``, ...)."""
+    return load_world(spec.checkpoint, memory=spec.name, name=spec.label, **spec.options)
 
 
 def teacher(spec: PolicySpec) -> BlockWorld:
@@ -108,10 +80,10 @@ def teacher(spec: PolicySpec) -> BlockWorld:
 
 
 BUILTIN_POLICIES: dict[str, Factory] = {
-    "oracle": oracle,
+    "oracle": lambda spec: GroundTruthOracle(),
     "shift": shift,
-    "no_memory": no_memory,
-    "reproject_full": reproject_full,
+    "no_memory": lambda spec: NoMemory(),
+    "reproject_full": lambda spec: ReprojectionMemory(window=None, name="reproject_full"),
     "reproject_window": reproject_window,
     "mag": world_model,  # compressed cache, the whole history
     "window": world_model,  # first block (sink) + last block

@@ -1,19 +1,10 @@
-"""The README's figures, rendered from committed results: ``python -m magworld.bench.readme``.
+"""The README's figures, rendered from committed results: ``python -m magworld.bench.readme [--check]``.
 
-Every measured figure in ``README.md`` sits in a block between marker comments::
-
-    <!-- table:world -->
-    ...rendered here...
-    <!-- /table -->
-
-Each block is rendered by one function of ``TABLES`` from committed JSON (``bench-results/``, the bundled weights'
-sidecars ``magworld/assets/weights/*.json``), and ends with a line naming its source file and the command that
-regenerates it. ``python -m magworld.bench.readme`` rewrites the blocks in place; ``--check`` only reports blocks
-that differ (exit 1). ``tests/bench/test_readme_tables.py`` runs the check, and also asserts that no number outside
-the blocks is a measurement (see ``stray_numbers``): a figure that is not rendered from a results file cannot sit in
-the README.
-
-The module reads JSON only (no torch, no other magworld module), so it keeps working while benches are renamed.
+Every measured figure in ``README.md`` sits between ``<!-- table:NAME -->`` and ``<!-- /table -->``; one function of
+``TABLES`` renders each block from committed JSON (``bench-results/``, the bundled weights' sidecars), ending with its
+source files and the command that regenerates them. ``--check`` reports differing blocks (exit 1);
+``tests/bench/test_readme_tables.py`` runs it and also fails on a measured number outside the blocks
+(:func:`stray_numbers`). Reads JSON only (no torch), so it keeps working while benches are renamed.
 """
 
 from __future__ import annotations
@@ -24,6 +15,8 @@ import re
 import sys
 from pathlib import Path
 from typing import Callable
+
+from .common import format_table as table
 
 ROOT = Path(__file__).resolve().parents[2]
 README = "README.md"
@@ -44,8 +37,7 @@ def _json(root: Path, rel: str) -> dict:
 
 
 def sidecar(root: Path, kind: str) -> tuple[str, dict]:
-    """The bundled weights' sidecar of ``kind`` (``autoencoder``, ``memory``, ``generator``), found by its ``kind``
-    field rather than its file name (bundled names may change); returns ``(relative path, content)``."""
+    """``(relative path, content)`` of the bundled weights' sidecar of ``kind``, found by its ``kind`` field."""
     found = []
     for path in sorted((root / WEIGHTS).glob("*.json")):
         data = json.loads(path.read_text())
@@ -57,11 +49,6 @@ def sidecar(root: Path, kind: str) -> tuple[str, dict]:
 
 
 # --- formatting ----------------------------------------------------------------------------------------------------
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
-
-
 def num(x: float | None, digits: int = 2) -> str:
     if x is None:
         return "–"
@@ -116,7 +103,7 @@ def world(root: Path) -> str:
     body = table(["style", "carry vs ground truth (dB)", "exact reprojection (dB)", "autoencoder round trip (dB)",
                   "generate: carry vs shown (dB)", "drift (dB)"], rows)
     return body + "\n\n" + source([rel], "magworld bench world bench.out_dir=bench-results/world/bundled "
-                                         "bench.media_dir=docs/media")
+                                         "bench.media_dir=docs/media bench.overwrite=true")
 
 
 def _revisit_rows(results: dict, mode: str) -> list[list[str]]:
@@ -146,7 +133,7 @@ def revisit(root: Path) -> str:
                     "magworld bench revisit bench/revisit=models bench.quick=true bench.lpips=false "
                     "'bench.policies=[shift,no_memory,mag,mag-recall,full,window]' "
                     "'bench.compare=[[mag,window],[mag-recall,mag],[full,mag],[mag,shift]]' "
-                    "bench.out_dir=bench-results bench.name=revisit")
+                    "bench.out_dir=bench-results bench.name=revisit bench.overwrite=true")
 
 
 def revisit_pairs(root: Path) -> str:
@@ -163,7 +150,7 @@ def revisit_pairs(root: Path) -> str:
 
 def baselines(root: Path) -> str:
     return _revisit(root, "bench-results/baselines/results.json",
-                    "magworld bench revisit bench/revisit=baselines bench.out_dir=bench-results")
+                    "magworld bench revisit bench/revisit=baselines bench.out_dir=bench-results bench.overwrite=true")
 
 
 def render(root: Path) -> str:
@@ -176,15 +163,17 @@ def render(root: Path) -> str:
                      span([r["env_walk_frames_per_s"] for r in rs]), span([r["first_frame_s"] for r in rs], 2)])
     body = table(["resolution", "frames/s, random poses", "frames/s, env poses", "first frame (panorama paint, s)"],
                  rows)
-    return body + "\n\n" + source([rel], "magworld bench render bench.out_dir=bench-results/render")
+    return body + "\n\n" + source([rel], "magworld bench render bench.out_dir=bench-results/render bench.overwrite=true")
+
+
+AGENT_EVAL = "magworld agent eval agent=NAME agent.episodes=30 agent.seed=1000 agent.out_dir="
 
 
 def agents(root: Path) -> str:
     folder = "bench-results/agents"
     files = sorted((root / folder).glob("*.json"))
     if not files:
-        raise FileNotFoundError(f"{folder}/ has no results: magworld agent eval agent=NAME episodes=30 seed=1000 "
-                                f"out_dir={folder}")
+        raise FileNotFoundError(f"{folder}/ has no results: {AGENT_EVAL}{folder}")
     rows, rels = [], []
     for path in files:
         r = json.loads(path.read_text())
@@ -197,7 +186,7 @@ def agents(root: Path) -> str:
     what = "; ".join(f"`{i}`, {b} backend, {res}x{res}, seeds {a}–{z}" for i, b, res, a, z in runs)
     body = table(["agent", "return, mean ± std", "success rate", "episode length"], [r for _, r in sorted(rows)])
     return (f"{what}:\n\n{body}\n\n"
-            + source([f"{folder}/*.json"], f"magworld agent eval agent=NAME episodes=30 seed=1000 out_dir={folder}"))
+            + source([f"{folder}/*.json"], f"{AGENT_EVAL}{folder} agent.overwrite=true"))
 
 
 def reward(root: Path) -> str:
@@ -215,14 +204,12 @@ def reward(root: Path) -> str:
         f"The worked example above (seed {ex['seed']}, step {ex['step']}, first visit at step {ex['info']['reference_step']}): "
         f"{ex['info']['memory_pixels']} memory-only pixels (threshold {ex['info']['min_pixels']}), PSNR "
         f"{num(ex['info']['psnr'], 1)} dB, SSIM {num(ex['info']['ssim'], 3)} there: score {num(ex['info']['score'], 3)}.\n\n")
-    return f"{example}{what}\n\n{body}\n\n" + source([rel], "magworld bench reward bench.out_dir=bench-results/reward")
+    return f"{example}{what}\n\n{body}\n\n" + source([rel], "magworld bench reward bench.out_dir=bench-results/reward bench.overwrite=true")
 
 
 def memory_costs(root: Path) -> str:
-    """What each memory policy costs per step and holds (the bundled generator): one env's frames/s and step time at
-    block 10 and at the last block of a short run, stored bytes there, and stored bytes at step 10,000 — measured for
-    ``mag-recall`` (the 20,000-step soak); ``mag`` keeps every block, so theirs is bytes per block x 10,001;
-    ``window``/``mag-ring`` stop growing once full."""
+    """What each memory policy costs per step and holds (bundled generator): frames/s, step time at block 10 and at the
+    last block, stored bytes there and at step 10,000 (``mag-recall``: the soak; ``mag``: bytes per block x 10,001)."""
     speed_rel, soak_rel = "docs/notes/reward/speed/results.json", "docs/notes/reward/soak-20000/soak.json"
     speed = _json(root, speed_rel)
     fps = {r["memory"]: r["frames_per_s"] for r in speed["throughput"] if r["num_envs"] == 1}
@@ -242,8 +229,9 @@ def memory_costs(root: Path) -> str:
     body = table(["memory", "frames/s, 1 env", "ms/step @ block 10", "ms/step @ last block", "blocks run",
                   "stored @ last block", "stored @ step 10,000"], rows)
     cmd = ("magworld bench speed 'bench.memories=[mag,window,mag-ring,mag-recall]' 'bench.batch_sizes=[1]' "
-           "bench.history_blocks=100 bench.busy=false bench.startup=false bench.out_dir=docs/notes/reward/speed; "
-           "magworld bench soak bench.steps=20000 bench.every=100 bench.out_dir=docs/notes/reward/soak-20000")
+           "bench.history_blocks=100 bench.busy=false bench.startup=false bench.out_dir=docs/notes/reward/speed "
+           "bench.overwrite=true; magworld bench soak bench.steps=20000 bench.every=100 "
+           "bench.out_dir=docs/notes/reward/soak-20000 bench.overwrite=true")
     return body + "\n\n" + source([speed_rel, soak_rel], cmd)
 
 

@@ -1,8 +1,5 @@
-"""``magworld bench render``: frames/s of the ground-truth renderer (single thread, numpy).
-
-Two pose streams per style: uniformly random poses (every frame a new pitch/fov, the worst case) and
-the frame poses of an env random walk (lattice poses, whose yaw-independent geometry is cached).
-"""
+"""``magworld bench render``: frames/s of the ground-truth renderer (single thread, numpy), on uniformly random poses
+(the worst case) and on an env random walk's lattice poses (whose yaw-independent geometry is cached)."""
 
 from __future__ import annotations
 
@@ -15,7 +12,7 @@ from tqdm import tqdm
 from magworld.world import Pose, make_scene
 from magworld.world.trajectory import random_walk
 
-from .common import format_table, time_calls, write_json
+from .common import format_table, refuse_overwrite, time_calls, write_json
 
 
 @dataclass
@@ -25,9 +22,11 @@ class RenderBenchConfig:
     frames: int = 300
     seed: int = 0
     out_dir: str = "runs/bench/render"  # git-ignored; the committed results: out_dir=bench-results/render
+    overwrite: bool = False  # replace an earlier results.json in out_dir
 
 
 def run(cfg: RenderBenchConfig) -> dict:
+    refuse_overwrite([f"{cfg.out_dir}/results.json"], cfg.overwrite)
     rows, results = [], []
     jobs = [(r, s) for r in cfg.resolutions for s in cfg.styles]
     for resolution, style in tqdm(jobs, desc="render bench"):

@@ -1,9 +1,5 @@
-"""The revisit benchmark's report: ``report.md`` (tables), ``results.json`` and PNG plots.
-
-Tables follow the paper's Table 3 layout (history context PSNR/SSIM/LPIPS | ground truth
-PSNR/SSIM/LPIPS), then the memory-only region, novel frames and cost columns, per-style and per-kind
-breakdowns, and timings. Means over episodes with 95% bootstrap intervals as ``mean [low, high]``.
-"""
+"""The revisit benchmark's report: ``report.md`` (paper Table 3 layout, then memory-only, novel and cost columns,
+per-style and per-kind breakdowns, timings; means with 95% bootstrap intervals), ``results.json`` and PNG plots."""
 
 from __future__ import annotations
 
@@ -15,7 +11,7 @@ import numpy as np
 
 from magworld.metrics import PSNR_CAP
 
-from .common import format_table, machine_info
+from .common import format_table, machine_info, pyplot
 
 DISTANCE_BINS = np.array([0, 15, 30, 60, 90, 120, 180, 240, 300, 420])  # degrees travelled
 HISTORY_BINS = np.array([0, 6, 12, 18, 24, 36, 48, 60, 90])  # frames
@@ -103,21 +99,12 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
                  r["revisit_frames"], r["memory_frames"], f"{r['mem_fraction']:.3f}", f"{r['cache_bytes_per_world']:.0f}",
                  f"{r.get('stored_bytes_per_world', r['cache_bytes_per_world']):.0f}",
                  "—" if r["frames_per_s"] is None else f"{r['frames_per_s']:.0f}"] for r in rows]
-        lines += [format_table(header, body), "", "### Per style (GT PSNR, whole frame / memory-only region)", ""]
-        header = ["policy"] + [f"{s} GT PSNR" for s in styles] + [f"{s} mem-only" for s in styles]
-        body = [[r["policy"]] + [_mean(r["per_style"][s]["gt_psnr"]) for s in styles] + [_mean(r["per_style"][s]["mem_gt_psnr"]) for s in styles]
-                for r in rows]
-        lines += [format_table(header, body), ""]
-        header = ["policy"] + [f"{s} GT SSIM" for s in styles] + [f"{s} HC PSNR" for s in styles]
-        body = [[r["policy"]] + [_mean(r["per_style"][s]["gt_ssim"], 3) for s in styles] + [_mean(r["per_style"][s]["hc_psnr"]) for s in styles]
-                for r in rows]
-        lines += [format_table(header, body), ""]
         kinds = sorted({k for r in rows for k in r["per_kind"]})
-        lines += ["### Per path kind (GT PSNR, whole frame / memory-only region)", ""]
-        header = ["policy"] + [f"{k}" for k in kinds] + [f"{k} mem-only" for k in kinds]
-        body = [[r["policy"]] + [_mean(r["per_kind"][k]["gt_psnr"]) for k in kinds] + [_mean(r["per_kind"][k]["mem_gt_psnr"]) for k in kinds]
-                for r in rows]
-        lines += [format_table(header, body), ""]
+        lines += [format_table(header, body), "", "### Per style (GT PSNR, whole frame / memory-only region)", "",
+                  _split(rows, "per_style", styles, ("gt_psnr", " GT PSNR", 2), ("mem_gt_psnr", " mem-only", 2)), "",
+                  _split(rows, "per_style", styles, ("gt_ssim", " GT SSIM", 3), ("hc_psnr", " HC PSNR", 2)), "",
+                  "### Per path kind (GT PSNR, whole frame / memory-only region)", "",
+                  _split(rows, "per_kind", kinds, ("gt_psnr", "", 2), ("mem_gt_psnr", " mem-only", 2)), ""]
     if results.get("differences"):
         lines += ["## Paired differences (a − b over the same episodes, 95% paired bootstrap)", "",
                   differences_table(results["differences"]), ""]
@@ -133,6 +120,13 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
               "(episodes without such pixels are left out of that mean); novel = generated frames that are not revisits, vs ground truth. "
               "`results.json` has every number, per episode.", ""]
     return "\n".join(lines)
+
+
+def _split(rows: list[dict], by: str, groups: Sequence[str], *columns: tuple[str, str, int]) -> str:
+    """One row per policy: for each (metric, header suffix, digits), that metric's mean in every group."""
+    header = ["policy"] + [f"{g}{suffix}" for _, suffix, _ in columns for g in groups]
+    body = [[r["policy"]] + [_mean(r[by][g][m], d) for m, _, d in columns for g in groups] for r in rows]
+    return format_table(header, body)
 
 
 def differences_table(differences: list[dict]) -> str:
@@ -154,11 +148,7 @@ def _machine(info: dict | None) -> str:
 
 
 def _plots(out: Path, results: dict, strip: dict) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = []
     table = results["table"]
     drawn = [r for r in table if not (r["overall"]["gt_psnr"]["mean"] or 0) >= PSNR_CAP - 1e-9]

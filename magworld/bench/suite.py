@@ -1,41 +1,17 @@
 """The revisit suite: a fixed, seeded set of leave-and-return episodes (MAG-Bench analogue).
 
-Every episode is one held-out scene (seed >= 1_000_000; training draws smaller seeds) and one camera
-path in three parts, each a run of actions from :data:`magworld.world.actions.ACTION_TABLE`:
-
-* **prefix** — from the start pose, 4–5 pan steps (60°–75°) to view *A*. The view returned to is A,
-  never the first block: window memories keep the first block as a sink, so a loop back to the start
-  would flatter them. At the default 60° field of view A does not overlap the first block at all.
-* **outbound** — leave A (given as ground truth in the ``memorize`` protocol, generated in the
-  ``generate_all`` protocol);
-* **return** — come back to A (always generated). Its frames whose pose matches an earlier frame's
-  pose are the *revisit* frames that are scored against the history; the others are *novel* frames.
-
-Kinds (``SuiteConfig.kinds`` gives how many of each per style; outbound keeps going away from the
-start, in the prefix's direction):
-
-=========  ============================================================================
-``pan``    out-and-back pan of 45°–180° (3–12 steps) and back
-``aba``    pan 45°–120° to B, hold still 1–3 steps at B, pan back to A
-``abca``   pan 45°–120°, tilt 10°–30°; back: pan the other way at the new pitch, tilt back, hold 1 step
-``tilt_pan`` tilt 10°–30°, then pan 45°–120°; back: the same way in reverse
-``zoom``   zoom out (or in) 20°–30° of field of view, pan 0°–60°; back in reverse
-``far50``  far revisit: pan 180° to the opposite side, wander there 50 blocks (yaw within ±45° of the opposite
-           view, pitch ±10°, fov 50°–70°: no ray of A is seen), come back to the opposite view, pan 180° back to A
-``far200`` the same with 200 blocks of wandering
-=========  ============================================================================
-
-The far kinds are not in the default suite (count 0; the default episodes are unchanged); the preset
-``bench/revisit=far`` runs them.
-
-Same ``SuiteConfig`` → same episodes, bit for bit (a ``numpy`` generator seeded with
-``[seed, style index]``). The episode order within a style cycles through the kinds, so the first
-``n`` episodes of a style (the ``quick`` subset) cover ``min(n, 5)`` kinds.
-"""
+Each episode is one held-out scene (seed >= 1,000,000) and a path of actions in three parts: a **prefix** of 4-5
+pans to the view *A* (never the first block, which window memories keep as a sink), an **outbound** path leaving A
+(given in ``memorize``, generated in ``generate_all``) and a **return** to A (always generated; frames at an earlier
+frame's pose are the scored *revisits*). Kinds (:data:`KINDS`: ``pan``, ``aba``, ``abca``, ``tilt_pan``, ``zoom`` and
+the far revisits ``far50``/``far200``, preset ``bench/revisit=far``) are described in ``docs/notes/code.md``. Same
+``SuiteConfig`` -> same episodes (numpy seeded with ``[seed, style index]``); a style's episodes cycle through its
+kinds, so the ``quick`` subset covers ``min(n, 5)`` kinds."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from itertools import groupby
 from typing import Sequence
 
 import numpy as np
@@ -96,11 +72,6 @@ class Episode:
     def return_steps(self) -> int:
         return len(self.trajectory) - self.prefix - self.outbound
 
-    @property
-    def signature(self) -> tuple[int, int, int]:
-        """(prefix, outbound, return) step counts: episodes with the same signature run as one batch."""
-        return self.prefix, self.outbound, self.return_steps
-
     def action_names(self) -> list[str]:
         return [ACTION_TABLE[a].name for a in self.trajectory.actions]
 
@@ -115,13 +86,7 @@ class Episode:
 
 def _runs(names: list[str]) -> str:
     """``["pan_right", "pan_right", "stay"]`` -> ``"pan_right*2 stay*1"``."""
-    runs: list[list] = []
-    for name in names:
-        if runs and runs[-1][0] == name:
-            runs[-1][1] += 1
-        else:
-            runs.append([name, 1])
-    return " ".join(f"{name}*{count}" for name, count in runs)
+    return " ".join(f"{name}*{len(list(run))}" for name, run in groupby(names))
 
 
 def _path(kind: str, rng: np.random.Generator, pan: str) -> tuple[list[str], list[str]]:

@@ -1,24 +1,10 @@
 """``magworld bench world``: is the generated world recognisable — does it follow the camera and hold still?
 
-Three measurements on held-out scenes, each with reference rows computed in the same run:
-
-- **carry (memorize)**: a ground-truth block, then one generated block after a random camera action. Scored
-  on the *carried* pixels — those whose view ray one of the previous block's frames saw — against ground
-  truth. Reference rows: the autoencoder round trip of the same ground-truth frames (the pipeline's
-  ceiling: nothing that goes through the autoencoder can beat it) and the previous block's last
-  ground-truth frame reprojected to the new pose (exact geometry, bilinear resampling).
-- **carry (generate)** and **drift**: ``drift_steps``-step episodes where only block 0 is ground truth
-  (random walks and pan loops). Each generated frame is compared with the previous *shown* frame
-  reprojected to its pose, on the pixels that frame saw: does the world hold still while the camera moves?
-  Per-step curve, mean, and drift = mean of steps 51-100 minus mean of steps 1-10 (scaled to the episode
-  length). Reference row: the autoencoder round trip of that reprojection (the ceiling for a generator
-  whose every block goes through the autoencoder). With ``carry="sharp"`` the carried pixels *are* that reprojection
-  (up to uint8 rounding), so both carry figures then read the reprojection baseline / rounding, not the generator.
-- **look**: per style a PNG — simulator row above model row — of ``look_steps`` pans right and back.
-
-The model is any generator checkpoint (default: bundled) with any memory policy. Output: a markdown table,
-``results.json``, ``drift.png`` and ``look-<style>.png`` in ``out_dir`` (geometry: :mod:`magworld.bench.geometry`; ``media_dir`` also receives the
-look PNGs, e.g. ``docs/media`` to refresh the README's pictures).
+On held-out scenes, with reference rows from the same run: **carry (memorize)** (a ground-truth block, one generated
+block; carried pixels vs ground truth), **carry (generate)** and **drift** (``drift_steps``-step generate-mode
+episodes; each frame vs the previous shown frame reprojected, on the pixels it saw) and **look** PNGs (simulator row
+above model row). Definitions: ``docs/notes/code.md``. Output in ``out_dir``: ``results.json``, ``drift.png``,
+``look-<style>.png`` (also to ``media_dir`` when set).
 """
 
 from __future__ import annotations
@@ -36,10 +22,11 @@ from magworld.model.pipeline import WorldModel
 from magworld.train.data import HELDOUT_START
 from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, poses_array
 from magworld.world.actions import ACTION_INDEX
+from magworld.world.camera import visible_mask
 from magworld.world.trajectory import Trajectory, leave_and_return, random_walk
 
-from .common import format_table, write_json
-from .geometry import visible_mask, warp
+from .common import format_table, load_world, pyplot, refuse_overwrite, save_png, write_json
+from .geometry import warp
 
 SEED_OFFSET = 40_000  # held-out scene seeds of this bench: HELDOUT_START + SEED_OFFSET + ...
 
@@ -61,15 +48,11 @@ class WorldBenchConfig:
     device: str = "cpu"
     out_dir: str = "runs/bench/world"
     media_dir: str | None = None  # also write look-<style>.png here (docs/media refreshes the README)
+    overwrite: bool = False  # replace an earlier results.json in out_dir
 
     def __post_init__(self) -> None:
         if self.drift_steps < 20:
             raise ValueError(f"drift_steps must be >= 20 (drift compares the last half with steps 1-10), got {self.drift_steps}")
-
-
-def seen_by(target: Pose, sources: list[Pose], size: int) -> np.ndarray:
-    """Bool (H, W): pixels of the ``target`` view whose ray one of the ``sources`` views saw."""
-    return visible_mask(target, sources, size, size)
 
 
 def round_trip(world: WorldModel, frames: np.ndarray) -> np.ndarray:
@@ -100,13 +83,13 @@ def carry_memorize(world: WorldModel, cfg: WorldBenchConfig, style: str, rng: np
         made = world.step(poses_array(blocks[1])[None], [_prompt(scene, action)])[0]
         rt = round_trip(world, truth[1])
         for j, pose in enumerate(blocks[1]):
-            mask = seen_by(pose, blocks[0], cfg.resolution)
+            mask = visible_mask(pose, blocks[0], cfg.resolution, cfg.resolution)
             if mask.mean() < 0.05:
                 continue
             rows.append({"style": style, "model": masked_psnr(made[j], truth[1][j], mask),
                          "autoencoder": masked_psnr(rt[j], truth[1][j], mask),
                          "reproject_last": masked_psnr(warp(truth[0][-1], blocks[0][-1], pose), truth[1][j],
-                                                       mask & seen_by(pose, blocks[0][-1:], cfg.resolution)),
+                                                       mask & visible_mask(pose, blocks[0][-1:], cfg.resolution, cfg.resolution)),
                          "carried_fraction": float(mask.mean())})
     return rows
 
@@ -137,7 +120,7 @@ def carry_generate(world: WorldModel, cfg: WorldBenchConfig, style: str, path: T
         rts = round_trip(world, np.stack(refs))
         scores, tops = [], []
         for j, pose in enumerate(blocks[b]):
-            mask = seen_by(pose, [last_pose], cfg.resolution)
+            mask = visible_mask(pose, [last_pose], cfg.resolution, cfg.resolution)
             if mask.mean() >= 0.05:
                 scores.append(masked_psnr(made[j], refs[j], mask))
                 tops.append(masked_psnr(rts[j], refs[j], mask))
@@ -166,19 +149,8 @@ def look(world: WorldModel, cfg: WorldBenchConfig, style: str) -> np.ndarray:
     return np.concatenate([top, bottom], axis=0)
 
 
-def _save_png(image: np.ndarray, path: Path, scale: int = 2) -> None:
-    from PIL import Image
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).resize((image.shape[1] * scale, image.shape[0] * scale), Image.NEAREST).save(path)
-
-
 def _plot_drift(episodes: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for kind in sorted({e["kind"] for e in episodes}):
         curves = np.array([e["curve"] for e in episodes if e["kind"] == kind])
@@ -195,10 +167,11 @@ def _plot_drift(episodes: list[dict], path: Path) -> None:
 
 
 def run(cfg: WorldBenchConfig) -> dict:
-    torch.set_num_threads(cfg.threads)
-    options = {"memory": cfg.memory, "carry": cfg.carry, "sampling_steps": cfg.sampling_steps, "device": cfg.device, "seed": cfg.seed}
-    world = WorldModel.from_bundled(**options) if cfg.checkpoint is None else WorldModel.from_checkpoint(cfg.checkpoint, **options)
     out = Path(cfg.out_dir)
+    refuse_overwrite([out / "results.json"], cfg.overwrite)
+    torch.set_num_threads(cfg.threads)
+    world = load_world(cfg.checkpoint, memory=cfg.memory, carry=cfg.carry, sampling_steps=cfg.sampling_steps,
+                       device=cfg.device, seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     carry_rows, episodes = [], []
     paths = drift_paths(cfg, rng)
@@ -210,9 +183,9 @@ def run(cfg: WorldBenchConfig) -> dict:
             episodes.append(carry_generate(world, cfg, style, path, k))
             bar.update()
         image = look(world, cfg, style)
-        _save_png(image, out / f"look-{style}.png")
+        save_png(image, out / f"look-{style}.png", scale=2)
         if cfg.media_dir:
-            _save_png(image, Path(cfg.media_dir) / f"world-{style}.png")
+            save_png(image, Path(cfg.media_dir) / f"world-{style}.png", scale=2)
         bar.update()
     bar.close()
     summary = summarize(carry_rows, episodes, cfg.styles)
@@ -247,5 +220,3 @@ def summarize(carry_rows: list[dict], episodes: list[dict], styles: list[str]) -
 def main(cfg) -> None:
     run(build(cfg.bench))
 
-
-__all__ = ["WorldBenchConfig", "carry_generate", "carry_memorize", "drift_of", "run", "seen_by"]

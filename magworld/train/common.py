@@ -21,13 +21,13 @@ from magworld.model.masks import held_frames, reader_mask
 from magworld.model.memory_model import MemoryModel
 from magworld.model.pipeline import GENERATOR_FILE, CarriedBlock, WorldModel, load_generator, sha256
 from magworld.model.pretrained import WEIGHTS_DIR, bundled_path, load_autoencoder, load_bundled, load_memory
-from magworld.model.reproject import carry_condition, sample_grid, warp_block
+from magworld.model.reproject import carry_condition, warp_block
 from magworld.protocol import play_blocks
 from magworld.metrics import detail_ratio, masked_psnr
 from magworld.revisit import directly_seen_blocks, memory_only_mask, revisit_reference
 from magworld.world import ACTION_TABLE
 from magworld.world.trajectory import BLOCK_FRAMES
-from magworld.world.camera import wrap_degrees
+from magworld.world.camera import invented_mask, wrap_degrees
 
 from .data import Clip
 from .metrics import psnr
@@ -199,19 +199,6 @@ def memory_only_of_context(poses: np.ndarray, context_frames: int, size: int) ->
     return found
 
 
-def invented_mask(poses: torch.Tensor, block_frames: int, size: int) -> torch.Tensor:
-    """bool (N, T, 1, size, size): the pixels of each frame of clips with poses (N, T, 3) that the last frame of the
-    previous block did not see (what a reproject world invents; block 0, which has no previous block, is all True)."""
-    n, frames = poses.shape[:2]
-    source = torch.cat([poses[:, :1].expand(-1, block_frames, -1),
-                        poses[:, block_frames - 1:frames - 1:block_frames].repeat_interleave(block_frames, 1)], 1)
-    _, valid = sample_grid(rearrange(poses, "n t p -> (n t) p").float(),
-                           rearrange(source[:, :frames], "n t p -> (n t) p").float(), size, size)
-    seen = rearrange(valid, "(n t) h w -> n t 1 h w", n=n)
-    seen[:, :block_frames] = False
-    return ~seen
-
-
 def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, clip: Clip, context_blocks: int,
                       policies: Sequence[str] = ("mag", "window", "full"), details: bool = False) -> dict[str, float]:
     """Held-out rollouts (first ``context_blocks`` given): PSNR per policy, on revisits of a given frame and on their
@@ -226,7 +213,7 @@ def evaluate_rollouts(gen: Generator, memory: MemoryModel, ae, text_encoder, cli
     revisit = torch.from_numpy(revisits_of_context(clip.poses.cpu().numpy(), start)[:, start:])
     memory_only = memory_only_of_context(clip.poses.cpu().numpy(), start, truth.shape[-1])[:, start:]  # (N, T', H, W)
     true = rearrange(clip.frames[:, start:].cpu(), "n t c h w -> n t h w c").numpy()
-    invented = rearrange(invented_mask(clip.poses.cpu(), bf, truth.shape[-1])[:, start:], "n t 1 h w -> n t h w").numpy()
+    invented = invented_mask(clip.poses.cpu().numpy(), bf, truth.shape[-1])[:, start:]  # (N, T', H, W)
     result: dict[str, float] = {}
     for policy in policies:
         world = WorldModel(frozen, memory, ae, text_encoder, memory=policy, device=device)

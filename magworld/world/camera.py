@@ -122,3 +122,15 @@ def visible_mask(target, sources, height: int, width: int) -> np.ndarray:
         seen |= front & (np.abs(cam[:, 0] / z) <= half) & (np.abs(cam[:, 1] / z) <= half * height / width)
     return seen.reshape(height, width)
 
+
+
+def invented_mask(poses, block_frames: int, size: int) -> np.ndarray:
+    """Bool (..., T, size, size): the pixels of each frame of pose sequences (..., T, 3) that the last frame of the
+    previous block did not see (what a ``sharp`` world invents); block 0, with no previous block, is all True."""
+    poses = np.asarray(poses, dtype=np.float64)
+    out = np.ones((*poses.shape[:-1], size, size), dtype=bool)
+    for index in np.ndindex(*poses.shape[:-1]):
+        if index[-1] >= block_frames:
+            shown = poses[(*index[:-1], index[-1] - index[-1] % block_frames - 1)]
+            out[index] = ~visible_mask(poses[index], [shown], size, size)
+    return out

@@ -23,7 +23,8 @@ def compose_cfg(name, overrides):
 
 
 def eval_overrides(tmp_path, *extra):
-    return [*TINY_ENV, "agent.episodes=2", "agent.seed=7", f"agent.out_dir={tmp_path / 'eval'}", *extra]
+    return [*TINY_ENV, "agent.episodes=2", "agent.seed=7", f"agent.out_dir={tmp_path / 'eval'}", "agent.overwrite=true",
+            *extra]  # the tests rerun into one folder
 
 
 def test_tiny_ppo_train_then_eval(tmp_path, capsys):

@@ -81,8 +81,12 @@ def test_weights_export_command_takes_the_ema_generator_out_of_a_dmd_checkpoint(
     raw = tmp_path / "raw"
     main(["weights", "export", f"weights.checkpoint={ckpt}", f"weights.out={raw}", "weights.weights=generator"])
     assert torch.equal(load_checkpoint(raw.with_suffix(".safetensors"), "generator")[0]["w"], state["generator.w"])
+    with pytest.raises(SystemExit):  # an earlier export is not replaced silently
+        main(["weights", "export", f"weights.checkpoint={ckpt}", f"weights.out={raw}"])
+    assert "weights.overwrite=true" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # a generator export is not a dmd checkpoint
-        main(["weights", "export", f"weights.checkpoint={out.with_suffix('.safetensors')}", f"weights.out={raw}"])
+        main(["weights", "export", f"weights.checkpoint={out.with_suffix('.safetensors')}", f"weights.out={raw}",
+              "weights.overwrite=true"])
     assert "not a 'dmd'" in capsys.readouterr().err
 
 
@@ -100,4 +104,4 @@ def test_weights_bundle_command(tmp_path, capsys):
     assert manifest["files"][GENERATOR_FILE]["sha256"] == sha256(run / "generator.safetensors")
     with pytest.raises(SystemExit):
         main(["weights", "bundle"])
-    assert "weights.run_dir is required" in capsys.readouterr().err
+    assert "weights.run_dir required" in capsys.readouterr().err

@@ -18,7 +18,7 @@ def test_gpu_check_dry_run_writes_json_and_table(tmp_path):
     assert set(results) == CHECKS and all(r["ok"] for r in results.values())
     assert results["env"]["restore_replay_max_abs_diff"] == 0 and results["env"]["same_shapes"]
     assert results["ddp"]["processes"] == 2 and results["ddp"]["steps_logged"] == 2
-    assert [r["num_envs"] for r in results["speed"]["rows"]] == [1, 2, 4]
+    assert [r["num_envs"] for r in results["speed"]["rows"]] == [1, 2]
     assert results["wan"]["latent_frames_per_s"] > 0 and results["wan"]["transformer_tflop_per_block"] > 0
     table = (tmp_path / "gpu_check.md").read_text()
     assert all(f"| {name} | yes |" in table for name in CHECKS)

@@ -37,14 +37,14 @@ def test_builtin_policies_are_one_table_and_imports_go_downward():
     import sys
 
     import magworld.bench.baselines as baselines
-    import magworld.bench.world_model as world_model
+    import magworld.bench.common as common
 
     code = ("import sys; from magworld.bench.policies import BUILTIN_POLICIES, known_policies; "
             "assert set(BUILTIN_POLICIES) == {'oracle', 'shift', 'no_memory', 'reproject_full', 'reproject_window', "
             "'mag', 'window', 'full', 'mag-ring', 'mag-recall', 'teacher'} and known_policies() == sorted(BUILTIN_POLICIES), known_policies(); "
             "assert 'torch' not in sys.modules, 'listing policies imported torch'")
     subprocess.run([sys.executable, "-c", code], check=True)
-    for module in (baselines, world_model):
+    for module in (baselines, common):
         tree = ast.parse(open(module.__file__).read())
         imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
         assert not imported & {"policies", "magworld.bench.policies", "magworld.bench"}, (module.__name__, imported)

@@ -5,7 +5,9 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from magworld.bench.geometry import memory_only_mask, visible_mask, warp
+from magworld.bench.geometry import warp
+from magworld.revisit import memory_only_mask
+from magworld.world.camera import visible_mask
 from magworld.bench.mag_bench import plan_episode
 from magworld.bench.suite import HELD_OUT_SEED, SuiteConfig, build_suite, quick_subset
 from magworld.world import Pose, make_scene, pose_distance

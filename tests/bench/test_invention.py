@@ -10,11 +10,12 @@ from magworld.bench import invention, world
 from magworld.bench.features import (FEATURES_PATH, FeatureNetConfig, cell_moments, file_sha256, frechet_distance,
                                      frechet_from_moments, load_feature_net, sqrtm_psd, train_feature_net, view_labels)
 from magworld.bench.invention import (SPLIT_SEEDS, SPLIT_SPAN, InventBenchConfig, add_grain, detail_ratio,
-                                      gaussian_blur, invented_mask, split_seeds)
+                                      gaussian_blur, split_seeds)
 from magworld.bench.suite import SuiteConfig, build_suite
 from magworld.model.checkpoint import read_meta
 from magworld.world import STYLE_NAMES, Pose, make_scene
 from magworld.world.actions import ACTION_INDEX
+from magworld.world.camera import invented_mask
 from magworld.world.trajectory import Trajectory
 
 
@@ -75,7 +76,7 @@ def test_invented_mask_of_a_pan_is_the_new_strip():
     from the pinhole camera (azimuth of a pixel column = atan((u - c) / f)) — 1 - the fraction seen."""
     size, shown = 64, Pose(10.0, 0.0, 60.0)
     pose = Pose(25.0, 0.0, 60.0)
-    mask = invented_mask(pose, shown, size)
+    mask = invented_mask([shown.as_array(), pose.as_array()], 1, size)[1]  # the frame after the one shown
     f = (size / 2) / np.tan(np.radians(30.0))
     u = np.arange(size) + 0.5 - size / 2
     azimuth = 25.0 + np.degrees(np.arctan(u / f))  # pixel-centre column azimuths on the horizon row
@@ -84,7 +85,7 @@ def test_invented_mask_of_a_pan_is_the_new_strip():
     assert np.array_equal(row, expected_cols)
     assert mask.mean() == pytest.approx(1 - (~mask).mean())
     assert 0.2 < mask.mean() < 0.35  # about 15/60 of the width (wider at the edge of a pinhole view)
-    assert not invented_mask(shown, shown, size).any()
+    assert not invented_mask([shown.as_array()] * 2, 1, size)[1].any() and invented_mask([pose.as_array()], 1, size).all()
 
 
 # --- the judge --------------------------------------------------------------------------------------------------

@@ -135,7 +135,7 @@ def test_screenshot_never_overwrites_unless_asked(tmp_path):
     viewer = headless_viewer()
     viewer.show(np.zeros((8, 8, 3), np.uint8))
     path = viewer.screenshot(tmp_path / "shot.png")
-    with pytest.raises(FileExistsError, match="shot.png exists"):
+    with pytest.raises(FileExistsError, match="shot.png already there"):
         viewer.screenshot(path)
     assert viewer.screenshot(path, overwrite=True) == path
     viewer.close()
