@@ -302,7 +302,7 @@ def _finite_world(env) -> bool:
 
     cache = env.unwrapped.backend.world.cache
     tensors = [t for t in (*cache.keys, *cache.values) if t is not None]
-    tensors += [t for world in cache.slots for kv in world for t in kv]
+    tensors += [t for world in range(len(cache.stores or [])) for t in cache.slot_tensors(world)]
     return all(bool(torch.isfinite(t).all()) for t in tensors)
 
 
