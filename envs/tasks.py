@@ -123,7 +123,7 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     ``gym.make("MAGWorld-Loop-v1", task=LoopTaskConfig | dict, reward=LoopRewardConfig | dict,
     observation="dict" | "state", max_episode_steps=50, **MAGWorld-v1 arguments)``: ``task`` holds ``min_away``,
     ``directions`` (K) and ``max_far_revisits``; ``reward`` holds ``w_revisit``, ``w_direction``, ``w_return`` and
-    MAGWorld-v1's ``tolerance``, ``psnr_low``, ``psnr_high``, ``min_memory_fraction`` (``w_explore`` must stay 0); a key in the wrong one is a
+    MAGWorld-v1's ``tolerance``, ``psnr_low``, ``psnr_high``, ``ssim_low``, ``min_memory_fraction`` (``w_explore`` must stay 0); a key in the wrong one is a
     ``ValueError`` that names the right one.
 
     ## Version History
@@ -188,7 +188,8 @@ class MAGWorldLoopEnv(MAGWorldEnv):
 
     def _score(self, frame: np.ndarray, reference: np.ndarray) -> float:
         m = frame_metrics(frame, reference)
-        return float(similarity_score(m["psnr"], m["ssim"], self.reward_cfg.psnr_low, self.reward_cfg.psnr_high))
+        cfg = self.reward_cfg
+        return float(similarity_score(m["psnr"], m["ssim"], cfg.psnr_low, cfg.psnr_high, cfg.ssim_low))
 
     def _far_revisit(self) -> float:
         """Far-revisit term of the step just recorded: the env's memory-only revisit score of the observation when
