@@ -58,8 +58,10 @@ class MAGWorldEnv(gym.Env):
       first block (the sink every memory policy keeps) and the block before this one (its last frame is also the
       reprojected input). A pan or tilt back and forth leaves a 3°-5° strip, a zoom a thin ring: too small;
     * when that region holds at least ``ceil(min_memory_fraction * H * W)`` pixels (0.15: 615 at 64 x 64),
-      ``R_revisit = 0.5 * clip((PSNR - 10 dB) / 30 dB, 0, 1) + 0.5 * max(SSIM, 0)`` in [0, 1], PSNR and SSIM on
-      that region only, vs the reference (PSNR of identical pixels capped at 100 dB); otherwise ``R_revisit = 0``.
+      ``R_revisit = 0.5 * clip((PSNR - 27 dB) / 13 dB, 0, 1) + 0.5 * clip((SSIM - 0.78) / 0.22, 0, 1)`` in [0, 1],
+      PSNR and SSIM on that region only, vs the reference (PSNR of identical pixels capped at 100 dB); otherwise
+      ``R_revisit = 0``. The zero (``psnr_low``, ``ssim_low`` of ``reward=``) is what a world without memory reaches
+      there (the bundled generator's ``window`` world, measured on validation seeds; :data:`magworld.revisit.PSNR_FLOOR`).
 
     On the simulator every revisit scores 1.0; a world without memory (``memory="window"``) must invent the
     region. ``new_cells`` counts newly seen 15° x 10° view cells (all 3 frames of the block).
@@ -111,7 +113,8 @@ class MAGWorldEnv(gym.Env):
 
     ## Version History
     * v1: the revisit reward is scored on the memory-only region of the observation only (a world without memory
-      no longer earns it for pixels it was just shown); the model backend's default memory is ``mag-recall``
+      no longer earns it for pixels it was just shown), its zero at what a world without memory reaches there (27 dB,
+      SSIM 0.78); the model backend's default memory is ``mag-recall``
       (bounded) instead of ``mag`` (grows every step); reward references stored compressed with a stated bound;
       state files ``magworld-state/6``. ``gym.make("MAGWorld-v0")`` raises Gymnasium's ``DeprecatedEnv`` naming v1.
     * v0: initial release (simulator backend); whole-frame revisit score over all 3 frames, default memory ``mag``.

@@ -92,8 +92,8 @@ class MAGWorldLoopEnv(MAGWorldEnv):
     * **far revisits**: ``w_revisit`` (1.0) x the step's ``MAGWorld-v1`` revisit score (the observation's
       memory-only region vs the first frame of its view, when large enough), when the camera has been at least
       ``min_away`` from that view since it last showed it; each reference pays at most once, and at most
-      ``max_far_revisits`` (8) steps pay per episode. ``score = 0.5 * clip((PSNR - 10) / 30, 0, 1) + 0.5 *
-      max(SSIM, 0)`` on that region (1.0 on the simulator backend).
+      ``max_far_revisits`` (8) steps pay per episode. ``score = 0.5 * clip((PSNR - 27) / 13, 0, 1) + 0.5 *
+      clip((SSIM - 0.78) / 0.22, 0, 1)`` on that region (1.0 on the simulator backend).
     * **directions**: ``w_direction`` (0.1) per newly seen 15° x 10° view cell, for the first K cells.
     * **return bonus**: ``w_return`` (5.0) x ``score(last frame, start frame)`` (whole frame) on the step that closes
       the loop: the goal, not a memory test (the start view is in the sink every memory policy keeps).
