@@ -21,6 +21,7 @@ import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 from magworld.bench.common import format_table, machine_info, refuse_overwrite, save_png, write_json
 from magworld.config import build
 from magworld.envs.model_backend import DEFAULT_MEMORY
+from magworld.metrics import similarity_score
 from magworld.revisit import directly_seen_blocks, memory_only_mask
 
 STAY, LEFT, RIGHT, UP, DOWN, ZOOM_IN, ZOOM_OUT = range(7)
@@ -30,7 +31,8 @@ OSCILLATIONS = {"pan": (LEFT, RIGHT), "tilt": (UP, DOWN), "zoom": (ZOOM_IN, ZOOM
 @dataclass
 class RewardBenchConfig:
     memories: list[str] = field(default_factory=lambda: [DEFAULT_MEMORY, "window"])  # model worlds; the first is "default"
-    seeds: list[int] = field(default_factory=lambda: list(range(7000, 7012)))  # held out: no test or bench uses them
+    seeds: list[int] = field(default_factory=lambda: list(range(7200, 7212)))  # test seeds: no test or bench uses them
+    # (the score's floors were chosen on validation seeds 7100-7111; 7000-7011 reported the previous score)
     clear_steps: int = 6  # pans right before each policy (90°): clear of the first block
     oscillation_steps: int = 16
     loop_degrees: list[int] = field(default_factory=lambda: [90, 120])  # how far each loop leaves its base view
@@ -102,7 +104,7 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
             for seed in cfg.seeds:
                 rewards, scored, found = play(env, seed, cfg.clear_steps, actions)
                 runs.append(rewards)
-                revisits[world][name] += scored
+                revisits[world][name] += [{**r, "seed": seed} for r in scored]
                 if example is None and world == cfg.memories[0] and name.startswith("loop") and found is not None:
                     example = found
             runs_arr = np.asarray(runs)  # (seeds, steps)
@@ -128,6 +130,10 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
         pairs = {"default / simulator": np.stack([totals[default][name], sim], 1)}
         if window in totals:
             pairs["(default - window) / simulator"] = np.stack([totals[default][name] - totals[window][name], sim], 1)
+        if window in totals:  # the same revisits under the previous map (zero at 10 dB / SSIM 0), for comparison
+            v0 = {w: np.array([sum(similarity_score(r["psnr"], r["ssim"]) for r in revisits[w][name] if r["seed"] == s)
+                               for s in cfg.seeds]) for w in (default, window, "simulator")}
+            pairs["(default - window) / simulator, previous map"] = np.stack([v0[default] - v0[window], v0["simulator"]], 1)
         ratios[name] = {k: {"ratio": float(v[:, 0].mean() / v[:, 1].mean()),
                             "ci": interval(v, rng, cfg.bootstrap, stat=lambda x: x[:, 0].mean() / x[:, 1].mean())}
                         for k, v in pairs.items()}
@@ -147,6 +153,8 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
             r = pair["(default - window) / simulator"]
             targets.append([f"{name}: (default − window) / simulator total", "≥ +0.10, interval > 0", fmt(r["ratio"], r["ci"]),
                             "yes" if r["ratio"] >= 0.10 and r["ci"][0] > 0 else "no"])
+            r = pair["(default - window) / simulator, previous map"]
+            targets.append([f"{name}: the same, previous map (zero at 10 dB, SSIM 0)", "report", fmt(r["ratio"], r["ci"]), "—"])
     results = {"config": asdict(cfg), "default_memory": default, "machine": machine_info(),
                "seconds": time.perf_counter() - start, "rows": rows, "ratios": ratios,
                "targets": [dict(zip(("target", "goal", "measured", "met"), t)) for t in targets]}

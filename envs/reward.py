@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # the matcher, tracker and view cells live in the library (numpy only); re-exported for the env and agents
-from magworld.revisit import (MIN_MEMORY_FRACTION, PITCH_CELL, PITCH_CELLS, YAW_CELL, YAW_CELLS,  # noqa: F401
-                              RevisitScore, RevisitTracker, check_memory_fraction)
+from magworld.revisit import (MIN_MEMORY_FRACTION, PITCH_CELL, PITCH_CELLS, PSNR_FLOOR, PSNR_HIGH,  # noqa: F401
+                              SSIM_FLOOR, YAW_CELL, YAW_CELLS, RevisitScore, RevisitTracker, check_memory_fraction)
 
 
 @dataclass
@@ -17,13 +17,15 @@ class RewardConfig:
     w_revisit: float = 1.0
     w_explore: float = 0.0
     tolerance: float = 1.0  # degrees; poses closer than this count as the same view
-    psnr_low: float = 10.0  # dB mapped to score 0 (PSNR part)
-    psnr_high: float = 40.0  # dB mapped to score 1 (PSNR part)
+    psnr_low: float = PSNR_FLOOR  # dB mapped to score 0 (PSNR part): a world without memory's memory-only PSNR
+    psnr_high: float = PSNR_HIGH  # dB mapped to score 1 (PSNR part)
+    ssim_low: float = SSIM_FLOOR  # SSIM mapped to score 0 (SSIM part; 1 maps to 1): a world without memory's SSIM
     min_memory_fraction: float = MIN_MEMORY_FRACTION  # of the frame: smaller memory-only regions are not scored
 
     def __post_init__(self) -> None:
-        if self.tolerance < 0 or not self.psnr_high > self.psnr_low:
-            raise ValueError(f"bad reward config: tolerance must be >= 0 and psnr_high > psnr_low, got {self}")
+        if self.tolerance < 0 or not self.psnr_high > self.psnr_low or not -1.0 <= self.ssim_low < 1.0:
+            raise ValueError(f"bad reward config: tolerance must be >= 0, psnr_high > psnr_low and -1 <= ssim_low < 1, "
+                             f"got {self}")
         check_memory_fraction(self.min_memory_fraction)
 
 

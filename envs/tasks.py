@@ -152,7 +152,8 @@ class MAGWorldLoopEnv(MAGWorldEnv):
 
     def _score(self, frame: np.ndarray, reference: np.ndarray) -> float:
         m = frame_metrics(frame, reference)
-        return float(similarity_score(m["psnr"], m["ssim"], self.reward_cfg.psnr_low, self.reward_cfg.psnr_high))
+        cfg = self.reward_cfg
+        return float(similarity_score(m["psnr"], m["ssim"], cfg.psnr_low, cfg.psnr_high, cfg.ssim_low))
 
     def _far_revisit(self) -> float:
         """Far-revisit term of the step just recorded: the env's memory-only revisit score of the observation when

@@ -75,10 +75,15 @@ def frame_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
     return {"psnr": psnr(a, b), "ssim": ssim(a, b)}
 
 
-def similarity_score(psnr_db: float, ssim_value: float, psnr_low: float = 10.0, psnr_high: float = 40.0) -> float:
-    """Map a (PSNR, SSIM) pair to [0, 1]: ``0.5 * clip((psnr - low) / (high - low), 0, 1) + 0.5 * max(ssim, 0)``."""
+def similarity_score(psnr_db: float, ssim_value: float, psnr_low: float = 10.0, psnr_high: float = 40.0,
+                     ssim_low: float = 0.0) -> float:
+    """Map a (PSNR, SSIM) pair to [0, 1]: ``0.5 * clip((psnr - psnr_low) / (psnr_high - psnr_low), 0, 1) +
+    0.5 * clip((ssim - ssim_low) / (1 - ssim_low), 0, 1)`` (``ssim_low = 0``: ``0.5 * max(ssim, 0)``)."""
+    if not psnr_high > psnr_low or not ssim_low < 1.0:
+        raise ValueError(f"similarity_score needs psnr_high > psnr_low and ssim_low < 1, got {psnr_low}, {psnr_high}, {ssim_low}")
     psnr_term = float(np.clip((psnr_db - psnr_low) / (psnr_high - psnr_low), 0.0, 1.0))
-    return 0.5 * psnr_term + 0.5 * max(float(ssim_value), 0.0)
+    ssim_term = float(np.clip((float(ssim_value) - ssim_low) / (1.0 - ssim_low), 0.0, 1.0))
+    return 0.5 * psnr_term + 0.5 * ssim_term
 
 
 # --- masked versions (the benchmark's memory-only region) ---------------------------------------

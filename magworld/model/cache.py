@@ -9,7 +9,7 @@ from typing import Any, Callable, Hashable
 
 import torch
 
-from .recall import ViewStore
+from .recall import ViewStore, store_bound
 
 POLICIES = ("full", "window", "mag", "mag-ring", "mag-recall")
 COMPRESSED = ("mag", "mag-ring", "mag-recall")  # policies that store only each block's kept frames
@@ -61,7 +61,9 @@ class KVCache:
         self.frame_index: list[int] = []  # absolute frame index of each cached frame (not mag-recall)
         self.next_frame = 0  # absolute index the next block starts at
         self.stores: list[ViewStore] | None = None  # mag-recall: one store per world (None before the first block)
-        self.slots: list[list[tuple[torch.Tensor, torch.Tensor]]] = []  # mag-recall: per world, per slot: k, v
+        # mag-recall: per world one buffer (capacity, depth, heads, N, hd) whose row s is store slot s (see _reserve)
+        self.store_keys: list[torch.Tensor] = []
+        self.store_values: list[torch.Tensor] = []
         self._block_frames = 0  # frames per appended block (the last append's)
         self._view: tuple[Hashable, Any] | None = None  # what view() built last, and for which key
 
@@ -98,8 +100,35 @@ class KVCache:
         return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values) if t is not None)
 
     def _slot_bytes(self) -> int:
-        first = next((w[0] for w in self.slots if w), None)
-        return 0 if first is None else sum(t.numel() * t.element_size() for t in first)
+        if not self.store_keys:
+            return 0
+        return 2 * self.store_keys[0][0].numel() * self.store_keys[0].element_size()
+
+    def slot_tensors(self, world: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """mag-recall: world ``world``'s stored keys and values (S, depth, heads, N, hd), slot order (views, not copies)."""
+        size = len(self.stores[world].frames) if self.stores else 0
+        return self.store_keys[world][:size], self.store_values[world][:size]
+
+    def _reserve(self, world: int, slots: int, like: torch.Tensor) -> None:
+        """mag-recall: make world ``world``'s buffers hold at least ``slots`` slots of ``like``'s shape[1:] (depth, heads,
+        N, hd), dtype and device. One buffer per world, sized up front to :func:`~magworld.model.recall.store_bound` slots for MAGWorld's
+        camera (doubled if a camera outside that range needs more): slots are written in place, never allocated one by
+        one, so replacing a slot allocates nothing and the store cannot fragment the heap. ``torch.empty`` leaves the
+        pages of unwritten slots untouched, so resident memory grows by what is stored, not by the capacity."""
+        shape = like.shape[1:]
+        while len(self.store_keys) <= world:
+            self.store_keys.append(like.new_empty((0, *shape)))
+            self.store_values.append(like.new_empty((0, *shape)))
+        have = self.store_keys[world]
+        if slots <= len(have) and have.shape[1:] == shape and have.dtype == like.dtype:
+            return
+        capacity = max(slots, store_bound(self.config.fov_cell, self.config.sink), 2 * len(have))
+        for buffers in (self.store_keys, self.store_values):
+            grown = like.new_empty((capacity, *shape))
+            old = buffers[world]
+            if len(old) and old.shape[1:] == shape:
+                grown[:len(old)].copy_(old)
+            buffers[world] = grown
 
     def attended_counts(self) -> list[int]:
         """mag-recall: per world, how many stored frames the next block reads (fixed once the store holds enough)."""
@@ -144,18 +173,17 @@ class KVCache:
                              f"T={len(frame_index)}, 3), got {None if poses is None else tuple(poses.shape)}")
         if self.stores is None:
             self.stores = [ViewStore(self.config.sink, self.config.fov_cell) for _ in range(batch)]
-            self.slots = [[] for _ in range(batch)]
+            self.store_keys, self.store_values = [], []
         self._block_frames = len(frame_index)
         cpu = poses.detach().float().cpu().numpy()
-        k_all, v_all = torch.stack(keys, 1), torch.stack(values, 1)  # (B, depth, H, T, N, hd)
+        like = keys[0].new_empty((0, self.depth, keys[0].shape[1], *keys[0].shape[3:]))  # (0, depth, H, N, hd): no bytes
         for w, store in enumerate(self.stores):
             for j in chosen:
                 slot = store.place(frame_index[j], cpu[w, j])
-                kv = (k_all[w, :, :, j].clone(), v_all[w, :, :, j].clone())  # (depth, H, N, hd) each
-                if slot == len(self.slots[w]):
-                    self.slots[w].append(kv)
-                else:
-                    self.slots[w][slot] = kv
+                self._reserve(w, slot + 1, like)
+                for i in range(self.depth):  # written in place: (H, N, hd) per layer
+                    self.store_keys[w][slot, i].copy_(keys[i][w, :, j])
+                    self.store_values[w][slot, i].copy_(values[i][w, :, j])
         self.next_frame = max(self.next_frame, max(frame_index) + 1)
         self._view = None
 
@@ -168,12 +196,13 @@ class KVCache:
         cfg = self.config
         chosen = [store.attended(reference, cpu[w], cfg.recall, poses.shape[1], cfg.rays) for w, store in enumerate(self.stores)]
         width = max(len(c) for c in chosen)
-        pad = torch.zeros_like(self.slots[0][0][0])
+        pad = self.store_keys[0].new_zeros((1, *self.store_keys[0].shape[1:]))  # (1, depth, H, N, hd)
         k_rows, v_rows = [], []
         for w, slots in enumerate(chosen):
-            fill = [pad] * (width - len(slots))
-            k_rows.append(torch.stack([self.slots[w][s][0] for s in slots] + fill, 2))  # (depth, H, A, N, hd)
-            v_rows.append(torch.stack([self.slots[w][s][1] for s in slots] + fill, 2))
+            index = torch.tensor(slots, dtype=torch.long, device=pad.device)
+            for rows, buffer in ((k_rows, self.store_keys[w]), (v_rows, self.store_values[w])):
+                picked = torch.cat([buffer.index_select(0, index), pad.expand(width - len(slots), *pad.shape[1:])])
+                rows.append(picked.permute(1, 2, 0, 3, 4))  # (A, depth, H, N, hd) -> (depth, H, A, N, hd)
         k_all, v_all = torch.stack(k_rows), torch.stack(v_rows)  # (B, depth, H, A, N, hd)
         frames = torch.tensor([[self.stores[w].frames[s] for s in c] + [reference] * (width - len(c))
                                for w, c in enumerate(chosen)], device=pad.device)  # (B, A)
@@ -205,8 +234,8 @@ class KVCache:
         clone = lambda ts: [None if t is None else t.clone() for t in ts]  # noqa: E731
         stores = None
         if self.stores is not None:
-            stores = [{**store.state(), "keys": torch.stack([kv[0] for kv in slots]), "values": torch.stack([kv[1] for kv in slots])}
-                      for store, slots in zip(self.stores, self.slots)]  # keys/values (S, depth, H, N, hd)
+            stores = [{**store.state(), **dict(zip(("keys", "values"), (t.clone() for t in self.slot_tensors(w))))}
+                      for w, store in enumerate(self.stores)]  # keys/values (S, depth, H, N, hd)
         return CacheSnapshot(clone(self.keys), clone(self.values), list(self.frame_index), self.next_frame, stores,
                              self._block_frames)
 
@@ -216,12 +245,15 @@ class KVCache:
         self.keys = [None if t is None else t.clone() for t in snap.keys]
         self.values = [None if t is None else t.clone() for t in snap.values]
         self.frame_index, self.next_frame = list(snap.frame_index), snap.next_frame
-        self.stores, self.slots = None, []
+        self.stores, self.store_keys, self.store_values = None, [], []
         if snap.stores is not None:
             if not self.recalls:
                 raise ValueError(f"snapshot holds a mag-recall store; this cache's policy is {self.config.policy!r}")
             self.stores = [ViewStore.from_state(self.config.sink, self.config.fov_cell, s["frames"], s["poses"])
                            for s in snap.stores]
-            self.slots = [[(k.clone(), v.clone()) for k, v in zip(s["keys"], s["values"])] for s in snap.stores]
+            for w, s in enumerate(snap.stores):
+                self._reserve(w, len(s["keys"]), s["keys"])
+                self.store_keys[w][:len(s["keys"])].copy_(s["keys"])
+                self.store_values[w][:len(s["values"])].copy_(s["values"])
         self._block_frames = snap.block_frames
         self._view = None

@@ -86,17 +86,21 @@ class Scene:
         return np.stack([self.render(p, resolution) for p in poses])
 
 
-@functools.lru_cache(maxsize=256)
+LOOKUP_CACHE = 256  # views (pitch, fov, size) whose lookup is kept: 64 KiB each at 64 x 64, so at most 16 MiB
+
+
+@functools.lru_cache(maxsize=LOOKUP_CACHE)
 def _view_lookup(height: int, width: int, pitch: float, fov: float, pano_h: int, pano_w: int) -> tuple[np.ndarray, ...]:
-    """What a view needs that does not depend on yaw: each pixel's panorama column at yaw 0 (texels), the flat offsets
-    of its two bilinear rows and the row weight, each (H*W,)."""
+    """What a view needs that does not depend on yaw: each pixel's panorama column at yaw 0 (float64, texels), the flat
+    offset of its upper bilinear row (int32; the lower row is one panorama row further) and the row weight (float32),
+    each (H*W,): 64 KiB at 64 x 64, cached per pitch/fov by ``LOOKUP_CACHE``."""
     azimuth, elevation = view_angles(Pose(0.0, pitch, fov), height, width)
     col0 = azimuth * (pano_w / 360.0) - 0.5
     row = np.clip((90.0 - elevation) * (pano_h / 180.0) - 0.5, 0.0, pano_h - 1.0)
     r0 = np.minimum(np.floor(row), pano_h - 2)
     weight = (row - r0).astype(np.float32)
-    top = (r0.astype(np.int64) * pano_w)
-    return col0, top, top + pano_w, weight
+    top = r0.astype(np.int32) * np.int32(pano_w)  # < pano_h * pano_w <= 4096 * 8192 = 2**25
+    return col0, top, weight
 
 
 def _pack_rgb(image: np.ndarray) -> np.ndarray:
@@ -108,7 +112,9 @@ def _pack_rgb(image: np.ndarray) -> np.ndarray:
 
 def _sample(packed: np.ndarray, pano_w: int, lookup: tuple[np.ndarray, ...], yaw: float) -> np.ndarray:
     """Bilinear sample of a packed equirectangular panorama along the view's rays, turned by ``yaw``."""
-    col0, top, bottom, fr = lookup
+    col0, top, fr = lookup
+    top = top.astype(np.int64)
+    bottom = top + pano_w
     col = col0 + yaw * (pano_w / 360.0)
     c0 = np.floor(col)
     fc = (col - c0).astype(np.float32)

@@ -40,8 +40,9 @@ def test_a_nan_in_the_store_is_found(tmp_path):
         unwrapped = type("U", (), {"backend": type("B", (), {"world": world})})
 
     assert _finite_world(Env)
-    keys, values = world.cache.slots[0][-1]
-    world.cache.slots[0][-1] = (keys.clone().index_fill_(0, torch.tensor([0]), float("nan")), values)
+    keys, _ = world.cache.slot_tensors(0)
+    with torch.inference_mode():  # the store was written under inference mode (the world's step)
+        keys[-1, 0] = float("nan")  # a view of the store: the last slot's first layer
     assert not _finite_world(Env)
 
 

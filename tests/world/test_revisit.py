@@ -79,7 +79,7 @@ INVERSE = {LEFT: RIGHT, RIGHT: LEFT, UP: DOWN, DOWN: UP, IN: OUT, OUT: IN}
 
 
 class Range:
-    psnr_low, psnr_high = 10.0, 40.0
+    psnr_low, psnr_high, ssim_low = 10.0, 40.0, 0.0
 
 
 def walk_blocks(actions, start=Pose(0.0, 0.0, 60.0), repeat=None):
@@ -280,3 +280,21 @@ def test_score_uses_the_memory_only_pixels_only():
     assert not small.is_revisit and small.score == 0.0 and small.psnr is None
     frame[:, :12] //= 2
     assert 0.0 < score_revisit(frame, reference, mask, 100, Range(), 3, 1).score < 1.0
+
+
+def test_score_is_zero_at_the_memoryless_floor_and_one_at_the_first_visit():
+    """The env's score: 0 at what a world without memory reaches (27 dB, SSIM 0.78), 1 for the first visit exactly,
+    linear in between per term; with ssim_low = 0 it is the v0 map (0.5 clip((PSNR - 10) / 30) + 0.5 max(SSIM, 0))."""
+    from magworld.envs.reward import RewardConfig
+    from magworld.metrics import similarity_score
+    from magworld.revisit import PSNR_FLOOR, PSNR_HIGH, SSIM_FLOOR
+
+    cfg = RewardConfig()
+    assert (cfg.psnr_low, cfg.psnr_high, cfg.ssim_low) == (PSNR_FLOOR, PSNR_HIGH, SSIM_FLOOR) == (27.0, 40.0, 0.78)
+    score = lambda p, q: similarity_score(p, q, cfg.psnr_low, cfg.psnr_high, cfg.ssim_low)  # noqa: E731
+    assert score(27.0, 0.78) == 0.0 and score(20.0, 0.5) == 0.0 and score(100.0, 1.0) == 1.0
+    assert score(33.5, 0.89) == pytest.approx(0.5)
+    for p, q in [(5.0, -0.2), (25.0, 0.4), (31.0, 0.9), (45.0, 1.0)]:
+        assert similarity_score(p, q) == pytest.approx(0.5 * np.clip((p - 10) / 30, 0, 1) + 0.5 * max(q, 0))
+    with pytest.raises(ValueError, match="ssim_low"):
+        RewardConfig(ssim_low=1.0)
