@@ -27,7 +27,7 @@ from magworld.metrics import detail_ratio, masked_psnr
 from magworld.revisit import directly_seen_blocks, memory_only_mask, revisit_reference
 from magworld.world import ACTION_TABLE
 from magworld.world.trajectory import BLOCK_FRAMES
-from magworld.world.camera import invented_mask, wrap_degrees
+from magworld.world.camera import invented_mask, visible_mask, wrap_degrees
 
 from .data import Clip
 from .metrics import psnr
@@ -196,6 +196,21 @@ def memory_only_of_context(poses: np.ndarray, context_frames: int, size: int) ->
         seen = np.concatenate([poses[i, b * BLOCK_FRAMES:(b + 1) * BLOCK_FRAMES]
                                for b in directly_seen_blocks(int(t) // BLOCK_FRAMES)])
         found[i, t] = memory_only_mask(poses[i, t], seen, size, size)
+    return found
+
+
+def remembered_pixels(poses: np.ndarray, given_frames: int, first: int, count: int, size: int) -> np.ndarray:
+    """bool (N, count, H, W), H = W = ``size``: for frames ``first .. first + count - 1`` of clips' poses (N, T, 3),
+    the pixels a given (ground-truth) frame ``< given_frames`` showed and no frame of
+    :func:`~magworld.revisit.directly_seen_blocks` (the sink, the last block) shows: what only memory can bring back,
+    with the simulator's frame as the answer (empty when the given frames are all directly seen)."""
+    found = np.zeros((poses.shape[0], count, size, size), dtype=bool)
+    for k, t in enumerate(range(first, first + count)):
+        direct = [f for b in directly_seen_blocks(t // BLOCK_FRAMES) for f in range(b * BLOCK_FRAMES, (b + 1) * BLOCK_FRAMES)]
+        older = [f for f in range(given_frames) if f not in direct]
+        for i in range(poses.shape[0] if older else 0):
+            found[i, k] = visible_mask(poses[i, t], poses[i, older], size, size) & memory_only_mask(
+                poses[i, t], poses[i, direct], size, size)
     return found
 
 

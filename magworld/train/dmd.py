@@ -30,7 +30,7 @@ from magworld.protocol import play_blocks
 
 from .common import (RecordingWorld, as_blocks, bundled_generator_config, carried_truth, check_init, check_policies,
                      clip_prompts, draw_policy, evaluate_rollouts, frozen_autoencoder, frozen_memory, initial_generator,
-                     motion_phrase, real_flow_loss)
+                     motion_phrase, real_flow_loss, remembered_pixels)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
 
@@ -81,6 +81,9 @@ class DMDStageConfig:
     #   batch's clips (real blocks cost a warp and an encode, no rollout); 0 = the window's real blocks only
     replay: int = 0  # judged generated blocks (detached) kept from recent steps for the judge's fake side; 0 = none
     replay_batch: int = 16  # blocks drawn from that buffer per step, beside the step's own window
+    memory_weight: float = 0.0  # generator steps add memory_weight x the L1 error of the window's decoded frames on the
+    #   pixels only memory can bring back from the given ground-truth blocks (common.remembered_pixels): remembered
+    #   content has a right answer, invented content does not — the judge shapes the latter, this anchors the former
     flow_weight: float = 0.0  # generator steps add flow_weight x the flow-matching loss on the batch's real clips
     #   (stage generator's loss, every block read from the memory cache of the real ones): an anchor against drift
 
@@ -99,8 +102,8 @@ class DMDStageConfig:
             self.model.cache_config(name)
         if self.dmd_weight < 0 or self.gan_weight < 0 or self.r1_weight < 0 or self.disc_lr_scale <= 0:
             raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
-        if self.flow_weight < 0 or self.real_batch < 0 or not 0 <= self.invented_threshold <= 1:
-            raise ValueError("flow_weight and real_batch must be >= 0 and invented_threshold in [0, 1]")
+        if self.flow_weight < 0 or self.memory_weight < 0 or self.real_batch < 0 or not 0 <= self.invented_threshold <= 1:
+            raise ValueError("flow_weight, memory_weight and real_batch must be >= 0 and invented_threshold in [0, 1]")
         if self.replay < 0 or self.replay_batch < 0:
             raise ValueError("replay and replay_batch must be >= 0")
         if self.dmd_weight == 0 and self.gan_weight == 0:
@@ -328,6 +331,23 @@ def flow_anchor(models: DMDModels, parts: DMDParts, b: DMDBatch) -> torch.Tensor
                           enc(b.captions).to(device), b.policy, b.flow_noise)
 
 
+def memory_anchor(ae, b: DMDBatch, window: torch.Tensor, width: int) -> tuple[torch.Tensor, int]:
+    """(mean L1 in [-1, 1] units of the window's decoded frames vs the simulator's on the remembered pixels
+    (:func:`~magworld.train.common.remembered_pixels`; 0 with no such pixel), how many pixels that was)."""
+    f = b.truth.shape[2]
+    first, size = b.window * f, b.truth.shape[-2]
+    poses = rearrange(b.poses, "n b f p -> n (b f) p")
+    mask = torch.from_numpy(remembered_pixels(poses, b.given * f, first, width * f, size)).to(window.device)
+    if not mask.any():
+        return window.new_zeros(()), 0
+    made = rearrange(ae.decode_unclamped(rearrange(window.float(), "n t c h w -> (n t) c h w")), "(n t) c h w -> n t c h w",
+                     n=window.shape[0])
+    truth = torch.from_numpy(np.ascontiguousarray(b.truth[:, b.window:b.window + width])).to(made.device)
+    truth = rearrange(truth, "n b f h w c -> n (b f) c h w").float() / 127.5 - 1.0
+    error = (made - truth).abs().mean(2)  # (N, W*F, H, W)
+    return error[mask].mean(), int(mask.sum())
+
+
 def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfig) -> dict:
     """One step's losses: critic (with the DMD term) and judge (with the adversarial term) always, the generator's
     terms when ``b.train_generator`` (each loss's gradients touch one network)."""
@@ -348,6 +368,10 @@ def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfi
         adv, logs = adversarial_terms(models, parts, b, window, cfg)
         loss = loss + adv
         out.update(logs)
+    if cfg.memory_weight > 0 and b.train_generator:
+        remembered, pixels = memory_anchor(parts.autoencoder, b, window, parts.window_blocks)
+        loss = loss + cfg.memory_weight * remembered
+        out.update(memory_l1=remembered, remembered_pixels=pixels)
     if cfg.flow_weight > 0 and b.train_generator:
         flow = flow_anchor(models, parts, b)
         loss = loss + cfg.flow_weight * flow

@@ -188,10 +188,12 @@ def test_relativistic_losses_pair_real_and_generated_patches():
 def test_relativistic_stage_step_logs_pair_accuracy_and_r2(micro, tmp_path):
     disc = DiscriminatorConfig(input="frames", stem=2, channels=[8, 16], latent_channels=16)
     dmd.train(dmd_config(micro, tmp_path, 1, dmd_weight=0.0, gan_weight=1.0, gan_loss="relativistic", real_batch=0,
-                         r2_weight=1.0, discriminator=disc, model=GeneratorConfig(transformer=MICRO, reproject=True),
+                         r2_weight=1.0, memory_weight=1.0, discriminator=disc,
+                         model=GeneratorConfig(transformer=MICRO, reproject=True),
                          invented_threshold=0.0))
     line = [x for x in metrics_lines(tmp_path) if "loss" in x][0]
-    for key in ("d_loss", "g_adv", "r1", "r2", "d_acc_pair", "grad_norm_generator", "grad_norm_discriminator"):
+    for key in ("d_loss", "g_adv", "r1", "r2", "d_acc_pair", "memory_l1", "remembered_pixels", "grad_norm_generator",
+                "grad_norm_discriminator"):
         assert math.isfinite(line[key]) and (key != "r2" or line[key] > 0), key
     assert line["grad_norm_generator"] > 0
 
@@ -291,3 +293,41 @@ def test_replay_feeds_recent_generated_blocks_to_the_judge(micro, tmp_path):
     buffer.add(torch.arange(4.0).view(4, 1), torch.zeros(4, 1))
     blocks, _ = buffer.sample(5)
     assert sorted(blocks.flatten().tolist()) == [1.0, 2.0, 3.0]  # the last 3 kept
+
+
+def test_remembered_pixels_match_the_geometry():
+    """Given blocks at 0° (the sink) and 60°, then 90°, 120° and back to 60°: block 4 (60°) sees the sink and block 3
+    (120°) directly, so its whole view is remembered from block 1; block 3 (120°) shares no ray with block 1."""
+    from magworld.train.common import remembered_pixels
+    from magworld.world.camera import visible_mask
+
+    yaw = [0] * 3 + [60] * 3 + [90] * 3 + [120] * 3 + [60] * 3
+    poses = np.array([[[y, 0.0, 60.0] for y in yaw]], dtype=np.float32)
+    found = remembered_pixels(poses, 6, 9, 6, 16)
+    assert found[0, :3].sum() == 0 and found[0, 3:].all()
+    assert remembered_pixels(poses, 3, 9, 6, 16).sum() == 0  # only the sink given: it is seen directly
+    tilted = poses.copy()
+    tilted[0, 12:, 0] = 75.0  # half back: the part block 1 showed, minus what the sink and block 3 show
+    part = remembered_pixels(tilted, 6, 12, 3, 16)[0, 0]
+    seen = visible_mask(tilted[0, 12], tilted[0, 3:6], 16, 16) & ~visible_mask(tilted[0, 12], tilted[0, [0, 1, 2, 9, 10, 11]], 16, 16)
+    assert np.array_equal(part, seen) and 0 < part.sum() < 256
+
+
+def test_memory_anchor_is_the_l1_error_on_remembered_pixels():
+    from types import SimpleNamespace
+
+    ae = Autoencoder(AutoencoderConfig(channels=[8, 16, 16], latent_channels=16, groups=4)).eval()
+    yaw = [0] * 3 + [60] * 3 + [90] * 3 + [120] * 3 + [60] * 3
+    poses = np.array([[[[y, 0.0, 60.0] for y in yaw[i:i + 3]] for i in range(0, 15, 3)]], dtype=np.float32)  # (1, 5, 3, 3)
+    truth = np.random.default_rng(0).integers(0, 256, (1, 5, 3, 32, 32, 3), dtype=np.uint8)
+    window = torch.randn(1, 6, 16, 4, 4, requires_grad=True)  # blocks 3 and 4 (decoded: 32 x 32)
+    b = SimpleNamespace(truth=truth, poses=poses, window=3, given=2)
+    loss, pixels = dmd.memory_anchor(ae, b, window, 2)
+    with torch.no_grad():
+        made = ae.decode_unclamped(window[0])[3:]  # block 4: all remembered
+    want = (made - torch.from_numpy(truth[0, 4]).permute(0, 3, 1, 2).float() / 127.5 + 1).abs().mean()
+    assert pixels == 3 * 32 * 32 and float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
+    loss.backward()
+    assert window.grad[0, :3].abs().sum() == 0 and window.grad[0, 3:].abs().sum() > 0  # block 3 remembers nothing
+    zero, none = dmd.memory_anchor(ae, SimpleNamespace(truth=truth, poses=poses, window=3, given=1), window, 2)
+    assert none == 0 and float(zero) == 0.0
