@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from magworld.bench.common import pyplot, refuse_overwrite
+from magworld.bench.common import pyplot, refuse_overwrite, save_figure
 from magworld.config import build
 
 from .evaluate import EnvConfig, evaluate
@@ -95,9 +95,7 @@ def plot_curve(curve: list[dict[str, Any]], path: Path, title: str) -> None:
         ax.set_ylabel(f"{label} (mean ± SE)")
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 def run(cfg: TrainConfig) -> dict[str, Any]:

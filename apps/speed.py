@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
-from magworld.bench.common import format_table, pyplot, refuse_overwrite, write_json
+from magworld.bench.common import format_table, pyplot, refuse_overwrite, save_figure, write_json
 from magworld.config import build
 
 # The busy neighbour: torch matmuls on N threads until stopped, or until its parent (the bench) is gone.
@@ -204,9 +204,7 @@ def _plot(hist: dict[str, dict[str, list[float]]], path: Path) -> None:
     for ax in (ax1, ax2, ax3):
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def run(cfg: SpeedBenchConfig) -> dict[str, Any]:

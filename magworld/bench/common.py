@@ -80,6 +80,14 @@ def pyplot():
     return plt
 
 
+def save_figure(fig, path: str | Path, dpi: int) -> Path:
+    """Lay out, write and close a matplotlib figure (its memory is freed; pyplot keeps no reference)."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)
+
+
 def load_world(checkpoint: str | None = None, **options):
     """A :class:`~magworld.model.pipeline.WorldModel`: the bundled set, or ``checkpoint``; ``options`` go to it."""
     from magworld.model.pipeline import WorldModel  # torch: imported only when a model row is built

@@ -27,7 +27,7 @@ from magworld.world.camera import invented_mask
 from magworld.world.trajectory import Trajectory, random_walk
 
 from .baselines import ShiftBaseline
-from .common import format_table, load_world, pyplot, refuse_overwrite, save_png, write_json
+from .common import format_table, load_world, pyplot, refuse_overwrite, save_figure, save_png, write_json
 from .features import FEATURES_PATH, FeatureNet, cell_moments, file_sha256, frechet_from_moments, load_feature_net
 from .world import round_trip
 
@@ -232,9 +232,7 @@ def _plot(result: dict, path: Path) -> None:
     axes[1].axvline(1.0, color="k", lw=0.8, ls="--")
     axes[0].set_yticks(y, labels, fontsize=8)
     axes[0].invert_yaxis()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def run(cfg: InventBenchConfig) -> dict:

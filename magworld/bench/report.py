@@ -11,7 +11,7 @@ import numpy as np
 
 from magworld.metrics import PSNR_CAP
 
-from .common import format_table, machine_info, pyplot
+from .common import format_table, machine_info, pyplot, save_figure
 
 DISTANCE_BINS = np.array([0, 15, 30, 60, 90, 120, 180, 240, 300, 420])  # degrees travelled
 HISTORY_BINS = np.array([0, 6, 12, 18, 24, 36, 48, 60, 90])  # frames
@@ -168,9 +168,7 @@ def _plots(out: Path, results: dict, strip: dict) -> list[str]:
             ax.grid(alpha=0.3)
         axes[1].legend(fontsize=7)
         fig.suptitle(f"PSNR vs {x} (oracle at the {PSNR_CAP:g} dB cap, not drawn)")
-        fig.tight_layout()
-        fig.savefig(out / fname, dpi=90)
-        plt.close(fig)
+        save_figure(fig, out / fname, dpi=90)
         names.append(fname)
     if strip:
         names.append(_strip(out, strip, plt))
@@ -199,7 +197,5 @@ def _strip(out: Path, strip: dict, plt) -> str:
         axes[0][j].set_title(f"frame {rv.frame}, {rv.distance:.0f}° away", fontsize=7)
     ep = plan.episode
     fig.suptitle(f"episode {ep.index} ({ep.style}, {ep.kind}): return path revisits", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out / "examples.png", dpi=90)
-    plt.close(fig)
+    save_figure(fig, out / "examples.png", dpi=90)
     return "examples.png"

@@ -25,7 +25,7 @@ from magworld.world.actions import ACTION_INDEX
 from magworld.world.camera import visible_mask
 from magworld.world.trajectory import Trajectory, leave_and_return, random_walk
 
-from .common import format_table, load_world, pyplot, refuse_overwrite, save_png, write_json
+from .common import format_table, load_world, pyplot, refuse_overwrite, save_figure, save_png, write_json
 from .geometry import warp
 
 SEED_OFFSET = 40_000  # held-out scene seeds of this bench: HELDOUT_START + SEED_OFFSET + ...
@@ -161,9 +161,7 @@ def _plot_drift(episodes: list[dict], path: Path) -> None:
     ax.set_ylabel("carry PSNR vs shown frame (dB)")
     ax.set_title("Does the world hold still? (generate mode)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def run(cfg: WorldBenchConfig) -> dict:
