@@ -16,7 +16,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
 from tqdm import tqdm
 
 from magworld.config import build
@@ -54,7 +53,6 @@ class InventBenchConfig:
     blur_sigma: float = 1.5  # px, the "blur" reference row
     grain_sigma: float = 8.0  # grey levels per channel, the "grain" reference row
     batch: int = 16  # worlds stepped together
-    c2st_steps: int = 200  # training steps of the two-sample classifier (late frames); 0 = skip it
     features: str | None = None  # judge weights (None = the shipped magworld/assets/bench/invent-features.safetensors)
     look_steps: int = 6  # late steps shown per style in look-late.png
     resolution: int = 64
@@ -190,9 +188,8 @@ def collect(cfg: InventBenchConfig, world: WorldModel, bar: tqdm) -> dict:
             "masks": np.concatenate(masks), "looks": looks}
 
 
-def score(samples: dict, judge: FeatureNet, names: dict[str, str], walks: int, c2st_steps: int = 0) -> dict:
-    """FD and detail ratio of every row against the simulator, on strips and on late frames; with ``c2st_steps``, the
-    two-sample classifier's accuracy on late frames too (``walks`` of them, in order)."""
+def score(samples: dict, judge: FeatureNet, names: dict[str, str]) -> dict:
+    """FD and detail ratio of every row against the simulator, on strips and on late frames."""
     masks = samples["masks"]
     moments = {k: cell_moments(judge, v, masks) for k, v in samples["strips"].items()}
     late = {k: cell_moments(judge, v) for k, v in samples["late"].items()}
@@ -203,10 +200,6 @@ def score(samples: dict, judge: FeatureNet, names: dict[str, str], walks: int, c
                      "fd_late": frechet_from_moments(*late[key][:2], *late[REFERENCE][:2]),
                      "detail_strips": detail_ratio(samples["strips"][key], samples["strips"][REFERENCE], masks),
                      "detail_late": detail_ratio(samples["late"][key], samples["late"][REFERENCE])}
-        if c2st_steps:
-            real = samples["late"][REFERENCE]
-            groups = np.arange(len(real)) * walks // len(real)
-            rows[key]["c2st_late"] = two_sample_accuracy(real, samples["late"][key], groups, c2st_steps)
     reference = {"detail_strips": detail(samples["strips"][REFERENCE], masks), "detail_late": detail(samples["late"][REFERENCE]),
                  "strip_samples": len(masks), "strip_fraction": float(masks.mean()) if len(masks) else 0.0,
                  "late_samples": len(samples["late"][REFERENCE]), "strip_cells": moments[REFERENCE].count,
@@ -214,57 +207,9 @@ def score(samples: dict, judge: FeatureNet, names: dict[str, str], walks: int, c
     return {"rows": rows, "reference": reference}
 
 
-def _two_sample_net() -> torch.nn.Module:
-    layers: list[torch.nn.Module] = []
-    for a, b in [(3, 16), (16, 32), (32, 64)]:
-        layers += [torch.nn.Conv2d(a, b, 4, stride=2, padding=1), torch.nn.LeakyReLU(0.2)]
-    return torch.nn.Sequential(*layers, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 1))
-
-
-def two_sample_accuracy(real: np.ndarray, other: np.ndarray, groups: np.ndarray, steps: int = 200, seed: int = 0,
-                        batch: int = 32) -> float:
-    """Classifier two-sample test: the held-out accuracy of a small conv net trained to tell ``real`` frames from
-    ``other`` frames (uint8 (N, H, W, 3), the same poses index by index). It trains on the frames of even ``groups``
-    (walks) and scores the odd ones, so no walk is both seen and scored. 0.5: the net cannot tell them apart; 1.0: it
-    always can. Unlike FD on fixed features, the classifier is trained on the row's own frames, so noise cannot pass
-    for content (docs/notes/adversarial.md, round 4)."""
-    if real.shape != other.shape or len(groups) != len(real):
-        raise ValueError(f"two-sample test needs paired frames and one group per frame: {real.shape}, {other.shape}, "
-                         f"{len(groups)} groups")
-    train, test = groups % 2 == 0, groups % 2 == 1
-    if not train.any() or not test.any():
-        raise ValueError("two-sample test needs at least two groups (walks): one to train on, one to score")
-    torch.manual_seed(seed)
-    net, rng = _two_sample_net(), np.random.default_rng(seed)
-    optimizer = torch.optim.Adam(net.parameters(), lr=2e-3)
-
-    def tensor(frames: np.ndarray) -> torch.Tensor:
-        return rearrange(torch.from_numpy(frames).float() / 127.5 - 1.0, "n h w c -> n c h w")
-
-    labels = torch.cat([torch.ones(batch), torch.zeros(batch)])
-    pool = np.flatnonzero(train)
-    for _ in range(steps):
-        pick = rng.choice(pool, size=batch)
-        logits = net(torch.cat([tensor(real[pick]), tensor(other[pick])]))[:, 0]
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    right = []
-    with torch.no_grad():
-        for frames, target in [(real, True), (other, False)]:
-            held = frames[test]
-            right += [((net(tensor(held[i:i + 256]))[:, 0] > 0) == target).float() for i in range(0, len(held), 256)]
-    return float(torch.cat(right).mean())
-
-
 def summarize(result: dict) -> str:
     header = ["row", "FD strips", "FD late frames", "detail ratio strips", "detail ratio late frames"]
     table = [[r["label"], r["fd_strips"], r["fd_late"], r["detail_strips"], r["detail_late"]] for r in result["rows"].values()]
-    if all("c2st_late" in r for r in result["rows"].values()):  # older results have no two-sample column
-        header.append("two-sample accuracy late frames (0.5 = indistinguishable)")
-        for line, r in zip(table, result["rows"].values()):
-            line.append(r["c2st_late"])
     ref = result["reference"]
     return (format_table(header, table) + f"\n\nFD against the simulator at the same poses: {ref['strip_cells']} cells of "
             f"{ref['strip_samples']} strips (mean {100 * ref['strip_fraction']:.0f}% of the frame), {ref['late_cells']} cells of "
@@ -301,7 +246,7 @@ def run(cfg: InventBenchConfig) -> dict:
     bar = tqdm(total=len(cfg.styles) * cfg.per_style, desc=f"invent bench ({cfg.split})", unit="episode")
     samples = collect(cfg, world, bar)
     bar.close()
-    result = score(samples, judge, row_names(cfg), len(cfg.styles) * cfg.per_style, cfg.c2st_steps)
+    result = score(samples, judge, row_names(cfg))
     table = summarize(result)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(table + "\n")
