@@ -1,5 +1,5 @@
-"""The adversarial judge of stage 2: a small PatchGAN that tells real blocks from generated ones (on latents or
-decoded frames, optionally reading the carried coverage), with its losses and R1 penalty (docs/notes/code.md).
+"""The adversarial judge of stage 2: a small PatchGAN that tells real blocks from generated ones (decoded frames,
+optionally reading the carried coverage), with its losses and R1 penalty (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -11,45 +11,34 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-INPUTS = ("latents", "frames")
-
 
 @dataclass
 class DiscriminatorConfig:
-    input: str = "frames"  # latents (N, F, C, h, w) | frames decoded from them (N, F, 3, H, W)
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # first conv, then one stride-2 conv each
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # 4x4 stride-2 convs: 64 px -> 8x8 logits
     frames: int = 3  # frames per judged block (the generator's block_frames)
-    latent_channels: int = 8
-    coverage: bool = True  # also read the carried-coverage mask (N, F, 1, ., .)
-    stem: int = 2  # first conv: 1 = 3x3 stride 1; 2 = 4x4 stride 2 (halves the input first: decoded frames)
+    coverage: bool = True  # also read the carried-coverage mask (N, F, 1, H, W)
 
     def __post_init__(self) -> None:
-        if self.input not in INPUTS:
-            raise ValueError(f"discriminator input must be one of {INPUTS}, got {self.input!r}")
         if not self.channels or min(self.channels) < 1:
             raise ValueError(f"discriminator channels must be a non-empty list of positive widths, got {self.channels}")
-        if self.stem not in (1, 2):
-            raise ValueError(f"discriminator stem must be 1 (3x3 stride 1) or 2 (4x4 stride 2), got {self.stem}")
 
     @property
     def in_channels(self) -> int:
-        per_frame = (self.latent_channels if self.input == "latents" else 3) + int(self.coverage)
-        return self.frames * per_frame
+        return self.frames * (3 + int(self.coverage))
 
 
 class Discriminator(nn.Module):
-    """Block -> patch logits. ``x`` (N, F, C, H, W); ``coverage`` (N, F, 1, H, W) in [0, 1] when the config reads it."""
+    """Block -> patch logits. ``x`` (N, F, 3, H, W) frames; ``coverage`` (N, F, 1, H, W) in [0, 1] when the config reads
+    it."""
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        ch = cfg.channels
-        first = (nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1) if cfg.stem == 1
-                 else nn.Conv2d(cfg.in_channels, ch[0], 4, stride=2, padding=1))
-        layers: list[nn.Module] = [first, nn.LeakyReLU(0.2)]
-        for a, b in zip(ch[:-1], ch[1:]):
+        widths = [cfg.in_channels, *cfg.channels]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        layers.append(nn.Conv2d(ch[-1], 1, 3, padding=1))
+        layers.append(nn.Conv2d(widths[-1], 1, 3, padding=1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, coverage: torch.Tensor | None = None) -> torch.Tensor:

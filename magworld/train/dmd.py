@@ -208,16 +208,12 @@ class DMDParts(NamedTuple):
 
 
 def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A window (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, one block per
-    sample: (blocks (N*W, F, ., ., .) — latents, or frames decoded from them with gradients —, coverage (N*W, F, 1, ., .)
-    at their resolution)."""
+    """A window's latents (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, one block
+    per sample: (frames decoded with gradients (N*W, F, 3, H, W), coverage (N*W, F, 1, H, W))."""
+    made = ae.decode_unclamped(rearrange(latents, "n t c h w -> (n t) c h w"))  # (N*W*F, 3, H, W)
     f = disc.cfg.frames
-    x = rearrange(latents, "n (k f) c h w -> (n k) f c h w", f=f)
-    if disc.cfg.input == "frames":
-        x = rearrange(ae.decode_unclamped(rearrange(x, "b f c h w -> (b f) c h w")), "(b f) c h w -> b f c h w", f=f)
-    cover = rearrange(seen, "n (k f) c h w -> (n k f) c h w", f=f)
-    cover = rearrange(F.adaptive_avg_pool2d(cover.float(), x.shape[-2:]), "(b f) c h w -> b f c h w", f=f)
-    return x, cover
+    return (rearrange(made, "(b f) c h w -> b f c h w", f=f),
+            rearrange(seen.float(), "n (k f) c h w -> (n k) f c h w", f=f))
 
 
 def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
@@ -330,10 +326,10 @@ def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, D
     critic = None if teacher is None else copy.deepcopy(teacher).requires_grad_(True).train()
     disc = None
     if cfg.gan_weight > 0:
-        tc = cfg.model.transformer
-        if (cfg.discriminator.frames, cfg.discriminator.latent_channels) != (tc.block_frames, tc.latent_channels):
-            raise SystemExit(f"magworld train stage=dmd: the discriminator judges blocks of {tc.block_frames} frames of "
-                             f"{tc.latent_channels}-channel latents; set dmd.discriminator.frames/latent_channels so")
+        frames = cfg.model.transformer.block_frames
+        if cfg.discriminator.frames != frames:
+            raise SystemExit(f"magworld train stage=dmd: the discriminator judges blocks of {frames} frames; set "
+                             f"dmd.discriminator.frames={frames}")
         disc = Discriminator(cfg.discriminator).train()
     models = DMDModels(generator, critic, disc).to(device)
     width = teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
