@@ -1,4 +1,5 @@
-"""Test-wide settings: headless pygame, few threads (the CI machine has 2 cores)."""
+"""Test-wide settings: headless pygame, few threads (the CI machine has 2 cores: 2 threads, or 1 per worker when
+pytest-xdist runs the tests in several processes)."""
 
 import os
 import sys
@@ -8,7 +9,12 @@ sys.path.insert(0, str(Path(__file__).parent / "model"))  # shared micro-model h
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
-os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+
+def pytest_configure(config):
+    """Before any test module imports torch (an xdist worker inherits the value its controller set here)."""
+    workers = getattr(config.option, "numprocesses", None)
+    os.environ.setdefault("OMP_NUM_THREADS", "1" if workers else "2")
 
 
 def pytest_collection_modifyitems(config, items):

@@ -1,5 +1,5 @@
-"""The adversarial judge of stage 2: a small PatchGAN that tells real blocks from generated ones (on latents or
-decoded frames, optionally reading the carried coverage), with its losses and R1 penalty (docs/notes/code.md).
+"""The adversarial judge of stage 2: a small PatchGAN that tells real blocks from generated ones (decoded frames,
+optionally reading the carried coverage), with its losses and R1 penalty (docs/notes/code.md).
 """
 
 from __future__ import annotations
@@ -11,46 +11,34 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-INPUTS = ("latents", "frames")
-LOSSES = ("nonsat", "hinge", "relativistic")
-
 
 @dataclass
 class DiscriminatorConfig:
-    input: str = "latents"  # latents (N, F, C, h, w) | frames decoded from them (N, F, 3, H, W)
-    channels: list[int] = field(default_factory=lambda: [64, 128, 256])  # first conv, then one stride-2 conv each
+    channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # 4x4 stride-2 convs: 64 px -> 8x8 logits
     frames: int = 3  # frames per judged block (the generator's block_frames)
-    latent_channels: int = 8
-    coverage: bool = True  # also read the carried-coverage mask (N, F, 1, ., .)
-    stem: int = 1  # first conv: 1 = 3x3 stride 1; 2 = 4x4 stride 2 (halves the input first: decoded frames)
+    coverage: bool = True  # also read the carried-coverage mask (N, F, 1, H, W)
 
     def __post_init__(self) -> None:
-        if self.input not in INPUTS:
-            raise ValueError(f"discriminator input must be one of {INPUTS}, got {self.input!r}")
         if not self.channels or min(self.channels) < 1:
             raise ValueError(f"discriminator channels must be a non-empty list of positive widths, got {self.channels}")
-        if self.stem not in (1, 2):
-            raise ValueError(f"discriminator stem must be 1 (3x3 stride 1) or 2 (4x4 stride 2), got {self.stem}")
 
     @property
     def in_channels(self) -> int:
-        per_frame = (self.latent_channels if self.input == "latents" else 3) + int(self.coverage)
-        return self.frames * per_frame
+        return self.frames * (3 + int(self.coverage))
 
 
 class Discriminator(nn.Module):
-    """Block -> patch logits. ``x`` (N, F, C, H, W); ``coverage`` (N, F, 1, H, W) in [0, 1] when the config reads it."""
+    """Block -> patch logits. ``x`` (N, F, 3, H, W) frames; ``coverage`` (N, F, 1, H, W) in [0, 1] when the config reads
+    it."""
 
     def __init__(self, cfg: DiscriminatorConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        ch = cfg.channels
-        first = (nn.Conv2d(cfg.in_channels, ch[0], 3, padding=1) if cfg.stem == 1
-                 else nn.Conv2d(cfg.in_channels, ch[0], 4, stride=2, padding=1))
-        layers: list[nn.Module] = [first, nn.LeakyReLU(0.2)]
-        for a, b in zip(ch[:-1], ch[1:]):
+        widths = [cfg.in_channels, *cfg.channels]
+        layers: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
             layers += [nn.Conv2d(a, b, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
-        layers.append(nn.Conv2d(ch[-1], 1, 3, padding=1))
+        layers.append(nn.Conv2d(widths[-1], 1, 3, padding=1))
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor, coverage: torch.Tensor | None = None) -> torch.Tensor:
@@ -83,35 +71,18 @@ def weighted_mean(x: torch.Tensor, weights: torch.Tensor | None) -> torch.Tensor
     return (x * weights).sum() / weights.sum().clamp_min(1e-8)
 
 
-def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, kind: str = "nonsat",
-                       real_weights: torch.Tensor | None = None,
-                       fake_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """The judge's loss from its logits on real and generated blocks (it wants real high, fake low), each side averaged
-    over its weighted patches (all when no weights)."""
-    if kind == "hinge":
-        return weighted_mean(F.relu(1 - real), real_weights) + weighted_mean(F.relu(1 + fake), fake_weights)
-    if kind == "nonsat":
-        return weighted_mean(F.softplus(-real), real_weights) + weighted_mean(F.softplus(fake), fake_weights)
-    if kind == "relativistic":  # RpGAN: patch by patch, the real block must score above the generated one at its poses
-        _same_poses(real, fake)
-        return weighted_mean(F.softplus(fake - real), real_weights)
-    raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
+def discriminator_loss(real: torch.Tensor, fake: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The judge's relativistic (RpGAN) loss from its logits on real and generated blocks at the same poses: patch by
+    patch the real block must outscore the generated one, averaged over the weighted patches (all when no weights)."""
+    _same_poses(real, fake)
+    return weighted_mean(F.softplus(fake - real), weights)
 
 
-def generator_loss(fake: torch.Tensor, kind: str = "nonsat", weights: torch.Tensor | None = None,
-                   real: torch.Tensor | None = None) -> torch.Tensor:
-    """The generator's loss from the judge's logits on its blocks (it wants them high), over the weighted patches;
-    ``relativistic`` also needs the (constant) logits of the real blocks at the same poses."""
-    if kind == "relativistic":
-        if real is None:
-            raise ValueError("the relativistic generator loss needs the real blocks' logits at the same poses")
-        _same_poses(real, fake)
-        return weighted_mean(F.softplus(real.detach() - fake), weights)
-    if kind == "hinge":
-        return weighted_mean(-fake, weights)
-    if kind == "nonsat":
-        return weighted_mean(F.softplus(-fake), weights)
-    raise ValueError(f"adversarial loss must be one of {LOSSES}, got {kind!r}")
+def generator_loss(real: torch.Tensor, fake: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """The generator's relativistic loss from the judge's logits on its blocks and (held constant) on the real blocks
+    at the same poses: it wants its own to outscore them, over the weighted patches."""
+    _same_poses(real, fake)
+    return weighted_mean(F.softplus(real.detach() - fake), weights)
 
 
 def _same_poses(real: torch.Tensor, fake: torch.Tensor) -> None:
@@ -134,17 +105,3 @@ def r1_penalty(disc: nn.Module, real: torch.Tensor, coverage: torch.Tensor | Non
     logits = disc(real, coverage)
     (grad,) = torch.autograd.grad(scores(logits).sum(), real, create_graph=True)
     return grad.pow(2).flatten(1).sum(1).mean(), logits
-
-
-def accuracy(real: torch.Tensor, fake: torch.Tensor, real_weights: torch.Tensor | None = None,
-             fake_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(fraction of real blocks scored > 0, fraction of generated blocks scored < 0), from patch logits; with weights,
-    the fraction of weighted patches instead (NaN when a side has none)."""
-    if real_weights is None and fake_weights is None:
-        return (scores(real) > 0).float().mean(), (scores(fake) < 0).float().mean()
-
-    def right(x: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
-        w = torch.ones_like(x) if w is None else w
-        return (x * w).sum() / w.sum() if float(w.sum()) > 0 else x.new_tensor(float("nan"))
-
-    return right((real > 0).float(), real_weights), right((fake < 0).float(), fake_weights)

@@ -18,8 +18,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from magworld.model.checkpoint import read_meta, save_checkpoint
-from magworld.model.discriminator import (LOSSES, Discriminator, DiscriminatorConfig, accuracy, discriminator_loss,
-                                          generator_loss, invented_patches, pair_accuracy, r1_penalty)
+from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, discriminator_loss, generator_loss,
+                                          invented_patches, pair_accuracy, r1_penalty)
 from magworld.model.flow import add_noise, shift_time, velocity_target
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryModel
@@ -50,7 +50,8 @@ class DMDStageConfig:
     context_blocks: int = 2  # ground-truth blocks before the rollout: drawn in 1..context_blocks
     history_drop: float = 0.3  # lambda: probability that a clip's generator prompt is empty (history term)
     policies: dict[str, float] = field(default_factory=lambda: {"mag": 0.6, "full": 0.2, "window": 0.2})
-    generator_every: int = 5  # k: the generator learns every k-th step, the critic every step (dfake_gen_update_ratio)
+    generator_every: int = 5  # k: the generator learns every k-th step, the critic every step (dfake_gen_update_ratio;
+    #   DMD runs: 5 beat 1; adversarial-only runs (no critic) use 1)
     critic_lr_scale: float = 0.2  # critic lr / generator lr (Self Forcing: 4e-7 / 2e-6)
     beta1: float = 0.0  # AdamW betas = (beta1, 0.999) for both networks (Self Forcing: 0.0)
     guidance: float = 0.0  # classifier-free guidance on the teacher's x0 (Self Forcing: 3.0); 0 = none
@@ -66,21 +67,15 @@ class DMDStageConfig:
     keep_every: int = 0  # also export the whole state (generator, EMA, critic) every this many steps
     dmd_weight: float = 1.0  # weight of the DMD term; 0: no teacher loaded, no critic trained
     gan_weight: float = 0.0  # weight of the adversarial term; 0: no discriminator (today's DMD stage)
-    gan_loss: str = "nonsat"  # nonsat (DMD2: non-saturating logistic) | hinge | relativistic (RpGAN, R3GAN: each
-    #   generated block against the real block at its poses, patch by patch; needs real_batch=0, replay=0)
     r1_weight: float = 1.0  # gamma: the judge's loss adds gamma / 2 x R1 on real blocks
-    r2_weight: float = 0.0  # relativistic only: the judge's loss also adds r2_weight / 2 x R2 on generated blocks
-    disc_lr_scale: float = 1.0  # judge lr / generator lr (two time-scale updates)
+    r2_weight: float = 1.0  # the judge's loss also adds r2_weight / 2 x R2 on generated blocks
+    disc_lr_scale: float = 200.0  # judge lr / generator lr (two time-scale updates; runs 3-5: lr 5e-6, judge 1e-3)
     window_blocks: int = 2  # blocks in the scored window when no teacher is loaded (with one: its clip_blocks)
     generator_start: int = 0  # the generator learns from this step on (before: the critic / judge alone warm up)
     discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
     eval_detail: bool = True  # held-out evals also log detail_<policy> (invented pixels' detail ratio)
     invented_threshold: float = 0.5  # the judge's and the generator's adversarial losses average only the patches
     #   whose cell is at least this fraction invented (carried patches are alike in real and fake); 0 = every patch
-    real_batch: int = 16  # real blocks the judge sees per step: the most invented of blocks 1..blocks-1 of the
-    #   batch's clips (real blocks cost a warp and an encode, no rollout); 0 = the window's real blocks only
-    replay: int = 0  # judged generated blocks (detached) kept from recent steps for the judge's fake side; 0 = none
-    replay_batch: int = 16  # blocks drawn from that buffer per step, beside the step's own window
     memory_weight: float = 0.0  # generator steps add memory_weight x the L1 error of the window's decoded frames on the
     #   pixels only memory can bring back from the given ground-truth blocks (common.remembered_pixels): remembered
     #   content has a right answer, invented content does not — the judge shapes the latter, this anchors the former
@@ -100,21 +95,12 @@ class DMDStageConfig:
         check_policies(self.policies, self.model)
         for name in self.eval_policies:
             self.model.cache_config(name)
-        if self.dmd_weight < 0 or self.gan_weight < 0 or self.r1_weight < 0 or self.disc_lr_scale <= 0:
-            raise ValueError("dmd_weight, gan_weight and r1_weight must be >= 0 and disc_lr_scale > 0")
-        if self.flow_weight < 0 or self.memory_weight < 0 or self.real_batch < 0 or not 0 <= self.invented_threshold <= 1:
-            raise ValueError("flow_weight, memory_weight and real_batch must be >= 0 and invented_threshold in [0, 1]")
-        if self.replay < 0 or self.replay_batch < 0:
-            raise ValueError("replay and replay_batch must be >= 0")
+        weights = (self.dmd_weight, self.gan_weight, self.r1_weight, self.r2_weight, self.flow_weight, self.memory_weight)
+        if min(weights) < 0 or self.disc_lr_scale <= 0 or not 0 <= self.invented_threshold <= 1:
+            raise ValueError("dmd_weight, gan_weight, r1_weight, r2_weight, flow_weight and memory_weight must be >= 0, "
+                             "disc_lr_scale > 0 and invented_threshold in [0, 1]")
         if self.dmd_weight == 0 and self.gan_weight == 0:
             raise ValueError("dmd_weight and gan_weight are both 0: nothing would train the generator")
-        if self.gan_loss not in LOSSES:
-            raise ValueError(f"gan_loss must be one of {LOSSES}, got {self.gan_loss!r}")
-        if self.gan_loss == "relativistic" and (self.real_batch or self.replay):
-            raise ValueError("gan_loss=relativistic pairs each generated block with the real block at its poses: it "
-                             "needs real_batch=0 and replay=0")
-        if self.r2_weight < 0 or (self.r2_weight > 0 and self.gan_loss != "relativistic"):
-            raise ValueError("r2_weight must be >= 0 and is used only with gan_loss=relativistic")
         if self.dmd_weight == 0 and not 1 <= self.window_blocks <= self.blocks - self.context_blocks:
             raise ValueError(f"window_blocks must be in 1..blocks - context_blocks, got {self.window_blocks}")
         check_init(self.init)
@@ -211,110 +197,49 @@ def score_times(n: int, cfg: DMDStageConfig, generator: torch.Generator, device:
     return shift_time(u, cfg.model.flow.shift).clamp(cfg.min_t, cfg.max_t)
 
 
-class Replay:
-    """The judge's memory of generated blocks: the last ``size`` judged blocks (detached, as the judge read them, with
-    their coverage), drawn uniformly (``seed``'s stream). Not checkpointed: a resumed run starts it empty."""
-
-    def __init__(self, size: int, seed: int) -> None:
-        self.size, self.blocks, self.covers = size, [], []
-        self.rng = torch.Generator().manual_seed(seed)
-
-    def sample(self, count: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(count' <= count blocks (count', F, ., ., .), their coverage), or None while empty."""
-        if not self.blocks or count == 0:
-            return None
-        pick = torch.randperm(len(self.blocks), generator=self.rng)[:count].tolist()
-        return torch.stack([self.blocks[i] for i in pick]), torch.stack([self.covers[i] for i in pick])
-
-    def add(self, blocks: torch.Tensor, covers: torch.Tensor) -> None:
-        self.blocks += list(blocks.detach().unbind(0))
-        self.covers += list(covers.detach().unbind(0))
-        self.blocks, self.covers = self.blocks[-self.size:], self.covers[-self.size:]
-
-
 class DMDParts(NamedTuple):
-    """The frozen pieces a DMD step reads (``teacher`` None without the DMD term), and the judge's replay buffer."""
+    """The frozen pieces a DMD step reads (``teacher`` None without the DMD term)."""
 
     memory: MemoryModel
     autoencoder: nn.Module
     teacher: Teacher | None
     text_encoder: object
     window_blocks: int  # blocks in the scored window (the teacher's clip_blocks when there is one)
-    replay: Replay | None = None  # recent generated blocks for the judge's fake side (cfg.replay > 0)
 
 
 def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A window (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, one block per
-    sample: (blocks (N*W, F, ., ., .) — latents, or frames decoded from them with gradients —, coverage (N*W, F, 1, ., .)
-    at their resolution)."""
+    """A window's latents (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, one block
+    per sample: (frames decoded with gradients (N*W, F, 3, H, W), coverage (N*W, F, 1, H, W))."""
+    made = ae.decode_unclamped(rearrange(latents, "n t c h w -> (n t) c h w"))  # (N*W*F, 3, H, W)
     f = disc.cfg.frames
-    x = rearrange(latents, "n (k f) c h w -> (n k) f c h w", f=f)
-    if disc.cfg.input == "frames":
-        x = rearrange(ae.decode_unclamped(rearrange(x, "b f c h w -> (b f) c h w")), "(b f) c h w -> b f c h w", f=f)
-    cover = rearrange(seen, "n (k f) c h w -> (n k f) c h w", f=f)
-    cover = rearrange(F.adaptive_avg_pool2d(cover.float(), x.shape[-2:]), "(b f) c h w -> b f c h w", f=f)
-    return x, cover
-
-
-def most_invented(latents: torch.Tensor, seen: torch.Tensor, count: int, frames: int
-                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Of real blocks (N, K*F, C, h, w) and their carried pixels (N, K*F, 1, H, W), the ``count`` with the largest
-    invented fraction that invent anything (ties: in order; at least one block, even if it invents nothing), as
-    (count', F, ...) each (one block per sample)."""
-    blocks = rearrange(latents, "n (k f) c h w -> (n k) f c h w", f=frames)
-    carried = rearrange(seen, "n (k f) c h w -> (n k) f c h w", f=frames)
-    invented = 1.0 - carried.float().mean(dim=(1, 2, 3, 4))  # (N*K,)
-    order = torch.argsort(-invented, stable=True)[:count]
-    order = order[:max(1, int((invented[order] > 0).sum()))]
-    return blocks[order], carried[order]
+    return (rearrange(made, "(b f) c h w -> b f c h w", f=f),
+            rearrange(seen.float(), "n (k f) c h w -> (n k) f c h w", f=f))
 
 
 def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
                       ) -> tuple[torch.Tensor, dict]:
-    """The judge's loss (nonsat/hinge on real vs the detached window, + r1_weight / 2 x R1 on real) and, on generator
-    steps, gan_weight x the generator's loss through the fixed judge; real blocks: the window's or the ``real_batch``
-    most invented; losses average the patches at least ``invented_threshold`` invented."""
-    disc, ae, width, f = models.discriminator, parts.autoencoder, parts.window_blocks, models.discriminator.cfg.frames
-    carry = models.generator.cfg.reproject
-    if cfg.real_batch:
-        pool, pool_seen = carried_truth(ae, b.truth, b.poses, 1, b.truth.shape[1] - 1, carry)  # (N, (B-1)*F, ...)
-        seen = pool_seen[:, (b.window - 1) * f:(b.window - 1 + width) * f]
-        real, real_seen = most_invented(pool, pool_seen, cfg.real_batch, f)  # (R, F, ...)
-    else:
-        real, seen = carried_truth(ae, b.truth, b.poses, b.window, width, carry)
-        real_seen = seen
-    real_x, real_cover = judged(ae, disc, real, real_seen)
-    fake_x, cover = judged(ae, disc, window.detach().float(), seen)
-    judge_x, judge_cover = fake_x, cover
-    if parts.replay is not None:  # recent generated blocks beside this step's
-        old = parts.replay.sample(cfg.replay_batch)
-        parts.replay.add(fake_x, cover)
-        if old is not None:
-            judge_x, judge_cover = torch.cat([fake_x, old[0].to(fake_x)]), torch.cat([cover, old[1].to(cover)])
-    r1, real_logits = r1_penalty(disc, real_x, real_cover)
-    judge_logits = disc(judge_x, judge_cover)
-    fake_logits = judge_logits[:len(fake_x)]
-    real_w = invented_patches(1 - real_cover, real_logits, cfg.invented_threshold)
-    judge_w = invented_patches(1 - judge_cover, judge_logits, cfg.invented_threshold)
-    fake_w = judge_w[:len(fake_x)]
-    d_loss = discriminator_loss(real_logits, judge_logits, cfg.gan_loss, real_w, judge_w)
-    weighted = cfg.invented_threshold > 0
-    acc_real, acc_fake = accuracy(real_logits.detach(), fake_logits.detach(), *((real_w, fake_w) if weighted else ()))
-    out = {"d_loss": d_loss, "r1": r1, "d_acc_real": acc_real, "d_acc_fake": acc_fake,
-           "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
-           "real_blocks": len(real_x), "fake_blocks": len(judge_x), "judged_patches_fake": fake_w.sum()}
+    """The judge's relativistic loss (each generated block of the window against the real block at its poses, +
+    r1_weight / 2 x R1 on real and r2_weight / 2 x R2 on generated) and, on generator steps, gan_weight x the
+    generator's loss through the fixed judge; losses average the patches at least ``invented_threshold`` invented."""
+    disc, ae = models.discriminator, parts.autoencoder
+    real, seen = carried_truth(ae, b.truth, b.poses, b.window, parts.window_blocks, models.generator.cfg.reproject)
+    real_x, cover = judged(ae, disc, real, seen)
+    fake_x, _ = judged(ae, disc, window.detach().float(), seen)
+    r1, real_logits = r1_penalty(disc, real_x, cover)
+    fake_logits = disc(fake_x, cover)
+    w = invented_patches(1 - cover, fake_logits, cfg.invented_threshold)
+    d_loss = discriminator_loss(real_logits, fake_logits, w)
+    out = {"d_loss": d_loss, "r1": r1, "d_acc_pair": pair_accuracy(real_logits.detach(), fake_logits.detach(), w),
+           "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(), "judged_patches_fake": w.sum()}
     loss = d_loss + 0.5 * cfg.r1_weight * r1
-    if cfg.gan_loss == "relativistic":  # real and generated blocks share poses: the pair's ranking, and R2 on fake
-        out["d_acc_pair"] = pair_accuracy(real_logits.detach(), fake_logits.detach(), fake_w)
-        if cfg.r2_weight > 0:
-            r2, _ = r1_penalty(disc, fake_x, cover)
-            loss = loss + 0.5 * cfg.r2_weight * r2
-            out["r2"] = r2
+    if cfg.r2_weight > 0:
+        r2, _ = r1_penalty(disc, fake_x, cover)
+        loss = loss + 0.5 * cfg.r2_weight * r2
+        out["r2"] = r2
     if b.train_generator:
         frozen = {k: v.detach() for k, v in disc.named_parameters()}  # no judge gradients from the generator's loss
         gen_x, _ = judged(ae, disc, window.float(), seen)
-        g_adv = generator_loss(torch.func.functional_call(disc, frozen, (gen_x, cover)), cfg.gan_loss, fake_w,
-                               real=real_logits if cfg.gan_loss == "relativistic" else None)
+        g_adv = generator_loss(real_logits, torch.func.functional_call(disc, frozen, (gen_x, cover)), w)
         loss = loss + cfg.gan_weight * g_adv
         out["g_adv"] = g_adv
     return loss, out
@@ -401,15 +326,14 @@ def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, D
     critic = None if teacher is None else copy.deepcopy(teacher).requires_grad_(True).train()
     disc = None
     if cfg.gan_weight > 0:
-        tc = cfg.model.transformer
-        if (cfg.discriminator.frames, cfg.discriminator.latent_channels) != (tc.block_frames, tc.latent_channels):
-            raise SystemExit(f"magworld train stage=dmd: the discriminator judges blocks of {tc.block_frames} frames of "
-                             f"{tc.latent_channels}-channel latents; set dmd.discriminator.frames/latent_channels so")
+        frames = cfg.model.transformer.block_frames
+        if cfg.discriminator.frames != frames:
+            raise SystemExit(f"magworld train stage=dmd: the discriminator judges blocks of {frames} frames; set "
+                             f"dmd.discriminator.frames={frames}")
         disc = Discriminator(cfg.discriminator).train()
     models = DMDModels(generator, critic, disc).to(device)
     width = teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
-    replay = Replay(cfg.replay, cfg.run.seed) if disc is not None and cfg.replay > 0 else None
-    return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width, replay), hashes
+    return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width), hashes
 
 
 def batches(cfg: DMDStageConfig, parts: DMDParts, placement: Placement, start: int) -> Iterator[DMDBatch]:
@@ -460,8 +384,8 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
 
     last_generator: dict = {}  # the latest generator step's values, logged on the critic-only steps too
 
-    every_step = {"loss", "critic_loss", "policy", "generator_step", "exit", "d_loss", "r1", "d_acc_real", "d_acc_fake",
-                  "d_real", "d_fake", "real_blocks", "fake_blocks", "judged_patches_fake"}
+    every_step = {"loss", "critic_loss", "policy", "generator_step", "exit", "d_loss", "r1", "r2", "d_acc_pair",
+                  "d_real", "d_fake", "judged_patches_fake"}
 
     def step(model: nn.Module, b: DMDBatch) -> dict:
         out = dmd_step(model, parts, b, cfg)

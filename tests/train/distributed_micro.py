@@ -1,7 +1,7 @@
 """A micro training stage for the distributed tests, runnable under torchrun or in the test process.
 
-``torchrun --standalone --nproc_per_node=2 tests/train/distributed_micro.py OUT STEPS ddp|fsdp`` trains it through
-:func:`magworld.train.loop.run_stage`. The data is one global batch per step, a function of the step alone, and
+``torchrun --standalone --nproc_per_node=2 tests/train/distributed_micro.py OUT STEPS ddp|fsdp [OUT STEPS ...]`` trains
+it through :func:`magworld.train.loop.run_stage`, one run after the other in the same process group. The data is one global batch per step, a function of the step alone, and
 each rank takes its slice of it: the same global batch as a one-process run, so DDP/FSDP averaging must give the
 one-process weights. The loss goes through a method (``MicroNet.loss``), not ``forward``, like the memory stage.
 """
@@ -76,4 +76,6 @@ def train(out: str | Path, steps: int, parallel: str = "ddp", share: int | None 
 
 
 if __name__ == "__main__":
-    train(sys.argv[1], int(sys.argv[2]), sys.argv[3])
+    args = sys.argv[1:]
+    for out, steps, parallel in zip(args[::3], args[1::3], args[2::3]):
+        train(out, int(steps), parallel)

@@ -39,10 +39,11 @@ SCRIPT = Path(micro.__file__)
 TIGHT = {"rtol": 0.0, "atol": 1e-6}
 
 
-def torchrun(out: Path, steps: int, parallel: str, procs: int = 2) -> None:
+def torchrun(*runs: tuple[Path, int, str], procs: int = 2) -> None:
+    """The micro stage's ``runs`` (out, steps, parallel), one after the other, in one torchrun of ``procs`` processes."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={procs}", str(SCRIPT),
-           str(out), str(steps), parallel]
+           *(str(x) for run in runs for x in run)]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
@@ -65,11 +66,22 @@ def loss_lines(out: Path) -> list[dict]:
     return [x for x in metrics_lines(out) if "loss" in x]
 
 
-def test_ddp_on_two_processes_equals_one_process_with_the_global_batch_and_resumes_on_one(tmp_path):
+@pytest.fixture(scope="module")
+def two_processes(tmp_path_factory) -> Path:
+    """One torchrun of 2 processes for both tests below (a start costs more than their steps): ``two``, 2 DDP steps
+    from scratch; ``sharded``, 2 FSDP steps resuming ``sharded-start``, a one-process run at step 1."""
+    root = tmp_path_factory.mktemp("two-processes")
+    micro.train(root / "sharded-start", 1)
+    shutil.copytree(root / "sharded-start", root / "sharded")
+    torchrun((root / "two", 2, "ddp"), (root / "sharded", 3, "fsdp"))
+    return root
+
+
+def test_ddp_on_two_processes_equals_one_process_with_the_global_batch_and_resumes_on_one(two_processes, tmp_path):
     one, two = tmp_path / "one", tmp_path / "two"
+    shutil.copytree(two_processes / "two", two)
     micro.train(one, 2)
     at_two = weights(one / "micro.safetensors")
-    torchrun(two, 2, "ddp")
     assert_same(weights(two / "micro.safetensors"), at_two)
     assert len(loss_lines(two)) == 2  # rank 0 alone logs
     alone = tmp_path / "alone"  # what rank 0 would learn from its half of the batch without averaging
@@ -80,11 +92,11 @@ def test_ddp_on_two_processes_equals_one_process_with_the_global_batch_and_resum
     assert_same(weights(two / "micro.safetensors"), weights(one / "micro.safetensors"))
 
 
-def test_fsdp_on_two_processes_resumes_a_one_process_run_and_its_gathered_checkpoint_loads_in_one(tmp_path):
+def test_fsdp_on_two_processes_resumes_a_one_process_run_and_its_gathered_checkpoint_loads_in_one(two_processes,
+                                                                                                  tmp_path):
     one, sharded = tmp_path / "one", tmp_path / "sharded"
-    micro.train(one, 1)
-    shutil.copytree(one, sharded)
-    torchrun(sharded, 3, "fsdp")  # two FSDP steps from the one-process checkpoint (weights and Adam state)
+    shutil.copytree(two_processes / "sharded-start", one)
+    shutil.copytree(two_processes / "sharded", sharded)  # two FSDP steps from the one-process checkpoint (weights, Adam)
     micro.train(one, 3)
     assert_same(weights(sharded / "micro.safetensors"), weights(one / "micro.safetensors"))
     net = micro.MicroNet(**micro.CONFIG)
