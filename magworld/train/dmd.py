@@ -63,6 +63,7 @@ class DMDStageConfig:
     max_grad_norm: float = 10.0  # per network
     eval_clips: int = 8
     eval_context_blocks: int = 4  # held-out rollouts (EMA generator): this many ground-truth blocks, the rest generated
+    eval_blocks: int = 0  # blocks per held-out clip; 0 = blocks (short training rollouts can keep long-clip evals)
     eval_policies: list[str] = field(default_factory=lambda: ["mag"])
     keep_every: int = 0  # also export the whole state (generator, EMA, critic) every this many steps
     dmd_weight: float = 1.0  # weight of the DMD term; 0: no teacher loaded, no critic trained
@@ -90,8 +91,8 @@ class DMDStageConfig:
             raise ValueError(f"need min_t < max_t, got {self.min_t} >= {self.max_t}")
         if self.generator_every < 1 or self.critic_lr_scale <= 0 or self.generator_start < 0:
             raise ValueError("generator_every must be >= 1, critic_lr_scale > 0 and generator_start >= 0")
-        if not 1 <= self.context_blocks < self.blocks or not 1 <= self.eval_context_blocks < self.blocks:
-            raise ValueError("need 1 <= context_blocks < blocks and 1 <= eval_context_blocks < blocks")
+        if not 1 <= self.context_blocks < self.blocks or not 1 <= self.eval_context_blocks < self.heldout_blocks:
+            raise ValueError("need 1 <= context_blocks < blocks and 1 <= eval_context_blocks < eval_blocks (0: blocks)")
         check_policies(self.policies, self.model)
         for name in self.eval_policies:
             self.model.cache_config(name)
@@ -104,6 +105,11 @@ class DMDStageConfig:
         if self.dmd_weight == 0 and not 1 <= self.window_blocks <= self.blocks - self.context_blocks:
             raise ValueError(f"window_blocks must be in 1..blocks - context_blocks, got {self.window_blocks}")
         check_init(self.init)
+
+    @property
+    def heldout_blocks(self) -> int:
+        """Blocks per held-out clip (``eval_blocks``, 0 = ``blocks``)."""
+        return self.eval_blocks or self.blocks
 
 
 class DMDModels(nn.Module):
@@ -370,7 +376,7 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
         raise ValueError("stage=dmd rolls the generator out on each rank's own schedule and keeps an EMA copy, which "
                          "sharded (FSDP) networks cannot do; use run.parallel=ddp")
     models, parts, hashes = build_parts(cfg, placement.device)
-    heldout = heldout_clips(cfg.data, cfg.eval_clips, cfg.blocks * cfg.model.transformer.block_frames)
+    heldout = heldout_clips(cfg.data, cfg.eval_clips, cfg.heldout_blocks * cfg.model.transformer.block_frames)
     groups = [(name, m, scale) for name, m, scale in (("generator", models.generator, 1.0),
               ("critic", models.critic, cfg.critic_lr_scale), ("discriminator", models.discriminator, cfg.disc_lr_scale))
               if m is not None]  # one parameter group each; the generator's keeps the run's lr

@@ -136,6 +136,22 @@ def test_gan_only_step_needs_no_teacher(micro, tmp_path, precision):
     assert keys == {"generator", "ema", "discriminator"}
 
 
+def test_short_rollouts_keep_long_held_out_clips(micro, tmp_path, monkeypatch):
+    """eval_blocks: 3-block training rollouts, 5-block held-out clips (4 given, 1 generated); eval_blocks 0 is blocks,
+    so 4 given blocks of a 3-block clip are refused."""
+    frames = []
+    heldout = dmd.heldout_clips
+    monkeypatch.setattr(dmd, "heldout_clips", lambda data, count, n: frames.append(n) or heldout(data, count, n))
+    cfg = dmd_config(micro, tmp_path, 1, dmd_weight=0.0, gan_weight=1.0, teacher=str(tmp_path / "none.safetensors"),
+                     blocks=3, eval_blocks=5, eval_context_blocks=4, invented_threshold=0.0,
+                     model=GeneratorConfig(transformer=MICRO), discriminator=DiscriminatorConfig(channels=[8, 16]),
+                     run={"eval_every": 1})
+    metrics = dmd.train(cfg)
+    assert frames == [5 * MICRO.block_frames] and math.isfinite(metrics["psnr_mag"])
+    with pytest.raises(ValueError, match="eval_context_blocks"):
+        dmd.DMDStageConfig(blocks=3, eval_context_blocks=4)
+
+
 def test_config_needs_a_term_that_trains_the_generator():
     with pytest.raises(ValueError, match="both 0"):
         dmd.DMDStageConfig(dmd_weight=0.0, gan_weight=0.0)
