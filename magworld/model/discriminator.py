@@ -15,7 +15,8 @@ from torch.nn import functional as F
 @dataclass
 class DiscriminatorConfig:
     channels: list[int] = field(default_factory=lambda: [32, 64, 128])  # 4x4 stride-2 convs: 64 px -> 8x8 logits
-    frames: int = 3  # frames per judged block (the generator's block_frames)
+    frames: int = 3  # frames per judged sample: the generator's block_frames, or a multiple (the block with the ones
+    #   before it in the scored window, so the judge reads the history it continues)
     coverage: bool = True  # also read the carried-coverage mask (N, F, 1, H, W)
 
     def __post_init__(self) -> None:

@@ -214,8 +214,9 @@ class DMDParts(NamedTuple):
 
 
 def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A window's latents (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, one block
-    per sample: (frames decoded with gradients (N*W, F, 3, H, W), coverage (N*W, F, 1, H, W))."""
+    """A window's latents (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, ``J`` =
+    ``disc.cfg.frames`` frames (one block, or consecutive blocks) per sample: (frames decoded with gradients
+    (N*W*F/J, J, 3, H, W), coverage (N*W*F/J, J, 1, H, W))."""
     made = ae.decode_unclamped(rearrange(latents, "n t c h w -> (n t) c h w"))  # (N*W*F, 3, H, W)
     f = disc.cfg.frames
     return (rearrange(made, "(b f) c h w -> b f c h w", f=f),
@@ -330,15 +331,15 @@ def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, D
         hashes["teacher_sha256"] = sha256(cfg.teacher)
     generator = initial_generator(cfg.model, cfg.init, memory).train()
     critic = None if teacher is None else copy.deepcopy(teacher).requires_grad_(True).train()
-    disc = None
+    disc, width = None, teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
     if cfg.gan_weight > 0:
-        frames = cfg.model.transformer.block_frames
-        if cfg.discriminator.frames != frames:
-            raise SystemExit(f"magworld train stage=dmd: the discriminator judges blocks of {frames} frames; set "
-                             f"dmd.discriminator.frames={frames}")
+        frames, window = cfg.model.transformer.block_frames, width * cfg.model.transformer.block_frames
+        if cfg.discriminator.frames % frames or window % cfg.discriminator.frames:
+            raise SystemExit(f"magworld train stage=dmd: the discriminator judges whole blocks of {frames} frames that "
+                             f"tile the {window}-frame window; set dmd.discriminator.frames to {frames} or a multiple "
+                             f"dividing {window}")
         disc = Discriminator(cfg.discriminator).train()
     models = DMDModels(generator, critic, disc).to(device)
-    width = teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
     return models, DMDParts(memory.to(device), ae, teacher, text_encoder, width), hashes
 
 

@@ -152,6 +152,22 @@ def test_short_rollouts_keep_long_held_out_clips(micro, tmp_path, monkeypatch):
         dmd.DMDStageConfig(blocks=3, eval_context_blocks=4)
 
 
+def test_clip_judge_reads_the_window_s_blocks_together(micro, tmp_path):
+    """discriminator.frames = 2 blocks: one judged sample per 2-block window (the second block beside the first); a
+    frame count that does not tile the window is refused before anything trains."""
+    bf = MICRO.block_frames
+    kw = dict(dmd_weight=0.0, gan_weight=1.0, teacher=str(tmp_path / "none.safetensors"), invented_threshold=0.0,
+              window_blocks=2, model=GeneratorConfig(transformer=MICRO), run={"eval_every": 100})
+    with pytest.raises(SystemExit, match="tile"):
+        dmd.build_parts(dmd_config(micro, tmp_path, 1, discriminator=DiscriminatorConfig(channels=[8, 16], frames=3 * bf),
+                                   **kw), torch.device("cpu"))
+    dmd.train(dmd_config(micro, tmp_path, 1, discriminator=DiscriminatorConfig(channels=[8, 16], frames=2 * bf), **kw))
+    line = [x for x in metrics_lines(tmp_path) if "loss" in x][0]
+    assert math.isfinite(line["d_loss"]) and line["grad_norm_generator"] > 0
+    judge = {k: v for k, v in load_checkpoint(tmp_path / "dmd.safetensors", "dmd")[0].items() if "discriminator" in k}
+    assert judge["discriminator.net.0.weight"].shape[1] == 2 * bf * 4  # 2 blocks of RGB + coverage
+
+
 def test_config_needs_a_term_that_trains_the_generator():
     with pytest.raises(ValueError, match="both 0"):
         dmd.DMDStageConfig(dmd_weight=0.0, gan_weight=0.0)
