@@ -1,4 +1,4 @@
-"""The FLOP model (magworld.bench.flops): a hand-counted micro case, the real network counted by torch, the table."""
+"""The FLOP model (scripts/gpu_check.py): a hand-counted micro case, the real network counted by torch, the table."""
 
 import math
 
@@ -7,11 +7,14 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from magworld.bench.flops import (Workload, block_estimate, forward_flops, paper_shape, table,
-                                  wan21_vae_decode_flops)
+from scriptload import load_script
 from magworld.model.cache import CacheConfig, KVCache
 from magworld.model.config import transformer_preset
 from magworld.model.transformer import BlockTransformer
+
+flops = load_script("gpu_check")
+Workload, block_estimate, forward_flops = flops.Workload, flops.block_estimate, flops.forward_flops
+paper_shape, table, wan21_vae_decode_flops = flops.paper_shape, flops.table, flops.wan21_vae_decode_flops
 
 
 def test_hand_counted_micro_layer():
