@@ -130,7 +130,7 @@ def _revisit(root: Path, rel: str, command: str) -> str:
 
 def revisit(root: Path) -> str:
     return _revisit(root, "bench-results/revisit/results.json",
-                    "magworld bench revisit bench/revisit=models bench.quick=true bench.lpips=false "
+                    "magworld bench revisit bench/revisit=models bench.quick=true "
                     "'bench.policies=[shift,no_memory,mag,mag-recall,full,window]' "
                     "'bench.compare=[[mag,window],[mag-recall,mag],[full,mag],[mag,shift]]' "
                     "bench.out_dir=bench-results bench.name=revisit bench.overwrite=true")
