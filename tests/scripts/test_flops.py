@@ -7,14 +7,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from scriptload import load_script
+from gpu_check import Workload, block_estimate, forward_flops, paper_shape, table, wan21_vae_decode_flops
 from magworld.model.cache import CacheConfig, KVCache
 from magworld.model.config import transformer_preset
 from magworld.model.transformer import BlockTransformer
-
-flops = load_script("gpu_check")
-Workload, block_estimate, forward_flops = flops.Workload, flops.block_estimate, flops.forward_flops
-paper_shape, table, wan21_vae_decode_flops = flops.paper_shape, flops.table, flops.wan21_vae_decode_flops
 
 
 def test_hand_counted_micro_layer():

@@ -6,9 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scriptload import load_script
-
-gpu_check = load_script("gpu_check")
+import gpu_check
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = {"tests", "env", "wan", "ddp", "speed"}
