@@ -3,7 +3,7 @@
 Every measured figure in ``README.md`` sits between ``<!-- table:NAME -->`` and ``<!-- /table -->``; one function of
 ``TABLES`` renders each block from committed JSON (``bench-results/``, the bundled weights' sidecars), ending with its
 source files and the command that regenerates them. ``--check`` reports differing blocks (exit 1);
-``tests/bench/test_readme_tables.py`` runs it and also fails on a measured number outside the blocks
+``tests/scripts/test_readme_tables.py`` runs it and also fails on a measured number outside the blocks
 (:func:`stray_numbers`). Reads JSON only (no torch), so it keeps working while benches are renamed. A maintainer's
 script of the checkout: it reads and writes the checkout's README.md and bench-results/, which a wheel does not ship.
 """
