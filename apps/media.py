@@ -1,6 +1,5 @@
-"""README media made by the project itself: ``python -m magworld.apps.media [--out-dir docs/media]``:
-``magworld.gif`` (a loop-explorer episode per style on the simulator, side by side, under 2 MB) and ``styles.png``
-(one row per style, one column per view direction). Seeds are fixed."""
+"""The README's style grid, made by the project itself: ``python -m magworld.apps.media [--out-dir docs/media]`` writes
+``styles.png`` (one row per style, one column per view direction). The seed is fixed."""
 
 from __future__ import annotations
 
@@ -8,11 +7,8 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gymnasium as gym
 import numpy as np
 
-import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
-from magworld.agents.baselines import LOOP_DIRECTIONS, RECTANGLE_DIRECTIONS, LoopExplorer
 from magworld.world import STYLE_NAMES, Pose, make_scene
 
 GAP = 2  # pixels between panels
@@ -23,26 +19,8 @@ LABEL_HEIGHT = 14
 class MediaConfig:
     out_dir: str = "docs/media"
     seed: int = 3
-    steps: int = 32  # env steps per style in the GIF (3 frames each)
-    resolution: int = 64
-    gif_scale: int = 2
     grid_yaws: list[float] = field(default_factory=lambda: [0.0, 60.0, 120.0, 180.0, 240.0, 300.0])
     grid_resolution: int = 128
-    max_gif_bytes: int = 2_000_000
-
-
-def loop_episode_frames(style: str, cfg: MediaConfig) -> np.ndarray:
-    """All block frames of a loop-explorer episode in ``style``: uint8 (3 * (steps + 1), H, W, 3)."""
-    env = gym.make("MAGWorld-v1", backend="simulator", style=style, resolution=cfg.resolution, max_episode_steps=cfg.steps)
-    agent = LoopExplorer(seed=cfg.seed, k_min=2, k_max=5, directions=LOOP_DIRECTIONS + RECTANGLE_DIRECTIONS)
-    obs, info = env.reset(seed=cfg.seed)
-    agent.reset(cfg.seed)
-    blocks = [info["frames"]]
-    for _ in range(cfg.steps):
-        obs, _, _, _, info = env.step(agent.act(obs, info))
-        blocks.append(info["frames"])
-    env.close()
-    return np.concatenate(blocks)  # (3 * (steps + 1), H, W, 3)
 
 
 def side_by_side(panels: list[np.ndarray], gap: int = GAP) -> np.ndarray:
@@ -67,23 +45,6 @@ def labelled(image: np.ndarray, labels: list[str], panel_width: int) -> np.ndarr
     return np.concatenate([np.asarray(strip), image], axis=0)
 
 
-def write_gif(cfg: MediaConfig, out_dir: Path) -> Path:
-    from PIL import Image
-
-    episodes = [loop_episode_frames(style, cfg) for style in STYLE_NAMES]  # 4 x (T, H, W, 3)
-    scale, panel_width = cfg.gif_scale, cfg.resolution * cfg.gif_scale
-    images = []
-    for t in range(len(episodes[0])):
-        panels = [ep[t].repeat(scale, axis=0).repeat(scale, axis=1) for ep in episodes]
-        frame = labelled(side_by_side(panels), list(STYLE_NAMES), panel_width)
-        images.append(Image.fromarray(frame).quantize(colors=128, method=Image.Quantize.MEDIANCUT))
-    path = out_dir / "magworld.gif"
-    images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / 12), loop=0, optimize=True)
-    if path.stat().st_size > cfg.max_gif_bytes:
-        raise RuntimeError(f"{path} is {path.stat().st_size} bytes, over {cfg.max_gif_bytes}: use fewer steps")
-    return path
-
-
 def write_styles_grid(cfg: MediaConfig, out_dir: Path) -> Path:
     """One row per style, one column per yaw in ``grid_yaws`` (pitch 0°, fov 60°)."""
     from PIL import Image
@@ -104,16 +65,15 @@ def write_styles_grid(cfg: MediaConfig, out_dir: Path) -> Path:
 def make_media(cfg: MediaConfig) -> list[Path]:
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return [write_gif(cfg, out_dir), write_styles_grid(cfg, out_dir)]
+    return [write_styles_grid(cfg, out_dir)]
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out-dir", default=MediaConfig.out_dir)
     parser.add_argument("--seed", type=int, default=MediaConfig.seed)
-    parser.add_argument("--steps", type=int, default=MediaConfig.steps)
     args = parser.parse_args(argv)
-    for path in make_media(MediaConfig(out_dir=args.out_dir, seed=args.seed, steps=args.steps)):
+    for path in make_media(MediaConfig(out_dir=args.out_dir, seed=args.seed)):
         print(f"wrote {path} ({path.stat().st_size / 1e3:.0f} kB)")
 
 

@@ -9,12 +9,12 @@ from typing import Any
 import numpy as np
 
 from magworld.metrics import PSNR_CAP, frame_metrics
-from magworld.revisit import (RevisitScore, directly_seen_blocks, memory_only_mask, min_memory_pixels,
-                              reference_bound, score_revisit)
+from magworld.revisit import (RevisitScore, RevisitTracker, directly_seen_blocks, memory_only_mask,
+                              min_memory_pixels, reference_bound, score_revisit)
 from magworld.world import ACTION_NAMES, ACTION_TABLE, STYLE_NAMES, Pose, Scene, apply_action, make_scene
 from magworld.world.trajectory import BLOCK_FRAMES, block_poses
 
-from .reward import RevisitTracker, RewardConfig, step_reward
+from .reward import RewardConfig, step_reward
 
 RESET_OPTIONS = ("scene_seed", "style", "pose")
 

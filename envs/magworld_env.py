@@ -10,12 +10,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from magworld.revisit import RevisitTracker
 from magworld.world import ACTION_NAMES, ACTION_TABLE, Pose, Scene, parse_resolution
 from magworld.world.scene import check_style
 
 from .backends import make_backend
 from .episode import Episode, check_action
-from .reward import RevisitTracker, RewardConfig
+from .reward import RewardConfig
 from .state import load_state_file, save_state_file
 from .workers import exit_with_parent
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# the matcher, tracker and view cells live in the library (numpy only); re-exported for the env and agents
-from magworld.revisit import (MIN_MEMORY_FRACTION, PITCH_CELL, PITCH_CELLS, PSNR_FLOOR, PSNR_HIGH,  # noqa: F401
-                              SSIM_FLOOR, YAW_CELL, YAW_CELLS, RevisitScore, RevisitTracker, check_memory_fraction)
+from magworld.revisit import (MIN_MEMORY_FRACTION, PSNR_FLOOR, PSNR_HIGH, SSIM_FLOOR, RevisitScore,
+                              check_memory_fraction)
 
 
 @dataclass

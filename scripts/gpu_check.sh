@@ -10,4 +10,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out="${1:-gpu-check}"
 if [[ $# -gt 0 ]]; then shift; fi
-exec python -m magworld.apps.gpu_check --out "$out" "$@"
+exec python scripts/gpu_check.py --out "$out" "$@"

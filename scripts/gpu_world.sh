@@ -43,7 +43,7 @@ magworld train stage=generator "model@generator.model.transformer=$preset" $(sha
   generator.run.out_dir="$out/generator" generator.autoencoder="$out/autoencoder/autoencoder.safetensors" \
   generator.memory_model="$out/memory/memory.safetensors" generator.init=memory generator.model.reproject=true \
   generator.blocks=8 generator.self_forcing=0.3 generator.eval_context_blocks=2 \
-  generator.policies.mag=0.5 generator.policies.full=0.15 generator.policies.window=0.15 '+generator.policies.mag-recall=0.2'
+  generator.policies.mag=0.5 generator.policies.full=0.15 generator.policies.window=0.15 generator.policies.mag-recall=0.2
 magworld weights bundle weights.run_dir="$out/generator" weights.weights_dir="$out/weights" \
   weights.autoencoder="$out/autoencoder" weights.memory="$out/memory"
 magworld bench world bench.checkpoint="$out/weights" bench.device="$dev" bench.out_dir="$out/bench-world" \

@@ -50,16 +50,16 @@ def test_the_walk_finds_a_missing_field():
 
 
 def test_yaml_bodies_are_generated_from_the_dataclasses():
-    """The dataclasses are the one source of truth: every command YAML's body is what ``python -m magworld.apps.configs``
+    """The dataclasses are the one source of truth: every command YAML's body is what ``python scripts/config_yamls.py``
     writes from them (run it after changing a dataclass)."""
-    from magworld.apps.configs import stale
+    from config_yamls import stale
 
     assert stale() == []
 
 
 def test_a_hand_edited_yaml_is_found(tmp_path, monkeypatch):
     """The generation check can fail: a value changed by hand (or a field the dataclass lost) differs."""
-    import magworld.apps.configs as configs
+    import config_yamls as configs
 
     source = configs.CONFIG_DIR / "bench_world.yaml"
     edited = tmp_path / "bench_world.yaml"

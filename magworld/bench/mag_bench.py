@@ -37,7 +37,6 @@ from .suite import Episode, SuiteConfig, build_suite, quick_subset
 MODES = ("memorize", "generate_all")
 METRICS = ("hc_psnr", "hc_ssim", "gt_psnr", "gt_ssim", "mem_hc_psnr", "mem_hc_ssim", "mem_gt_psnr", "mem_gt_ssim",
            "novel_psnr", "novel_ssim")
-LPIPS_METRICS = ("hc_lpips", "gt_lpips", "mem_hc_lpips", "mem_gt_lpips", "novel_lpips")
 
 
 @dataclass
@@ -58,7 +57,6 @@ class RevisitBenchConfig:
     quick: bool = False  # development run: the first quick_per_style episodes of each style, protocols quick_modes
     quick_per_style: int = 5
     quick_modes: list[str] = field(default_factory=lambda: ["memorize"])
-    lpips: bool = True  # use LPIPS when its weights are available locally
     example_episode: int | None = None  # suite index for the example strip; None: the longest pan run
     # [label a, label b] pairs: a - b per metric with paired bootstrap intervals over the same episodes (report
     # section "Paired differences"), e.g. [[mag-lambda0.3, mag-lambda0]] for the history-term ablation
@@ -119,7 +117,7 @@ def plan_episode(ep: Episode, recent_blocks: int, tolerance: float, height: int,
     return EpisodePlan(ep, poses, revisits, list(range(start, len(poses))))
 
 
-def score_episode(plan: EpisodePlan, frames: np.ndarray, truth: np.ndarray, mode: str, lpips=None) -> tuple[dict, list[dict]]:
+def score_episode(plan: EpisodePlan, frames: np.ndarray, truth: np.ndarray, mode: str) -> tuple[dict, list[dict]]:
     """Per-episode means and per-revisit-frame records. ``frames``/``truth``: (T, H, W, 3) flat frames."""
     per: dict[str, list[float]] = defaultdict(list)
     records = []
@@ -132,16 +130,12 @@ def score_episode(plan: EpisodePlan, frames: np.ndarray, truth: np.ndarray, mode
                 continue
             m = frame_metrics(gen, other)
             row[f"{prefix}_psnr"], row[f"{prefix}_ssim"] = m["psnr"], m["ssim"]
-            if lpips is not None:
-                row[f"{prefix}_lpips"] = lpips(gen, other)
             if rv.mask.any():
                 mm = masked_frame_metrics(gen, other, rv.mask)
                 row[f"mem_{prefix}_psnr"], row[f"mem_{prefix}_ssim"] = mm["psnr"], mm["ssim"]
-                if lpips is not None:
-                    row[f"mem_{prefix}_lpips"] = lpips(gen, other, rv.mask)
         records.append(row)
         for key, value in row.items():
-            if key in METRICS or key in LPIPS_METRICS:
+            if key in METRICS:
                 per[key].append(value)
     revisit_set = {rv.frame for rv in plan.revisits}
     generated = plan.return_frames if mode == "memorize" else range(BLOCK_FRAMES, len(plan.poses))
@@ -151,8 +145,6 @@ def score_episode(plan: EpisodePlan, frames: np.ndarray, truth: np.ndarray, mode
         m = frame_metrics(frames[t], truth[t])
         per["novel_psnr"].append(m["psnr"])
         per["novel_ssim"].append(m["ssim"])
-        if lpips is not None:
-            per["novel_lpips"].append(lpips(frames[t], truth[t]))
     summary = {key: float(np.mean(values)) for key, values in per.items()}
     summary["revisit_frames"] = len(plan.revisits)
     summary["memory_frames"] = sum(int(rv.mask.any()) for rv in plan.revisits)
@@ -212,31 +204,6 @@ def compare_rows(table: list[dict], pairs: Sequence[Sequence[str]], resamples: i
 
 def aggregate(episodes: list[dict], keys: Sequence[str], resamples: int, seed: int) -> dict[str, dict]:
     return {key: bootstrap_mean([e["metrics"].get(key, np.nan) for e in episodes], resamples, seed) for key in keys}
-
-
-# --- LPIPS (only with local weights) ----------------------------------------------------------------
-def load_lpips():
-    """``(fn, note)``: ``fn(a, b, mask=None) -> float`` or ``None`` when no local LPIPS weights exist."""
-    skipped = "LPIPS skipped: no local weights"
-    try:
-        import lpips as lpips_package
-        import torch
-    except ImportError:
-        return None, f"{skipped} (the lpips package and torchvision are not installed)"
-    hub = Path(torch.hub.get_dir()) / "checkpoints"
-    if not any(hub.glob("alexnet-*.pth")):
-        return None, f"{skipped} (no AlexNet checkpoint under {hub})"
-    model = lpips_package.LPIPS(net="alex", verbose=False, spatial=True).eval()
-
-    def fn(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> float:
-        def tensor(x: np.ndarray):
-            return torch.from_numpy(x).permute(2, 0, 1)[None].float() / 127.5 - 1.0  # (1, 3, H, W) in [-1, 1]
-
-        with torch.no_grad():
-            dist = model(tensor(a), tensor(b))[0, 0].numpy()  # (H, W)
-        return float(dist[mask].mean() if mask is not None else dist.mean())
-
-    return fn, "LPIPS: lpips package, AlexNet backbone (spatial map, masked mean for the memory-only region)"
 
 
 # --- the run -----------------------------------------------------------------------------------------
@@ -319,7 +286,6 @@ def run(cfg: RevisitBenchConfig) -> dict:
     episodes = quick_subset(suite, cfg.quick_per_style) if cfg.quick else suite
     modes = cfg.quick_modes if cfg.quick else cfg.modes
     worlds = [(spec, make_policy(spec)) for spec in cfg.policies]
-    lpips, lpips_note = load_lpips() if cfg.lpips else (None, "LPIPS skipped: disabled in the config")
     height = width = cfg.suite.resolution
     example = cfg.example_episode
     if example is None:
@@ -343,7 +309,7 @@ def run(cfg: RevisitBenchConfig) -> dict:
                 for i, (ep, plan) in enumerate(zip(batch.episodes, batch.plans)):
                     flat_made = made[i, : ep.blocks].reshape(-1, height, width, 3)  # (T, H, W, 3)
                     flat_truth = batch.truth[i, : ep.blocks].reshape(-1, height, width, 3)
-                    summary, records = score_episode(plan, flat_made, flat_truth, mode, lpips)
+                    summary, records = score_episode(plan, flat_made, flat_truth, mode)
                     rows[(mode, spec.label)].append({"episode": ep.index, "style": ep.style, "kind": ep.kind, "metrics": summary})
                     frames_out[(mode, spec.label)].extend({"style": ep.style, "kind": ep.kind, **r} for r in records)
                     if ep.index == example:
@@ -353,16 +319,16 @@ def run(cfg: RevisitBenchConfig) -> dict:
                     bar.update(1)
     bar.close()
     total_s = time.perf_counter() - t_start
-    results = summarize(cfg, modes, episodes, rows, frames_out, clocks, lpips is not None)
-    results.update({"lpips": lpips_note, "wall_s": total_s, "render_and_plan_s": render_s, "batches": len(batches),
+    results = summarize(cfg, modes, episodes, rows, frames_out, clocks)
+    results.update({"wall_s": total_s, "render_and_plan_s": render_s, "batches": len(batches),
                     "episodes": [ep.describe() for ep in episodes]})
     write_report(out, cfg, results, frames_out, strip)
     print(f"wrote {out / 'report.md'} ({total_s:.0f} s)")
     return results
 
 
-def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Episode], rows, frames_out, clocks, with_lpips: bool) -> dict:
-    keys = list(METRICS) + (list(LPIPS_METRICS) if with_lpips else [])
+def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Episode], rows, frames_out, clocks) -> dict:
+    keys = list(METRICS)
     styles = sorted({ep.style for ep in episodes}, key=list(cfg.suite.styles).index)
     table = []
     for mode in modes:

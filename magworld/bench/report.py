@@ -67,8 +67,7 @@ def write_report(out: Path, cfg, results: dict, frames_out: dict, strip: dict) -
 
 
 def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
-    table, lp = results["table"], results["lpips"]
-    has_lpips = "hc_lpips" in results["metrics"]
+    table = results["table"]
     modes = list(dict.fromkeys(r["mode"] for r in table))
     styles = results["styles"]
     lines = [f"# Revisit benchmark — `{results['config']['name']}`", "",
@@ -78,7 +77,6 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
              f"blocks of 3 frames. Memory-only region: pixels of a revisit view not shown by the last "
              f"{results['config']['recent_blocks']} blocks before it. Means over episodes with 95% bootstrap intervals "
              f"({results['config']['bootstrap']} resamples, seed {results['config']['seed']}). PSNR capped at {PSNR_CAP:g} dB.", "",
-             f"**{lp}.**" if not has_lpips else lp, "",
              f"Full run time: **{results['wall_s']:.0f} s** wall ({results['batches']} batches; ground-truth rendering and "
              f"planning {results['render_and_plan_s']:.0f} s), on {_machine(results.get('machine'))}.", ""]
     for mode in modes:
@@ -86,10 +84,10 @@ def render_markdown(results: dict, plots: Sequence[str] = ()) -> str:
         note = ("the outbound path is given (memorized); the history reference *is* the ground-truth frame, so both "
                 "column groups agree" if mode == "memorize" else "everything after the first block is generated; "
                 "history context compares with the policy's own earlier frame")
-        lines += [f"## Protocol `{mode}` — {note}", "", "### Revisit frames (paper Table 3 layout)", ""]
-        header = ["policy", "HC PSNR↑", "HC SSIM↑", "HC LPIPS↓", "GT PSNR↑", "GT SSIM↑", "GT LPIPS↓"]
-        body = [[r["policy"], _ci(r["overall"]["hc_psnr"]), _ci(r["overall"]["hc_ssim"], 3), _ci(r["overall"].get("hc_lpips"), 3),
-                 _ci(r["overall"]["gt_psnr"]), _ci(r["overall"]["gt_ssim"], 3), _ci(r["overall"].get("gt_lpips"), 3)] for r in rows]
+        lines += [f"## Protocol `{mode}` — {note}", "", "### Revisit frames (paper Table 3 layout, without LPIPS)", ""]
+        header = ["policy", "HC PSNR↑", "HC SSIM↑", "GT PSNR↑", "GT SSIM↑"]
+        body = [[r["policy"], _ci(r["overall"]["hc_psnr"]), _ci(r["overall"]["hc_ssim"], 3),
+                 _ci(r["overall"]["gt_psnr"]), _ci(r["overall"]["gt_ssim"], 3)] for r in rows]
         lines += [format_table(header, body), "", "### Memory-only region, novel frames, cost", ""]
         header = ["policy", "mem-only HC PSNR↑", "mem-only HC SSIM↑", "mem-only GT PSNR↑", "mem-only GT SSIM↑",
                   "novel GT PSNR↑", "novel GT SSIM↑", "revisit frames", "with mem-only px", "mem-only px share",

@@ -68,10 +68,6 @@ class Episode:
         """Blocks before the return path: the start block, the prefix and the outbound path."""
         return 1 + self.prefix + self.outbound
 
-    @property
-    def return_steps(self) -> int:
-        return len(self.trajectory) - self.prefix - self.outbound
-
     def action_names(self) -> list[str]:
         return [ACTION_TABLE[a].name for a in self.trajectory.actions]
 

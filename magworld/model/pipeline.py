@@ -6,7 +6,6 @@ and writes a block (docs/notes/code.md).
 from __future__ import annotations
 
 import hashlib
-import json
 import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -356,10 +355,3 @@ class WorldModel(LatentWorld):
         self._captions, self._caption_text = list(snap.captions), snap.caption_text.clone()
         self._last_frame, self._last_pose = _cloned(snap.last_frame), _cloned(snap.last_pose)
 
-
-def read_manifest(path: str | Path | None = None) -> dict:
-    """The bundled weights' manifest: file name -> sha256 (and sizes)."""
-    path = Path(path) if path is not None else WEIGHTS_DIR / MANIFEST_FILE
-    if not path.exists():
-        raise CheckpointError(f"weights manifest {path} is missing; it is written with the bundled generator")
-    return json.loads(path.read_text())

@@ -38,7 +38,7 @@ def memory_only_psnr(policy: str, batches) -> list[float]:
 
 @pytest.mark.slow
 def test_mag_beats_window_on_the_memory_only_region():
-    cfg = RevisitBenchConfig(lpips=False)
+    cfg = RevisitBenchConfig()
     episodes = quick_subset(build_suite(SuiteConfig()), 1)
     assert [(e.style, e.kind) for e in episodes] == [(s, "pan") for s in ("outdoor", "indoor", "city", "game")]
     batches = [prepare_batch([ep], cfg) for ep in episodes]  # one world each: each episode's noise is seed 0

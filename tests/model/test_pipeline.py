@@ -15,7 +15,7 @@ from magworld.model.autoencoder import Autoencoder, AutoencoderConfig
 from magworld.model.checkpoint import CheckpointError, save_checkpoint
 from magworld.model.generator import Generator, GeneratorConfig
 from magworld.model.memory_model import MemoryConfig, MemoryModel
-from magworld.model.pipeline import (GENERATOR_FILE, MANIFEST_FILE, WorldModel, load_generator, read_manifest,
+from magworld.model.pipeline import (GENERATOR_FILE, MANIFEST_FILE, WorldModel, load_generator,
                                      resolve_device, sha256)
 from magworld.model.pretrained import WEIGHTS_DIR
 from magworld.model.text import HashingTextEncoder
@@ -160,7 +160,7 @@ def test_clear_errors(parts, tmp_path):
 def test_bundled_weights_match_their_manifest():
     if not (WEIGHTS_DIR / MANIFEST_FILE).exists():
         pytest.fail(f"{WEIGHTS_DIR / MANIFEST_FILE} is missing: the bundled generator must ship with its manifest")
-    manifest = read_manifest()
+    manifest = json.loads((WEIGHTS_DIR / MANIFEST_FILE).read_text())
     assert GENERATOR_FILE in manifest["files"]
     total = 0
     for name, entry in manifest["files"].items():

@@ -1,8 +1,8 @@
-"""Every figure in README.md comes from a committed result (``python -m magworld.bench.readme``).
+"""Every figure in README.md comes from a committed result (``python scripts/readme_tables.py``).
 
 Two checks:
 
-1. Each marked block (``<!-- table:NAME -->`` … ``<!-- /table -->``) equals what ``magworld.bench.readme`` renders
+1. Each marked block (``<!-- table:NAME -->`` … ``<!-- /table -->``) equals what ``scripts/readme_tables.py`` renders
    from its committed JSON, and every table it knows is in the README.
 2. Outside the blocks, no measured figure: every number in the README's prose (code excluded, except the comments
    of fenced code) must be a constant of the design listed in ``CONSTANTS`` below. The list holds *values*, not
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from magworld.bench import readme
+import readme_tables as readme
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def test_readme_tables_match_committed_results(text: str) -> None:
     missing = sorted(set(tables) - set(blocks))
     assert not missing, f"README has no block for {missing}: add <!-- table:NAME --> ... <!-- /table -->"
     stale = [name for name in tables if blocks[name] != tables[name]]
-    assert not stale, f"README tables {stale} differ from their results files: run python -m magworld.bench.readme"
+    assert not stale, f"README tables {stale} differ from their results files: run python scripts/readme_tables.py"
     assert readme.update(text, tables) == text
 
 
@@ -58,7 +58,7 @@ def test_no_figure_outside_the_tables(text: str) -> None:
     assert not measured, f"figures outside the README's rendered tables: {measured}"
     unknown = sorted(set(strays) - CONSTANTS, key=float)
     assert not unknown, (f"numbers {unknown} in the README's prose: render them from a results file in a marked table "
-                         f"(magworld/bench/readme.py), or, if they are constants of the design, add them to CONSTANTS "
+                         f"(scripts/readme_tables.py), or, if they are constants of the design, add them to CONSTANTS "
                          f"in {Path(__file__).name} with the reason")
 
 

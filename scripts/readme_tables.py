@@ -1,10 +1,11 @@
-"""The README's figures, rendered from committed results: ``python -m magworld.bench.readme [--check]``.
+"""The README's figures, rendered from committed results: ``python scripts/readme_tables.py [--check]``.
 
 Every measured figure in ``README.md`` sits between ``<!-- table:NAME -->`` and ``<!-- /table -->``; one function of
 ``TABLES`` renders each block from committed JSON (``bench-results/``, the bundled weights' sidecars), ending with its
 source files and the command that regenerates them. ``--check`` reports differing blocks (exit 1);
-``tests/bench/test_readme_tables.py`` runs it and also fails on a measured number outside the blocks
-(:func:`stray_numbers`). Reads JSON only (no torch), so it keeps working while benches are renamed.
+``tests/scripts/test_readme_tables.py`` runs it and also fails on a measured number outside the blocks
+(:func:`stray_numbers`). Reads JSON only (no torch), so it keeps working while benches are renamed. A maintainer's
+script of the checkout: it reads and writes the checkout's README.md and bench-results/, which a wheel does not ship.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from .common import format_table as table
+from magworld.bench.common import format_table as table
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
 README = "README.md"
 WEIGHTS = "magworld/assets/weights"
 STYLES = ("outdoor", "indoor", "city", "game")
@@ -130,7 +131,7 @@ def _revisit(root: Path, rel: str, command: str) -> str:
 
 def revisit(root: Path) -> str:
     return _revisit(root, "bench-results/revisit/results.json",
-                    "magworld bench revisit bench/revisit=models bench.quick=true bench.lpips=false "
+                    "magworld bench revisit bench/revisit=models bench.quick=true "
                     "'bench.policies=[shift,no_memory,mag,mag-recall,full,window]' "
                     "'bench.compare=[[mag,window],[mag-recall,mag],[full,mag],[mag,shift]]' "
                     "bench.out_dir=bench-results bench.name=revisit bench.overwrite=true")
@@ -259,7 +260,7 @@ def update(text: str, tables: dict[str, str]) -> str:
     """``text`` with every marked block replaced by its rendering; an unknown marker is an error."""
     unknown = set(blocks(text)) - set(tables)
     if unknown:
-        raise ValueError(f"README marks tables {sorted(unknown)} that magworld.bench.readme does not render; "
+        raise ValueError(f"README marks tables {sorted(unknown)} that scripts/readme_tables.py does not render; "
                          f"known: {sorted(tables)}")
     return BLOCK.sub(lambda m: m.group(1) + tables[m["name"]] + m.group(4), text)
 
@@ -288,7 +289,7 @@ def stray_numbers(text: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m magworld.bench.readme", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python scripts/readme_tables.py", description=__doc__.split("\n\n")[0])
     parser.add_argument("--check", action="store_true", help="only report blocks that differ (exit 1), write nothing")
     parser.add_argument("--readme", default=str(ROOT / README))
     args = parser.parse_args(argv)
@@ -300,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     stale = sorted(n for n, body in blocks(text).items() if body != tables[n])
     if args.check:
         for name in stale:
-            print(f"README table {name!r} differs from its results; run python -m magworld.bench.readme")
+            print(f"README table {name!r} differs from its results; run python scripts/readme_tables.py")
         for name in missing:
             print(f"README has no block for table {name!r}: add <!-- table:{name} --> <!-- /table -->")
         return 1 if stale or missing else 0

@@ -2,8 +2,9 @@
 
 A schema YAML (``configs/<command>.yaml``, ``configs/train/<stage>.yaml``) is a hand-written preamble (help comment,
 hydra defaults list) and a body written here from the dataclass its ``_target_`` names: every field, its default and
-its source comment; fields a defaults-list preset fills are left to the preset. ``python -m magworld.apps.configs``
-rewrites the bodies, ``--check`` lists the stale ones (exit 1, the tests run it). Presets stay hand-written."""
+its source comment; fields a defaults-list preset fills are left to the preset. ``python scripts/config_yamls.py``
+rewrites the bodies, ``--check`` lists the stale ones (exit 1, the tests run it). Presets stay hand-written. A
+maintainer's script of the checkout: it rewrites the checkout's configs/, not an installed copy."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from typing import Any
 
 import yaml
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"  # the checkout's
 SCHEMA_FILES = ("*.yaml", "train/*.yaml")  # relative to CONFIG_DIR; presets live in sub-folders of their own
 PRESET_TARGET = re.compile(r"^\s*-\s*/?[\w/.-]+@([\w.]+)\s*:")  # '- /model@model.transformer: wide16' -> model.transformer
 GROUP_DEFAULT = re.compile(r"^\s*-\s*([\w/]+)\s*:\s*([\w.-]+)\s*$")  # '- agent: random' (package from its header)
@@ -173,10 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = stale()
         for p in paths:
             print(f"{p.relative_to(CONFIG_DIR.parent)} differs from its dataclass defaults: "
-                  f"run python -m magworld.apps.configs")
+                  f"run python scripts/config_yamls.py")
         return 1 if paths else 0
     if argv:
-        raise SystemExit("usage: python -m magworld.apps.configs [--check]")
+        raise SystemExit("usage: python scripts/config_yamls.py [--check]")
     for p in schema_files():
         want = generated(p)
         if want is not None and p.read_text() != want:

@@ -3,19 +3,21 @@
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 
-from magworld.apps import gpu_check
+import gpu_check
 
 ROOT = Path(__file__).resolve().parents[2]
 CHECKS = {"tests", "env", "wan", "ddp", "speed"}
 
 
 def test_gpu_check_script_passes_its_arguments_to_the_module(tmp_path):
-    """The shell wrapper runs ``python -m magworld.apps.gpu_check --out OUT ...`` (a bad check name is the module's
-    own argparse error, so the wrapper reached it without running a check)."""
+    """The shell wrapper runs ``python scripts/gpu_check.py --out OUT ...`` (a bad check name is the script's own
+    argparse error, so the wrapper reached it without running a check)."""
     done = subprocess.run([str(ROOT / "scripts" / "gpu_check.sh"), str(tmp_path), "--dry-run", "--only", "nothing"],
-                          env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=120)
+                          env={**os.environ, "OMP_NUM_THREADS": "1", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"},
+                          capture_output=True, text=True, timeout=120)  # the wrapper's `python`: this interpreter
     assert done.returncode == 2 and "invalid choice: 'nothing'" in done.stderr, done.stderr[-2000:]
     assert not (tmp_path / "gpu_check.json").exists()
 
@@ -31,3 +33,8 @@ def test_gpu_check_dry_run_writes_json_and_table(tmp_path):
     assert results["wan"]["latent_frames_per_s"] > 0 and results["wan"]["transformer_tflop_per_block"] > 0
     table = (tmp_path / "gpu_check.md").read_text()
     assert all(f"| {name} | yes |" in table for name in CHECKS)
+
+
+def test_flops_option_prints_the_table_and_runs_no_check(tmp_path, capsys):
+    assert gpu_check.main(["--out", str(tmp_path), "--flops", "400"]) == 0
+    assert "FPS @ 400 TFLOP/s" in capsys.readouterr().out and not (tmp_path / "gpu_check.json").exists()

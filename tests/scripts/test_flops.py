@@ -1,4 +1,4 @@
-"""The FLOP model (magworld.bench.flops): a hand-counted micro case, the real network counted by torch, the table."""
+"""The FLOP model (scripts/gpu_check.py): a hand-counted micro case, the real network counted by torch, the table."""
 
 import math
 
@@ -7,8 +7,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-from magworld.bench.flops import (Workload, block_estimate, forward_flops, paper_shape, table,
-                                  wan21_vae_decode_flops)
+from gpu_check import Workload, block_estimate, forward_flops, paper_shape, table, wan21_vae_decode_flops
 from magworld.model.cache import CacheConfig, KVCache
 from magworld.model.config import transformer_preset
 from magworld.model.transformer import BlockTransformer
