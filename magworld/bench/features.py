@@ -1,8 +1,10 @@
 """The judge of :mod:`magworld.bench.invention`: a small fully convolutional CNN trained on simulator views of
-training scenes (style, pitch and fov bins, object kinds in view; colour jitter so it reads structure, not palette),
-its local cell descriptors (one 160-number descriptor per 4x4 cell wholly inside a mask: mean and std of layers 1 and
-2, layer 4, on the frame minus its mean colour) and the Fréchet distance between two descriptor sets. The weights
-ship (``magworld/assets/bench/invent-features.safetensors``); ``python -m magworld.bench.features`` retrains them.
+training scenes (style, pitch and fov bins, object kinds in view; colour jitter so it reads structure, not palette)
+and on degraded copies of them (grain, noise, blur, shuffled patches, colour washes: its features must tell a drawn
+frame from noise or texture), its local cell descriptors (one 160-number descriptor per 4x4 cell wholly inside a
+mask: mean and std of layers 1 and 2, layer 4, on the frame minus its mean colour) and the Fréchet distance between
+two descriptor sets. The weights ship (``magworld/assets/bench/invent-features.safetensors``);
+``python -m magworld.bench.features`` retrains them.
 Design and what did not work: ``docs/notes/invention.md``."""
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
+from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
@@ -31,66 +34,72 @@ OBJECT_KINDS: tuple[str, ...] = ("pine tree", "round tree", "cabin", "rock", "to
                                  "car", "lamp")  # city
 PITCH_BINS = 6
 FOV_BINS = 6
-CHANNELS = (16, 32, 48, 64, 64)
-STRIDES = (1, 2, 1, 2, 1)
+CHANNELS = (16, 32, 48, 64)
+STRIDES = (1, 2, 1, 2)
 CELL = 4  # px: the stride of layer 4, one local descriptor per cell
+DEGRADATIONS: tuple[str, ...] = ("clean", "grain", "pixel noise", "block noise", "blur", "shuffle", "wash")
 
 
 @dataclass
 class FeatureNetConfig:
     scenes_per_style: int = 16  # training scenes (seeds < HELDOUT_START)
     views_per_scene: int = 48
-    steps: int = 360
+    steps: int = 600
     batch: int = 64
-    lr: float = 2e-3
+    lr: float = 6e-3
     seed: int = 0
     resolution: int = 64
     colour_jitter: bool = True  # random channel order, gain and offset per training view: tell styles by structure
+    degraded: float = 0.5  # fraction of each batch degraded (a random kind of DEGRADATIONS)
 
 
 class FeatureNet(nn.Module):
-    """Fully convolutional classifier; :meth:`features` pools layers 2 and 4 over a mask."""
+    """Four convolutions and one linear head on the cell descriptors: every class (style, pitch, fov, object kinds,
+    degradation) is read from the very numbers the Fréchet distance compares."""
 
     def __init__(self) -> None:
         super().__init__()
         ins = (3, *CHANNELS[:-1])
         self.convs = nn.ModuleList(nn.Conv2d(i, o, 3, s, 1) for i, o, s in zip(ins, CHANNELS, STRIDES))
-        self.head = nn.Linear(CHANNELS[-1], len(STYLE_NAMES) + PITCH_BINS + FOV_BINS + len(OBJECT_KINDS))
+        for conv in self.convs:  # activations keep their scale through the stack: the degradation head learns in minutes
+            nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
+            nn.init.zeros_(conv.bias)
+        self.head = nn.Linear(self.dim, len(STYLE_NAMES) + PITCH_BINS + FOV_BINS + len(OBJECT_KINDS) + len(DEGRADATIONS))
 
     dim = 2 * CHANNELS[0] + 2 * CHANNELS[1] + CHANNELS[3]  # 160 numbers per cell
 
-    def maps(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's activations of float frames (N, 3, H, W) in [-1, 1]."""
-        out = []
+    def descriptors(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, dim, H/4, W/4) cell descriptors of float frames (N, 3, H, W) in [-1, 1], taken minus their mean colour:
+        mean and std over the cell of layers 1 and 2, and layer 4."""
+        maps = []
+        x = x - x.mean(dim=(2, 3), keepdim=True)
         for conv in self.convs:
             x = F.relu(conv(x))
-            out.append(x)
-        return out
+            maps.append(x)
+        return torch.cat([F.avg_pool2d(maps[0], CELL), _std_pool(maps[0], CELL), F.avg_pool2d(maps[1], CELL // 2),
+                          _std_pool(maps[1], CELL // 2), maps[3]], 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.maps(x)[-1].mean(dim=(2, 3)))  # (N, classes) logits
+        return self.head(self.descriptors(x).mean(dim=(2, 3)))  # (N, classes) logits
 
     @torch.no_grad()
     def cells(self, frames: np.ndarray, masks: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
         """float64 (K, dim) local descriptors of uint8 frames (N, H, W, 3): one per 4x4 cell wholly inside the bool
-        ``masks`` (N, H, W) (None: every cell), from the frames minus their mean colour."""
+        ``masks`` (N, H, W) (None: every cell)."""
         out = []
         for i in range(0, len(frames), batch):
-            x = to_input(frames[i:i + batch])
-            maps = self.maps(x - x.mean(dim=(2, 3), keepdim=True))
-            f = torch.cat([F.avg_pool2d(maps[0], CELL), _std_pool(maps[0], CELL), F.avg_pool2d(maps[1], CELL // 2),
-                           _std_pool(maps[1], CELL // 2), maps[3]], 1)  # (B, dim, H/4, W/4)
-            keep = torch.ones(len(x), *f.shape[2:], dtype=torch.bool)
+            f = self.descriptors(to_input(frames[i:i + batch]))
+            keep = torch.ones(len(f), *f.shape[2:], dtype=torch.bool)
             if masks is not None:  # a cell counts when its whole footprint is in the mask
                 keep = -F.max_pool2d(-torch.from_numpy(masks[i:i + batch]).float()[:, None], CELL)[:, 0] > 0.5
-            out.append(f.permute(0, 2, 3, 1)[keep].double().numpy())
+            out.append(rearrange(f, "n d h w -> n h w d")[keep].double().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.dim))
 
 
 def _std_pool(x: torch.Tensor, k: int) -> torch.Tensor:
     """Standard deviation over k x k windows (stride k)."""
     mean = F.avg_pool2d(x, k)
-    return (F.avg_pool2d(x * x, k) - mean * mean).clamp(min=0).sqrt()
+    return (F.avg_pool2d(x * x, k) - mean * mean).clamp(min=1e-8).sqrt()  # finite gradient at 0
 
 
 def to_input(frames: np.ndarray) -> torch.Tensor:
@@ -143,17 +152,74 @@ def jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     return x * gain + offset
 
 
-def _loss(net: FeatureNet, data: dict[str, torch.Tensor], idx: torch.Tensor,
-          gen: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def _uniform(gen: torch.Generator, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * float(torch.rand((), generator=gen))
+
+
+def _pick(gen: torch.Generator, *options):
+    return options[int(torch.randint(len(options), (), generator=gen))]
+
+
+def gaussian(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Float frames (N, 3, H, W) blurred by a separable Gaussian (radius 3 sigma, edges replicated)."""
+    radius = max(1, int(np.ceil(3 * sigma)))
+    kernel = torch.exp(-torch.arange(-radius, radius + 1.0) ** 2 / (2 * sigma**2))
+    kernel = (kernel / kernel.sum()).repeat(3, 1, 1, 1)  # (3, 1, 1, k): one per channel
+    x = F.conv2d(F.pad(x, (radius,) * 4, mode="replicate"), kernel, groups=3)
+    return F.conv2d(x, rearrange(kernel, "c i h w -> c i w h"), groups=3)
+
+
+def _shuffle(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Patches of 1-8 px in random order, then blurred: the frame's colours without its shapes."""
+    p, h = _pick(gen, 1, 2, 4, 8), x.shape[2]
+    patches = rearrange(x, "n c (h p) (w q) -> (n h w) c p q", p=p, q=p)
+    patches = patches[torch.randperm(len(patches), generator=gen)]
+    return gaussian(rearrange(patches, "(n h w) c p q -> n c (h p) (w q)", n=1, h=h // p), _uniform(gen, 0.3, 2.0))
+
+
+def _smooth_noise(shape: torch.Size, size: int, mode: str, gen: torch.Generator) -> torch.Tensor:
+    """Gaussian noise drawn at ``size`` x ``size`` and upsampled to ``shape`` (N, 3, H, W)."""
+    noise = torch.randn(shape[0], 3, size, size, generator=gen)
+    return F.interpolate(noise, size=tuple(shape[2:]), mode=mode, **({} if mode == "nearest" else {"align_corners": False}))
+
+
+DEGRADE = {  # float frames (1, 3, H, W) in about [-1, 1] -> the same degraded; in DEGRADATIONS order, after "clean"
+    "grain": lambda x, g: x + _uniform(g, 3, 24) / 127.5 * torch.randn(x.shape, generator=g),
+    "pixel noise": lambda x, g: torch.lerp(x, 2 * torch.rand(x.shape, generator=g) - 1, _uniform(g, 0.2, 1.0)),
+    "block noise": lambda x, g: x + _uniform(g, 0.05, 0.5) * _smooth_noise(
+        x.shape, x.shape[-1] // _pick(g, 2, 4, 8), _pick(g, "nearest", "bilinear"), g),
+    "blur": lambda x, g: gaussian(x, _uniform(g, 0.8, 2.5)),
+    "shuffle": _shuffle,
+    "wash": lambda x, g: torch.lerp(x, _smooth_noise(x.shape, _pick(g, 2, 3, 4), "bilinear", g).clamp(-1, 1),
+                                    _uniform(g, 0.3, 0.8)),
+}
+
+
+def degrade(x: torch.Tensor, count: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """The last ``count`` of float frames (N, 3, H, W) each degraded by a random kind, and the labels (N,): index in
+    DEGRADATIONS, 0 = clean."""
+    labels = torch.zeros(len(x), dtype=torch.long)
+    labels[len(x) - count:] = torch.randint(1, len(DEGRADATIONS), (count,), generator=gen)
+    out = [x[i:i + 1] if k == 0 else DEGRADE[DEGRADATIONS[k]](x[i:i + 1], gen) for i, k in enumerate(labels.tolist())]
+    return torch.cat(out), labels
+
+
+def _loss(net: FeatureNet, data: dict[str, torch.Tensor], idx: torch.Tensor, gen: torch.Generator,
+          cfg: FeatureNetConfig) -> tuple[torch.Tensor, dict[str, float]]:
+    """Style, pitch, fov and object kinds on the clean frames; the degradation of every frame."""
     x = to_input(data["frames"][idx].numpy())
-    logits = net(x if gen is None else jitter(x, gen))
-    a, b, c = len(STYLE_NAMES), len(STYLE_NAMES) + PITCH_BINS, len(STYLE_NAMES) + PITCH_BINS + FOV_BINS
-    known = data["known"][idx].float()[:, None]
-    kinds = (F.binary_cross_entropy_with_logits(logits[:, c:], data["kinds"][idx], reduction="none") * known).sum()
-    loss = (F.cross_entropy(logits[:, :a], data["style"][idx]) + F.cross_entropy(logits[:, a:b], data["pitch"][idx])
-            + F.cross_entropy(logits[:, b:c], data["fov"][idx]) + kinds / known.sum().clamp(min=1) / len(OBJECT_KINDS))
-    accuracy = (logits[:, :a].argmax(1) == data["style"][idx]).float().mean()
-    return loss, accuracy
+    count = round(cfg.degraded * len(x))
+    x, degradation = degrade(jitter(x, gen) if cfg.colour_jitter else x, count, gen)
+    every = net(x)
+    logits, clean = every[:len(x) - count], idx[:len(x) - count]
+    a, b, c, d = (len(STYLE_NAMES) + n for n in (0, PITCH_BINS, PITCH_BINS + FOV_BINS, PITCH_BINS + FOV_BINS + len(OBJECT_KINDS)))
+    known = data["known"][clean].float()[:, None]
+    kinds = (F.binary_cross_entropy_with_logits(logits[:, c:d], data["kinds"][clean], reduction="none") * known).sum()
+    loss = (F.cross_entropy(logits[:, :a], data["style"][clean]) + F.cross_entropy(logits[:, a:b], data["pitch"][clean])
+            + F.cross_entropy(logits[:, b:c], data["fov"][clean]) + kinds / known.sum().clamp(min=1) / len(OBJECT_KINDS)
+            + F.cross_entropy(every[:, d:], degradation))
+    return loss, {"style_accuracy": float((logits[:, :a].argmax(1) == data["style"][clean]).float().mean()),
+                  "degradation_accuracy": float((every[:, d:].argmax(1) == degradation).float().mean())}
 
 
 def train_feature_net(cfg: FeatureNetConfig = FeatureNetConfig(), log_every: int = 40) -> tuple[FeatureNet, list[dict]]:
@@ -169,13 +235,13 @@ def train_feature_net(cfg: FeatureNetConfig = FeatureNetConfig(), log_every: int
     log = []
     for step in tqdm(range(cfg.steps), desc="feature net", unit="batch"):
         idx = torch.randint(len(data["frames"]), (cfg.batch,), generator=gen)
-        loss, accuracy = _loss(net, data, idx, gen if cfg.colour_jitter else None)
+        loss, accuracy = _loss(net, data, idx, gen, cfg)
         opt.zero_grad()
         loss.backward()
         opt.step()
         sched.step()
         if (step + 1) % log_every == 0 or step + 1 == cfg.steps:
-            log.append({"step": step + 1, "loss": loss.item(), "style_accuracy": float(accuracy)})
+            log.append({"step": step + 1, "loss": loss.item(), **accuracy})
     return net.eval(), log
 
 

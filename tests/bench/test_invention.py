@@ -100,6 +100,18 @@ def test_shipped_judge_matches_its_sidecar_and_tells_styles(sim_frames):
     assert len(file_sha256(FEATURES_PATH)) == 64
 
 
+def test_shipped_judge_sees_grain_and_blur(sim_frames):
+    """Features that respond to degradations: the simulator with σ 8 grain or a 1.5 px blur lies several times further
+    from the clean frames than the same scenes turned by 10° do."""
+    net = load_feature_net()
+    turned = np.stack([make_scene(SPLIT_SEEDS["val"] + 1000 * k, s).render(Pose(yaw + 10.0, 0.0, 60.0), 64)
+                       for k, s in enumerate(STYLE_NAMES) for yaw in (0.0, 120.0)])
+    fd = lambda frames: frechet_distance(net.cells(sim_frames), net.cells(frames))  # noqa: E731
+    floor = fd(turned)
+    assert fd(add_grain(sim_frames, 8.0, np.random.default_rng(0))) > 2.5 * floor  # 4x with the shipped judge (the first: 0.03 vs 2.1 on the bench)
+    assert fd(gaussian_blur(sim_frames, 1.5)) > 4 * floor  # 7.8x
+
+
 def test_training_is_deterministic():
     cfg = FeatureNetConfig(scenes_per_style=1, views_per_scene=4, steps=2, batch=8)
     a, _ = train_feature_net(cfg)
@@ -116,7 +128,7 @@ def test_cells_ignore_pixels_outside_the_mask(sim_frames):
     changed = sim_frames.copy()
     changed[:, :, :20] = changed[:, :, :20][:, ::-1]  # flip rows far from the strip: same mean colour
     assert net.cells(sim_frames, mask).shape == (len(sim_frames) * 16 * 6, net.dim)
-    assert np.allclose(net.cells(sim_frames, mask), net.cells(changed, mask), atol=1e-3)  # float32 mean: summation order
+    assert np.allclose(net.cells(sim_frames, mask), net.cells(changed, mask), atol=1e-2)  # float32 sums of activations up to ~70
     assert not np.allclose(net.cells(sim_frames), net.cells(changed))
     assert net.cells(sim_frames[:1], np.zeros((1, 64, 64), bool)).shape == (0, net.dim)
 
