@@ -213,25 +213,32 @@ class DMDParts(NamedTuple):
     window_blocks: int  # blocks in the scored window (the teacher's clip_blocks when there is one)
 
 
-def judged(ae, disc: Discriminator, latents: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """A window's latents (N, W*F, C, h, w) and its carried pixels (N, W*F, 1, H, W) as the judge reads them, ``J`` =
-    ``disc.cfg.frames`` frames (one block, or consecutive blocks) per sample: (frames decoded with gradients
-    (N*W*F/J, J, 3, H, W), coverage (N*W*F/J, J, 1, H, W))."""
-    made = ae.decode_unclamped(rearrange(latents, "n t c h w -> (n t) c h w"))  # (N*W*F, 3, H, W)
+def decoded(ae, latents: torch.Tensor) -> torch.Tensor:
+    """Latents (N, T, C, h, w) -> frames (N, T, 3, H, W) in about [-1, 1], with gradients (one decode per step: the
+    judge and the memory anchor read the same frames)."""
+    made = ae.decode_unclamped(rearrange(latents, "n t c h w -> (n t) c h w"))
+    return rearrange(made, "(n t) c h w -> n t c h w", n=latents.shape[0])
+
+
+def judged(disc: Discriminator, frames: torch.Tensor, seen: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """A window's decoded frames (N, W*F, 3, H, W) and its carried pixels (N, W*F, 1, H, W) as the judge reads them,
+    ``J`` = ``disc.cfg.frames`` frames (one block, or consecutive blocks) per sample: (frames (N*W*F/J, J, 3, H, W),
+    coverage (N*W*F/J, J, 1, H, W))."""
     f = disc.cfg.frames
-    return (rearrange(made, "(b f) c h w -> b f c h w", f=f),
+    return (rearrange(frames, "n (k f) c h w -> (n k) f c h w", f=f),
             rearrange(seen.float(), "n (k f) c h w -> (n k) f c h w", f=f))
 
 
-def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: torch.Tensor, cfg: DMDStageConfig
+def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, made: torch.Tensor, cfg: DMDStageConfig
                       ) -> tuple[torch.Tensor, dict]:
     """The judge's relativistic loss (each generated block of the window against the real block at its poses, +
     r1_weight / 2 x R1 on real and r2_weight / 2 x R2 on generated) and, on generator steps, gan_weight x the
-    generator's loss through the fixed judge; losses average the patches at least ``invented_threshold`` invented."""
+    generator's loss through the fixed judge; losses average the patches at least ``invented_threshold`` invented.
+    ``made``: the window's decoded frames (:func:`decoded`)."""
     disc, ae = models.discriminator, parts.autoencoder
     real, seen = carried_truth(ae, b.truth, b.poses, b.window, parts.window_blocks, models.generator.cfg.reproject)
-    real_x, cover = judged(ae, disc, real, seen)
-    fake_x, _ = judged(ae, disc, window.detach().float(), seen)
+    real_x, cover = judged(disc, decoded(ae, real), seen)
+    fake_x, _ = judged(disc, made.detach(), seen)
     r1, real_logits = r1_penalty(disc, real_x, cover)
     fake_logits = disc(fake_x, cover)
     w = invented_patches(1 - cover, fake_logits, cfg.invented_threshold)
@@ -245,7 +252,7 @@ def adversarial_terms(models: DMDModels, parts: DMDParts, b: DMDBatch, window: t
         out["r2"] = r2
     if b.train_generator:
         frozen = {k: v.detach() for k, v in disc.named_parameters()}  # no judge gradients from the generator's loss
-        gen_x, _ = judged(ae, disc, window.float(), seen)
+        gen_x, _ = judged(disc, made, seen)
         g_adv = generator_loss(real_logits, torch.func.functional_call(disc, frozen, (gen_x, cover)), w)
         loss = loss + cfg.gan_weight * g_adv
         out["g_adv"] = g_adv
@@ -263,17 +270,16 @@ def flow_anchor(models: DMDModels, parts: DMDParts, b: DMDBatch) -> torch.Tensor
                           enc(b.captions).to(device), b.policy, b.flow_noise)
 
 
-def memory_anchor(ae, b: DMDBatch, window: torch.Tensor, width: int) -> tuple[torch.Tensor, int]:
-    """(mean L1 in [-1, 1] units of the window's decoded frames vs the simulator's on the remembered pixels
-    (:func:`~magworld.train.common.remembered_pixels`; 0 with no such pixel), how many pixels that was)."""
+def memory_anchor(b: DMDBatch, made: torch.Tensor, width: int) -> tuple[torch.Tensor, int]:
+    """(mean L1 in [-1, 1] units of the window's decoded frames ``made`` (N, W*F, 3, H, W) vs the simulator's on the
+    remembered pixels (:func:`~magworld.train.common.remembered_pixels`; 0 with no such pixel), how many pixels that
+    was)."""
     f = b.truth.shape[2]
     first, size = b.window * f, b.truth.shape[-2]
     poses = rearrange(b.poses, "n b f p -> n (b f) p")
-    mask = torch.from_numpy(remembered_pixels(poses, b.given * f, first, width * f, size)).to(window.device)
+    mask = torch.from_numpy(remembered_pixels(poses, b.given * f, first, width * f, size)).to(made.device)
     if not mask.any():
-        return window.new_zeros(()), 0
-    made = rearrange(ae.decode_unclamped(rearrange(window.float(), "n t c h w -> (n t) c h w")), "(n t) c h w -> n t c h w",
-                     n=window.shape[0])
+        return made.new_zeros(()), 0
     truth = torch.from_numpy(np.ascontiguousarray(b.truth[:, b.window:b.window + width])).to(made.device)
     truth = rearrange(truth, "n b f h w c -> n (b f) c h w").float() / 127.5 - 1.0
     error = (made - truth).abs().mean(2)  # (N, W*F, H, W)
@@ -296,12 +302,14 @@ def dmd_step(models: DMDModels, parts: DMDParts, b: DMDBatch, cfg: DMDStageConfi
                                  b.dmd_noise, cfg.guidance, b.empty_text)
             loss = loss + (dmd if cfg.dmd_weight == 1.0 else cfg.dmd_weight * dmd)
             out.update(dmd_loss=dmd, **logs)
+    anchored = cfg.memory_weight > 0 and b.train_generator
+    made = decoded(parts.autoencoder, window.float()) if models.discriminator is not None or anchored else None
     if models.discriminator is not None:
-        adv, logs = adversarial_terms(models, parts, b, window, cfg)
+        adv, logs = adversarial_terms(models, parts, b, made, cfg)
         loss = loss + adv
         out.update(logs)
-    if cfg.memory_weight > 0 and b.train_generator:
-        remembered, pixels = memory_anchor(parts.autoencoder, b, window, parts.window_blocks)
+    if anchored:
+        remembered, pixels = memory_anchor(b, made, parts.window_blocks)
         loss = loss + cfg.memory_weight * remembered
         out.update(memory_l1=remembered, remembered_pixels=pixels)
     if cfg.flow_weight > 0 and b.train_generator:
@@ -331,7 +339,8 @@ def build_parts(cfg: DMDStageConfig, device: torch.device) -> tuple[DMDModels, D
         hashes["teacher_sha256"] = sha256(cfg.teacher)
     generator = initial_generator(cfg.model, cfg.init, memory).train()
     critic = None if teacher is None else copy.deepcopy(teacher).requires_grad_(True).train()
-    disc, width = None, teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks
+    width = teacher.cfg.clip_blocks if teacher is not None else cfg.window_blocks  # blocks in the scored window
+    disc = None
     if cfg.gan_weight > 0:
         frames, window = cfg.model.transformer.block_frames, width * cfg.model.transformer.block_frames
         if cfg.discriminator.frames % frames or window % cfg.discriminator.frames:

@@ -88,7 +88,7 @@ def test_adversarial_gradient_reaches_only_the_invented_pixels():
     latents, _ = keep_seen_pixels(ae, x0, warp)
     ae.decode_float = decode
     disc = _disc()
-    blocks, cover = dmd.judged(ae, disc, latents, warp.valid)
+    blocks, cover = dmd.judged(disc, dmd.decoded(ae, latents), warp.valid)
     logits = disc(blocks, cover)
     generator_loss(torch.zeros_like(logits), logits).backward()
     grad = rearrange(decoded["made"].grad, "(n f) c h w -> n f c h w", f=3).abs().sum(2, keepdim=True)
@@ -288,12 +288,12 @@ def test_memory_anchor_is_the_l1_error_on_remembered_pixels():
     truth = np.random.default_rng(0).integers(0, 256, (1, 5, 3, 32, 32, 3), dtype=np.uint8)
     window = torch.randn(1, 6, 16, 4, 4, requires_grad=True)  # blocks 3 and 4 (decoded: 32 x 32)
     b = SimpleNamespace(truth=truth, poses=poses, window=3, given=2)
-    loss, pixels = dmd.memory_anchor(ae, b, window, 2)
+    loss, pixels = dmd.memory_anchor(b, dmd.decoded(ae, window), 2)
     with torch.no_grad():
         made = ae.decode_unclamped(window[0])[3:]  # block 4: all remembered
     want = (made - torch.from_numpy(truth[0, 4]).permute(0, 3, 1, 2).float() / 127.5 + 1).abs().mean()
     assert pixels == 3 * 32 * 32 and float(loss.detach()) == pytest.approx(float(want), rel=1e-5)
     loss.backward()
     assert window.grad[0, :3].abs().sum() == 0 and window.grad[0, 3:].abs().sum() > 0  # block 3 remembers nothing
-    zero, none = dmd.memory_anchor(ae, SimpleNamespace(truth=truth, poses=poses, window=3, given=1), window, 2)
+    zero, none = dmd.memory_anchor(SimpleNamespace(truth=truth, poses=poses, window=3, given=1), dmd.decoded(ae, window), 2)
     assert none == 0 and float(zero) == 0.0
