@@ -354,4 +354,3 @@ class WorldModel(LatentWorld):
         self._rng = [torch.Generator().set_state(s.clone()) for s in snap.rng]
         self._captions, self._caption_text = list(snap.captions), snap.caption_text.clone()
         self._last_frame, self._last_pose = _cloned(snap.last_frame), _cloned(snap.last_pose)
-
