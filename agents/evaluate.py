@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from magworld.bench.common import refuse_overwrite
-from magworld.config import build
 
 from .baselines import Agent, make_baseline
 from .ppo import PPOAgent, PPOConfig
@@ -137,7 +136,3 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
     path.write_text(json.dumps(result, indent=2))
     print(f"wrote {path}")
     return result
-
-
-def main(cfg) -> None:
-    run(build(cfg.agent))

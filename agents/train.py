@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from magworld.bench.common import pyplot, refuse_overwrite, save_figure
-from magworld.config import build
 
 from .evaluate import EnvConfig, evaluate
 from .ppo import PPOAgent, PPOConfig, build_ppo
@@ -130,7 +129,3 @@ def run(cfg: TrainConfig) -> dict[str, Any]:
           f"± {last['reward_std']:.3f} (SE {last['reward_se']:.3f}), success {last['success_mean']:.2f}")
     print(f"wrote {run_dir}/model.zip, config.json, curve.json, curve.png")
     return result
-
-
-def main(cfg) -> None:
-    run(build(cfg.agent))

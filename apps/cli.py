@@ -4,43 +4,45 @@ it runs, so ``--help`` stays instant) and its *section*, the config node holding
 
 from __future__ import annotations
 
-import importlib
+import pkgutil
 import sys
-from typing import Callable, NamedTuple
+from typing import NamedTuple
+
+from magworld.config import build
 
 
 class Command(NamedTuple):
     config: str  # config name in magworld.configs
-    target: str  # "module:function" receiving the composed config
+    target: str  # "module:function" receiving the built <section> config (train: the composed one)
     help: str  # one line
     section: str  # the config node holding every option: <section>.<key>=value
 
 
 COMMANDS: dict[str, Command] = {
-    "play": Command("play", "magworld.apps.play:main", "play MAGWorld with the keyboard in a pygame window", "play"),
-    "rollout": Command("rollout", "magworld.apps.rollout:main",
+    "play": Command("play", "magworld.apps.play:run", "play MAGWorld with the keyboard in a pygame window", "play"),
+    "rollout": Command("rollout", "magworld.apps.rollout:run",
                        "run one headless episode with a scripted policy -> mp4 + JSON", "rollout"),
     "train": Command("train", "magworld.train:main",
                      "train a model stage: stage=autoencoder|memory|generator|teacher|dmd", "<stage>"),
-    "bench render": Command("bench_render", "magworld.bench.render:main", "frames/s of the ground-truth renderer", "bench"),
-    "bench compression": Command("bench_compression", "magworld.bench.compression:main",
+    "bench render": Command("bench_render", "magworld.bench.render:run", "frames/s of the ground-truth renderer", "bench"),
+    "bench compression": Command("bench_compression", "magworld.bench.compression:run",
                                  "memory-model compression ratio ablation", "bench"),
-    "bench revisit": Command("bench_revisit", "magworld.bench.mag_bench:main", "MAG-Bench revisit consistency", "bench"),
-    "bench compare": Command("bench_compare", "magworld.bench.mag_bench:compare_main",
+    "bench revisit": Command("bench_revisit", "magworld.bench.mag_bench:run", "MAG-Bench revisit consistency", "bench"),
+    "bench compare": Command("bench_compare", "magworld.bench.mag_bench:compare",
                              "paired differences between revisit bench rows", "bench"),
-    "bench world": Command("bench_world", "magworld.bench.world:main",
+    "bench world": Command("bench_world", "magworld.bench.world:run",
                            "is the world recognisable: carry, drift, look PNGs", "bench"),
-    "bench invent": Command("bench_invent", "magworld.bench.invention:main",
+    "bench invent": Command("bench_invent", "magworld.bench.invention:run",
                             "invented content vs the simulator: feature FD and detail ratio, val/test splits", "bench"),
-    "bench speed": Command("bench_speed", "magworld.apps.speed:main", "env step speed and cache memory", "bench"),
-    "bench reward": Command("bench_reward", "magworld.apps.reward_bench:main",
+    "bench speed": Command("bench_speed", "magworld.apps.speed:run", "env step speed and cache memory", "bench"),
+    "bench reward": Command("bench_reward", "magworld.apps.reward_bench:run",
                             "does the revisit reward measure memory? scripted policies, default memory vs window vs simulator",
                             "bench"),
-    "bench soak": Command("bench_soak", "magworld.apps.speed:soak_main",
+    "bench soak": Command("bench_soak", "magworld.apps.speed:soak",
                           "one env for 10,000 steps: resident memory, NaN, errors", "bench"),
-    "agent train": Command("agent_train", "magworld.agents.train:main",
+    "agent train": Command("agent_train", "magworld.agents.train:run",
                            "train an agent (stable-baselines3 PPO): agent=ppo|ppo_state", "agent"),
-    "agent eval": Command("agent_eval", "magworld.agents.evaluate:main",
+    "agent eval": Command("agent_eval", "magworld.agents.evaluate:run",
                           "evaluate a baseline or a trained agent: agent=random|sweep|loop|coverage|ppo|ppo_state", "agent"),
     "weights bundle": Command("weights_bundle", "magworld.apps.weights:bundle_main",
                               "copy a generator run (and its autoencoder, memory) into a weights folder + manifest", "weights"),
@@ -66,24 +68,12 @@ def _listing(names: list[str]) -> list[str]:
 
 def usage(group: str | None = None) -> str:
     """``magworld --help`` (every command), or one group's commands (``magworld bench --help``)."""
-    if group is None:
-        head = ["usage: magworld <command> [<section>.<key>=value ...]", "", f"{'commands:':<21}section"]
-        names = list(COMMANDS)
-    else:
-        head = [f"usage: magworld {group} <command> [{group_section(group)}.<key>=value ...]", "",
-                f"{group + ' commands:':<21}section"]
-        names = [name for name in COMMANDS if name.split()[0] == group]
+    names = [name for name in COMMANDS if group in (None, name.split()[0])]
+    sections = {COMMANDS[name].section for name in names}
+    section = sections.pop() if len(sections) == 1 else "<section>"
+    head = [f"usage: magworld {group + ' ' if group else ''}<command> [{section}.<key>=value ...]", "",
+            f"{(group + ' ' if group else '') + 'commands:':<21}section"]
     return "\n".join([*head, *_listing(names), "", OVERRIDE_STYLE])
-
-
-def group_section(group: str) -> str:
-    sections = {COMMANDS[name].section for name in COMMANDS if name.split()[0] == group}
-    return sections.pop() if len(sections) == 1 else "<section>"
-
-
-def _resolve(target: str) -> Callable:
-    module, _, function = target.partition(":")
-    return getattr(importlib.import_module(module), function)
 
 
 def split_command(argv: list[str]) -> tuple[str, list[str]]:
@@ -114,11 +104,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     name, overrides = split_command(argv)
     command = COMMANDS[name]
-    function = _resolve(command.target)
+    function = pkgutil.resolve_name(command.target)
 
     @hydra.main(version_base="1.3", config_path="pkg://magworld.configs", config_name=command.config)
     def _entry(cfg) -> None:
-        function(cfg)
+        function(cfg if command.section == "<stage>" else build(cfg[command.section]))
 
     sys.argv = [f"magworld {name}", *overrides]
     _entry()

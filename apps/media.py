@@ -23,14 +23,10 @@ class MediaConfig:
     grid_resolution: int = 128
 
 
-def side_by_side(panels: list[np.ndarray], gap: int = GAP) -> np.ndarray:
-    """Equal-height (H, W, 3) images left to right with dark gaps between them."""
-    height = panels[0].shape[0]
-    spacer = np.full((height, gap, 3), 16, dtype=np.uint8)
-    row = [panels[0]]
-    for panel in panels[1:]:
-        row += [spacer, panel]
-    return np.concatenate(row, axis=1)
+def side_by_side(panels: list[np.ndarray], gap: int = GAP, fill: int = 16) -> np.ndarray:
+    """Equal-height (H, W, 3) images left to right with ``gap`` pixels of grey ``fill`` (dark) between them."""
+    spacer = np.full((panels[0].shape[0], gap, 3), fill, dtype=np.uint8)
+    return np.concatenate([part for panel in panels for part in (spacer, panel)][1:], axis=1)
 
 
 def labelled(image: np.ndarray, labels: list[str], panel_width: int) -> np.ndarray:

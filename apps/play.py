@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from magworld.config import build
 from magworld.envs.viewer import PlayResult, check_display, play
 
 from .worlds import WorldSettings
@@ -49,7 +48,3 @@ def run(cfg: PlayConfig) -> PlayResult:
     print(f"played {result.steps} steps in {result.episodes} episode(s); last episode return {result.episode_return:.3f}; "
           f"{len(result.recordings)} recording(s), {len(result.screenshots)} screenshot(s) in {cfg.out_dir}")
     return result
-
-
-def main(cfg) -> None:
-    run(build(cfg.play))

@@ -19,10 +19,11 @@ import numpy as np
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
 from magworld.bench.common import format_table, machine_info, refuse_overwrite, save_png, write_json
-from magworld.config import build
 from magworld.envs.model_backend import DEFAULT_MEMORY
 from magworld.metrics import similarity_score
 from magworld.revisit import directly_seen_blocks, memory_only_mask
+
+from .media import side_by_side
 
 STAY, LEFT, RIGHT, UP, DOWN, ZOOM_IN, ZOOM_OUT = range(7)
 OSCILLATIONS = {"pan": (LEFT, RIGHT), "tilt": (UP, DOWN), "zoom": (ZOOM_IN, ZOOM_OUT)}
@@ -87,7 +88,6 @@ def interval(values: np.ndarray, rng: np.random.Generator, n: int, stat=np.mean)
 def run(cfg: RewardBenchConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir)
     refuse_overwrite([out_dir / "results.json", out_dir / "report.md"], cfg.overwrite)
-    out_dir.mkdir(parents=True, exist_ok=True)
     worlds = {memory: {"backend": "model", "memory": memory, **cfg.env_kwargs} for memory in cfg.memories}
     worlds["simulator"] = {"backend": "simulator"}
     plans = policies(cfg)
@@ -128,9 +128,8 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
             continue
         sim = totals["simulator"][name]
         pairs = {"default / simulator": np.stack([totals[default][name], sim], 1)}
-        if window in totals:
+        if window in totals:  # and the same revisits under the previous map (zero at 10 dB / SSIM 0), for comparison
             pairs["(default - window) / simulator"] = np.stack([totals[default][name] - totals[window][name], sim], 1)
-        if window in totals:  # the same revisits under the previous map (zero at 10 dB / SSIM 0), for comparison
             v0 = {w: np.array([sum(similarity_score(r["psnr"], r["ssim"]) for r in revisits[w][name] if r["seed"] == s)
                                for s in cfg.seeds]) for w in (default, window, "simulator")}
             pairs["(default - window) / simulator, previous map"] = np.stack([v0[default] - v0[window], v0["simulator"]], 1)
@@ -182,9 +181,4 @@ def save_example(example: dict, path: Path, scale: int = 4) -> Path:
     shade = frame.copy()
     shade[~mask] = (shade[~mask] * 0.25).astype(np.uint8)  # dim what the generator saw directly
     shade[mask] = (0.6 * shade[mask] + 0.4 * np.array([255, 64, 64])).astype(np.uint8)  # tint the memory-only region
-    gap = np.full((frame.shape[0], 2, 3), 255, dtype=np.uint8)
-    return save_png(np.concatenate([frame, gap, reference, gap, shade], axis=1), path, scale)
-
-
-def main(cfg) -> None:
-    run(build(cfg.bench))
+    return save_png(side_by_side([frame, reference, shade], fill=255), path, scale)

@@ -17,8 +17,7 @@ from tqdm import tqdm
 
 from magworld.agents import BASELINES, make_baseline
 from magworld.bench.common import refuse_overwrite
-from magworld.config import build
-from magworld.envs.recording import EpisodeRecorder, RecordingPaths, recording_paths
+from magworld.envs.recording import EpisodeRecorder, RecordingPaths
 
 from .worlds import WorldSettings
 
@@ -57,10 +56,6 @@ class RolloutConfig(WorldSettings):
         if self.max_episode_steps is None:
             self.max_episode_steps = self.steps
 
-    @property
-    def paths(self) -> RecordingPaths:
-        return recording_paths(self.out_dir, self.name)
-
 
 def default_name(cfg: RolloutConfig) -> str:
     """``rollout-<policy>[-<kwargs>]-<backend>[-<style>][-<memory> (model: always)][-<checkpoint>][-sampling<n>][-carry-<c>][-<res>px]
@@ -93,10 +88,10 @@ class RolloutResult:
 
 def run(cfg: RolloutConfig) -> RolloutResult:
     """Run ``cfg.steps`` steps of the policy from ``reset(seed=cfg.seed)``, record them, print a summary."""
-    refuse_overwrite([cfg.paths.video, cfg.paths.sidecar], cfg.overwrite, "rollout.overwrite=true", "rollout.name=<name>")
+    recorder = EpisodeRecorder(cfg.out_dir, cfg.name, seed=cfg.seed, scale=cfg.video_scale)
+    refuse_overwrite([recorder.paths.video, recorder.paths.sidecar], cfg.overwrite, "rollout.overwrite=true", "rollout.name=<name>")
     agent = make_baseline(cfg.policy, **cfg.policy_kwargs)
     env = cfg.make_env()
-    recorder = EpisodeRecorder(cfg.out_dir, cfg.name, seed=cfg.seed, scale=cfg.video_scale)
     new_cells, gt_psnr, gt_ssim = 0, [], []
     try:
         obs, info = env.reset(seed=cfg.seed)
@@ -143,7 +138,3 @@ def format_summary(cfg: RolloutConfig, result: RolloutResult, caption: str) -> s
         f"  video   {result.paths.video}",
         f"  sidecar {result.paths.sidecar}  (frames_per_step, step_frames: which mp4 frames each step made)",
     ])
-
-
-def main(cfg) -> None:
-    run(build(cfg.rollout))

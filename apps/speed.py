@@ -17,7 +17,6 @@ import os
 import resource
 import subprocess
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -29,8 +28,7 @@ import numpy as np
 from tqdm import tqdm
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
-from magworld.bench.common import format_table, pyplot, refuse_overwrite, save_figure, write_json
-from magworld.config import build
+from magworld.bench.common import format_table, pyplot, refuse_overwrite, save_figure, time_calls, write_json
 
 # The busy neighbour: torch matmuls on N threads until stopped, or until its parent (the bench) is gone.
 BUSY_CODE = """
@@ -85,13 +83,8 @@ def time_steps(cfg: SpeedBenchConfig, memory: str | None, n: int, rng: np.random
     env = gym.make("MAGWorld-v1", **_env_kwargs(cfg, memory)) if n == 1 else \
         gym.make_vec("MAGWorld-v1", num_envs=n, **_env_kwargs(cfg, memory))
     env.reset(seed=cfg.seed)
-    times = []
-    for i in range(cfg.warmup + cfg.steps):
-        action = int(rng.integers(7)) if n == 1 else rng.integers(0, 7, size=n)
-        start = time.perf_counter()
-        env.step(action)
-        if i >= cfg.warmup:
-            times.append(time.perf_counter() - start)
+    actions = iter([int(rng.integers(7)) if n == 1 else rng.integers(0, 7, size=n) for _ in range(cfg.warmup + cfg.steps)])
+    times = time_calls(lambda: env.step(next(actions)), cfg.steps, cfg.warmup)
     env.close()
     median = float(np.median(times))
     return {"memory": memory, "num_envs": n, "median_step_ms": median * 1e3, "frames_per_s": 3 * n / median,
@@ -253,10 +246,6 @@ def history_table(hist: dict[str, dict[str, list[float]]]) -> str:
                          "stored MiB", "RSS MiB"], rows)
 
 
-def main(cfg) -> None:
-    run(build(cfg.bench))
-
-
 # --- soak --------------------------------------------------------------------------------------------------
 @dataclass
 class SoakConfig:
@@ -321,15 +310,13 @@ def soak(cfg: SoakConfig) -> dict[str, Any]:
     except Exception as exc:  # the soak reports an error instead of losing the points measured so far
         error = f"{type(exc).__name__}: {exc}"
     env.close()
-    by_step = {p["step"]: p for p in points}
-    first, last = by_step.get(min(cfg.every, cfg.steps)), points[-1] if points else None
+    first, last = (points[0], points[-1]) if points else (None, None)  # the first point is at step `every`
     plain = (str, int, float, bool, type(None), list, dict)
     config = {**asdict(cfg), "env_kwargs": {k: v if isinstance(v, plain) else type(v).__name__ for k, v in cfg.env_kwargs.items()}}
     result = {"benchmark": "soak", "config": config, "points": points, "error": error,
               "finite": bool(points) and all(p["cache_finite"] and p["info_finite"] for p in points),
               "rss_ratio_last_vs_first": last["rss_bytes"] / first["rss_bytes"] if first and last else None}
     out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     write_json(out / "soak.json", result)
     print(format_table(["step", "RSS MiB", "median step ms", "attended MiB", "stored MiB", "stored frames",
                         "reward history MiB", "finite"],
@@ -339,7 +326,3 @@ def soak(cfg: SoakConfig) -> dict[str, Any]:
     print(f"RSS at step {last['step'] if last else '-'} / step {first['step'] if first else '-'}: "
           f"{result['rss_ratio_last_vs_first']}; finite: {result['finite']}; error: {error}; wrote {out / 'soak.json'}")
     return result
-
-
-def soak_main(cfg) -> None:
-    soak(build(cfg.bench))

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from magworld.bench.common import refuse_overwrite
-from magworld.config import build
 from magworld.model.pretrained import WEIGHTS_DIR
 from magworld.train.weights import blend, bundle, export_generator
 
@@ -68,8 +67,7 @@ class ExportConfig:
                  "weights.out=runs/dmd-now/generator")
 
 
-def bundle_main(cfg) -> dict:
-    config: BundleConfig = build(cfg.weights)
+def bundle_main(config: BundleConfig) -> dict:
     weights_dir = Path(config.weights_dir) if config.weights_dir is not None else WEIGHTS_DIR
     manifest = bundle(config.run_dir, config.export, weights_dir, autoencoder=config.autoencoder, memory=config.memory,
                       half=config.half, steps=config.steps)
@@ -77,16 +75,14 @@ def bundle_main(cfg) -> dict:
     return manifest
 
 
-def blend_main(cfg) -> Path:
-    config: BlendConfig = build(cfg.weights)
+def blend_main(config: BlendConfig) -> Path:
     _refuse(config.out, config.overwrite)
     out = blend(config.base, config.tuned, config.out, config.weight)
     print(f"blended {config.base} and {config.tuned} (weight {config.weight}) into {out}")
     return out
 
 
-def export_main(cfg) -> Path:
-    config: ExportConfig = build(cfg.weights)
+def export_main(config: ExportConfig) -> Path:
     _refuse(config.out, config.overwrite)
     out = export_generator(config.checkpoint, config.out, config.weights)
     print(f"exported the {config.weights} generator of {config.checkpoint} to {out}")

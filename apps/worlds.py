@@ -45,15 +45,9 @@ class WorldSettings:
 
     def gym_kwargs(self) -> dict[str, Any]:
         """``gymnasium.make(ENV_ID, **kwargs)`` arguments (``timing``: HUD and recordings show each step's latency)."""
-        resolution = self.resolution if self.resolution is None or isinstance(self.resolution, int) else tuple(self.resolution)
-        kwargs: dict[str, Any] = {"backend": self.backend, "style": self.style, "resolution": resolution, "timing": True,
-                                  "max_episode_steps": self.max_episode_steps}
-        if self.reward is not None:
-            kwargs["reward"] = dict(self.reward)
-        for name in MODEL_OPTIONS:
-            if getattr(self, name) is not None:
-                kwargs[name] = getattr(self, name)
-        return kwargs
+        given = {name: getattr(self, name) for name in ("reward", *MODEL_OPTIONS) if getattr(self, name) is not None}
+        return {"backend": self.backend, "style": self.style, "resolution": self.resolution, "timing": True,
+                "max_episode_steps": self.max_episode_steps, **given}
 
     def make_env(self):
         """``MAGWorld-v1`` through ``gymnasium.make`` (its checks and time limit)."""

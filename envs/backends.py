@@ -7,7 +7,7 @@ from typing import Any, Protocol, Sequence
 
 import numpy as np
 
-from magworld.world import Pose, Scene
+from magworld.world import Pose, Scene, parse_resolution
 
 DEFAULT_RESOLUTION = 64
 
@@ -87,8 +87,8 @@ def check_backend(name: str) -> str:
     return name
 
 
-def make_backend(name: str, resolution: tuple[int, int] | None, num_worlds: int = 1, **kwargs: Any) -> Backend:
-    """The backend ``name`` drawing ``resolution`` frames (None: its own default) for ``num_worlds`` worlds."""
+def make_backend(name: str, resolution: int | tuple[int, int] | None, num_worlds: int = 1, **kwargs: Any) -> Backend:
+    """The backend ``name`` drawing ``resolution`` frames (int or (H, W); None: its own default) for ``num_worlds`` worlds."""
     check_backend(name)
     if "steps" in kwargs:
         raise ValueError("steps= is now sampling_steps= (the generator's denoising steps per block); the episode "
@@ -97,4 +97,4 @@ def make_backend(name: str, resolution: tuple[int, int] | None, num_worlds: int 
     if unknown:
         raise ValueError(f"backend {name!r} takes no argument(s) {sorted(unknown)}; "
                          f"its options: {sorted(BACKEND_OPTIONS[name]) or 'none'}")
-    return BACKENDS[name](resolution, num_worlds=num_worlds, **kwargs)
+    return BACKENDS[name](None if resolution is None else parse_resolution(resolution), num_worlds=num_worlds, **kwargs)

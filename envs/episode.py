@@ -106,11 +106,11 @@ class Episode:
         reward = step_reward(found, new_cells, self.reward_cfg)
         return frames[-1].copy(), reward, self._info(prompt, found, new_cells, truth, step_ms, backend.info(world))
 
-    def score(self, pose: Pose, frame: np.ndarray, away: float | None = 0.0, before: int | None = None) -> RevisitScore:
-        """The revisit score of the observation ``frame`` at ``pose`` drawn this step (before it is recorded; the loop
-        task asks again after, with ``before`` = its index and a larger ``away``): :mod:`magworld.revisit`'s rule."""
+    def score(self, pose: Pose, frame: np.ndarray) -> RevisitScore:
+        """The revisit score of the observation ``frame`` at ``pose`` drawn this step (before it is recorded):
+        :mod:`magworld.revisit`'s rule."""
         step = self.step_index
-        ref = self.tracker.reference(pose, step, away=away, before=before)
+        ref = self.tracker.reference(pose, step)
         if ref is None:
             return RevisitScore(None, None, 0, self.min_pixels)
         seen = np.concatenate([self.blocks[b] for b in directly_seen_blocks(step)])  # (K, 3) poses seen directly

@@ -11,7 +11,7 @@ import numpy as np
 from gymnasium import spaces
 
 from magworld.revisit import RevisitTracker
-from magworld.world import ACTION_NAMES, ACTION_TABLE, Pose, Scene, parse_resolution
+from magworld.world import ACTION_NAMES, ACTION_TABLE, Pose, Scene
 from magworld.world.scene import check_style
 
 from .backends import make_backend
@@ -42,8 +42,7 @@ class MAGWorldEnv(gym.Env):
         exit_with_parent()  # a worker of an async vector env never outlives its parent
         self.style = None if style is None else check_style(style)
         self.reward_cfg = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
-        requested = None if resolution is None else parse_resolution(resolution)
-        self.backend = make_backend(backend, requested, num_worlds=1, **backend_kwargs)
+        self.backend = make_backend(backend, resolution, num_worlds=1, **backend_kwargs)
         self.resolution = self.backend.resolution
         self.action_space = spaces.Discrete(len(ACTION_TABLE))
         self.observation_space = spaces.Box(0, 255, (*self.resolution, 3), dtype=np.uint8)

@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from magworld.bench.common import load_world
 from magworld.world import Pose, Scene, poses_array
 from magworld.world.trajectory import BLOCK_FRAMES
 
@@ -19,16 +20,6 @@ from .workers import forked_after_torch
 SMALL_MODEL_PARAMETERS = 8_000_000  # generators up to this size run on one CPU thread by default (bundled: 5.0 M;
 #   one env on the 2-core VM, session 6: 35 frames/s with 1 thread, 19 with 2)
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # set by the user: keep torch's thread count
-
-
-def load_world_model(memory: str, checkpoint: str | None, sampling_steps: int | None, device: str, carry: str | None = None):
-    """The bundled world model (``checkpoint=None``) or a generator checkpoint, with a clear error if missing."""
-    from magworld.model.pipeline import WorldModel, resolve_device
-
-    resolve_device(device)  # fail fast on a device that isn't there, before loading anything
-    if checkpoint is None:
-        return WorldModel.from_bundled(memory=memory, sampling_steps=sampling_steps, device=device, carry=carry)
-    return WorldModel.from_checkpoint(checkpoint, memory=memory, sampling_steps=sampling_steps, device=device, carry=carry)
 
 
 def check_prebuilt(world: Any, memory: str | None, checkpoint: str | None, sampling_steps: int | None,
@@ -97,8 +88,13 @@ class ModelBackend:
         if world_model is not None:  # before any side effect (torch threads) or loading
             check_prebuilt(world_model, memory, checkpoint, sampling_steps, device, carry)
         check_threads(threads)
-        self.world = world_model if world_model is not None else \
-            load_world_model(memory or DEFAULT_MEMORY, checkpoint, sampling_steps, device or "auto", carry)
+        if world_model is None:
+            from magworld.model.pipeline import resolve_device
+
+            resolve_device(device or "auto")  # fail fast on a device that isn't there, before loading anything
+            world_model = load_world(checkpoint, memory=memory or DEFAULT_MEMORY, sampling_steps=sampling_steps,
+                                     device=device or "auto", carry=carry)
+        self.world = world_model
         apply_thread_policy(threads, self.world)
         self.memory = self.world.memory
         size = self.world.cfg.latent_size * self.world.autoencoder.cfg.downsample

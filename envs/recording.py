@@ -51,11 +51,6 @@ class RecordingPaths:
     sidecar: Path
 
 
-def recording_paths(out_dir: str | Path, name: str) -> RecordingPaths:
-    """Where a recording named ``name`` goes: ``<out_dir>/<name>.mp4`` and ``.json``."""
-    return RecordingPaths(Path(out_dir) / f"{name}.mp4", Path(out_dir) / f"{name}.json")
-
-
 def free_name(out_dir: str | Path, stem: str, suffixes: tuple[str, ...] = (".mp4", ".json", ".png")) -> str:
     """``stem``, or ``stem-2``, ``stem-3``, ... : the first name no file ``<out_dir>/<name><suffix>`` uses."""
     out_dir, name, n = Path(out_dir), stem, 1
@@ -144,7 +139,8 @@ class EpisodeRecorder:
 
     @property
     def paths(self) -> RecordingPaths:
-        return recording_paths(self.out_dir, self.name)
+        """Where the recording goes: ``<out_dir>/<name>.mp4`` and ``.json``."""
+        return RecordingPaths(self.out_dir / f"{self.name}.mp4", self.out_dir / f"{self.name}.json")
 
     def save(self, overwrite: bool = False) -> RecordingPaths:
         """Write ``<name>.mp4`` and ``.json`` to ``out_dir``; existing files are an error unless ``overwrite``."""

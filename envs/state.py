@@ -11,26 +11,14 @@ import numpy as np
 FORMAT = "magworld-state/6"  # MAGWorld-v1 (compressed reward references): the one format read and written; others are refused
 
 
-def _split(state: dict[str, Any], prefix: str = "") -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    arrays: dict[str, np.ndarray] = {}
-    rest: dict[str, Any] = {}
-    for key, value in state.items():
-        if isinstance(value, np.ndarray):
-            arrays[prefix + key] = np.ascontiguousarray(value)
-        elif isinstance(value, dict) and key == "backend":
-            sub_arrays, _ = _split(value, prefix=f"{prefix}{key}/")
-            arrays.update(sub_arrays)
-        else:
-            rest[key] = value
-    return arrays, rest
-
-
 def save_state_file(state: dict[str, Any], path: str | Path) -> Path:
     from safetensors.numpy import save_file
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    arrays, rest = _split(state)
+    flat = {**state, **{f"backend/{k}": v for k, v in state["backend"].items()}}  # the backend's arrays: backend/<name>
+    arrays = {k: np.ascontiguousarray(v) for k, v in flat.items() if isinstance(v, np.ndarray)}
+    rest = {k: v for k, v in state.items() if k != "backend" and not isinstance(v, np.ndarray)}
     save_file(arrays, str(path), metadata={"format": FORMAT, "state": json.dumps(rest)})
     return path
 

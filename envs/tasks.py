@@ -11,7 +11,7 @@ from gymnasium import spaces
 
 from magworld.metrics import frame_metrics, similarity_score
 from magworld.world import PITCH_LIMIT, Pose
-from magworld.world.camera import DEFAULT_FOV, FOV_MAX, pose_distances
+from magworld.world.camera import DEFAULT_FOV, FOV_MAX, pose_distance
 
 from .magworld_env import MAGWorldEnv
 from .reward import RewardConfig
@@ -131,12 +131,10 @@ class MAGWorldLoopEnv(MAGWorldEnv):
         pixels, _, _, truncated, info = super().step(action)
         far_term = self._far_revisit()
         new_dirs = max(0, min(len(self.tracker.cells), self.task.directions) - min(cells_before, self.task.directions))
-        start = self.start_pose.as_array()
-        here = self.pose.as_array()[None]  # (1, 3) the observation's pose (a block's farthest frame is one of its ends)
-        self.farthest = max(self.farthest, float(pose_distances(here, start)[0]))
+        away = pose_distance(self.pose, self.start_pose)  # the observation's pose (a block's farthest frame is one of its ends)
+        self.farthest = max(self.farthest, away)
         return_term = 0.0
-        at_start = float(pose_distances(here, start)[0]) <= self.reward_cfg.tolerance
-        if at_start and self._ready():
+        if away <= self.reward_cfg.tolerance and self._ready():
             self.success = True
             return_term = self._score(self.frames[-1], self.start_frame)
         weights = self.reward_cfg

@@ -13,7 +13,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from magworld.world import ACTION_TABLE, parse_resolution
+from magworld.world import ACTION_TABLE
 from magworld.world.scene import check_style
 
 from .backends import make_backend
@@ -40,8 +40,7 @@ class MAGWorldVectorEnv(VectorEnv):
         self.style = None if style is None else check_style(style)
         reward_cfg = reward if isinstance(reward, RewardConfig) else RewardConfig(**(reward or {}))
         self.max_episode_steps = None if max_episode_steps == -1 else max_episode_steps
-        requested = None if resolution is None else parse_resolution(resolution)
-        self.backend = make_backend(backend, requested, num_worlds=num_envs, **backend_kwargs)
+        self.backend = make_backend(backend, resolution, num_worlds=num_envs, **backend_kwargs)
         self.resolution = self.backend.resolution
         self.single_action_space = spaces.Discrete(len(ACTION_TABLE))
         self.action_space = batch_space(self.single_action_space, num_envs)

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from magworld.config import build
 from magworld.model.memory_model import MemoryConfig
 from magworld.model.checkpoint import read_meta
 from magworld.model.pretrained import bundled_path, load_bundled
@@ -68,6 +67,7 @@ def _row(label: str, ratio: int, steps: int | str, m: dict) -> list:
 def run(cfg: CompressionBenchConfig) -> dict:
     path = f"{cfg.out_dir}/results{'-quick' if cfg.quick else ''}.json"
     refuse_overwrite([path], cfg.overwrite)
+    torch.set_num_threads(cfg.train.run.threads)
     results, rows = [], []
     for ratio in cfg.ratios:
         stage = ratio_config(cfg, ratio)
@@ -89,8 +89,3 @@ def run(cfg: CompressionBenchConfig) -> dict:
     payload = {"benchmark": "compression", "definition": __doc__, "quick": cfg.quick, "results": results}
     print(f"wrote {write_json(path, payload)}")
     return {"results": results}
-
-
-def main(cfg) -> None:
-    torch.set_num_threads(cfg.bench.train.run.threads)
-    run(build(cfg.bench))

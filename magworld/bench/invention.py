@@ -19,7 +19,6 @@ import torch
 from einops import rearrange
 from tqdm import tqdm
 
-from magworld.config import build
 from magworld.metrics import detail, detail_ratio
 from magworld.model.pipeline import WorldModel
 from magworld.train.data import HELDOUT_START
@@ -255,8 +254,4 @@ def run(cfg: InventBenchConfig) -> dict:
     print(table)
     print(f"wrote {out}/results.json, table.md, invent.png, look-late.png ({time.perf_counter() - started:.0f} s)")
     return result
-
-
-def main(cfg) -> None:
-    run(build(cfg.bench))
 

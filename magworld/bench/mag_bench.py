@@ -21,7 +21,6 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from magworld.config import build
 from magworld.metrics import frame_metrics, masked_frame_metrics
 from magworld.protocol import play_blocks
 from magworld.revisit import directly_seen_blocks, memory_only_mask, revisit_reference
@@ -407,9 +406,3 @@ def compare(cfg: CompareConfig) -> list[dict]:
     return differences
 
 
-def main(cfg) -> None:
-    run(build(cfg.bench))
-
-
-def compare_main(cfg) -> None:
-    compare(build(cfg.bench))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from magworld.config import build
 from tqdm import tqdm
 
 from magworld.world import Pose, make_scene
@@ -49,7 +48,3 @@ def run(cfg: RenderBenchConfig) -> dict:
     path = write_json(f"{cfg.out_dir}/results.json", {"benchmark": "render", "config": cfg.__dict__, "results": results})
     print(f"wrote {path}")
     return {"results": results}
-
-
-def main(cfg) -> None:
-    run(build(cfg.bench))

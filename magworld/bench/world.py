@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from magworld.config import build
 from magworld.metrics import masked_psnr
 from magworld.model.pipeline import WorldModel
 from magworld.train.data import HELDOUT_START
@@ -213,8 +212,4 @@ def summarize(carry_rows: list[dict], episodes: list[dict], styles: list[str]) -
               "generate: carry vs shown (dB)", "autoencoder ceiling", "drift (dB)"]
     curve = np.nanmean(np.array([x["curve"] for x in episodes]), 0)
     return {"per_style": per_style, "curve": curve.tolist(), "table": format_table(header, rows)}
-
-
-def main(cfg) -> None:
-    run(build(cfg.bench))
 

@@ -32,7 +32,7 @@ def test_tiny_ppo_train_then_eval(tmp_path, capsys):
         "agent=ppo", "agent.env.backend=simulator", *TINY_ENV, "agent.total_timesteps=256", "agent.policy.n_envs=2",
         "agent.policy.n_steps=64", "agent.policy.batch_size=64", "agent.policy.n_epochs=1", "agent.eval_freq=128",
         "agent.eval_episodes=1", "agent.progress_bar=false", f"agent.out_dir={tmp_path}", "agent.name=tiny"])
-    train.main(cfg)
+    train.run(build(cfg.agent))
     run = tmp_path / "tiny"
     assert {p.name for p in run.iterdir()} >= {"model.zip", "config.json", "curve.json", "curve.png"}
     curve = json.loads((run / "curve.json").read_text())
@@ -42,7 +42,7 @@ def test_tiny_ppo_train_then_eval(tmp_path, capsys):
 
     results = []
     for _ in range(2):
-        evaluate.main(compose_cfg("agent_eval", eval_overrides(tmp_path, "agent=ppo", f"agent.checkpoint={run / 'model.zip'}")))
+        evaluate.run(build(compose_cfg("agent_eval", eval_overrides(tmp_path, "agent=ppo", f"agent.checkpoint={run / 'model.zip'}")).agent))
         results.append(json.loads((tmp_path / "eval" / "ppo_tiny.json").read_text()))
     assert results[0]["episodes"] == results[1]["episodes"]  # deterministic for a seed
     assert len(results[0]["episodes"]) == 2 and results[0]["seeds"] == [7, 8]
@@ -50,7 +50,7 @@ def test_tiny_ppo_train_then_eval(tmp_path, capsys):
     assert "ppo:tiny: 2 episodes" in out and "reward" in out and "SE" in out
     other_env = eval_overrides(tmp_path, "agent=ppo", f"agent.checkpoint={run / 'model.zip'}", "+agent.env.kwargs.observation=state")
     with pytest.raises(ValueError, match="trained on observations"):
-        evaluate.main(compose_cfg("agent_eval", other_env))
+        evaluate.run(build(compose_cfg("agent_eval", other_env).agent))
 
 
 def test_max_wall_s_stops_training_early(tmp_path):
@@ -58,7 +58,7 @@ def test_max_wall_s_stops_training_early(tmp_path):
         *TINY_ENV, "agent.total_timesteps=256", "agent.policy.n_envs=2", "agent.policy.n_steps=64",
         "agent.policy.batch_size=64", "agent.eval_freq=0", "agent.eval_episodes=1", "agent.progress_bar=false",
         "agent.max_wall_s=0", f"agent.out_dir={tmp_path}", "agent.name=stop"])
-    train.main(cfg)
+    train.run(build(cfg.agent))
     curve = json.loads((tmp_path / "stop" / "curve.json").read_text())
     assert curve["stopped_early"] and curve["timesteps"] < 256 and (tmp_path / "stop" / "model.zip").is_file()
 
@@ -66,7 +66,7 @@ def test_max_wall_s_stops_training_early(tmp_path):
 def test_baseline_eval_is_deterministic_for_a_seed(tmp_path):
     def run(seed):
         cfg = compose_cfg("agent_eval", eval_overrides(tmp_path, "agent=random", f"agent.seed={seed}"))
-        evaluate.main(cfg)
+        evaluate.run(build(cfg.agent))
         return json.loads((tmp_path / "eval" / "random.json").read_text())["episodes"]
 
     first, again, other = run(7), run(7), run(8)
@@ -77,7 +77,7 @@ def test_baseline_eval_is_deterministic_for_a_seed(tmp_path):
 def test_missing_model_says_how_to_get_one(tmp_path):
     cfg = compose_cfg("agent_eval", eval_overrides(tmp_path, "agent=ppo", f"agent.checkpoint={tmp_path / 'nope.zip'}"))
     with pytest.raises(FileNotFoundError, match="magworld agent train"):
-        evaluate.main(cfg)
+        evaluate.run(build(cfg.agent))
 
 
 def test_summary_statistics():
