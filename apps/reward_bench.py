@@ -18,7 +18,8 @@ import gymnasium as gym
 import numpy as np
 
 import magworld.envs  # noqa: F401  (registers MAGWorld-v1)
-from magworld.bench.common import format_table, machine_info, refuse_overwrite, save_png, write_json
+from magworld.bench.common import (bootstrap_interval, format_table, machine_info, refuse_overwrite, save_png,
+                                    write_json)
 from magworld.envs.model_backend import DEFAULT_MEMORY
 from magworld.metrics import similarity_score
 from magworld.revisit import directly_seen_blocks, memory_only_mask
@@ -78,13 +79,6 @@ def play(env: gym.Env, seed: int, clear: int, actions: list[int]) -> tuple[list[
     return rewards, scored, example
 
 
-def interval(values: np.ndarray, rng: np.random.Generator, n: int, stat=np.mean) -> list[float]:
-    """95 % bootstrap interval of ``stat`` over the first axis (seeds)."""
-    picks = rng.integers(0, len(values), (n, len(values)))
-    stats = np.array([stat(values[p]) for p in picks])
-    return [float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))]
-
-
 def run(cfg: RewardBenchConfig) -> dict[str, Any]:
     out_dir = Path(cfg.out_dir)
     refuse_overwrite([out_dir / "results.json", out_dir / "report.md"], cfg.overwrite)
@@ -119,8 +113,8 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
             s, t, scored = per_step[world][name], totals[world][name], revisits[world][name]
             mean = lambda key: float(np.mean([r[key] for r in scored])) if scored else None  # noqa: E731
             rows.append({"policy": name, "world": world, "reward_per_step": float(s.mean()),
-                         "reward_per_step_ci": interval(s, rng, cfg.bootstrap), "total": float(t.mean()),
-                         "total_ci": interval(t, rng, cfg.bootstrap), "scored_revisits": len(scored),
+                         "reward_per_step_ci": bootstrap_interval(s, rng, cfg.bootstrap), "total": float(t.mean()),
+                         "total_ci": bootstrap_interval(t, rng, cfg.bootstrap), "scored_revisits": len(scored),
                          "memory_only_psnr": mean("psnr"), "memory_only_ssim": mean("ssim")})
     ratios = {}
     for name in plans:
@@ -134,7 +128,7 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
                                for s in cfg.seeds]) for w in (default, window, "simulator")}
             pairs["(default - window) / simulator, previous map"] = np.stack([v0[default] - v0[window], v0["simulator"]], 1)
         ratios[name] = {k: {"ratio": float(v[:, 0].mean() / v[:, 1].mean()),
-                            "ci": interval(v, rng, cfg.bootstrap, stat=lambda x: x[:, 0].mean() / x[:, 1].mean())}
+                            "ci": bootstrap_interval(v, rng, cfg.bootstrap, stat=lambda x: x[:, 0].mean() / x[:, 1].mean())}
                         for k, v in pairs.items()}
     by = {(r["policy"], r["world"]): r for r in rows}
     fmt = lambda v, ci: f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"  # noqa: E731

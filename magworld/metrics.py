@@ -70,9 +70,9 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(num / den))
 
 
-def frame_metrics(a: np.ndarray, b: np.ndarray) -> dict[str, float]:
-    """``{"psnr": dB, "ssim": ...}`` of two frames."""
-    return {"psnr": psnr(a, b), "ssim": ssim(a, b)}
+def frame_metrics(a: np.ndarray, b: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """``{"psnr": dB, "ssim": ...}`` of two frames, over ``mask`` when given (both ``nan`` for an empty mask)."""
+    return {"psnr": masked_psnr(a, b, mask), "ssim": ssim(a, b) if mask is None else masked_ssim(a, b, mask)}
 
 
 def similarity_score(psnr_db: float, ssim_value: float, psnr_low: float = 10.0, psnr_high: float = 40.0,
@@ -143,21 +143,11 @@ def masked_ssim(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
     return float(np.mean(smap[mask]))
 
 
-def masked_frame_metrics(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> dict[str, float]:
-    """``{"psnr": dB, "ssim": ...}`` restricted to ``mask`` (both ``nan`` for an empty mask)."""
-    return {"psnr": masked_psnr(a, b, mask), "ssim": masked_ssim(a, b, mask)}
-
-
 # --- detail: how much a picture draws (the invention bench's ratio and training's evaluation) -----------------
-def luminance(frames: np.ndarray) -> np.ndarray:
-    """float64 (..., H, W) Rec. 601 luma of uint8 (..., H, W, 3)."""
-    return frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114])
-
-
 def detail(frames: np.ndarray, masks: np.ndarray | None = None) -> float:
     """Mean luminance gradient magnitude (grey levels per pixel, forward differences) of frames (N, H, W, 3) over the
     pixels whose right and lower neighbours are in ``masks`` (N, H, W) too (None: whole frames)."""
-    y = luminance(frames)
+    y = frames.astype(np.float64) @ np.array([0.299, 0.587, 0.114])  # (N, H, W) Rec. 601 luma
     gx, gy = y[:, :-1, 1:] - y[:, :-1, :-1], y[:, 1:, :-1] - y[:, :-1, :-1]  # (N, H-1, W-1)
     magnitude = np.sqrt(gx**2 + gy**2)
     if masks is not None:

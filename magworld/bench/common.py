@@ -93,3 +93,10 @@ def load_world(checkpoint: str | None = None, **options):
     from magworld.model.pipeline import WorldModel  # torch: imported only when a model row is built
 
     return WorldModel.from_bundled(**options) if checkpoint is None else WorldModel.from_checkpoint(checkpoint, **options)
+
+
+def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, resamples: int, stat=np.mean) -> list[float]:
+    """Seeded 95 % percentile bootstrap interval [low, high] of ``stat`` over the first axis of ``values``."""
+    picks = rng.integers(0, len(values), (resamples, len(values)))
+    stats = np.array([stat(values[p]) for p in picks])
+    return [float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))]

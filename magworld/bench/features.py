@@ -9,7 +9,6 @@ Design and what did not work: ``docs/notes/invention.md``."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,10 +21,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from magworld.model.checkpoint import load_into, save_checkpoint
+from magworld.model.pipeline import sha256
 from magworld.train.data import HELDOUT_START, random_pose
 from magworld.world import STYLE_NAMES, Pose, Scene, make_scene
 from magworld.world.camera import FOV_MAX, FOV_MIN, PITCH_LIMIT
-from magworld.world.paint import angular_offset
+from magworld.world.camera import wrap_degrees
 
 FEATURES_PATH = Path(__file__).resolve().parent.parent / "assets" / "bench" / "invent-features.safetensors"
 KIND = "invent_features"
@@ -120,7 +120,7 @@ def view_labels(scene: Scene, pose: Pose) -> tuple[int, int, int, np.ndarray, bo
         items = [("car", c["az"]) for c in p["cars"]] + [("lamp", float(a)) for a in p["lamps"]]
     kinds = np.zeros(len(OBJECT_KINDS), dtype=np.float32)
     for kind, az in items:
-        if abs(float(angular_offset(np.float64(az), pose.yaw))) <= pose.fov / 2:
+        if abs(float(wrap_degrees(np.float64(az) - pose.yaw))) <= pose.fov / 2:
             kinds[OBJECT_KINDS.index(kind)] = 1.0
     return STYLE_NAMES.index(scene.style), pitch_bin, fov_bin, kinds, scene.style != "indoor"
 
@@ -256,10 +256,6 @@ def load_feature_net(path: str | Path = FEATURES_PATH) -> FeatureNet:
     return net.eval().requires_grad_(False)
 
 
-def file_sha256(path: str | Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def sqrtm_psd(a: np.ndarray) -> np.ndarray:
     """Square root of a symmetric positive semi-definite matrix (eigh; tiny negative eigenvalues clipped)."""
     values, vectors = np.linalg.eigh((a + a.T) / 2)
@@ -310,12 +306,9 @@ def main(path: str | Path = FEATURES_PATH) -> None:
     cfg = FeatureNetConfig()
     net, log = train_feature_net(cfg)
     path = save_feature_net(net, cfg, log, sys.argv[1] if len(sys.argv) > 1 else path)
-    print(json.dumps(log[-1]), f"wrote {path} (sha256 {file_sha256(path)[:12]})", asdict(cfg))
+    print(json.dumps(log[-1]), f"wrote {path} (sha256 {sha256(path)[:12]})", asdict(cfg))
 
 
 if __name__ == "__main__":
     main()
 
-
-__all__ = ["FEATURES_PATH", "FeatureNet", "FeatureNetConfig", "Moments", "cell_moments", "file_sha256", "frechet_distance", "frechet_from_moments",
-           "load_feature_net", "save_feature_net", "sqrtm_psd", "train_feature_net", "view_labels"]

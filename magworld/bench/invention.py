@@ -20,7 +20,8 @@ from einops import rearrange
 from tqdm import tqdm
 
 from magworld.metrics import detail, detail_ratio
-from magworld.model.pipeline import WorldModel
+from magworld.model.pipeline import WorldModel, sha256
+from magworld.protocol import play_blocks
 from magworld.train.data import HELDOUT_START
 from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, poses_array
 from magworld.world.camera import invented_mask
@@ -28,7 +29,7 @@ from magworld.world.trajectory import Trajectory, random_walk
 
 from .baselines import ShiftBaseline
 from .common import format_table, load_world, pyplot, refuse_overwrite, save_figure, save_png, write_json
-from .features import (FEATURES_PATH, FeatureNet, cell_moments, file_sha256, frechet_from_moments, gaussian,
+from .features import (FEATURES_PATH, FeatureNet, cell_moments, frechet_from_moments, gaussian,
                        load_feature_net)
 from .world import round_trip
 
@@ -106,19 +107,11 @@ def walks(cfg: InventBenchConfig, style_index: int) -> list[Trajectory]:
             for _ in range(cfg.per_style)]
 
 
-def _prompts(scenes: list[Scene], actions: list[int]) -> list[str]:
-    return [f"{s.caption}, {ACTION_TABLE[a].phrase}" for s, a in zip(scenes, actions)]
-
-
 def rollout(world, scenes: list[Scene], paths: list[Trajectory], first: np.ndarray) -> np.ndarray:
     """uint8 (E, S + 1, F, H, W, 3): block 0 given (``first`` is the simulator's), then one generated block per step."""
-    blocks = [p.frame_poses() for p in paths]
-    poses = lambda b: np.stack([poses_array(bl[b]) for bl in blocks])  # noqa: E731  (E, F, 3)
-    world.start(first[:, 0], poses(0), [s.caption for s in scenes])
-    out = [first[:, 0]]
-    for b in range(1, len(blocks[0])):
-        out.append(world.step(poses(b), _prompts(scenes, [p.actions[b - 1] for p in paths])))
-    return np.stack(out, axis=1)
+    poses = np.stack([poses_array(p.frame_poses()) for p in paths])  # (E, S + 1, F, 3)
+    prompts = [[""] + [f"{s.caption}, {ACTION_TABLE[a].phrase}" for a in p.actions] for s, p in zip(scenes, paths)]
+    return play_blocks(world, first, poses, [s.caption for s in scenes], prompts, 1)
 
 
 def render_walks(scenes: list[Scene], paths: list[Trajectory], size: int) -> np.ndarray:
@@ -249,7 +242,7 @@ def run(cfg: InventBenchConfig) -> dict:
     seeds = {s: [SPLIT_SEEDS[s], SPLIT_SEEDS[s] + SPLIT_SPAN - 1] for s in SPLIT_SEEDS}
     write_json(out / "results.json", {"benchmark": "invent", "config": asdict(cfg), **result, "seed_ranges": seeds,
                                       "features": {"path": str(cfg.features or FEATURES_PATH),
-                                                   "sha256": file_sha256(cfg.features or FEATURES_PATH)},
+                                                   "sha256": sha256(cfg.features or FEATURES_PATH)},
                                       "seconds": time.perf_counter() - started})
     print(table)
     print(f"wrote {out}/results.json, table.md, invent.png, look-late.png ({time.perf_counter() - started:.0f} s)")

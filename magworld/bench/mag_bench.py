@@ -21,7 +21,7 @@ from typing import Any, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from magworld.metrics import frame_metrics, masked_frame_metrics
+from magworld.metrics import frame_metrics
 from magworld.protocol import play_blocks
 from magworld.revisit import directly_seen_blocks, memory_only_mask, revisit_reference
 from magworld.world import ACTION_TABLE, Pose, Scene, make_scene, pose_distance, poses_array
@@ -29,7 +29,7 @@ from magworld.world.actions import ACTION_INDEX
 from magworld.world.trajectory import BLOCK_FRAMES
 
 from .baselines import SceneAware
-from .common import refuse_overwrite
+from .common import bootstrap_interval, refuse_overwrite
 from .policies import PolicySpec, load_plugins, make_policy
 from .suite import Episode, SuiteConfig, build_suite, quick_subset
 
@@ -130,7 +130,7 @@ def score_episode(plan: EpisodePlan, frames: np.ndarray, truth: np.ndarray, mode
             m = frame_metrics(gen, other)
             row[f"{prefix}_psnr"], row[f"{prefix}_ssim"] = m["psnr"], m["ssim"]
             if rv.mask.any():
-                mm = masked_frame_metrics(gen, other, rv.mask)
+                mm = frame_metrics(gen, other, rv.mask)
                 row[f"mem_{prefix}_psnr"], row[f"mem_{prefix}_ssim"] = mm["psnr"], mm["ssim"]
         records.append(row)
         for key, value in row.items():
@@ -157,9 +157,8 @@ def bootstrap_mean(values: Sequence[float], resamples: int, seed: int) -> dict[s
     v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
     if v.size == 0:
         return {"mean": None, "low": None, "high": None, "n": 0}
-    rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, v.size, size=(resamples, v.size))].mean(axis=1)
-    return {"mean": float(v.mean()), "low": float(np.percentile(means, 2.5)), "high": float(np.percentile(means, 97.5)), "n": int(v.size)}
+    low, high = bootstrap_interval(v, np.random.default_rng(seed), resamples)
+    return {"mean": float(v.mean()), "low": low, "high": high, "n": int(v.size)}
 
 
 def paired_difference(a: Sequence[float | None], b: Sequence[float | None], resamples: int,
@@ -349,7 +348,7 @@ def summarize(cfg: RevisitBenchConfig, modes: Sequence[str], episodes: list[Epis
                 "step_s": clock["step_s"], "memorize_s": clock["memorize_s"], "generated_frames": clock["frames"],
                 "per_episode": _columns(eps, keys),
             })
-    return {"benchmark": "revisit", "config": _config_dict(cfg), "quick": cfg.quick, "n_episodes": len(episodes),
+    return {"benchmark": "revisit", "config": asdict(cfg), "quick": cfg.quick, "n_episodes": len(episodes),
             "styles": styles, "metrics": keys, "table": table,
             "differences": compare_rows(table, cfg.compare, cfg.bootstrap, cfg.seed)}
 
@@ -360,12 +359,6 @@ def _columns(eps: list[dict], keys: Sequence[str]) -> dict[str, list]:
     for key in (*keys, "revisit_frames", "memory_frames", "mem_fraction"):
         cols[key] = [e["metrics"].get(key) for e in eps]
     return cols
-
-
-def _config_dict(cfg: RevisitBenchConfig) -> dict:
-    d = asdict(cfg)
-    d["policies"] = [asdict(p) for p in cfg.policies]
-    return d
 
 
 @dataclass

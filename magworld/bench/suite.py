@@ -68,12 +68,9 @@ class Episode:
         """Blocks before the return path: the start block, the prefix and the outbound path."""
         return 1 + self.prefix + self.outbound
 
-    def action_names(self) -> list[str]:
-        return [ACTION_TABLE[a].name for a in self.trajectory.actions]
-
     def describe(self) -> dict:
         """JSON-able summary; action runs written ``"pan_right*4"``."""
-        names = self.action_names()
+        names = [ACTION_TABLE[a].name for a in self.trajectory.actions]
         parts = {"prefix": names[: self.prefix], "outbound": names[self.prefix : self.prefix + self.outbound],
                  "return": names[self.prefix + self.outbound :]}
         return {"index": self.index, "seed": self.seed, "style": self.style, "kind": self.kind,

@@ -143,6 +143,8 @@ class LatentWorld:
 
     def embed(self, prompts: Sequence[str]) -> torch.Tensor:
         """Prompts -> (N, 1, text_dim) on the device, each prompt encoded once per WorldModel."""
+        if len(prompts) != self.worlds:
+            raise ValueError(f"expected {self.worlds} prompts, got {len(prompts)}")
         missing = [p for p in dict.fromkeys(prompts) if p not in self._text]
         if missing:
             for p, e in zip(missing, self.text_encoder.encode(list(missing))):
@@ -294,8 +296,6 @@ class WorldModel(LatentWorld):
         to memory and return it. ``exit_step``/``grad`` (training, ``frozen=False`` only): stop at that sampler step and
         keep its graph in the returned latents; memory always takes the block detached."""
         self._require_started()
-        if len(prompts) != self.worlds:
-            raise ValueError(f"expected {self.worlds} prompts, got {len(prompts)}")
         if grad and self.frozen:
             raise ValueError("grad=True needs a world built with frozen=False (a frozen generator has no gradients)")
         with self._no_grad(), self._autocast():

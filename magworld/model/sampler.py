@@ -45,14 +45,11 @@ class BlockSampler:
         for i in range(steps):
             now, nxt = self.levels[i], self.levels[i + 1]
             t = times[i].expand(shape[:2])  # (N, T) per-frame times (all frames of a block share a level)
-            if exit_step is not None:
-                with torch.set_grad_enabled(torch.is_grad_enabled() and i == exit_step):
-                    v = velocity(x, t).float()
-                if i == exit_step:  # the x_0 prediction of the exit step (the known part: its given values)
-                    x0 = x - now * v
-                    return x0 if pin is None else pin(x0, 0.0)
-            else:
+            with torch.set_grad_enabled(torch.is_grad_enabled() and exit_step in (None, i)):  # exit: its call only
                 v = velocity(x, t).float()
+            if i == exit_step:  # the x_0 prediction of the exit step (the known part: its given values)
+                x0 = x - now * v
+                return x0 if pin is None else pin(x0, 0.0)
             if self.cfg.mode == "euler":
                 x = x + (nxt - now) * v
             else:

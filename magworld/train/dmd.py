@@ -17,7 +17,6 @@ from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from magworld.model.checkpoint import read_meta, save_checkpoint
 from magworld.model.discriminator import (Discriminator, DiscriminatorConfig, discriminator_loss, generator_loss,
                                           invented_patches, pair_accuracy, r1_penalty)
 from magworld.model.flow import add_noise, shift_time, velocity_target
@@ -33,6 +32,7 @@ from .common import (RecordingWorld, as_blocks, bundled_generator_config, carrie
                      motion_phrase, real_flow_loss, remembered_pixels)
 from .data import WorldDataConfig, WorldStream, heldout_clips
 from .loop import Placement, RunConfig, Stage, run_stage, setup_device
+from .weights import export_generator
 
 
 @dataclass
@@ -165,18 +165,13 @@ def rollout_window(generator: Generator, memory: MemoryModel, autoencoder, text_
     return torch.cat(world.latents[b.window - b.given:b.window - b.given + teacher_blocks], 1)
 
 
-def expand_time(t: torch.Tensor, frames: int) -> torch.Tensor:
-    """(N,) -> (N, frames): one time per window (the teacher's clips share a time)."""
-    return t[:, None].expand(-1, frames)
-
-
 def dmd_loss(x: torch.Tensor, teacher: Teacher, critic: Teacher, pose: torch.Tensor, text: torch.Tensor,
              t: torch.Tensor, noise: torch.Tensor, guidance: float = 0.0,
              empty_text: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """DMD on generated windows x (N, T, C, h, w) at times t (N,): the surrogate 0.5 * mean((x - sg(x - grad))^2) of
     grad = (x0_critic - x0_teacher) / mean|x - x0_teacher| (teacher with CFG ``guidance`` > 0), with logged values."""
     x_det = x.detach().float()
-    times = expand_time(t, x.shape[1])
+    times = t[:, None].expand(-1, x.shape[1])  # one time per window
     with torch.no_grad():
         x_t = add_noise(x_det, noise, times)
         fake = critic.x0(x_t, times, pose, text)
@@ -193,7 +188,7 @@ def critic_loss(critic: Teacher, x: torch.Tensor, pose: torch.Tensor, text: torc
                 noise: torch.Tensor) -> torch.Tensor:
     """Flow-matching loss of the critic on generated windows x (N, T, C, h, w) (detached) at times t (N,)."""
     x = x.detach().float()
-    times = expand_time(t, x.shape[1])
+    times = t[:, None].expand(-1, x.shape[1])  # one time per window
     return F.mse_loss(critic(add_noise(x, noise, times), times, pose, text).float(), velocity_target(x, noise))
 
 
@@ -437,19 +432,11 @@ def build_stage(cfg: DMDStageConfig, placement: Placement) -> Stage:
                  keep_every=cfg.keep_every)
 
 
-def export_generator(stage: Stage, cfg: DMDStageConfig, metrics: dict[str, float]) -> Path:
-    """The EMA generator as ``<run>/generator.safetensors`` (kind ``generator``, with the memory model's hash), the file
-    :class:`~magworld.model.pipeline.WorldModel` and ``magworld weights bundle`` read."""
-    run_dir = Path(cfg.run.out_dir)
-    step = read_meta(run_dir / f"{stage.kind}.safetensors")["extra"].get("step", 0)  # run_stage's final export
-    return save_checkpoint(run_dir / "generator", stage.model.ema, "generator", cfg.model,
-                           extra={**stage.extra, "step": step, "weights": "ema", **metrics})
-
-
 def train(cfg: DMDStageConfig) -> dict[str, float]:
     placement = setup_device(cfg.run)
     stage = build_stage(cfg, placement)
     metrics = run_stage(stage, cfg.run, placement, asdict(cfg))
     if placement.is_main:  # rank 0 writes (run_stage's final export is on disk: it waits for every rank)
-        print(f"wrote {export_generator(stage, cfg, metrics)} (EMA generator)")
+        run_dir = Path(cfg.run.out_dir)  # the EMA generator as <run>/generator.safetensors (WorldModel, bundle read it)
+        print(f"wrote {export_generator(run_dir / 'dmd.safetensors', run_dir / 'generator')} (EMA generator)")
     return metrics

@@ -75,10 +75,6 @@ def by_place_in_block(frame_psnr: torch.Tensor, poses: torch.Tensor, cfg: Memory
     return {name: float(frame_psnr[m].mean()) for name, m in groups.items() if bool(m.any())}
 
 
-def prompts_with_drop(captions: list[str], drop: float, rng: np.random.Generator) -> list[str]:
-    return ["" if rng.random() < drop else c for c in captions]
-
-
 class MemoryBatch(NamedTuple):
     latents: torch.Tensor  # (B, T, C, h, w)
     poses: torch.Tensor  # (B, T, 3)
@@ -100,7 +96,8 @@ def build_stage(cfg: MemoryStageConfig, placement: Placement) -> Stage:
         for _ in count():
             clip = stream.clips(placement.local_batch(cfg.run.batch_size), frames)
             latents = encode_clip(ae, clip.frames.to(device))  # (B, T, C, h, w)
-            text = text_encoder.encode(prompts_with_drop(clip.captions, cfg.text_drop, rng)).to(device)  # (B, 1, D)
+            prompts = ["" if rng.random() < cfg.text_drop else c for c in clip.captions]  # empty with probability text_drop
+            text = text_encoder.encode(prompts).to(device)  # (B, 1, D)
             yield MemoryBatch(latents, clip.poses.to(device), text, noise)
 
     def step(net: MemoryModel, batch: MemoryBatch) -> dict[str, torch.Tensor]:

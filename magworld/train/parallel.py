@@ -165,12 +165,8 @@ class ParallelModel:
         """The full state dict on rank 0 (gathered under FSDP: every rank must call), None elsewhere."""
         if self.mode != "fsdp":
             return self.model.state_dict() if self.is_main else None
-        out = {}
-        for k, v in self.model.state_dict().items():
-            full = _full(v)  # a collective: every rank gathers, rank 0 keeps
-            if self.is_main:
-                out[k] = full.detach().cpu()
-        return out if self.is_main else None
+        state = full_state_dict(self.model)  # a collective: every rank gathers, rank 0 keeps
+        return {k: v.cpu() for k, v in state.items()} if self.is_main else None
 
     def optimizer_state(self) -> dict | None:
         """``optimizer.state_dict()`` as one process would have it, on rank 0 (gathered under FSDP), None elsewhere."""

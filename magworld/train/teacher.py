@@ -20,7 +20,7 @@ from magworld.model.text import TextConfig, make_text_encoder
 
 from .common import check_init, clip_prompts, encode_clip, frozen_autoencoder, frozen_memory
 from .loop import Placement, RunConfig, Stage, train_stage
-from .data import Clip, WorldDataConfig, WorldStream, heldout_clips
+from .data import WorldDataConfig, WorldStream, heldout_clips
 
 EVAL_TIMES = (0.2, 0.5, 0.8)  # held-out loss at these (unshifted) flow times
 
@@ -61,12 +61,6 @@ def initial_teacher(cfg: TeacherStageConfig) -> tuple[Teacher, str]:
     return teacher, digest
 
 
-def clip_text(text_encoder, clip: Clip, block_frames: int, drop: float, rng: np.random.Generator,
-              device: torch.device) -> torch.Tensor:
-    """(B, 1, D) prompts of clips (caption + motion phrase, empty with probability ``drop``) on ``device``."""
-    return text_encoder.encode(clip_prompts(clip, block_frames, drop, rng)).to(device)
-
-
 @torch.no_grad()
 def evaluate(teacher: Teacher, latents: torch.Tensor, poses: torch.Tensor, text: torch.Tensor) -> dict[str, float]:
     """Held-out flow-matching loss at the fixed times :data:`EVAL_TIMES` (shifted as in training), fixed noise."""
@@ -95,7 +89,7 @@ def build_stage(cfg: TeacherStageConfig, placement: Placement) -> Stage:
     bf = cfg.model.transformer.block_frames
     held = heldout_clips(cfg.data, cfg.eval_clips, cfg.model.frames)
     held_latents = encode_clip(ae, held.frames.to(device))
-    held_text = clip_text(text_encoder, held, bf, 0.0, np.random.default_rng(0), device)
+    held_text = text_encoder.encode(clip_prompts(held, bf, 0.0, np.random.default_rng(0))).to(device)
 
     def data(start: int) -> Iterator[TeacherBatch]:
         stream = WorldStream(cfg.data, seed=placement.rank_seed(cfg.run.seed + start))  # each rank its own clips
@@ -103,7 +97,7 @@ def build_stage(cfg: TeacherStageConfig, placement: Placement) -> Stage:
         for _ in count(start):
             clip = stream.clips(placement.local_batch(cfg.run.batch_size), cfg.model.frames)
             yield TeacherBatch(encode_clip(ae, clip.frames.to(device)), clip.poses.to(device),
-                               clip_text(text_encoder, clip, bf, cfg.text_drop, rng, device), noise)
+                               text_encoder.encode(clip_prompts(clip, bf, cfg.text_drop, rng)).to(device), noise)
 
     def step(net: Teacher, b: TeacherBatch) -> dict:
         return {"loss": net.loss(b.latents, b.poses, b.text, b.noise)}

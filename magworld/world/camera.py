@@ -123,7 +123,6 @@ def visible_mask(target, sources, height: int, width: int) -> np.ndarray:
     return seen.reshape(height, width)
 
 
-
 def invented_mask(poses, block_frames: int, size: int) -> np.ndarray:
     """Bool (..., T, size, size): the pixels of each frame of pose sequences (..., T, 3) that the last frame of the
     previous block did not see (what a ``sharp`` world invents); block 0, with no previous block, is all True."""

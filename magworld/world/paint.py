@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from .camera import wrap_degrees
+
 Color = tuple[float, float, float]
-
-
-def angular_offset(azimuth: np.ndarray, centre: float) -> np.ndarray:
-    """Signed azimuth difference ``azimuth - centre`` in [-180, 180)."""
-    return (azimuth - centre + 180.0) % 360.0 - 180.0
 
 
 def mix(a: Color | np.ndarray, b: Color | np.ndarray, t: np.ndarray | float) -> np.ndarray:
@@ -50,16 +47,16 @@ class Canvas:
 
     # --- shapes in view angles ----------------------------------------------------------------
     def box(self, centre_az: float, width: float, el_low: float, el_high: float) -> np.ndarray:
-        return (np.abs(angular_offset(self.az, centre_az)) <= width / 2) & (self.el >= el_low) & (self.el <= el_high)
+        return (np.abs(wrap_degrees(self.az - centre_az)) <= width / 2) & (self.el >= el_low) & (self.el <= el_high)
 
     def ellipse(self, centre_az: float, centre_el: float, radius_az: float, radius_el: float) -> np.ndarray:
-        du = angular_offset(self.az, centre_az) / radius_az
+        du = wrap_degrees(self.az - centre_az) / radius_az
         dv = (self.el - centre_el) / radius_el
         return du * du + dv * dv <= 1.0
 
     def triangle(self, centre_az: float, width: float, el_base: float, el_apex: float) -> np.ndarray:
         """Isosceles triangle pointing up (roofs, pine trees)."""
-        frac = np.abs(angular_offset(self.az, centre_az)) / (width / 2)
+        frac = np.abs(wrap_degrees(self.az - centre_az)) / (width / 2)
         return (frac <= 1.0) & (self.el >= el_base) & (self.el <= el_apex - (el_apex - el_base) * frac)
 
     # --- procedural signals ---------------------------------------------------------------------

@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .paint import Canvas, angular_offset, mix
+from .camera import wrap_degrees
+from .paint import Canvas, mix
 
 EYE_HEIGHT = 1.6
 
@@ -120,7 +121,7 @@ def paint_outdoor(c: Canvas, p: dict[str, Any]) -> None:
     haze = 1.0 - np.exp(-dist / 60.0)
     ground = mix(ground, np.asarray(horizon) * 0.8 * shade, np.where(below, haze, 0))
     c.fill(below, ground)
-    lake = below & (np.abs(angular_offset(c.az, p["lake_az"])) < p["lake_width"] / 2) & (c.el < -2.5) & (c.el > -14)
+    lake = below & (np.abs(wrap_degrees(c.az - p["lake_az"])) < p["lake_width"] / 2) & (c.el < -2.5) & (c.el > -14)
     water = (200, 215, 230) if p["season"] == "winter" else (40, 90, 150)
     ripples = 0.9 + 0.1 * np.sin(z * 3.0 + x)
     c.fill(lake, np.asarray(water, np.float32) * ripples[..., None] * shade)
@@ -335,7 +336,7 @@ def paint_city(c: Canvas, p: dict[str, Any]) -> None:
 
 def _building(c: Canvas, b: dict[str, Any], shade: float, night: bool) -> None:
     d = b["distance"]
-    offset = angular_offset(c.az, b["az"])
+    offset = wrap_degrees(c.az - b["az"])
     facade = (np.abs(offset) <= b["width"] / 2) & (c.el <= np.degrees(np.arctan((b["height"] - EYE_HEIGHT) / d)))
     col = np.asarray(COLORS[b["color"]], np.float32)
     c.fill(facade, col * (0.8 if not night else 0.35))
@@ -380,7 +381,7 @@ def paint_game(c: Canvas, p: dict[str, Any]) -> None:
     clouds = (c.noise(2.0, octaves=2) > 0.55) & (c.el > 15) & blocky
     c.fill(clouds, (255, 255, 255))
     for hill in p["hills"]:  # a backdrop of stepped, coloured hills: every direction looks different
-        offset = np.abs(angular_offset(c.az, hill["az"])) / (hill["width"] / 2)
+        offset = np.abs(wrap_degrees(c.az - hill["az"])) / (hill["width"] / 2)
         top = hill["height"] * (1.0 - np.floor(offset * 4) / 4)
         col = np.asarray(COLORS[hill["color"]], np.float32)
         c.fill((offset <= 1.0) & (c.el >= 0) & (c.el <= top), col * 0.85)
@@ -407,7 +408,7 @@ def _game_object(c: Canvas, o: dict[str, Any]) -> None:
         w, lo, hi = _span(d, 5.0, h, h + 0.9)
         mask = c.box(az, w, lo, hi)
         c.fill(mask, (180, 80, 40))
-        mortar = mask & ((np.abs(angular_offset(c.az, az)) % (w / 5) < w / 40) | (np.abs(c.el - (lo + hi) / 2) < (hi - lo) / 14))
+        mortar = mask & ((np.abs(wrap_degrees(c.az - az)) % (w / 5) < w / 40) | (np.abs(c.el - (lo + hi) / 2) < (hi - lo) / 14))
         c.fill(mortar, (230, 200, 160))
     elif o["kind"] == "pipe":
         w, lo, hi = _span(d, 1.6, 0, 2.2)

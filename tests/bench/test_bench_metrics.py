@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from magworld.metrics import PSNR_CAP, masked_frame_metrics, masked_psnr, masked_ssim, psnr, ssim
+from magworld.metrics import PSNR_CAP, frame_metrics, masked_psnr, masked_ssim, psnr, ssim
 
 
 def _frame(seed: int = 0) -> np.ndarray:
@@ -66,7 +66,7 @@ def test_masked_ssim_close_to_ssim_on_full_mask():
 def test_empty_mask_has_no_score_and_bad_masks_fail():
     a = _frame()
     empty = np.zeros(a.shape[:2], dtype=bool)
-    assert all(np.isnan(v) for v in masked_frame_metrics(a, a, empty).values())
+    assert all(np.isnan(v) for v in frame_metrics(a, a, empty).values())
     with pytest.raises(ValueError, match="boolean"):
         masked_psnr(a, a, np.ones((4, 4), dtype=bool))
     with pytest.raises(ValueError, match="boolean"):

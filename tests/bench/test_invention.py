@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from magworld.bench import invention, world
-from magworld.bench.features import (FEATURES_PATH, FeatureNetConfig, cell_moments, file_sha256, frechet_distance,
+from magworld.model.pipeline import sha256
+from magworld.bench.features import (FEATURES_PATH, FeatureNetConfig, cell_moments, frechet_distance,
                                      frechet_from_moments, load_feature_net, sqrtm_psd, train_feature_net, view_labels)
 from magworld.bench.invention import (SPLIT_SEEDS, SPLIT_SPAN, InventBenchConfig, add_grain, detail_ratio,
                                       gaussian_blur, split_seeds)
@@ -97,7 +98,7 @@ def test_shipped_judge_matches_its_sidecar_and_tells_styles(sim_frames):
     with torch.no_grad():
         logits = net(torch.from_numpy(sim_frames).permute(0, 3, 1, 2).float() / 127.5 - 1.0)
     assert (logits[:, :len(STYLE_NAMES)].argmax(1).numpy() == labels).mean() >= 0.75  # held-out scenes
-    assert len(file_sha256(FEATURES_PATH)) == 64
+    assert len(sha256(FEATURES_PATH)) == 64
 
 
 def test_shipped_judge_sees_grain_and_blur(sim_frames):
