@@ -1,5 +1,5 @@
 """Smoke and determinism tests of `magworld agent train` / `magworld agent eval`, through the CLI's own path:
-the hydra configs in the installed ``configs`` package, composed and handed to ``main(cfg)``."""
+the hydra configs in the installed ``configs`` package, composed, built and handed to ``run`` as the CLI does."""
 
 import json
 from pathlib import Path

@@ -1,4 +1,3 @@
-import pytest
 import torch
 
 from magworld.model.flow import FlowConfig
