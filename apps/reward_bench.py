@@ -128,7 +128,7 @@ def run(cfg: RewardBenchConfig) -> dict[str, Any]:
                                for s in cfg.seeds]) for w in (default, window, "simulator")}
             pairs["(default - window) / simulator, previous map"] = np.stack([v0[default] - v0[window], v0["simulator"]], 1)
         ratios[name] = {k: {"ratio": float(v[:, 0].mean() / v[:, 1].mean()),
-                            "ci": bootstrap_interval(v, rng, cfg.bootstrap, stat=lambda x: x[:, 0].mean() / x[:, 1].mean())}
+                            "ci": bootstrap_interval(v, rng, cfg.bootstrap, stat=lambda x: x[:, :, 0].mean(1) / x[:, :, 1].mean(1))}
                         for k, v in pairs.items()}
     by = {(r["policy"], r["world"]): r for r in rows}
     fmt = lambda v, ci: f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"  # noqa: E731

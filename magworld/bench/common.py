@@ -95,8 +95,9 @@ def load_world(checkpoint: str | None = None, **options):
     return WorldModel.from_bundled(**options) if checkpoint is None else WorldModel.from_checkpoint(checkpoint, **options)
 
 
-def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, resamples: int, stat=np.mean) -> list[float]:
-    """Seeded 95 % percentile bootstrap interval [low, high] of ``stat`` over the first axis of ``values``."""
-    picks = rng.integers(0, len(values), (resamples, len(values)))
-    stats = np.array([stat(values[p]) for p in picks])
+def bootstrap_interval(values: np.ndarray, rng: np.random.Generator, resamples: int, stat=None) -> list[float]:
+    """Seeded 95 % percentile bootstrap interval [low, high] over the first axis of ``values`` (n, ...): ``stat`` maps
+    the resamples stacked (resamples, n, ...) to one number each (default: their means)."""
+    picks = values[rng.integers(0, len(values), (resamples, len(values)))]  # (resamples, n, ...)
+    stats = picks.mean(axis=1) if stat is None else stat(picks)
     return [float(np.percentile(stats, 2.5)), float(np.percentile(stats, 97.5))]

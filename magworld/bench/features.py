@@ -24,8 +24,7 @@ from magworld.model.checkpoint import load_into, save_checkpoint
 from magworld.model.pipeline import sha256
 from magworld.train.data import HELDOUT_START, random_pose
 from magworld.world import STYLE_NAMES, Pose, Scene, make_scene
-from magworld.world.camera import FOV_MAX, FOV_MIN, PITCH_LIMIT
-from magworld.world.camera import wrap_degrees
+from magworld.world.camera import FOV_MAX, FOV_MIN, PITCH_LIMIT, wrap_degrees
 
 FEATURES_PATH = Path(__file__).resolve().parent.parent / "assets" / "bench" / "invent-features.safetensors"
 KIND = "invent_features"

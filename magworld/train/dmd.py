@@ -438,5 +438,5 @@ def train(cfg: DMDStageConfig) -> dict[str, float]:
     metrics = run_stage(stage, cfg.run, placement, asdict(cfg))
     if placement.is_main:  # rank 0 writes (run_stage's final export is on disk: it waits for every rank)
         run_dir = Path(cfg.run.out_dir)  # the EMA generator as <run>/generator.safetensors (WorldModel, bundle read it)
-        print(f"wrote {export_generator(run_dir / 'dmd.safetensors', run_dir / 'generator')} (EMA generator)")
+        print(f"wrote {export_generator(run_dir / f'{stage.kind}.safetensors', run_dir / 'generator')} (EMA generator)")
     return metrics
